@@ -1,0 +1,100 @@
+#!/usr/bin/env python
+"""ai.py - korekta lub tłumaczenie pozycji zadań modelem AI (API zgodne z OpenAI).
+
+Przykłady:
+    python ai.py --id_task 7 [--limit 100]   # przetwórz pozycje pending/outdated zadania 7
+    python ai.py                             # wszystkie zadania z aktywnym modelem i pozycjami do zrobienia
+    python ai.py --id_task 7 --dry-run       # ile pozycji, znaków, tokenów i kosztu - bez wysyłania
+
+Kody wyjścia jak w sync.py: 0 sukces (też pauza na żądanie), 1 błąd runu, 2 błąd użycia/konfiguracji.
+"""
+
+import argparse
+import sys
+
+from lib.control import install_signal_handlers
+from lib.db_local import connect_local
+from lib.db_utils import setup_logging
+from lib.errors import AilexiaError, UsageError
+from lib.load_config import load_config
+from lib.task import CLOSED_STATUSES, get_task
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parsuje argumenty linii poleceń."""
+    parser = argparse.ArgumentParser(description="ailexia: korekta i tłumaczenie tekstów modelem AI")
+    parser.add_argument("--id_task", "--id-task", type=int, help="zadanie (bez: wszystkie z pozycjami do zrobienia)")
+    parser.add_argument("--limit", type=int, default=None, help="najwyżej tyle pozycji w tym runie")
+    parser.add_argument("--dry-run", action="store_true", help="tylko policz pozycje, znaki, tokeny i koszt")
+    parser.add_argument("--max-seconds", type=float, default=None, help="limit czasu runu; potem pauza")
+    parser.add_argument("--env-file", default=None, help="ścieżka pliku .env")
+    args = parser.parse_args(argv)
+    if args.limit is not None and args.limit < 1:
+        parser.error("--limit musi być dodatnie")
+    if args.dry_run and args.id_task is None:
+        parser.error("--dry-run wymaga --id_task")
+    return args
+
+
+def run_one(settings: dict, instance, id_task: int, limit: int | None, max_seconds: float | None,
+            env_file: str | None) -> int:
+    """Materializuje ``ai_corrections`` dla zadania i zwraca kod wyjścia."""
+    from ailexia_dagster.assets import ai_corrections
+    from ailexia_dagster.constants import TAG_LIMIT
+    from ailexia_dagster.runner import materialize_task, run_tags
+
+    db = connect_local(settings, autocommit=True)
+    try:
+        task_row = get_task(db, id_task)
+    finally:
+        db.close()
+    if task_row["status"] in CLOSED_STATUSES:
+        raise UsageError(f"zadanie {id_task} ma status {task_row['status']} - pomijam")
+    tags = run_tags(id_task, task_row["id_database_connection"], "ai", max_seconds)
+    if limit:
+        tags[TAG_LIMIT] = str(limit)
+    ok, message = materialize_task(instance, [ai_corrections], id_task, tags, env_file)
+    if not ok:
+        print(f"ai: zadanie {id_task}: {message}", file=sys.stderr)
+        return 1
+    print(f"ai: zadanie {id_task}: gotowe")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Punkt wejścia: zwraca kod wyjścia."""
+    args = parse_args(argv)
+    try:
+        settings = load_config(args.env_file)
+        setup_logging(settings, "ai")
+        from lib import ai_worker
+
+        if args.dry_run:
+            estimate = ai_worker.dry_run(settings, args.id_task)
+            for key, value in estimate.items():
+                print(f"{key}: {value}")
+            return 0
+        from ailexia_dagster.runner import get_instance
+
+        install_signal_handlers()
+        instance = get_instance(settings)
+        if args.id_task is not None:
+            return run_one(settings, instance, args.id_task, args.limit, args.max_seconds, args.env_file)
+        db = connect_local(settings, autocommit=True)
+        try:
+            ids = ai_worker.tasks_with_pending_ai(db, settings["AI_MAX_ATTEMPTS"])
+        finally:
+            db.close()
+        if not ids:
+            print("ai: brak zadań z pozycjami do przetworzenia")
+        worst = 0
+        for id_task in ids:
+            worst = max(worst, run_one(settings, instance, id_task, args.limit, args.max_seconds, args.env_file))
+        return worst
+    except AilexiaError as exc:
+        print(f"ai: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Definicje Dagstera ailexia worker: partycje, assety, asset checki, sensory, joby, zasoby."""

@@ -1,0 +1,78 @@
+"""Uruchamianie assetów z poziomu skryptów (``dagster.materialize`` na instancji z DAGSTER_HOME).
+
+Runy ze skryptów trafiają do tej samej instancji co runy sensora, więc widać je obok siebie w UI.
+"""
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from dagster import DagsterInstance, materialize
+
+from ailexia_dagster.constants import PARTITION_NAME, TAG_CONNECTION, TAG_ID_TASK, TAG_KIND, TAG_MAX_SECONDS
+from ailexia_dagster.resources import AilexiaResource
+from lib.load_config import PROJECT_ROOT
+
+
+def get_instance(settings: dict[str, Any]) -> DagsterInstance:
+    """Zwraca instancję Dagstera z ``DAGSTER_HOME`` (tworzy katalog i ``dagster.yaml``, gdy brak)."""
+    home = Path(settings["DAGSTER_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    example = PROJECT_ROOT / "dagster.yaml.example"
+    if not config.exists() and example.exists():
+        shutil.copy(example, config)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return DagsterInstance.get()
+
+
+def run_tags(id_task: int, id_connection: int | None, kind: str, max_seconds: float | None = None) -> dict[str, str]:
+    """Tagi runu: zadanie, połączenie źródłowe (limit współbieżności), rodzaj runu."""
+    tags = {TAG_ID_TASK: str(id_task), TAG_KIND: kind}
+    if id_connection is not None:
+        tags[TAG_CONNECTION] = str(id_connection)
+    if max_seconds:
+        tags[TAG_MAX_SECONDS] = str(max_seconds)
+    return tags
+
+
+def materialize_task(
+    instance: DagsterInstance,
+    assets: list,
+    id_task: int,
+    tags: dict[str, str],
+    env_file: str | None = None,
+) -> tuple[bool, str | None]:
+    """Dodaje partycję zadania (jeśli brak) i materializuje assety w tym procesie.
+
+    Args:
+        instance: Instancja Dagstera.
+        assets: Definicje assetów do uruchomienia.
+        id_task: Zadanie (klucz partycji).
+        tags: Tagi runu (limit czasu w tagu ``ailexia/max_seconds``).
+        env_file: Plik .env dla zasobu.
+
+    Returns:
+        Krotka ``(sukces, komunikat pierwszego błędu kroku albo None)``.
+    """
+    key = str(id_task)
+    instance.add_dynamic_partitions(PARTITION_NAME, [key])
+    result = materialize(
+        assets,
+        instance=instance,
+        partition_key=key,
+        resources={"ailexia": AilexiaResource(env_file=env_file)},
+        tags=tags,
+        raise_on_error=False,
+    )
+    if result.success:
+        return True, None
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data and event.step_failure_data.error:
+            error = event.step_failure_data.error
+            # Łańcuch przyczyn: komunikat z lib jest w najgłębszym wyjątku użytkownika.
+            while error.cause is not None and "dagster" in (error.cls_name or "").lower():
+                error = error.cause
+            return False, error.message.strip().splitlines()[-1] if error.message else "run nie powiódł się"
+    return False, "run nie powiódł się"

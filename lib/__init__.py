@@ -1,0 +1,1 @@
+"""Biblioteki ailexia worker: cała logika biznesowa, bez zależności od Dagstera."""

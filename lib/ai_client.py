@@ -1,0 +1,434 @@
+"""Klient modelu AI (API zgodne z OpenAI): zapytanie, ponowienia, wykrywanie formatu odpowiedzi.
+
+Ponowienia robimy sami (tenacity), a nie w SDK (``max_retries=0``): tylko tak kontrolujemy
+backoff, nagłówek ``Retry-After`` i liczymy każde wysłane zapytanie.
+
+Format odpowiedzi: serwery różnią się obsługą ``response_format``. Pierwsze zapytanie runu
+sprawdza kolejno ``json_schema`` -> ``json_object`` -> same instrukcje w prompcie; wynik
+zapamiętywany jest w ``capability_state`` na resztę runu. Odrzucenie formatu nie jest błędem
+pozycji.
+"""
+
+import datetime as dt
+import email.utils
+import json
+import random
+import threading
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, NamedTuple
+
+import openai
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
+
+from lib import prompts
+from lib.db_utils import get_logger, mask_secrets
+from lib.errors import AiError, AilexiaError
+
+log = get_logger("ai_client")
+
+RESPONSE_FORMATS = ("json_schema", "json_object", "text")
+# Najdłuższe czekanie na Retry-After: dłuższe i tak lepiej potraktować jako błąd pozycji.
+RETRY_AFTER_CAP_S = 120.0
+BACKOFF_CAP_S = 30.0
+_FORMAT_WORDS = ("response_format", "json_schema", "json_object", "schema", "grammar")
+_MTOK = Decimal(1_000_000)
+
+
+class AiItemError(AilexiaError):
+    """Błąd jednej pozycji (po ponowieniach): zapisywany w ``ai_error``, run idzie dalej."""
+
+
+class CompletionResult(NamedTuple):
+    """Wynik jednego przetworzenia tekstu przez model."""
+
+    text: str
+    edits: list[dict[str, Any]]
+    tokens_input: int
+    tokens_output: int
+    tokens_cached: int
+    requests: int
+    response_format: str
+    repaired: bool
+
+
+def make_client(base_url: str | None, api_key: str, timeout: float) -> openai.OpenAI:
+    """Tworzy klienta OpenAI bez wbudowanych ponowień (robi je ``complete``).
+
+    Args:
+        base_url: Adres serwera zgodnego z OpenAI albo ``None`` (api.openai.com).
+        api_key: Klucz API (dla serwerów lokalnych dowolny niepusty napis).
+        timeout: Limit czasu jednego zapytania w sekundach (``AI_TIMEOUT_S``).
+
+    Returns:
+        Klient ``openai.OpenAI`` (bezpieczny do użycia z wielu wątków).
+    """
+    return openai.OpenAI(base_url=base_url or None, api_key=api_key, timeout=timeout, max_retries=0)
+
+
+def make_capability_state() -> dict[str, Any]:
+    """Tworzy stan runu: wykryty format odpowiedzi i licznik wysłanych zapytań.
+
+    Returns:
+        Słownik ``{"mode": None, "requests": 0, ...}`` współdzielony przez wątki runu.
+    """
+    return {"mode": None, "requests": 0, "lock": threading.Lock(), "probe_lock": threading.Lock()}
+
+
+def compute_cost(
+    tokens_input: int, tokens_cached: int, tokens_output: int, model_row: dict[str, Any]
+) -> Decimal:
+    """Liczy koszt zapytania w USD z cen modelu (USD za milion tokenów).
+
+    Tokeny z cache (część ``tokens_input``) liczone są po ``price_cached_input_per_mtok``,
+    a gdy ta cena jest NULL - jak zwykłe wejście.
+
+    Args:
+        tokens_input: Tokeny wejściowe razem z tokenami z cache (``usage.prompt_tokens``).
+        tokens_cached: Tokeny wejściowe obsłużone z cache.
+        tokens_output: Tokeny wyjściowe.
+        model_row: Wiersz ``ai_model``.
+
+    Returns:
+        Koszt zaokrąglony do 6 miejsc (jak kolumna ``task_item.cost_usd``).
+    """
+    price_in = Decimal(str(model_row.get("price_input_per_mtok") or 0))
+    price_out = Decimal(str(model_row.get("price_output_per_mtok") or 0))
+    cached_price = model_row.get("price_cached_input_per_mtok")
+    price_cached = price_in if cached_price is None else Decimal(str(cached_price))
+    cached = max(0, min(int(tokens_cached or 0), int(tokens_input or 0)))
+    uncached = int(tokens_input or 0) - cached
+    cost = (uncached * price_in + cached * price_cached + int(tokens_output or 0) * price_out) / _MTOK
+    return cost.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
+
+
+def _status(exc: BaseException) -> int | None:
+    return getattr(exc, "status_code", None) if isinstance(exc, openai.APIStatusError) else None
+
+
+def _error_message(exc: BaseException) -> str:
+    """Krótki opis błędu API (bez treści zapytania)."""
+    status = _status(exc)
+    message = getattr(exc, "message", None) or str(exc) or exc.__class__.__name__
+    message = " ".join(str(message).split())[:300]
+    return f"HTTP {status}: {message}" if status else f"{exc.__class__.__name__}: {message}"
+
+
+def _mentions_format(exc: BaseException) -> bool:
+    text = _error_message(exc).lower()
+    return any(word in text for word in _FORMAT_WORDS)
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Czy błąd warto ponowić: 429, 5xx, timeout, zerwane połączenie.
+
+    5xx mówiące o ``response_format`` nie jest przejściowe: to odrzucenie formatu (llama.cpp).
+    """
+    if isinstance(exc, openai.APITimeoutError | openai.APIConnectionError):
+        return True
+    if isinstance(exc, json.JSONDecodeError):
+        # Ciało odpowiedzi, które nie jest JSON (np. strona HTML pośrednika) - zwykle chwilowe.
+        return True
+    status = _status(exc)
+    if status == 429:
+        return not _is_quota_error(exc)
+    if status is not None and status >= 500:
+        return not _mentions_format(exc)
+    return status in (408, 409)
+
+
+def _is_quota_error(exc: BaseException) -> bool:
+    """429 z ``insufficient_quota``: ponawianie nic nie da (koniec środków na koncie)."""
+    body = getattr(exc, "body", None)
+    code = body.get("code") if isinstance(body, dict) else None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        code = body["error"].get("code") or body["error"].get("type")
+    return code == "insufficient_quota" or "insufficient_quota" in _error_message(exc)
+
+
+def _retry_after(exc: BaseException | None) -> float | None:
+    """Czyta ``retry-after-ms`` / ``Retry-After`` (sekundy albo data HTTP) z odpowiedzi."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return max(0.0, float(raw_ms) / 1000)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+def _make_wait(base_s: float):
+    """Czas czekania przed ponowieniem: ``Retry-After`` albo wykładniczo z losowym rozrzutem."""
+
+    def wait(retry_state) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        after = _retry_after(exc)
+        if after is not None:
+            return min(after, RETRY_AFTER_CAP_S)
+        delay = min(BACKOFF_CAP_S, base_s * 2 ** (retry_state.attempt_number - 1))
+        return delay * random.uniform(0.75, 1.25)
+
+    return wait
+
+
+def _request(
+    client: openai.OpenAI,
+    model_row: dict[str, Any],
+    messages: list[dict[str, str]],
+    mode: str,
+    settings: dict[str, Any],
+    state: dict[str, Any],
+    counter: list[int],
+) -> Any:
+    """Wysyła jedno zapytanie (z ponowieniami przy błędach przejściowych)."""
+    kwargs: dict[str, Any] = {"model": model_row["model"], "messages": messages}
+    if model_row.get("temperature") is not None:
+        kwargs["temperature"] = float(model_row["temperature"])
+    if model_row.get("max_output_tokens"):
+        # api.openai.com zna już tylko max_completion_tokens dla nowych modeli; serwery zgodne - max_tokens.
+        key = (
+            "max_tokens"
+            if model_row.get("base_url") or settings.get("OPENAI_BASE_URL")
+            else "max_completion_tokens"
+        )
+        kwargs[key] = int(model_row["max_output_tokens"])
+    if mode == "json_schema":
+        kwargs["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "correction", "strict": True, "schema": prompts.ANSWER_SCHEMA},
+        }
+    elif mode == "json_object":
+        kwargs["response_format"] = {"type": "json_object"}
+
+    def send() -> Any:
+        with state["lock"]:
+            state["requests"] += 1
+        counter[0] += 1
+        return client.chat.completions.create(**kwargs)
+
+    def before_sleep(retry_state) -> None:
+        exc = retry_state.outcome.exception()
+        log.warning(
+            "model %s: %s - ponawiam za %.2f s (próba %d)",
+            model_row["model"],
+            mask_secrets(_error_message(exc), [client.api_key or ""]),
+            retry_state.next_action.sleep if retry_state.next_action else 0.0,
+            retry_state.attempt_number + 1,
+        )
+
+    retrying = Retrying(
+        stop=stop_after_attempt(int(settings.get("AI_MAX_RETRIES", 4)) + 1),
+        wait=_make_wait(float(settings.get("AI_BACKOFF_S", 1.0))),
+        retry=retry_if_exception(_is_transient),
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    return retrying(send)
+
+
+def _fatal_error(exc: BaseException, model_row: dict[str, Any], settings: dict[str, Any]) -> AiError | None:
+    """Zamienia błąd API, który dotyczy całego runu (klucz, model, limit konta), na ``AiError``."""
+    status = _status(exc)
+    server = model_row.get("base_url") or settings.get("OPENAI_BASE_URL") or "api.openai.com"
+    key_env = model_row.get("api_key_env") or "OPENAI_API_KEY"
+    if status == 401:
+        return AiError(f"klucz API odrzucony (401) przez {server}: sprawdź zmienną {key_env}")
+    if status == 403:
+        return AiError(
+            f"brak uprawnień (403) do modelu {model_row['model']} na {server}: sprawdź klucz ze zmiennej {key_env}"
+        )
+    if status == 404:
+        return AiError(
+            f"model {model_row['model']} nie istnieje na serwerze {server} (404): popraw ai_model.model lub base_url"
+        )
+    if status == 429 and _is_quota_error(exc):
+        return AiError(f"brak środków na koncie API (429 insufficient_quota) na {server}")
+    return None
+
+
+def _usage(response: Any) -> tuple[int, int, int]:
+    usage = getattr(response, "usage", None)
+    if usage is None:
+        return 0, 0, 0
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = getattr(details, "cached_tokens", None) if details is not None else None
+    return int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0), int(cached or 0)
+
+
+def _content(response: Any) -> str | None:
+    choices = getattr(response, "choices", None)
+    if not choices:
+        raise ValueError("odpowiedź serwera bez 'choices'")
+    return choices[0].message.content
+
+
+def _validate(content: str | None, original: str | None) -> dict[str, Any]:
+    """Parsuje odpowiedź i sprawdza, czy placeholdery/znaczniki przetrwały."""
+    answer = prompts.parse_answer(content)
+    if original:
+        if not answer["text"].strip():
+            raise ValueError("model zwrócił pusty tekst")
+        missing = prompts.check_preserved(original, answer["text"])
+        if missing:
+            raise ValueError(f"w odpowiedzi brakuje placeholderów/znaczników: {', '.join(missing[:10])}")
+    return answer
+
+
+def complete(
+    client: openai.OpenAI,
+    model_row: dict[str, Any],
+    messages: list[dict[str, str]],
+    settings: dict[str, Any],
+    capability_state: dict[str, Any],
+    original_text: str | None = None,
+) -> CompletionResult:
+    """Wysyła tekst do modelu i zwraca sprawdzoną odpowiedź.
+
+    Pierwsze wywołanie w runie wykrywa obsługiwany ``response_format`` (pozostałe wątki czekają
+    na wynik). Błędy przejściowe (429, 5xx, timeout, połączenie) są ponawiane z backoffem
+    i ``Retry-After``; niepoprawna odpowiedź dostaje jedną próbę naprawy.
+
+    Args:
+        client: Klient z ``make_client``.
+        model_row: Wiersz ``ai_model``.
+        messages: Wiadomości z ``prompts.build_messages``.
+        settings: Ustawienia (``AI_MAX_RETRIES``, opcjonalnie ``AI_BACKOFF_S``).
+        capability_state: Stan runu z ``make_capability_state``.
+        original_text: Tekst źródłowy do kontroli placeholderów (``None`` = bez kontroli).
+
+    Returns:
+        ``CompletionResult`` z tekstem, poprawkami i tokenami (suma wszystkich zapytań).
+
+    Raises:
+        AiError: Błąd dotyczący całego runu (401, 403, 404, brak środków).
+        AiItemError: Błąd tej pozycji po wyczerpaniu ponowień albo po nieudanej naprawie.
+    """
+    counter = [0]
+    try:
+        mode = capability_state["mode"]
+        if mode is None:
+            with capability_state["probe_lock"]:
+                mode = capability_state["mode"]
+                if mode is None:
+                    response, mode = _probe(client, model_row, messages, settings, capability_state, counter)
+                    return _finish(
+                        client,
+                        model_row,
+                        messages,
+                        settings,
+                        capability_state,
+                        mode,
+                        response,
+                        original_text,
+                        counter,
+                    )
+        response = _request(client, model_row, messages, mode, settings, capability_state, counter)
+        return _finish(
+            client, model_row, messages, settings, capability_state, mode, response, original_text, counter
+        )
+    except (AiError, AiItemError):
+        raise
+    except openai.APIError as exc:
+        fatal = _fatal_error(exc, model_row, settings)
+        if fatal is not None:
+            raise fatal from None
+        message = mask_secrets(_error_message(exc), [client.api_key or ""])
+        raise AiItemError(f"błąd modelu po {counter[0]} zapytaniach: {message}") from None
+    except json.JSONDecodeError as exc:
+        raise AiItemError(
+            f"serwer zwrócił odpowiedź, która nie jest JSON (po {counter[0]} zapytaniach): {exc.msg}"
+        ) from None
+
+
+def _probe(
+    client: openai.OpenAI,
+    model_row: dict[str, Any],
+    messages: list[dict[str, str]],
+    settings: dict[str, Any],
+    state: dict[str, Any],
+    counter: list[int],
+) -> tuple[Any, str]:
+    """Próbuje formatów od najlepszego; zapamiętuje pierwszy przyjęty przez serwer."""
+    for mode in RESPONSE_FORMATS:
+        try:
+            response = _request(client, model_row, messages, mode, settings, state, counter)
+        except openai.APIStatusError as exc:
+            status = _status(exc) or 0
+            rejected = mode != "text" and (status in (400, 415, 422) or status >= 500)
+            if not rejected or _fatal_error(exc, model_row, settings) is not None:
+                raise
+            log.info("serwer odrzucił response_format=%s (%s) - próbuję słabszego", mode, _error_message(exc))
+            continue
+        state["mode"] = mode
+        log.info("model %s: response_format=%s", model_row["model"], mode)
+        return response, mode
+    raise AssertionError("nieosiągalne: tryb 'text' nie jest odrzucany")
+
+
+def _finish(
+    client: openai.OpenAI,
+    model_row: dict[str, Any],
+    messages: list[dict[str, str]],
+    settings: dict[str, Any],
+    state: dict[str, Any],
+    mode: str,
+    response: Any,
+    original_text: str | None,
+    counter: list[int],
+) -> CompletionResult:
+    """Parsuje odpowiedź; przy niepoprawnej prosi raz o naprawę."""
+    tokens_in, tokens_out, tokens_cached = _usage(response)
+    content: str | None = None
+    try:
+        content = _content(response)
+        answer = _validate(content, original_text)
+        repaired = False
+    except (ValueError, AttributeError, TypeError) as exc:
+        problem = str(exc)
+        log.info("model %s: niepoprawna odpowiedź (%s) - jedna próba naprawy", model_row["model"], problem)
+        retry = _request(
+            client,
+            model_row,
+            prompts.repair_messages(messages, content if isinstance(content, str) else None, problem),
+            mode,
+            settings,
+            state,
+            counter,
+        )
+        more_in, more_out, more_cached = _usage(retry)
+        tokens_in, tokens_out, tokens_cached = (
+            tokens_in + more_in,
+            tokens_out + more_out,
+            tokens_cached + more_cached,
+        )
+        try:
+            answer = _validate(_content(retry), original_text)
+        except (ValueError, AttributeError, TypeError) as again:
+            raise AiItemError(f"niepoprawna odpowiedź modelu także po próbie naprawy: {again}") from None
+        repaired = True
+    return CompletionResult(
+        text=answer["text"],
+        edits=answer["edits"],
+        tokens_input=tokens_in,
+        tokens_output=tokens_out,
+        tokens_cached=tokens_cached,
+        requests=counter[0],
+        response_format=mode,
+        repaired=repaired,
+    )

@@ -1,0 +1,160 @@
+#!/usr/bin/env python
+"""review.py - przegląd wyników AI: lista różnic, szczegóły pozycji, akceptacja/odrzucenie, zrzut.
+
+Przykłady:
+    python review.py list --id_task 7 [--status processed] [--limit 20] [--color]
+    python review.py show 123
+    python review.py accept --id_task 7 --item 123 124 --by anna
+    python review.py accept --id_task 7 --all [--status processed] --by anna
+    python review.py reject --id_task 7 --item 125 --by anna
+    python review.py dump --id_task 7 --format csv [--status accepted] [--output plik.csv]
+
+Kody wyjścia: 0 sukces, 1 błąd (także: część pozycji odmówiona przy accept/reject),
+2 błąd użycia lub konfiguracji, nieznane zadanie lub pozycja.
+"""
+
+import argparse
+import sys
+from typing import Any
+
+import pymysql
+
+from lib import review
+from lib.db_local import connect_local
+from lib.db_utils import setup_logging
+from lib.errors import AilexiaError
+from lib.load_config import load_config
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parsuje argumenty linii poleceń."""
+    parser = argparse.ArgumentParser(description="ailexia: przegląd i akceptacja korekt AI")
+    parser.add_argument("--env-file", default=None, help="ścieżka pliku .env (domyślnie .env projektu)")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    listing = commands.add_parser("list", help="pozycje zadania z różnicą słów")
+    listing.add_argument("--id_task", "--id-task", type=int, required=True)
+    listing.add_argument("--status", default="processed", help="status pozycji albo 'all' (domyślnie processed)")
+    listing.add_argument("--limit", type=int, default=20)
+    listing.add_argument("--color", action="store_true", help="koloruj różnice także poza terminalem")
+
+    show = commands.add_parser("show", help="jedna pozycja z listą poprawek")
+    show.add_argument("id", type=int, help="id_task_item")
+    show.add_argument("--color", action="store_true")
+
+    for name, verb in (("accept", "zaakceptuj"), ("reject", "odrzuć")):
+        sub = commands.add_parser(name, help=f"{verb} pozycje zadania")
+        sub.add_argument("--id_task", "--id-task", type=int, required=True)
+        which = sub.add_mutually_exclusive_group(required=True)
+        which.add_argument("--item", type=int, nargs="+", help="id pozycji (id_task_item)")
+        which.add_argument("--all", action="store_true", help="wszystkie pozycje o statusie --status")
+        sub.add_argument("--status", default="processed", help="z --all: status pozycji (domyślnie processed)")
+        sub.add_argument("--by", required=True, help="kto decyduje (approved_by)")
+
+    dump = commands.add_parser("dump", help="zrzut pozycji zadania do CSV albo JSON")
+    dump.add_argument("--id_task", "--id-task", type=int, required=True)
+    dump.add_argument("--format", choices=review.DUMP_FORMATS, required=True)
+    dump.add_argument("--status", action="append", help="status pozycji (można powtórzyć lub podać po przecinku)")
+    dump.add_argument("--output", help="plik wynikowy (domyślnie standardowe wyjście)")
+    return parser.parse_args(argv)
+
+
+def _print_item(item: dict[str, Any], color: bool) -> None:
+    """Wypisuje blok jednej pozycji: nagłówek i różnicę słów."""
+    head = f"#{item['id_task_item']}  remote_id={item['remote_id']}  status={item['status']}"
+    if item.get("approved_by"):
+        head += f"  by={item['approved_by']}"
+    print(head)
+    if item.get("export_error"):
+        print(f"  konflikt: {item['export_error']}")
+    if item.get("text_corrected") is None:
+        print("  (brak korekty)")
+    else:
+        print("  " + review.word_diff(item["text_original"], item["text_corrected"], color).replace("\n", "\n  "))
+    print()
+
+
+def cmd_list(db, args: argparse.Namespace, color: bool) -> int:
+    status = None if args.status == "all" else args.status
+    items = review.list_items(db, args.id_task, status, args.limit)
+    for item in items:
+        _print_item(item, color)
+    print(f"{len(items)} pozycji (zadanie {args.id_task}, status {args.status})")
+    return 0
+
+
+def cmd_show(db, args: argparse.Namespace, color: bool) -> int:
+    item = review.get_item(db, args.id)
+    _print_item(item, color)
+    print(f"oryginał:  {item['text_original']!r}")
+    print(f"korekta:   {item['text_corrected']!r}")
+    summary = review.parse_summary(item.get("change_summary"))
+    if summary.get("invalid"):
+        print(f"change_summary (niepoprawny JSON): {summary['invalid']}")
+    edits = summary["edits"]
+    print(f"poprawki ({len(edits)}):")
+    for edit in edits:
+        if not isinstance(edit, dict):
+            print(f"  - {edit}")
+            continue
+        line = f"  - [{edit.get('category', 'other')}] {edit.get('original', '')!r} -> {edit.get('replacement', '')!r}"
+        if edit.get("explanation"):
+            line += f": {edit['explanation']}"
+        print(line)
+    counts = summary["counts"]
+    print("liczniki: " + (", ".join(f"{k}={v}" for k, v in counts.items()) if counts else "brak"))
+    return 0
+
+
+def cmd_decide(db, args: argparse.Namespace) -> int:
+    decision = "accepted" if args.command == "accept" else "rejected"
+    status = None if args.status == "all" else args.status
+    changed, refused = review.set_decision(db, args.id_task, None if args.all else args.item, decision, args.by, status)
+    for id_item, reason in refused:
+        print(f"#{id_item}: odmowa - {reason}")
+    print(f"{decision}: {len(changed)} pozycji, odmówiono: {len(refused)}")
+    return 1 if refused else 0
+
+
+def cmd_dump(db, args: argparse.Namespace) -> int:
+    statuses = [s.strip() for value in args.status or [] for s in value.split(",") if s.strip()] or None
+    if args.output:
+        with open(args.output, "w", encoding="utf-8", newline="") as out:
+            count = review.dump_items(db, args.id_task, args.format, out, statuses)
+        print(f"dump: {count} pozycji zapisano do {args.output}", file=sys.stderr)
+    else:
+        review.dump_items(db, args.id_task, args.format, sys.stdout, statuses)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Punkt wejścia: zwraca kod wyjścia."""
+    args = parse_args(argv)
+    try:
+        settings = load_config(args.env_file)
+        setup_logging(settings, "review")
+        color = bool(getattr(args, "color", False)) or sys.stdout.isatty()
+        db = connect_local(settings, autocommit=False)
+        try:
+            if args.command == "list":
+                return cmd_list(db, args, color)
+            if args.command == "show":
+                return cmd_show(db, args, color)
+            if args.command in ("accept", "reject"):
+                return cmd_decide(db, args)
+            return cmd_dump(db, args)
+        finally:
+            db.close()
+    except AilexiaError as exc:
+        print(f"review: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except pymysql.MySQLError as exc:
+        print(f"review: błąd lokalnej bazy: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"review: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

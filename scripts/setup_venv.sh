@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Tworzy .venv (jeśli brak) i instaluje projekt z przypiętymi zależnościami.
+# Użycie: bash scripts/setup_venv.sh [dev]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+extra=""
+[ "${1:-}" = "dev" ] && extra="[dev]"
+stamp=".venv/.installed$extra"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/pip install -q --disable-pip-version-check -e ".$extra"
+  touch "$stamp"
+fi

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Polecenie "testy": serwery baz, venv + instalacja, ruff, walidacja definicji Dagstera, pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/ensure_services.sh
+bash scripts/setup_venv.sh dev
+.venv/bin/ruff check .
+.venv/bin/python -m pytest "$@"

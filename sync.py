@@ -1,0 +1,133 @@
+#!/usr/bin/env python
+"""sync.py - synchronizacja zadań (źródło -> task_item), schemat bazy, eksport i podgląd stanu.
+
+Przykłady:
+    python sync.py --init-db                 # załóż / podnieś schemat lokalnej bazy
+    python sync.py --id_task 7               # synchronizuj zadanie 7 teraz
+    python sync.py                           # tryb cron: wszystkie zadania new/resync (i wznowienia)
+    python sync.py --export --id_task 7      # zapisz zaakceptowane pozycje do źródła
+    python sync.py --status [--id_task 7] [--json]
+
+Kody wyjścia: 0 sukces (też pauza/anulowanie na żądanie), 1 zadanie skończyło się błędem,
+2 błąd użycia lub konfiguracji, nieznane zadanie, zadanie cancelled/archived.
+"""
+
+import argparse
+import sys
+import time
+
+from lib.control import install_signal_handlers
+from lib.db_local import connect_local
+from lib.db_utils import get_logger, setup_logging
+from lib.errors import AilexiaError, UsageError
+from lib.load_config import load_config
+from lib.schema import init_db
+from lib.task import CLOSED_STATUSES, get_task, is_task_locked, tasks_for_cron
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parsuje argumenty linii poleceń."""
+    parser = argparse.ArgumentParser(description="ailexia: synchronizacja tekstów ze źródeł do lokalnej bazy")
+    parser.add_argument("--id_task", "--id-task", type=int, help="zadanie do przetworzenia (bez: tryb cron)")
+    parser.add_argument("--init-db", action="store_true", help="załóż lub podnieś schemat lokalnej bazy i zakończ")
+    parser.add_argument("--export", action="store_true", help="zapisz zaakceptowane pozycje zadania do źródła")
+    parser.add_argument("--status", action="store_true", help="pokaż stan zadań (jedna linia na zadanie)")
+    parser.add_argument("--json", action="store_true", help="z --status: wynik jako JSON")
+    parser.add_argument("--max-seconds", type=float, default=None, help="limit czasu runu; potem pauza (okno crona)")
+    parser.add_argument("--env-file", default=None, help="ścieżka pliku .env (domyślnie .env projektu)")
+    args = parser.parse_args(argv)
+    if args.export and args.id_task is None:
+        parser.error("--export wymaga --id_task")
+    if args.max_seconds is not None and args.max_seconds <= 0:
+        parser.error("--max-seconds musi być większe od zera")
+    return args
+
+
+def run_one(settings: dict, instance, id_task: int, export: bool, max_seconds: float | None, env_file: str | None,
+            explicit: bool) -> int:
+    """Materializuje assety jednego zadania i zwraca kod wyjścia."""
+    from ailexia_dagster.assets import SYNC_ASSETS, source_export
+    from ailexia_dagster.runner import materialize_task, run_tags
+
+    log = get_logger("sync")
+    db = connect_local(settings, autocommit=True)
+    try:
+        task_row = get_task(db, id_task)
+        if task_row["status"] in CLOSED_STATUSES:
+            raise UsageError(f"zadanie {id_task} ma status {task_row['status']} - pomijam")
+        if is_task_locked(db, id_task):
+            print(f"sync: zadanie {id_task} jest właśnie przetwarzane przez inny run - pomijam", file=sys.stderr)
+            return 1
+        kind = "export" if export else "sync"
+        tags = run_tags(id_task, task_row["id_database_connection"], kind, max_seconds)
+        assets = [source_export] if export else SYNC_ASSETS
+        ok, message = materialize_task(instance, assets, id_task, tags, env_file)
+        after = get_task(db, id_task)
+    finally:
+        db.close()
+    if after["status"] == "error":
+        print(f"sync: zadanie {id_task} zakończone błędem: {after['error_log']}", file=sys.stderr)
+        return 1
+    if not ok and after["status"] not in ("paused", "cancelled"):
+        print(f"sync: zadanie {id_task}: {message}", file=sys.stderr)
+        return 1
+    log.info("zadanie %s: status %s, etap %s, postęp %s%%", id_task, after["status"], after["sync_stage"], after["sync_progress"])
+    reason = f" ({after['pause_reason']})" if after["status"] == "paused" and after["pause_reason"] else ""
+    counters = (
+        f"; nowe {after['records_new']}, zmienione {after['records_updated']}, usunięte {after['records_deleted']}, "
+        f"pobrane {after['records_fetched']}/{after['records_total']}"
+    ) if not export else ""
+    print(f"sync: zadanie {id_task}: status {after['status']}{reason}{counters}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Punkt wejścia: zwraca kod wyjścia."""
+    args = parse_args(argv)
+    try:
+        settings = load_config(args.env_file)
+        setup_logging(settings, "sync")
+        if args.init_db:
+            actions = init_db(settings)
+            for action in actions:
+                print(f"init-db: {action}")
+            if not actions:
+                print(f"init-db: schema of {settings['DB_LOCAL_NAME']} is up to date, nothing changed")
+            return 0
+        if args.status:
+            from lib.status import print_status
+
+            return print_status(settings, args.id_task, as_json=args.json)
+        from ailexia_dagster.runner import get_instance
+
+        install_signal_handlers()
+        instance = get_instance(settings)
+        if args.id_task is not None:
+            return run_one(settings, instance, args.id_task, args.export, args.max_seconds, args.env_file, True)
+        db = connect_local(settings, autocommit=True)
+        try:
+            ids = tasks_for_cron(db)
+        finally:
+            db.close()
+        if not ids:
+            print("sync: brak zadań do synchronizacji")
+        worst = 0
+        # W trybie cron limit czasu dotyczy całego wywołania, nie każdego zadania osobno.
+        deadline = time.monotonic() + args.max_seconds if args.max_seconds else None
+        for id_task in ids:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                print("sync: limit czasu wyczerpany - pozostałe zadania w następnym oknie")
+                break
+            try:
+                worst = max(worst, run_one(settings, instance, id_task, False, remaining, args.env_file, False))
+            except UsageError as exc:
+                print(f"sync: {exc}", file=sys.stderr)
+        return worst
+    except AilexiaError as exc:
+        print(f"sync: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

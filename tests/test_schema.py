@@ -1,0 +1,78 @@
+"""Testy schematu: --init-db idempotentne, podnoszenie starszego schematu bez utraty danych."""
+
+import os
+import subprocess
+import sys
+
+from lib.db_local import connect_local
+from lib.schema import SCHEMA_FILE, init_db, parse_schema
+from tests.conftest import PROJECT_ROOT
+
+# DDL ze specyfikacji (z poprawionym przecinkiem): starszy schemat do podniesienia.
+SPEC_TASK_DDL = """
+CREATE TABLE `task` (
+  `id_task` INT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
+  `id_user` INT NOT NULL,
+  `id_database_connectione` INT UNSIGNED NOT NULL,
+  `id_ai_model` INT UNSIGNED DEFAULT NULL,
+  `table_name` VARCHAR(64) NOT NULL,
+  `column_name` VARCHAR(64) NOT NULL,
+  `status` ENUM('new','in_progress','paused','resync','completed','error','cancelled') DEFAULT 'new',
+  `records_total` INT UNSIGNED DEFAULT 0,
+  `sync_progress` DECIMAL(5,2) DEFAULT 0.00,
+  `sync_stage` ENUM('init','fetch','compare','update','verify','done') DEFAULT 'init',
+  `hash_method` VARCHAR(32) DEFAULT 'sha256',
+  KEY `idx_task_status` (`status`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4
+"""
+
+
+def _run_init(env):
+    return subprocess.run(
+        [sys.executable, "sync.py", "--init-db"], cwd=PROJECT_ROOT, env={**os.environ, **env},
+        capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_init_db_twice_changes_nothing_second_time(local_env):
+    first = _run_init(local_env)
+    assert first.returncode == 0, first.stderr
+    assert "created database" in first.stdout and "created table task_item" in first.stdout
+    second = _run_init(local_env)
+    assert second.returncode == 0, second.stderr
+    assert "up to date, nothing changed" in second.stdout
+    assert "created" not in second.stdout and "added" not in second.stdout
+
+
+def test_schema_file_has_design_tables():
+    names = {t.name for t in parse_schema(SCHEMA_FILE.read_text(encoding="utf-8"))}
+    assert {"database_connection", "task", "task_item", "ai_model", "run_log", "schema_version"} <= names
+
+
+def test_upgrade_from_spec_ddl_keeps_rows(local_env, settings):
+    db = connect_local(settings, autocommit=True)
+    try:
+        db.execute("DROP TABLE task")
+        db.execute(SPEC_TASK_DDL)
+        db.execute(
+            "INSERT INTO task (id_user, id_database_connectione, table_name, column_name, status) "
+            "VALUES (1, 7, 'articles', 'body', 'completed')"
+        )
+        actions = init_db(settings)
+        assert "renamed column task.id_database_connectione -> id_database_connection" in actions
+        assert any("widened ENUM task.status" in a for a in actions)
+        assert "added column task.pause_reason" in actions
+        row = db.query_one("SELECT * FROM task")
+        assert row["id_database_connection"] == 7 and row["status"] == "completed"
+        assert row["table_name"] == "articles"
+        db.execute("UPDATE task SET status='archived'")
+        assert init_db(settings) == []
+    finally:
+        db.close()
+
+
+def test_init_db_reports_unreachable_server(local_env):
+    result = _run_init({**local_env, "DB_LOCAL_PORT": "1"})
+    assert result.returncode == 1
+    assert "nie można połączyć" in result.stderr
+    assert "Traceback" not in result.stderr
