@@ -7,7 +7,8 @@ zwraca ``[<target>] <tekst>``. Odpowiedź to JSON zgodny ze schematem z ``lib/pr
 Konfiguracja per test (bezpieczna wątkowo): stałe opóźnienie, kolejka wstrzykiwanych błędów
 (429 z ``Retry-After``, 500, opóźnienie dłuższe niż timeout klienta, zepsuty JSON, odpowiedź
 nie-JSON, 401, 404), tryb odrzucania ``response_format`` (jak llama.cpp), liczniki zapytań
-(łącznie i per tekst wejściowy) oraz zapis zapytań.
+(łącznie i per tekst wejściowy), zapis zapytań oraz bramkę (``gate``): zapytania czekają, aż
+nadejdzie ich łącznie tyle, ile ustawiono — np. by dowieść, że pracują dwa procesy naraz.
 """
 
 import json
@@ -64,6 +65,10 @@ def make_state() -> dict[str, Any]:
         "requests": [],
         "keep_requests": True,
         "models": None,
+        # Bramka: zapytania czekają, aż serwer dostanie łącznie ``gate`` zapytań (0 = wyłączona).
+        "gate": 0,
+        "gate_timeout": 20.0,
+        "gate_open": threading.Event(),
     }
 
 
@@ -161,6 +166,11 @@ def _make_handler(state: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
                     )
                 latency = state["latency"]
                 models = state["models"]
+                gate = state["gate"]
+                if gate and state["total"] >= gate:
+                    state["gate_open"].set()
+            if gate:
+                state["gate_open"].wait(state["gate_timeout"])
             fault = _take_fault(state, text)
             kind = fault["kind"] if fault else None
             if kind == "timeout":

@@ -402,12 +402,16 @@ def _spawn_run(id_task: int, extra: dict) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_two_processes_share_task_without_duplicates(settings, db, fake_openai):
-    # Opóźnienie tak dobrane, by jeden proces sam pracował kilka sekund: drugi zdąży wystartować.
-    fake_openai["latency"] = 0.1
+    # Bramka na 2 zapytania: pierwsze zapytanie runu idzie samo (sprawdza obsługę json_schema),
+    # więc drugie zapytanie może przyjść tylko z drugiego procesu. Żadne nie dostanie odpowiedzi,
+    # dopóki oba procesy nie pracują - obaj muszą coś przetworzyć, niezależnie od tego, jak wolno
+    # startuje drugi proces na obciążonej maszynie CI.
+    fake_openai["latency"] = 0.05
+    fake_openai["gate"] = 2
     id_task = make_task(db, fake_openai["base_url"])
     texts = [f"bląd numer {n}" for n in range(150)]
     add_items(db, id_task, texts)
-    extra = {**FAST, "AI_CONCURRENCY": 4, "AI_CLAIM_BATCH": 3}
+    extra = {**FAST, "AI_CONCURRENCY": 4, "AI_CLAIM_BATCH": 3, "AI_TIMEOUT_S": 40.0}
     procs = [_spawn_run(id_task, extra) for _ in range(2)]
     results = []
     for proc in procs:
