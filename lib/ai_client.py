@@ -18,6 +18,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, NamedTuple
 
 import openai
+from openai.types.chat import ChatCompletion
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from lib import prompts
@@ -220,7 +221,11 @@ def _request(
         with state["lock"]:
             state["requests"] += 1
         counter[0] += 1
-        return client.chat.completions.create(**kwargs)
+        # Ciało jest już czystym JSON-em, więc idzie przez ``client.post`` (udokumentowana droga SDK
+        # do dowolnego endpointu) zamiast ``chat.completions.create``: ten przepuszcza parametry
+        # przez ``maybe_transform`` po typach TypedDict, co przy 32 wątkach zajmowało ~14% czasu
+        # GIL. Nagłówki, timeout, błędy (``APIStatusError`` itd.) i model odpowiedzi są te same.
+        return client.post("/chat/completions", body=kwargs, cast_to=ChatCompletion)
 
     def before_sleep(retry_state) -> None:
         exc = retry_state.outcome.exception()
