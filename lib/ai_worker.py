@@ -12,9 +12,10 @@ Przebieg runu (``run_ai``):
    w zadaniu (status processed/accepted/exported; ``rejected`` celowo nie - człowiek go odrzucił)
    jest używany ponownie, a duplikaty w runie czekają na wynik pierwszego (bez zajmowania wątku).
    Pozycje z ponownie użytym wynikiem mają koszt 0 i 0 tokenów.
-4. Każdy wynik zapisywany jest od razu, we własnej transakcji (autocommit) połączenia wątku,
-   warunkowo: ``operation_uuid`` nasz i ``original_hash`` bez zmian. Gdy sync zmienił tekst
-   w międzyczasie, odpowiedź jest odrzucana, a pozycja czeka na kolejny run.
+4. Każdy wynik zapisywany jest od razu, we własnej transakcji (autocommit) na połączeniu
+   pożyczonym z małej puli (``STORE_CONNECTIONS``), warunkowo: ``operation_uuid`` nasz
+   i ``original_hash`` bez zmian. Gdy sync zmienił tekst w międzyczasie, odpowiedź jest
+   odrzucana, a pozycja czeka na kolejny run.
 5. Błąd pozycji: ``ai_error``, ``ai_attempts + 1``, status bez zmian; rezerwacja trzymana do
    końca runu (ten run nie ponawia tej pozycji w kółko), potem zwalniana. ``AiError`` (401, 404)
    kończy run od razu: niezaczęte pozycje są zwalniane, wyjątek idzie wyżej.
