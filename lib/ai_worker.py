@@ -37,7 +37,7 @@ from lib.db_local import MySQL, connect_local, retry_on_deadlock
 from lib.db_utils import compute_hash, get_logger, mask_secrets, register_secrets
 from lib.errors import AiError, TaskError, UsageError
 from lib.load_config import get_env_value
-from lib.task import log_run_end, log_run_start
+from lib.task import close_abandoned_runs, log_run_end, log_run_start
 
 log = get_logger("ai")
 
@@ -244,10 +244,12 @@ def run_ai(
         task, model = _load_task(control, id_task)
         control.rollback()
         base_url, api_key = resolve_endpoint(settings, model)
-        id_run_log = log_run_start(control, id_task, "ai", run_id)
         lock_db = connect_local(settings, autocommit=True)
         if lock_db.query_value("SELECT GET_LOCK(%s, 0)", (LOCK_PREFIX + operation,)) != 1:
             raise TaskError(f"zadanie {id_task}: nie udało się założyć blokady operacji AI {operation}")
+        # Blokada przed wpisem: wpis "running" z wolną blokadą operacji to zawsze martwy run.
+        close_abandoned_runs(control, id_task, ("ai",), LOCK_PREFIX)
+        id_run_log = log_run_start(control, id_task, "ai", run_id, operation)
         # READ COMMITTED: rezerwacja nie blokuje wierszy, których i tak nie bierze.
         control.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         control.commit()

@@ -131,6 +131,7 @@ CREATE TABLE IF NOT EXISTS `run_log` (
   `id_task` INT UNSIGNED NOT NULL,
   `kind` ENUM('sync','ai','export') NOT NULL,
   `run_id` VARCHAR(64) DEFAULT NULL COMMENT 'Run Dagstera',
+  `operation_uuid` CHAR(36) DEFAULT NULL COMMENT 'Operacja runu AI (blokada ailexia_ai_op_<uuid>)',
   `status` ENUM('running','completed','paused','cancelled','resync','error') DEFAULT 'running',
   `started_at` DATETIME(3) DEFAULT CURRENT_TIMESTAMP(3),
   `finished_at` DATETIME(3) DEFAULT NULL,

@@ -195,12 +195,59 @@ def refresh_review_counters(db: MySQL, id_task: int) -> dict[str, int]:
     return counters
 
 
-def log_run_start(db: MySQL, id_task: int, kind: str, run_id: str | None) -> int:
+ABANDONED_RUN_MESSAGE = (
+    "run nie został zamknięty: jego proces zakończył się nagle (np. kill -9, utrata maszyny); "
+    "wykryto przy starcie kolejnego runu"
+)
+
+
+def log_run_start(db: MySQL, id_task: int, kind: str, run_id: str | None, operation_uuid: str | None = None) -> int:
     """Zapisuje początek runu w ``run_log`` i zwraca id wpisu."""
-    db.execute("INSERT INTO run_log (id_task, kind, run_id) VALUES (%s, %s, %s)", (id_task, kind, run_id))
+    db.execute(
+        "INSERT INTO run_log (id_task, kind, run_id, operation_uuid) VALUES (%s, %s, %s, %s)",
+        (id_task, kind, run_id, operation_uuid),
+    )
     id_run_log = int(db.last_insert_id)
     db.commit()
     return id_run_log
+
+
+def close_abandoned_runs(
+    db: MySQL, id_task: int, kinds: tuple[str, ...], operation_lock_prefix: str | None = None
+) -> int:
+    """Zamyka wpisy ``run_log`` w stanie ``running``, których proces już nie żyje.
+
+    Run zabity bez sprzątania (SIGKILL, utrata maszyny) zostawia wpis ``running``. Wołający
+    wie, kiedy taki wpis jest martwy: sync i eksport trzymają blokadę zadania, więc każdy inny
+    ``running`` tych rodzajów dla zadania jest martwy; run AI trzyma blokadę swojej operacji
+    (``operation_lock_prefix`` + ``operation_uuid``), więc martwy jest ten, którego blokada jest wolna.
+    Wpis dostaje ``error`` i komunikat; ``finished_at`` zostaje puste (chwila śmierci jest nieznana).
+
+    Args:
+        db: Połączenie (transakcja zatwierdzana tutaj).
+        id_task: Zadanie.
+        kinds: Rodzaje runów do sprawdzenia (``sync``, ``export``, ``ai``).
+        operation_lock_prefix: Prefiks blokady operacji AI; ``None`` = wołający trzyma blokadę zadania.
+
+    Returns:
+        Liczba zamkniętych wpisów.
+    """
+    marks = ", ".join(["%s"] * len(kinds))
+    sql = f"SELECT id_run_log FROM run_log WHERE id_task=%s AND status='running' AND kind IN ({marks})"
+    params: list[Any] = [id_task, *kinds]
+    if operation_lock_prefix is not None:
+        sql += " AND operation_uuid IS NOT NULL AND IS_FREE_LOCK(CONCAT(%s, operation_uuid)) = 1"
+        params.append(operation_lock_prefix)
+    ids = [int(row["id_run_log"]) for row in db.query(sql, tuple(params))]
+    if ids:
+        id_marks = ", ".join(["%s"] * len(ids))
+        db.execute(
+            f"UPDATE run_log SET status='error', message=%s WHERE status='running' AND id_run_log IN ({id_marks})",
+            (ABANDONED_RUN_MESSAGE, *ids),
+        )
+        log.warning("zadanie %s: zamknięto porzucone wpisy run_log %s (proces runu nie żyje)", id_task, ids)
+    db.commit()
+    return len(ids)
 
 
 def log_run_end(db: MySQL, id_run_log: int, status: str, stats: dict[str, Any], message: str | None = None) -> None:
@@ -287,6 +334,8 @@ def run_with_task_lock(
                 if skip_closed:
                     return {"outcome": "skipped", "reason": f"zadanie ma status {task_row['status']}"}
                 raise UsageError(f"zadanie {id_task} ma status {task_row['status']} - nie jest przetwarzane")
+            # Trzymamy blokadę zadania: inny "running" sync/eksport tego zadania to trup po SIGKILL.
+            close_abandoned_runs(db, id_task, ("sync", "export"))
             id_log = log_run_start(db, id_task, kind, run_id)
             started = time.monotonic()
             try:

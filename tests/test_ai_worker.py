@@ -425,6 +425,10 @@ def test_two_processes_share_task_without_duplicates(settings, db, fake_openai):
     assert set(fake_openai["per_text"].values()) == {1} and len(fake_openai["per_text"]) == 150
     assert sum(r["processed"] for r in results) == 150
     assert all(r["processed"] > 0 for r in results)
+    # Start drugiego runu nie uznał pierwszego (żywego, z blokadą operacji) za porzucony.
+    runs = db.query("SELECT status, operation_uuid FROM run_log WHERE id_task=%s AND kind='ai'", (id_task,))
+    assert [r["status"] for r in runs] == ["completed", "completed"]
+    assert {r["operation_uuid"] for r in runs} == {r["operation_uuid"] for r in results}
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ import pytest
 
 from lib import ai_worker, review, sync
 from lib.db_utils import compute_hash
+from lib.task import ABANDONED_RUN_MESSAGE
 from tests.conftest import PROJECT_ROOT
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.helpers import (
@@ -83,6 +84,14 @@ def source_fingerprint(source: dict) -> tuple:
             "SELECT COUNT(*), md5(string_agg(id || ':' || coalesce(body, '~'), ',' ORDER BY id)) FROM articles",
         )[0]
     )
+
+
+def assert_killed_run_closed(db, id_task: int) -> None:
+    """Wpis ``run_log`` zabitego runu zamknął następny run: ``error`` z przyczyną, bez ``finished_at``."""
+    rows = db.query("SELECT status, message, finished_at FROM run_log WHERE id_task=%s", (id_task,))
+    assert not [r for r in rows if r["status"] == "running"], rows
+    abandoned = [r for r in rows if r["message"] == ABANDONED_RUN_MESSAGE]
+    assert len(abandoned) == 1 and abandoned[0]["status"] == "error" and abandoned[0]["finished_at"] is None, rows
 
 
 def text_for(i: int, version: int = 0) -> str:
@@ -159,6 +168,7 @@ def test_sync_killed_at_checkpoint_then_rerun_equals_uninterrupted(local_env, se
     sync.sync_task(cfg, twin)
 
     assert full_state(db, victim) == full_state(db, twin)
+    assert_killed_run_closed(db, victim)
     got_items, got_task, _extra = full_state(db, victim)
     assert got_task["status"] == "completed" and duplicates(db, victim) == 0
     if resync:
@@ -231,6 +241,7 @@ def test_ai_killed_at_checkpoint_then_rerun_pays_each_text_once(local_env, setti
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
 
     rows, paid = ai_outcome(db, victim)
+    assert_killed_run_closed(db, victim)
     assert all(r[1] == "processed" and r[4] is None and r[5] == 0 for r in rows)
     assert [p[1] for p in paid] == [1] * 30  # każdy różny tekst opłacony dokładnie raz
     assert (rows, paid) == ai_outcome(db, twin)
