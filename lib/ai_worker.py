@@ -27,8 +27,9 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -138,26 +139,19 @@ def _claim(
     return retry_on_deadlock(work, db=db)
 
 
-def _release_sql(operation: str, ids: list[int] | None = None) -> tuple[str, tuple[Any, ...]]:
-    """Buduje UPDATE zwalniający rezerwacje operacji (wszystkie albo podane pozycje)."""
-    if ids is None:
-        return (
-            "UPDATE task_item SET operation_uuid=NULL, claimed_at=NULL WHERE operation_uuid=%s",
-            (operation,),
-        )
-    marks = ", ".join(["%s"] * len(ids))
-    return (
-        "UPDATE task_item SET operation_uuid=NULL, claimed_at=NULL "
-        f"WHERE operation_uuid=%s AND id_task_item IN ({marks})",
-        (operation, *ids),
-    )
-
-
 def _release(db: MySQL, operation: str, ids: list[int] | None = None) -> int:
     """Zwalnia rezerwacje operacji (wszystkie albo podane pozycje)."""
     if ids is not None and not ids:
         return 0
-    sql, params = _release_sql(operation, ids)
+    if ids is None:
+        sql, params = (
+            "UPDATE task_item SET operation_uuid=NULL, claimed_at=NULL WHERE operation_uuid=%s",
+            (operation,),
+        )
+    else:
+        marks = ", ".join(["%s"] * len(ids))
+        sql = f"UPDATE task_item SET operation_uuid=NULL, claimed_at=NULL WHERE operation_uuid=%s AND id_task_item IN ({marks})"
+        params = (operation, *ids)
 
     def work() -> int:
         changed = db.execute(sql, params)
@@ -367,7 +361,8 @@ def _run_loop(
     idle_connections: queue.SimpleQueue[MySQL] = queue.SimpleQueue()
     store_slots = threading.BoundedSemaphore(STORE_CONNECTIONS)
 
-    def store_execute(sql: str, params: tuple[Any, ...]) -> int:
+    @contextmanager
+    def store_db() -> Iterator[MySQL]:
         with store_slots:
             try:
                 db = idle_connections.get_nowait()
@@ -376,13 +371,17 @@ def _run_loop(
                 with lock:
                     connections.append(db)
             try:
-                return db.execute(sql, params)
+                yield db
             finally:
                 idle_connections.put(db)
 
+    def store_execute(sql: str, params: tuple[Any, ...]) -> int:
+        with store_db() as db:
+            return db.execute(sql, params)
+
     def release(ids: list[int]) -> None:
-        # Autocommit: ponowienie po zakleszczeniu nie wymaga rollbacku.
-        retry_on_deadlock(lambda: store_execute(*_release_sql(operation, ids)))
+        with store_db() as db:
+            _release(db, operation, ids)
 
     def add(**values: Any) -> None:
         with lock:
@@ -522,9 +521,7 @@ def _run_loop(
     # wynik (commit) równolegle z kolejnym zapytaniem, więc zapis nie zajmuje miejsca w limicie.
     api_slots = threading.BoundedSemaphore(concurrency)
     spare = 2
-    pool = ThreadPoolExecutor(
-        max_workers=concurrency + spare, thread_name_prefix=f"ai-{id_task}"
-    )
+    pool = ThreadPoolExecutor(max_workers=concurrency + spare, thread_name_prefix=f"ai-{id_task}")
     active: dict[Future, tuple[dict[str, Any], dict[str, Any]]] = {}
     # Zakończone zadania puli trafiają do kolejki (callback), więc pętla budzi się w O(1);
     # ``wait(FIRST_COMPLETED)`` na kilkudziesięciu futures kosztował ~10% czasu GIL przy 32 wątkach.
@@ -601,7 +598,7 @@ def _run_loop(
             db.close()
 
 
-def _drain(finished: "queue.SimpleQueue[Future]", timeout: float) -> list[Future]:
+def _drain(finished: queue.SimpleQueue[Future], timeout: float) -> list[Future]:
     """Czeka do ``timeout`` s na pierwsze zakończone zadanie i zabiera wszystkie gotowe."""
     try:
         done = [finished.get(timeout=timeout)]
