@@ -480,12 +480,15 @@ def _run_loop(
                     task.get("source_lang"),
                     task.get("target_lang"),
                 )
+                result = None
                 try:
                     with api_slots:
-                        faults.checkpoint("ai.request")
-                        result = ai_client.complete(
-                            client, model, messages, settings, capability, item["text_original"]
-                        )
+                        # Run mógł zostać przerwany (401/404), gdy wątek czekał na miejsce: nic nie wysyłamy.
+                        if not fatal:
+                            faults.checkpoint("ai.request")
+                            result = ai_client.complete(
+                                client, model, messages, settings, capability, item["text_original"]
+                            )
                 except AiError as exc:
                     with lock:
                         fatal.append(exc)
@@ -495,6 +498,10 @@ def _run_loop(
                     group["error"] = str(exc)
                     store_error(item, str(exc))
                 else:
+                    if result is None:
+                        group["abandoned"] = True
+                        release([item["id_task_item"]])
+                        return
                     cost = ai_client.compute_cost(
                         result.tokens_input, result.tokens_cached, result.tokens_output, model
                     )
