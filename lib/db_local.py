@@ -133,8 +133,8 @@ class MySQL:
         try:
             assert self.conn is not None
             self.conn.ping(reconnect=False)
-        except Exception:
-            self._reconnect_allowed("połączenie zerwane")
+        except Exception as exc:
+            self._reconnect_allowed(_error_text(exc))
             self.connect()
 
     def _reconnect_allowed(self, cause: str) -> None:

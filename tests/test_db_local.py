@@ -142,3 +142,21 @@ def test_session_holding_a_lock_is_not_silently_reconnected(settings, scratch):
             conn.begin()
     finally:
         conn.close()
+
+
+def test_lost_lock_session_found_by_ping_names_the_driver_error(settings, scratch):
+    from lib.errors import LocalDbError as Err
+    from lib.task import acquire_task_lock
+
+    conn = connect_local(settings)
+    try:
+        acquire_task_lock(conn, 98)
+        scratch.execute(f"KILL {int(conn.conn.thread_id())}")
+        # begin() sprawdza sesję przez ping(); komunikat ma nazwać przyczynę od sterownika.
+        with pytest.raises(Err) as info:
+            conn.begin()
+        message = str(info.value)
+        assert "blokada zadania przepadła" in message
+        assert any(word in message for word in ("Lost connection", "gone away", "2013", "2006")), message
+    finally:
+        conn.close()
