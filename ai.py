@@ -23,7 +23,9 @@ from lib.task import CLOSED_STATUSES, get_task
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parsuje argumenty linii poleceń."""
     parser = argparse.ArgumentParser(description="ailexia: korekta i tłumaczenie tekstów modelem AI")
-    parser.add_argument("--id_task", "--id-task", type=int, help="zadanie (bez: wszystkie z pozycjami do zrobienia)")
+    parser.add_argument(
+        "--id_task", "--id-task", type=int, help="zadanie (bez: wszystkie z pozycjami do zrobienia)"
+    )
     parser.add_argument("--limit", type=int, default=None, help="najwyżej tyle pozycji w tym runie")
     parser.add_argument("--dry-run", action="store_true", help="tylko policz pozycje, znaki, tokeny i koszt")
     parser.add_argument("--max-seconds", type=float, default=None, help="limit czasu runu; potem pauza")
@@ -36,8 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run_one(settings: dict, instance, id_task: int, limit: int | None, max_seconds: float | None,
-            env_file: str | None) -> int:
+def run_one(
+    settings: dict, instance, id_task: int, limit: int | None, max_seconds: float | None, env_file: str | None
+) -> int:
     """Materializuje ``ai_corrections`` dla zadania i zwraca kod wyjścia."""
     from ailexia_dagster.assets import ai_corrections
     from ailexia_dagster.constants import TAG_LIMIT
@@ -89,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
             print("ai: brak zadań z pozycjami do przetworzenia")
         worst = 0
         for id_task in ids:
-            worst = max(worst, run_one(settings, instance, id_task, args.limit, args.max_seconds, args.env_file))
+            worst = max(
+                worst, run_one(settings, instance, id_task, args.limit, args.max_seconds, args.env_file)
+            )
         return worst
     except AilexiaError as exc:
         print(f"ai: {exc}", file=sys.stderr)

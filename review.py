@@ -34,7 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     listing = commands.add_parser("list", help="pozycje zadania z różnicą słów")
     listing.add_argument("--id_task", "--id-task", type=int, required=True)
-    listing.add_argument("--status", default="processed", help="status pozycji albo 'all' (domyślnie processed)")
+    listing.add_argument(
+        "--status", default="processed", help="status pozycji albo 'all' (domyślnie processed)"
+    )
     listing.add_argument("--limit", type=int, default=20)
     listing.add_argument("--color", action="store_true", help="koloruj różnice także poza terminalem")
 
@@ -48,13 +50,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         which = sub.add_mutually_exclusive_group(required=True)
         which.add_argument("--item", type=int, nargs="+", help="id pozycji (id_task_item)")
         which.add_argument("--all", action="store_true", help="wszystkie pozycje o statusie --status")
-        sub.add_argument("--status", default="processed", help="z --all: status pozycji (domyślnie processed)")
+        sub.add_argument(
+            "--status", default="processed", help="z --all: status pozycji (domyślnie processed)"
+        )
         sub.add_argument("--by", required=True, help="kto decyduje (approved_by)")
 
     dump = commands.add_parser("dump", help="zrzut pozycji zadania do CSV albo JSON")
     dump.add_argument("--id_task", "--id-task", type=int, required=True)
     dump.add_argument("--format", choices=review.DUMP_FORMATS, required=True)
-    dump.add_argument("--status", action="append", help="status pozycji (można powtórzyć lub podać po przecinku)")
+    dump.add_argument(
+        "--status", action="append", help="status pozycji (można powtórzyć lub podać po przecinku)"
+    )
     dump.add_argument("--output", help="plik wynikowy (domyślnie standardowe wyjście)")
     return parser.parse_args(argv)
 
@@ -70,7 +76,10 @@ def _print_item(item: dict[str, Any], color: bool) -> None:
     if item.get("text_corrected") is None:
         print("  (brak korekty)")
     else:
-        print("  " + review.word_diff(item["text_original"], item["text_corrected"], color).replace("\n", "\n  "))
+        print(
+            "  "
+            + review.word_diff(item["text_original"], item["text_corrected"], color).replace("\n", "\n  ")
+        )
     print()
 
 
@@ -109,7 +118,9 @@ def cmd_show(db, args: argparse.Namespace, color: bool) -> int:
 def cmd_decide(db, args: argparse.Namespace) -> int:
     decision = "accepted" if args.command == "accept" else "rejected"
     status = None if args.status == "all" else args.status
-    changed, refused = review.set_decision(db, args.id_task, None if args.all else args.item, decision, args.by, status)
+    changed, refused = review.set_decision(
+        db, args.id_task, None if args.all else args.item, decision, args.by, status
+    )
     for id_item, reason in refused:
         print(f"#{id_item}: odmowa - {reason}")
     print(f"{decision}: {len(changed)} pozycji, odmówiono: {len(refused)}")

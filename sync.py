@@ -29,11 +29,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parsuje argumenty linii poleceń."""
     parser = argparse.ArgumentParser(description="ailexia: synchronizacja tekstów ze źródeł do lokalnej bazy")
     parser.add_argument("--id_task", "--id-task", type=int, help="zadanie do przetworzenia (bez: tryb cron)")
-    parser.add_argument("--init-db", action="store_true", help="załóż lub podnieś schemat lokalnej bazy i zakończ")
-    parser.add_argument("--export", action="store_true", help="zapisz zaakceptowane pozycje zadania do źródła")
+    parser.add_argument(
+        "--init-db", action="store_true", help="załóż lub podnieś schemat lokalnej bazy i zakończ"
+    )
+    parser.add_argument(
+        "--export", action="store_true", help="zapisz zaakceptowane pozycje zadania do źródła"
+    )
     parser.add_argument("--status", action="store_true", help="pokaż stan zadań (jedna linia na zadanie)")
     parser.add_argument("--json", action="store_true", help="z --status: wynik jako JSON")
-    parser.add_argument("--max-seconds", type=float, default=None, help="limit czasu runu; potem pauza (okno crona)")
+    parser.add_argument(
+        "--max-seconds", type=float, default=None, help="limit czasu runu; potem pauza (okno crona)"
+    )
     parser.add_argument("--env-file", default=None, help="ścieżka pliku .env (domyślnie .env projektu)")
     args = parser.parse_args(argv)
     if args.export and args.id_task is None:
@@ -43,8 +49,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run_one(settings: dict, instance, id_task: int, export: bool, max_seconds: float | None, env_file: str | None,
-            explicit: bool) -> int:
+def run_one(
+    settings: dict,
+    instance,
+    id_task: int,
+    export: bool,
+    max_seconds: float | None,
+    env_file: str | None,
+    explicit: bool,
+) -> int:
     """Materializuje assety jednego zadania i zwraca kod wyjścia."""
     from ailexia_dagster.assets import SYNC_ASSETS, source_export
     from ailexia_dagster.runner import materialize_task, run_tags
@@ -56,7 +69,9 @@ def run_one(settings: dict, instance, id_task: int, export: bool, max_seconds: f
         if task_row["status"] in CLOSED_STATUSES:
             raise UsageError(f"zadanie {id_task} ma status {task_row['status']} - pomijam")
         if is_task_locked(db, id_task):
-            print(f"sync: zadanie {id_task} jest właśnie przetwarzane przez inny run - pomijam", file=sys.stderr)
+            print(
+                f"sync: zadanie {id_task} jest właśnie przetwarzane przez inny run - pomijam", file=sys.stderr
+            )
             return 1
         kind = "export" if export else "sync"
         tags = run_tags(id_task, task_row["id_database_connection"], kind, max_seconds)
@@ -71,12 +86,22 @@ def run_one(settings: dict, instance, id_task: int, export: bool, max_seconds: f
     if not ok and after["status"] not in ("paused", "cancelled"):
         print(f"sync: zadanie {id_task}: {message}", file=sys.stderr)
         return 1
-    log.info("zadanie %s: status %s, etap %s, postęp %s%%", id_task, after["status"], after["sync_stage"], after["sync_progress"])
+    log.info(
+        "zadanie %s: status %s, etap %s, postęp %s%%",
+        id_task,
+        after["status"],
+        after["sync_stage"],
+        after["sync_progress"],
+    )
     reason = f" ({after['pause_reason']})" if after["status"] == "paused" and after["pause_reason"] else ""
     counters = (
-        f"; nowe {after['records_new']}, zmienione {after['records_updated']}, usunięte {after['records_deleted']}, "
-        f"pobrane {after['records_fetched']}/{after['records_total']}"
-    ) if not export else ""
+        (
+            f"; nowe {after['records_new']}, zmienione {after['records_updated']}, usunięte {after['records_deleted']}, "
+            f"pobrane {after['records_fetched']}/{after['records_total']}"
+        )
+        if not export
+        else ""
+    )
     print(f"sync: zadanie {id_task}: status {after['status']}{reason}{counters}")
     return 0
 
@@ -103,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         install_signal_handlers()
         instance = get_instance(settings)
         if args.id_task is not None:
-            return run_one(settings, instance, args.id_task, args.export, args.max_seconds, args.env_file, True)
+            return run_one(
+                settings, instance, args.id_task, args.export, args.max_seconds, args.env_file, True
+            )
         db = connect_local(settings, autocommit=True)
         try:
             ids = tasks_for_cron(db)
@@ -120,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
                 print("sync: limit czasu wyczerpany - pozostałe zadania w następnym oknie")
                 break
             try:
-                worst = max(worst, run_one(settings, instance, id_task, False, remaining, args.env_file, False))
+                worst = max(
+                    worst, run_one(settings, instance, id_task, False, remaining, args.env_file, False)
+                )
             except UsageError as exc:
                 print(f"sync: {exc}", file=sys.stderr)
         return worst

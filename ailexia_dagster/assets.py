@@ -96,10 +96,16 @@ def _run_controlled(
         "(etapy init, fetch, compare, update; postęp 0-90%). Wznawialny od task.last_processed_id."
     ),
 )
-def remote_snapshot(context: AssetExecutionContext, ailexia: AilexiaResource, config: RunControlConfig) -> MaterializeResult:
+def remote_snapshot(
+    context: AssetExecutionContext, ailexia: AilexiaResource, config: RunControlConfig
+) -> MaterializeResult:
     """Skanuje źródło zadania i zapisuje różnice w ``task_item``."""
     return _run_controlled(
-        context, ailexia, config, "sync", "scanned",
+        context,
+        ailexia,
+        config,
+        "sync",
+        "scanned",
         lambda settings, id_task, should_stop: sync.run_scan(settings, id_task, context.run_id, should_stop),
     )
 
@@ -112,9 +118,17 @@ def remote_snapshot(context: AssetExecutionContext, ailexia: AilexiaResource, co
     kinds={"python", "mysql"},
     description="Weryfikacja kopii lokalnej (etap verify 90-98%) i zamknięcie synchronizacji (done 100%).",
     check_specs=[
-        AssetCheckSpec("no_duplicate_remote_id", asset=TASK_ITEM_HASHES, description="brak zdublowanych (id_task, remote_id)"),
-        AssetCheckSpec("every_item_hashed", asset=TASK_ITEM_HASHES, description="każdy niepusty tekst ma hash"),
-        AssetCheckSpec("matches_source", asset=TASK_ITEM_HASHES, description="liczba i próbka hashy zgodne ze źródłem"),
+        AssetCheckSpec(
+            "no_duplicate_remote_id",
+            asset=TASK_ITEM_HASHES,
+            description="brak zdublowanych (id_task, remote_id)",
+        ),
+        AssetCheckSpec(
+            "every_item_hashed", asset=TASK_ITEM_HASHES, description="każdy niepusty tekst ma hash"
+        ),
+        AssetCheckSpec(
+            "matches_source", asset=TASK_ITEM_HASHES, description="liczba i próbka hashy zgodne ze źródłem"
+        ),
     ],
 )
 def task_item_hashes(context: AssetExecutionContext, ailexia: AilexiaResource) -> MaterializeResult:
@@ -130,10 +144,16 @@ def task_item_hashes(context: AssetExecutionContext, ailexia: AilexiaResource) -
     skipped = stats.get("outcome") == "skipped"
     matches = stats.get("outcome") == "completed"
     check_results = [
-        AssetCheckResult(check_name="no_duplicate_remote_id", passed=checks["duplicates"] == 0,
-                         metadata={"duplicates": checks["duplicates"]}),
-        AssetCheckResult(check_name="every_item_hashed", passed=checks["missing_hash"] == 0,
-                         metadata={"missing_hash": checks["missing_hash"]}),
+        AssetCheckResult(
+            check_name="no_duplicate_remote_id",
+            passed=checks["duplicates"] == 0,
+            metadata={"duplicates": checks["duplicates"]},
+        ),
+        AssetCheckResult(
+            check_name="every_item_hashed",
+            passed=checks["missing_hash"] == 0,
+            metadata={"missing_hash": checks["missing_hash"]},
+        ),
         AssetCheckResult(
             check_name="matches_source",
             passed=matches or skipped,
@@ -154,11 +174,17 @@ def task_item_hashes(context: AssetExecutionContext, ailexia: AilexiaResource) -
     kinds={"python", "openai"},
     description="Korekta lub tłumaczenie pozycji pending/outdated modelem z ai_model (API zgodne z OpenAI).",
 )
-def ai_corrections(context: AssetExecutionContext, ailexia: AilexiaResource, config: RunControlConfig) -> MaterializeResult:
+def ai_corrections(
+    context: AssetExecutionContext, ailexia: AilexiaResource, config: RunControlConfig
+) -> MaterializeResult:
     """Przetwarza pozycje zadania modelem AI."""
     limit = int(context.run.tags.get(TAG_LIMIT, 0) or 0) or None
     return _run_controlled(
-        context, ailexia, config, "ai", "processed",
+        context,
+        ailexia,
+        config,
+        "ai",
+        "processed",
         lambda settings, id_task, should_stop: ai_worker.run_ai(
             settings, id_task, limit=limit, should_stop=should_stop, run_id=context.run_id
         ),
@@ -173,10 +199,16 @@ def ai_corrections(context: AssetExecutionContext, ailexia: AilexiaResource, con
     kinds={"python"},
     description="Zapis zaakceptowanych pozycji do źródła (compare-and-set; konflikt zamiast nadpisania).",
 )
-def source_export(context: AssetExecutionContext, ailexia: AilexiaResource, config: RunControlConfig) -> MaterializeResult:
+def source_export(
+    context: AssetExecutionContext, ailexia: AilexiaResource, config: RunControlConfig
+) -> MaterializeResult:
     """Eksportuje zaakceptowane pozycje zadania do źródła."""
     return _run_controlled(
-        context, ailexia, config, "sync", "exported",
+        context,
+        ailexia,
+        config,
+        "sync",
+        "exported",
         lambda settings, id_task, should_stop: export.run_export(
             settings, id_task, should_stop=should_stop, run_id=context.run_id
         ),

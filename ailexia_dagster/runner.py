@@ -27,7 +27,9 @@ def get_instance(settings: dict[str, Any]) -> DagsterInstance:
     return DagsterInstance.get()
 
 
-def run_tags(id_task: int, id_connection: int | None, kind: str, max_seconds: float | None = None) -> dict[str, str]:
+def run_tags(
+    id_task: int, id_connection: int | None, kind: str, max_seconds: float | None = None
+) -> dict[str, str]:
     """Tagi runu: zadanie, połączenie źródłowe (limit współbieżności), rodzaj runu."""
     tags = {TAG_ID_TASK: str(id_task), TAG_KIND: kind}
     if id_connection is not None:

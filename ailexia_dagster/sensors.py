@@ -52,11 +52,15 @@ def _interval_s() -> int:
     try:
         return max(1, int(load_config()["SENSOR_INTERVAL_S"]))
     except Exception as exc:  # brak .env, zła wartość - definicje muszą się załadować
-        logging.getLogger("ailexia.sensors").warning("SENSOR_INTERVAL_S niedostępne (%s), używam %s s", exc, DEFAULT_INTERVAL_S)
+        logging.getLogger("ailexia.sensors").warning(
+            "SENSOR_INTERVAL_S niedostępne (%s), używam %s s", exc, DEFAULT_INTERVAL_S
+        )
         return DEFAULT_INTERVAL_S
 
 
-def live_runs_by_task(instance: DagsterInstance, ids: list[int], chunk: int = 500) -> dict[int, list[DagsterRun]]:
+def live_runs_by_task(
+    instance: DagsterInstance, ids: list[int], chunk: int = 500
+) -> dict[int, list[DagsterRun]]:
     """Zwraca żywe runy (dowolnego joba, też ze skryptu) zadań spośród ``ids``.
 
     Jedno zapytanie do magazynu runów na porcję ``chunk`` zadań (filtr po tagu ``ailexia/id_task``).
@@ -96,7 +100,9 @@ def task_sensor(context: SensorEvaluationContext, ailexia: AilexiaResource) -> S
         candidates = scheduling.sync_candidates(db, stale_s, min(stale_s, scheduling.ORPHAN_GRACE_S))
         live = live_runs_by_task(instance, [int(row["id_task"]) for row in candidates]) if candidates else {}
         suspects = {id_task for id_task, runs in live.items() if _only_started_sync(runs)}
-        claims = scheduling.claim_sync_tasks(db, candidates, set(live), suspect_task_ids=suspects, dead_after_s=stale_s)
+        claims = scheduling.claim_sync_tasks(
+            db, candidates, set(live), suspect_task_ids=suspects, dead_after_s=stale_s
+        )
         archived = scheduling.archived_task_ids(db)
     finally:
         db.close()
@@ -108,14 +114,18 @@ def task_sensor(context: SensorEvaluationContext, ailexia: AilexiaResource) -> S
     if to_add:
         partition_requests.append(task_partitions_add(to_add))
     if to_delete:
-        partition_requests.append(DeleteDynamicPartitionsRequest(partitions_def_name=PARTITION_NAME, partition_keys=to_delete))
+        partition_requests.append(
+            DeleteDynamicPartitionsRequest(partitions_def_name=PARTITION_NAME, partition_keys=to_delete)
+        )
 
     for claim in claims:
         if claim.replaces_dead_run:
             # Domyślny run launcher nie wykrywa śmierci procesu runu: zamykamy run, żeby UI nie kłamał.
             for run in live.get(claim.id_task, []):
-                message = (f"ailexia: run uznany za martwy (blokada zadania {claim.id_task} wolna, brak postępu "
-                           f"od {stale_s} s); zadanie wznowione runem {claim.run_key}")
+                message = (
+                    f"ailexia: run uznany za martwy (blokada zadania {claim.id_task} wolna, brak postępu "
+                    f"od {stale_s} s); zadanie wznowione runem {claim.run_key}"
+                )
                 instance.report_run_failed(run, message)
                 context.log.warning(message)
     run_requests = []
@@ -123,8 +133,13 @@ def task_sensor(context: SensorEvaluationContext, ailexia: AilexiaResource) -> S
         tags = run_tags(claim.id_task, claim.id_connection, "sync")
         tags[TAG_REQUEST] = claim.reason
         run_requests.append(RunRequest(run_key=claim.run_key, partition_key=str(claim.id_task), tags=tags))
-        context.log.info("zadanie %s: run sync (%s, było %s), klucz %s", claim.id_task, claim.reason,
-                         claim.previous_status, claim.run_key)
+        context.log.info(
+            "zadanie %s: run sync (%s, było %s), klucz %s",
+            claim.id_task,
+            claim.reason,
+            claim.previous_status,
+            claim.run_key,
+        )
     if to_delete:
         context.log.info("usuwam partycje zadań archived: %s", ", ".join(to_delete))
     if not run_requests and not partition_requests:
@@ -147,7 +162,9 @@ def task_partitions_add(keys: list[str]) -> AddDynamicPartitionsRequest:
         "do AI: jeden run ai_job na operację synchronizacji (kursor + klucz runu ai-<id>-<finished_at>)."
     ),
 )
-def ai_after_sync_sensor(context: SensorEvaluationContext, ailexia: AilexiaResource) -> SensorResult | SkipReason:
+def ai_after_sync_sensor(
+    context: SensorEvaluationContext, ailexia: AilexiaResource
+) -> SensorResult | SkipReason:
     """Zleca run AI po każdej zakończonej synchronizacji zadania z modelem AI."""
     settings = ailexia.settings("sensor")
     after = scheduling.parse_ai_cursor(context.cursor)
@@ -167,7 +184,9 @@ def ai_after_sync_sensor(context: SensorEvaluationContext, ailexia: AilexiaResou
     for request in requests:
         tags = run_tags(request.id_task, None, "ai")
         tags[TAG_REQUEST] = "after_sync"
-        run_requests.append(RunRequest(run_key=request.run_key, partition_key=str(request.id_task), tags=tags))
+        run_requests.append(
+            RunRequest(run_key=request.run_key, partition_key=str(request.id_task), tags=tags)
+        )
         context.log.info("zadanie %s: run AI po synchronizacji z %s", request.id_task, request.finished_at)
     if not run_requests:
         return SensorResult(skip_reason=f"brak zadań do AI ({len(rows)} obejrzanych)", cursor=cursor)

@@ -115,7 +115,9 @@ def run_sdk_baseline(base_url: str, items: int, concurrency: int, latency: float
     def one(n: int) -> None:
         text = f"[sdk] Tekst numer {n}: to jest bląd, wogóle napewno do poprawy."
         messages = prompts.build_messages(text, "correct", None, None, None)
-        response = client.post("/chat/completions", body={**body, "messages": messages}, cast_to=ChatCompletion)
+        response = client.post(
+            "/chat/completions", body={**body, "messages": messages}, cast_to=ChatCompletion
+        )
         prompts.parse_answer(response.choices[0].message.content)
 
     started = time.perf_counter()

@@ -73,7 +73,9 @@ def setup_db(name: str, size: int) -> None:
             rows,
         )
         # Zadania z modelem: jedna pozycja, co druga oczekuje na AI.
-        items = [(i, 1, f"tekst {i}", "pending" if i % 20 == 0 else "processed") for i in range(10, size + 1, 10)]
+        items = [
+            (i, 1, f"tekst {i}", "pending" if i % 20 == 0 else "processed") for i in range(10, size + 1, 10)
+        ]
         db.executemany(
             "INSERT INTO task_item (id_task, remote_id, text_original, status) VALUES (%s, %s, %s, %s)", items
         )
@@ -97,7 +99,10 @@ def timed_tick(sensor_def, instance, defs, cursor: str | None = None):
     from ailexia_dagster.resources import AilexiaResource
 
     context = build_sensor_context(
-        instance=instance, definitions=defs, instance_ref=instance.get_ref(), cursor=cursor,
+        instance=instance,
+        definitions=defs,
+        instance_ref=instance.get_ref(),
+        cursor=cursor,
         resources={"ailexia": AilexiaResource()},
     )
     started = time.perf_counter()
@@ -124,8 +129,12 @@ def bench(size: int, ticks: int) -> dict:
                 queued = [r[0] for r in cursor.fetchall()]
             conn.close()
             for id_task in queued:
-                create_run_for_test(instance, job_name=SYNC_JOB, status=DagsterRunStatus.NOT_STARTED,
-                                    tags={TAG_ID_TASK: str(id_task), "dagster/partition": str(id_task)})
+                create_run_for_test(
+                    instance,
+                    job_name=SYNC_JOB,
+                    status=DagsterRunStatus.NOT_STARTED,
+                    tags={TAG_ID_TASK: str(id_task), "dagster/partition": str(id_task)},
+                )
             setup_s = time.perf_counter() - t0
 
             steady = []
@@ -148,9 +157,14 @@ def bench(size: int, ticks: int) -> dict:
                 drain.append(elapsed)
             ai_steady = [timed_tick(ai_after_sync_sensor, instance, defs, cursor)[0] for _ in range(ticks)]
             return {
-                "tasks": size, "queued_live": len(queued), "setup_s": setup_s,
-                "steady_med": statistics.median(steady), "steady_max": max(steady),
-                "claim100": claim_s, "ai_first": ai_s, "ai_requests": ai_requests,
+                "tasks": size,
+                "queued_live": len(queued),
+                "setup_s": setup_s,
+                "steady_med": statistics.median(steady),
+                "steady_max": max(steady),
+                "claim100": claim_s,
+                "ai_first": ai_s,
+                "ai_requests": ai_requests,
                 "ai_drain_max": max(drain, default=0.0),
                 "ai_steady_med": statistics.median(ai_steady),
             }
@@ -173,11 +187,23 @@ def main() -> None:
             os.environ[f"DB_LOCAL_{key.upper()}"] = str(value)
         results = [bench(size, args.ticks) for size in args.sizes]
     print(f"cores: {os.cpu_count()}")
-    header = ("tasks", "queued_live", "setup_s", "steady_med", "steady_max", "claim100", "ai_first", "ai_requests",
-              "ai_drain_max", "ai_steady_med")
+    header = (
+        "tasks",
+        "queued_live",
+        "setup_s",
+        "steady_med",
+        "steady_max",
+        "claim100",
+        "ai_first",
+        "ai_requests",
+        "ai_drain_max",
+        "ai_steady_med",
+    )
     print(" | ".join(f"{h:>13}" for h in header))
     for row in results:
-        print(" | ".join(f"{row[h]:>13.3f}" if isinstance(row[h], float) else f"{row[h]:>13}" for h in header))
+        print(
+            " | ".join(f"{row[h]:>13.3f}" if isinstance(row[h], float) else f"{row[h]:>13}" for h in header)
+        )
 
 
 if __name__ == "__main__":

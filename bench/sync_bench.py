@@ -94,7 +94,7 @@ def setup(rows: int) -> tuple[str, str, dict]:
     admin = psycopg2.connect(dbname="postgres", **PG)
     admin.autocommit = True
     with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{pg_db}" ENCODING \'UTF8\' TEMPLATE template0')
+        cur.execute(f"CREATE DATABASE \"{pg_db}\" ENCODING 'UTF8' TEMPLATE template0")
     admin.close()
     src = psycopg2.connect(dbname=pg_db, **PG)
     src.autocommit = True
@@ -107,8 +107,14 @@ def setup(rows: int) -> tuple[str, str, dict]:
         )
         cur.execute("VACUUM ANALYZE texts")
     src.close()
-    env = {**os.environ, "DB_LOCAL_NAME": my_db, "ENV_FILE": "/nonexistent", "LOG_LEVEL": "WARNING",
-           "DAGSTER_HOME": tempfile.mkdtemp(prefix="ailexia_bench_dh_"), "LOG_DIR": tempfile.mkdtemp(prefix="ailexia_bench_log_")}
+    env = {
+        **os.environ,
+        "DB_LOCAL_NAME": my_db,
+        "ENV_FILE": "/nonexistent",
+        "LOG_LEVEL": "WARNING",
+        "DAGSTER_HOME": tempfile.mkdtemp(prefix="ailexia_bench_dh_"),
+        "LOG_DIR": tempfile.mkdtemp(prefix="ailexia_bench_log_"),
+    }
     settings = load_config(environ=env)
     init_db(settings)
     db = connect_local(settings, autocommit=True)
@@ -133,7 +139,10 @@ def teardown(pg_db: str, my_db: str, env: dict) -> None:
     admin = psycopg2.connect(dbname="postgres", **PG)
     admin.autocommit = True
     with admin.cursor() as cur:
-        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname=%s AND pid<>pg_backend_pid()", (pg_db,))
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname=%s AND pid<>pg_backend_pid()",
+            (pg_db,),
+        )
         cur.execute(f'DROP DATABASE IF EXISTS "{pg_db}"')
     admin.close()
     conn = pymysql.connect(autocommit=True, **MY)
@@ -158,7 +167,9 @@ def bench(rows: int) -> list[dict]:
     try:
         t, mib, out = run_measured([sys.executable, __file__, "--phase-baseline", pg_db, my_db], env)
         base_s = json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
-        results.append({"phase": "(a) baseline PG->MariaDB", "seconds": base_s, "wall": t, "engine": base_s, "mib": mib})
+        results.append(
+            {"phase": "(a) baseline PG->MariaDB", "seconds": base_s, "wall": t, "engine": base_s, "mib": mib}
+        )
         sync_cmd = [sys.executable, "sync.py", "--id_task", "1"]
         t, mib, _ = run_measured(sync_cmd, env)
         results.append({"phase": "(b) initial sync.py", "wall": t, "engine": engine_seconds(env), "mib": mib})
@@ -168,15 +179,22 @@ def bench(rows: int) -> list[dict]:
             cur.execute("UPDATE texts SET body = body || ' (zmiana)' WHERE id % 100 = 7")
             cur.execute("DELETE FROM texts WHERE id % 200 = 3")
             cur.execute(
-                "INSERT INTO texts SELECT g, 'nowy wiersz ' || g FROM generate_series(%s, %s) g", (rows + 1, rows + rows // 200)
+                "INSERT INTO texts SELECT g, 'nowy wiersz ' || g FROM generate_series(%s, %s) g",
+                (rows + 1, rows + rows // 200),
             )
         src.close()
         t, mib, _ = run_measured(sync_cmd, env)
-        results.append({"phase": "(c) resync 1%/0.5%/0.5%", "wall": t, "engine": engine_seconds(env), "mib": mib})
+        results.append(
+            {"phase": "(c) resync 1%/0.5%/0.5%", "wall": t, "engine": engine_seconds(env), "mib": mib}
+        )
         t, mib, _ = run_measured(sync_cmd, env)
-        results.append({"phase": "(d) resync, no change", "wall": t, "engine": engine_seconds(env), "mib": mib})
+        results.append(
+            {"phase": "(d) resync, no change", "wall": t, "engine": engine_seconds(env), "mib": mib}
+        )
         db = connect_local(load_config(environ=env), autocommit=True)
-        task = db.query_one("SELECT status, records_new, records_updated, records_deleted FROM task WHERE id_task=1")
+        task = db.query_one(
+            "SELECT status, records_new, records_updated, records_deleted FROM task WHERE id_task=1"
+        )
         db.close()
         assert task["status"] == "completed", task
     finally:
@@ -189,7 +207,9 @@ def bench(rows: int) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, nargs="+", default=[100000])
     parser.add_argument("--phase-baseline", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -201,21 +221,30 @@ def main() -> None:
         all_results.extend(bench(rows))
     print(f"{'phase':28} {'N':>9} {'engine s':>9} {'wall s':>8} {'rows/s':>9} {'x base':>7} {'peak MiB':>9}")
     for r in all_results:
-        print(f"{r['phase']:28} {r['rows']:>9} {r['engine']:>9.2f} {r.get('wall', r['engine']):>8.2f} "
-              f"{r['rows_per_s']:>9.0f} {r['ratio']:>7.2f} {r['mib']:>9.1f}")
+        print(
+            f"{r['phase']:28} {r['rows']:>9} {r['engine']:>9.2f} {r.get('wall', r['engine']):>8.2f} "
+            f"{r['rows_per_s']:>9.0f} {r['ratio']:>7.2f} {r['mib']:>9.1f}"
+        )
     print()
     for rows in args.rows:
         by = {r["phase"][:3]: r for r in all_results if r["rows"] == rows}
         initial_ratio = by["(b)"]["ratio"]
         nochange = by["(d)"]["engine"] / by["(b)"]["engine"]
-        print(f"N={rows}: initial sync = {initial_ratio:.2f}x baseline rows/s (target >= 0.5: "
-              f"{'met' if initial_ratio >= 0.5 else 'NOT met'}); no-change resync = {nochange:.2f}x initial time "
-              f"(target <= 0.35: {'met' if nochange <= 0.35 else 'NOT met'})")
+        print(
+            f"N={rows}: initial sync = {initial_ratio:.2f}x baseline rows/s (target >= 0.5: "
+            f"{'met' if initial_ratio >= 0.5 else 'NOT met'}); no-change resync = {nochange:.2f}x initial time "
+            f"(target <= 0.35: {'met' if nochange <= 0.35 else 'NOT met'})"
+        )
     if len(args.rows) > 1:
         lo, hi = min(args.rows), max(args.rows)
-        peak = {n: max(r["mib"] for r in all_results if r["rows"] == n and not r["phase"].startswith("(a)")) for n in (lo, hi)}
+        peak = {
+            n: max(r["mib"] for r in all_results if r["rows"] == n and not r["phase"].startswith("(a)"))
+            for n in (lo, hi)
+        }
         ratio = peak[hi] / peak[lo]
-        print(f"peak RSS of sync.py at N={hi} / N={lo} = {ratio:.2f} (target <= 1.2: {'met' if ratio <= 1.2 else 'NOT met'})")
+        print(
+            f"peak RSS of sync.py at N={hi} / N={lo} = {ratio:.2f} (target <= 1.2: {'met' if ratio <= 1.2 else 'NOT met'})"
+        )
 
 
 if __name__ == "__main__":

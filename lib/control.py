@@ -89,7 +89,9 @@ def install_signal_handlers(stop_event: threading.Event = PROCESS_STOP_EVENT) ->
     def handler(signum: int, _frame: Any) -> None:
         if stop_event.is_set():
             raise KeyboardInterrupt
-        log.warning("otrzymano sygnał %s - kończę bieżącą partię i wstrzymuję zadanie", signal.Signals(signum).name)
+        log.warning(
+            "otrzymano sygnał %s - kończę bieżącą partię i wstrzymuję zadanie", signal.Signals(signum).name
+        )
         stop_event.set()
 
     signal.signal(signal.SIGTERM, handler)

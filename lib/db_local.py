@@ -152,7 +152,11 @@ class MySQL:
             return
         text = " ".join(sql.split())
         if params is not None:
-            shown = params if not isinstance(params, list) or len(params) <= 5 else f"{params[:5]}... ({len(params)} wierszy)"
+            shown = (
+                params
+                if not isinstance(params, list) or len(params) <= 5
+                else f"{params[:5]}... ({len(params)} wierszy)"
+            )
             text = f"{text} | params={shown!r}"
         text = _PASSWORD_RE.sub(r"\1\2***", text)
         text = mask_secrets(text, [self._password])
@@ -338,7 +342,9 @@ def retry_on_deadlock(function, attempts: int = 5, db: MySQL | None = None):
                 raise
             if db is not None:
                 db.rollback()
-            logging.getLogger("ailexia.db_local").warning("zakleszczenie (%s), próba %d", _error_text(exc), attempt + 1)
+            logging.getLogger("ailexia.db_local").warning(
+                "zakleszczenie (%s), próba %d", _error_text(exc), attempt + 1
+            )
             time.sleep(0.05 * attempt)
     raise AssertionError("nieosiągalne")
 

@@ -83,7 +83,9 @@ def setup_logging(settings: dict[str, Any], script_name: str) -> logging.Logger:
     wanted_file = os.path.abspath(os.path.join(settings["LOG_DIR"], f"{script_name}.log"))
     current = [h for h in logger.handlers if getattr(h, "_ailexia", False)]
     files = [getattr(h, "baseFilename", None) for h in current]
-    if wanted_file in files and all(h.formatter and h.formatter._fmt == settings["LOG_FORMAT"] for h in current):
+    if wanted_file in files and all(
+        h.formatter and h.formatter._fmt == settings["LOG_FORMAT"] for h in current
+    ):
         # Już skonfigurowane (np. kolejny tick sensora) - bez ponownego otwierania pliku.
         return logger
     for handler in list(logger.handlers):
@@ -137,7 +139,9 @@ def compute_hash(text: str | None, method: str = "sha256") -> str | None:
     try:
         factory = HASH_METHODS[method]
     except KeyError:
-        raise ValueError(f"nieznana metoda hashowania {method!r} (dozwolone: {', '.join(HASH_METHODS)})") from None
+        raise ValueError(
+            f"nieznana metoda hashowania {method!r} (dozwolone: {', '.join(HASH_METHODS)})"
+        ) from None
     return factory(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
@@ -156,7 +160,9 @@ def hash_function(method: str):
     try:
         return HASH_METHODS[method]
     except KeyError:
-        raise ValueError(f"nieznana metoda hashowania {method!r} (dozwolone: {', '.join(HASH_METHODS)})") from None
+        raise ValueError(
+            f"nieznana metoda hashowania {method!r} (dozwolone: {', '.join(HASH_METHODS)})"
+        ) from None
 
 
 def now() -> dt.datetime:

@@ -85,7 +85,9 @@ def _skip_reason(item: dict[str, Any], hash_method: str) -> str | None:
     if item["text_corrected"] is None:
         return "eksport pominięty: pozycja nie ma tekstu poprawionego (text_corrected jest NULL)"
     if item["local_hash"] != compute_hash(item["text_corrected"], hash_method):
-        return "eksport pominięty: local_hash nie odpowiada text_corrected (pozycja do ponownego przetworzenia)"
+        return (
+            "eksport pominięty: local_hash nie odpowiada text_corrected (pozycja do ponownego przetworzenia)"
+        )
     return None
 
 
@@ -116,7 +118,8 @@ def _finish_batch(
             )
         for id_item, reason in skipped:
             db.execute(
-                "UPDATE task_item SET export_error=%s WHERE id_task_item=%s AND status='accepted'", (reason, id_item)
+                "UPDATE task_item SET export_error=%s WHERE id_task_item=%s AND status='accepted'",
+                (reason, id_item),
             )
         db.commit()
 
@@ -149,7 +152,9 @@ def _export_batch(
     for item in candidates:
         key, id_item = int(item["remote_id"]), int(item["id_task_item"])
         if key not in current:
-            result["conflicts"].append((id_item, "wiersz nie istnieje już w źródle; źródło nie zostało zmienione"))
+            result["conflicts"].append(
+                (id_item, "wiersz nie istnieje już w źródle; źródło nie zostało zmienione")
+            )
             continue
         values = current[key]
         source_text = values[0]
@@ -211,7 +216,10 @@ def _export(
             write_column = target.extra_columns[0]
         log.info(
             "zadanie %s: eksport do %s.%s (warunek: %s)",
-            id_task, target.table, write_column or target.column, target.column,
+            id_task,
+            target.table,
+            write_column or target.column,
+            target.column,
         )
         after = None
         while True:
@@ -221,7 +229,9 @@ def _export(
             after = int(items[-1]["remote_id"])
             result = _export_batch(rconn, target, write_column, items, hash_method)
             faults.checkpoint("export.source_committed")
-            _finish_batch(db, id_task, result["written"] + result["already"], result["conflicts"], result["skipped"])
+            _finish_batch(
+                db, id_task, result["written"] + result["already"], result["conflicts"], result["skipped"]
+            )
             stats["exported"] += len(result["written"])
             stats["already_exported"] += len(result["already"])
             stats["conflicts"] += len(result["conflicts"])
@@ -240,13 +250,19 @@ def _export(
     stats["stopped"] = stopped
     log.info(
         "zadanie %s: eksport - zapisano %s, już w źródle %s, konflikty %s, pominięte %s%s",
-        id_task, stats["exported"], stats["already_exported"], stats["conflicts"], stats["skipped"],
+        id_task,
+        stats["exported"],
+        stats["already_exported"],
+        stats["conflicts"],
+        stats["skipped"],
         f", zatrzymany ({stopped})" if stopped else "",
     )
     return stats
 
 
-def run_export(settings: dict[str, Any], id_task: int, should_stop=None, run_id: str | None = None) -> dict[str, Any]:
+def run_export(
+    settings: dict[str, Any], id_task: int, should_stop=None, run_id: str | None = None
+) -> dict[str, Any]:
     """Zapisuje zaakceptowane pozycje zadania do źródła (compare-and-set, partiami).
 
     Run trzyma blokadę zadania (``GET_LOCK``), więc nie nakłada się na synchronizację; jest

@@ -34,18 +34,30 @@ SETTINGS_SPEC: dict[str, tuple[str, Any, str]] = {
     "REMOTE_CONNECT_TIMEOUT": ("int", 10, "Limit czasu połączenia z bazą źródłową (s)"),
     "MSSQL_ODBC_DRIVER": ("str", "ODBC Driver 18 for SQL Server", "Nazwa sterownika ODBC dla mssql"),
     "OPENAI_API_KEY": ("secret", "", "Klucz API (domyślna zmienna ai_model.api_key_env)"),
-    "OPENAI_BASE_URL": ("str", "", "Domyślny adres serwera zgodnego z OpenAI (gdy ai_model.base_url jest NULL)"),
+    "OPENAI_BASE_URL": (
+        "str",
+        "",
+        "Domyślny adres serwera zgodnego z OpenAI (gdy ai_model.base_url jest NULL)",
+    ),
     "AI_CONCURRENCY": ("int", 8, "Liczba równoległych zapytań do modelu"),
     "AI_MAX_ATTEMPTS": ("int", 3, "Po tylu nieudanych próbach pozycja czeka na człowieka"),
     "AI_MAX_COST_USD": ("float", 0.0, "Limit kosztu jednego runu AI w USD (0 = bez limitu)"),
     "AI_TIMEOUT_S": ("float", 60.0, "Limit czasu jednego zapytania do modelu (s)"),
     "AI_MAX_RETRIES": ("int", 4, "Ponowienia zapytania przy 429/5xx/timeout"),
-    "AI_BACKOFF_S": ("float", 1.0, "Podstawa wykładniczego odstępu ponowień (s); Retry-After serwera ma pierwszeństwo"),
+    "AI_BACKOFF_S": (
+        "float",
+        1.0,
+        "Podstawa wykładniczego odstępu ponowień (s); Retry-After serwera ma pierwszeństwo",
+    ),
     "AI_CLAIM_BATCH": ("int", 20, "Ile pozycji zadania AI rezerwuje naraz"),
     "AI_CLAIM_TIMEOUT_S": ("int", 900, "Po tylu sekundach niedokończona rezerwacja może być przejęta"),
     "DAGSTER_HOME": ("str", ".dagster_home", "Katalog instancji Dagstera (wspólny dla UI i skryptów)"),
     "SENSOR_INTERVAL_S": ("int", 30, "Co ile sekund sensor task_sensor sprawdza tabelę task"),
-    "SENSOR_STALE_QUEUED_S": ("int", 600, "Po ilu sekundach zadanie queued bez żywego runu jest podejmowane ponownie"),
+    "SENSOR_STALE_QUEUED_S": (
+        "int",
+        600,
+        "Po ilu sekundach zadanie queued bez żywego runu jest podejmowane ponownie",
+    ),
 }
 
 _TRUE = {"1", "true", "yes", "on", "tak"}
@@ -89,12 +101,16 @@ def _convert(key: str, kind: str, raw: str) -> Any:
     if kind == "loglevel":
         upper = value.upper()
         if upper not in _LEVELS:
-            raise ConfigError(f"{key}: nieznany poziom logowania {value!r} (dozwolone: {', '.join(sorted(_LEVELS))})")
+            raise ConfigError(
+                f"{key}: nieznany poziom logowania {value!r} (dozwolone: {', '.join(sorted(_LEVELS))})"
+            )
         return upper
     raise ConfigError(f"{key}: nieznany typ ustawienia {kind}")
 
 
-def load_config(env_file: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+def load_config(
+    env_file: str | os.PathLike | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """Wczytuje ustawienia: wartości domyślne, potem ``.env``, potem środowisko procesu.
 
     Args:
@@ -159,7 +175,9 @@ def secret_values(settings: dict[str, Any]) -> list[str]:
     Returns:
         Niepuste wartości ustawień typu ``secret``.
     """
-    return [settings[k] for k, (kind, _d, _o) in SETTINGS_SPEC.items() if kind == "secret" and settings.get(k)]
+    return [
+        settings[k] for k, (kind, _d, _o) in SETTINGS_SPEC.items() if kind == "secret" and settings.get(k)
+    ]
 
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

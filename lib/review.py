@@ -116,7 +116,9 @@ def _check_status(status: str | None) -> None:
         raise UsageError(f"nieznany status pozycji {status!r} (dozwolone: {', '.join(ITEM_STATUSES)})")
 
 
-def list_items(db: MySQL, id_task: int, status: str | None = "processed", limit: int = 20) -> list[dict[str, Any]]:
+def list_items(
+    db: MySQL, id_task: int, status: str | None = "processed", limit: int = 20
+) -> list[dict[str, Any]]:
     """Zwraca pozycje zadania do przeglądu (nieusunięte), rosnąco po ``remote_id``.
 
     Args:
@@ -239,7 +241,9 @@ def set_decision(
     db.commit()
     changed: list[int] = []
     refused: list[tuple[int, str]] = []
-    columns = "id_task_item, id_task, status, deleted_at, is_changed, text_corrected, processed_at, verified_at"
+    columns = (
+        "id_task_item, id_task, status, deleted_at, is_changed, text_corrected, processed_at, verified_at"
+    )
 
     def apply(rows: list[dict[str, Any]]) -> None:
         allowed = []
@@ -351,9 +355,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def dump_items(
-    db: MySQL, id_task: int, fmt: str, out: TextIO, statuses: list[str] | None = None
-) -> int:
+def dump_items(db: MySQL, id_task: int, fmt: str, out: TextIO, statuses: list[str] | None = None) -> int:
     """Zapisuje pozycje zadania do CSV albo JSON (dla osób, które przeglądają poza systemem).
 
     Bez ``statuses`` zrzut obejmuje każdą nieusuniętą pozycję z korektą (``text_corrected``).

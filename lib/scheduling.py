@@ -100,7 +100,9 @@ def db_now(db: MySQL) -> dt.datetime:
     return value
 
 
-def sync_candidates(db: MySQL, stale_queued_s: int, orphan_grace_s: int = ORPHAN_GRACE_S) -> list[dict[str, Any]]:
+def sync_candidates(
+    db: MySQL, stale_queued_s: int, orphan_grace_s: int = ORPHAN_GRACE_S
+) -> list[dict[str, Any]]:
     """Zwraca zadania, które mogą wymagać runu synchronizacji (jedno zapytanie po indeksie statusu).
 
     Kandydaci: ``new``, ``resync``; ``paused`` z powodu ``time_limit``/``signal`` (nigdy
@@ -150,7 +152,11 @@ def locked_task_ids(db: MySQL, ids: Iterable[int], chunk: int = 200) -> set[int]
 
 
 def _dead_run_suspect(
-    row: dict[str, Any], id_task: int, suspects: set[int] | frozenset[int], dead_after_s: int, now: dt.datetime
+    row: dict[str, Any],
+    id_task: int,
+    suspects: set[int] | frozenset[int],
+    dead_after_s: int,
+    now: dt.datetime,
 ) -> bool:
     """Czy żywy według Dagstera run zadania jest w rzeczywistości martwy (patrz ``claim_sync_tasks``)."""
     if id_task not in suspects or row["status"] not in ("queued", "in_progress", "verifying"):
@@ -194,7 +200,9 @@ def claim_sync_tasks(
     waiting = []
     for row in candidates:
         id_task = int(row["id_task"])
-        if id_task in live_task_ids and not _dead_run_suspect(row, id_task, suspect_task_ids, dead_after_s, now):
+        if id_task in live_task_ids and not _dead_run_suspect(
+            row, id_task, suspect_task_ids, dead_after_s, now
+        ):
             continue
         waiting.append(row)
         if len(waiting) >= limit * 2:
@@ -236,7 +244,12 @@ def claim_sync_tasks(
         db.rollback()
         raise
     for claim in claims:
-        log.info("zadanie %s: zarezerwowane do synchronizacji (%s, było %s)", claim.id_task, claim.reason, claim.previous_status)
+        log.info(
+            "zadanie %s: zarezerwowane do synchronizacji (%s, było %s)",
+            claim.id_task,
+            claim.reason,
+            claim.previous_status,
+        )
     return claims
 
 

@@ -104,7 +104,9 @@ def _reconcile_table(db: MySQL, schema: str, spec: TableSpec) -> list[str]:
         if wanted is not None and have is not None and wanted != have:
             missing = [v for v in have if v not in wanted]
             if missing:
-                actions.append(f"WARNING: {spec.name}.{column} has ENUM values {missing} not in the schema; left as is")
+                actions.append(
+                    f"WARNING: {spec.name}.{column} has ENUM values {missing} not in the schema; left as is"
+                )
                 continue
             db.execute(f"ALTER TABLE `{spec.name}` MODIFY COLUMN `{column}` {clean}")
             actions.append(f"widened ENUM {spec.name}.{column} to {wanted}")
@@ -142,7 +144,9 @@ def init_db(settings: dict[str, Any]) -> list[str]:
     actions: list[str] = []
     server = connect_local(settings, with_database=False, autocommit=True)
     try:
-        exists = server.query_one("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s", (name,))
+        exists = server.query_one(
+            "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s", (name,)
+        )
         if not exists:
             server.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
             actions.append(f"created database {name}")

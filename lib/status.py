@@ -83,7 +83,8 @@ def format_status(rows: list[dict[str, Any]]) -> str:
         values = {
             **row,
             "target": f"{row['table_name']}.{row['column_name']}",
-            "status_text": row["status"] + (f"({row['pause_reason']})" if row["status"] == "paused" and row["pause_reason"] else ""),
+            "status_text": row["status"]
+            + (f"({row['pause_reason']})" if row["status"] == "paused" and row["pause_reason"] else ""),
             "progress": f"{row['sync_progress']:.1f}",
             "tokens": row["tokens_input"] + row["tokens_output"],
             "cost_usd": f"{row['cost_usd']:.4f}",

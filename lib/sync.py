@@ -39,7 +39,9 @@ _VERIFY_SAMPLES = 5
 _VERIFY_SAMPLE_SIZE = 20
 
 
-def open_source(db: MySQL, task_row: dict[str, Any], settings: dict[str, Any]) -> tuple[db_remote.RemoteConn, dict]:
+def open_source(
+    db: MySQL, task_row: dict[str, Any], settings: dict[str, Any]
+) -> tuple[db_remote.RemoteConn, dict]:
     """Otwiera połączenie ze źródłem zadania i zapisuje stan połączenia.
 
     Args:
@@ -169,15 +171,20 @@ def _page_fingerprint(hashed: list[tuple[int, str | None, str | None]]) -> str:
     return hashlib.sha256(joined.encode("ascii")).hexdigest()
 
 
-def _local_fingerprint(db: MySQL, id_task: int, low: int | None, high: int, in_place: bool) -> tuple[int, str | None]:
+def _local_fingerprint(
+    db: MySQL, id_task: int, low: int | None, high: int, in_place: bool
+) -> tuple[int, str | None]:
     """Liczba i odcisk aktywnych pozycji z zakresu ``(low, high]`` policzone w MySQL.
 
     Zapytanie czyta tylko pokrywający indeks ``idx_task_item_fingerprint`` (bez tekstów), więc
     resync bez zmian nie przesyła szczegółów pozycji - jedno małe zapytanie na stronę. Zgodny
     odcisk oznacza, że w zakresie nic się nie zmieniło; inaczej strona idzie do ``_compare_page``.
     """
-    bound, params = ("remote_id <= %s", (in_place, id_task, high)) if low is None else (
-        "remote_id > %s AND remote_id <= %s", (in_place, id_task, low, high))
+    bound, params = (
+        ("remote_id <= %s", (in_place, id_task, high))
+        if low is None
+        else ("remote_id > %s AND remote_id <= %s", (in_place, id_task, low, high))
+    )
     row = db.query_one(
         "SELECT COUNT(*) AS n, SHA2(GROUP_CONCAT(CONCAT(remote_id, ':', "
         "IFNULL(IF(status='exported' AND %s, local_hash, original_hash), '')) ORDER BY remote_id SEPARATOR ','), 256) "
@@ -188,7 +195,10 @@ def _local_fingerprint(db: MySQL, id_task: int, low: int | None, high: int, in_p
 
 
 def _compare_page(
-    hashed: list[tuple[int, str | None, str | None]], local: dict[int, tuple], batch: _Batch, export_in_place: bool
+    hashed: list[tuple[int, str | None, str | None]],
+    local: dict[int, tuple],
+    batch: _Batch,
+    export_in_place: bool,
 ) -> None:
     """Porównuje stronę źródła z lokalnym zakresem i dopisuje różnice do partii.
 
@@ -261,7 +271,8 @@ def _write_batch(
             # Ogon: pozycje z kluczami większymi niż ostatni klucz źródła zniknęły ze źródła.
             if last_key is None:
                 deleted += db.execute(
-                    "UPDATE task_item SET deleted_at=NOW() WHERE id_task=%s AND deleted_at IS NULL", (id_task,)
+                    "UPDATE task_item SET deleted_at=NOW() WHERE id_task=%s AND deleted_at IS NULL",
+                    (id_task,),
                 )
             else:
                 deleted += db.execute(
@@ -326,15 +337,29 @@ def _start_operation(db: MySQL, task_row: dict[str, Any], run_id: str | None) ->
 
 
 def _scan(
-    db: MySQL, settings: dict[str, Any], task_row: dict[str, Any], run_id: str | None, should_stop, started: float
+    db: MySQL,
+    settings: dict[str, Any],
+    task_row: dict[str, Any],
+    run_id: str | None,
+    should_stop,
+    started: float,
 ) -> dict[str, Any]:
     id_task = task_row["id_task"]
     if task_row["status"] == "verifying" and (task_row.get("resume_marker") or "").startswith("verify:"):
         # Run zginął w weryfikacji: skan tej operacji jest zatwierdzony, zostaje sama weryfikacja
         # (nowy skan wyzerowałby liczniki operacji).
         log.info("zadanie %s: skan zatwierdzony wcześniej - tylko weryfikacja", id_task)
-        return {"fetched": 0, "new": 0, "updated": 0, "deleted": 0, "unchanged": 0, "stopped": None,
-                "last_key": task_row["last_processed_id"], "records_total": task_row["records_total"], "resumed": True}
+        return {
+            "fetched": 0,
+            "new": 0,
+            "updated": 0,
+            "deleted": 0,
+            "unchanged": 0,
+            "stopped": None,
+            "last_key": task_row["last_processed_id"],
+            "records_total": task_row["records_total"],
+            "resumed": True,
+        }
     resuming, initial = _start_operation(db, task_row, run_id)
     faults.checkpoint("sync.init")
     rconn, _conn_row = open_source(db, task_row, settings)
@@ -360,7 +385,12 @@ def _scan(
             db.commit()
         log.info(
             "zadanie %s: %s skanu %s.%s (%s wierszy w źródle, od klucza %s)",
-            id_task, "wznowienie" if resuming else "start", target.table, target.column, total, after,
+            id_task,
+            "wznowienie" if resuming else "start",
+            target.table,
+            target.column,
+            total,
+            after,
         )
         batch_size = settings["BATCH_SIZE"]
         commit_rows = max(settings["COMMIT_ROWS"], batch_size)
@@ -396,7 +426,10 @@ def _scan(
                 hashed = _hash_page(page, hash_of)
                 if initial:
                     _compare_page(hashed, {}, batch, in_place)
-                elif _local_fingerprint(db, id_task, last_key, high, in_place) == (len(hashed), _page_fingerprint(hashed)):
+                elif _local_fingerprint(db, id_task, last_key, high, in_place) == (
+                    len(hashed),
+                    _page_fingerprint(hashed),
+                ):
                     batch.unchanged += len(hashed)
                     batch.scanned += len(hashed)
                 else:
@@ -424,7 +457,9 @@ def _scan(
         db_remote.close(rconn)
 
 
-def run_scan(settings: dict[str, Any], id_task: int, run_id: str | None = None, should_stop=None) -> dict[str, Any]:
+def run_scan(
+    settings: dict[str, Any], id_task: int, run_id: str | None = None, should_stop=None
+) -> dict[str, Any]:
     """Etapy init, fetch, compare i update: skan źródła i zapis różnic w ``task_item``.
 
     Wznawia przerwaną operację od ``task.last_processed_id``; inaczej zaczyna nową.
@@ -453,7 +488,9 @@ def run_scan(settings: dict[str, Any], id_task: int, run_id: str | None = None, 
     return run_with_task_lock(settings, id_task, "sync", run_id, body)
 
 
-def _sample_mismatches(db: MySQL, rconn, target, id_task: int, hash_method: str, export_in_place: bool) -> int:
+def _sample_mismatches(
+    db: MySQL, rconn, target, id_task: int, hash_method: str, export_in_place: bool
+) -> int:
     """Porównuje hashe próbki pozycji z aktualnym źródłem; zwraca liczbę niezgodności."""
     bounds = db.query_one(
         "SELECT MIN(remote_id) AS lo, MAX(remote_id) AS hi FROM task_item WHERE id_task=%s AND deleted_at IS NULL",
@@ -482,17 +519,24 @@ def _sample_mismatches(db: MySQL, rconn, target, id_task: int, hash_method: str,
             continue
         text = current[key][0]
         digest = None if text is None else hash_of(text.encode("utf-8", "surrogatepass")).hexdigest()
-        reference = row["local_hash"] if row["status"] == "exported" and export_in_place else row["original_hash"]
+        reference = (
+            row["local_hash"] if row["status"] == "exported" and export_in_place else row["original_hash"]
+        )
         if digest != reference:
             mismatches += 1
     return mismatches
 
 
-def _verify(db: MySQL, settings: dict[str, Any], task_row: dict[str, Any], run_id: str | None, started: float) -> dict:
+def _verify(
+    db: MySQL, settings: dict[str, Any], task_row: dict[str, Any], run_id: str | None, started: float
+) -> dict:
     id_task = task_row["id_task"]
     marker = task_row.get("resume_marker") or ""
     if marker.startswith("scan:") or task_row["status"] == "paused":
-        return {"outcome": "skipped", "reason": "skan źródła nie został dokończony (wstrzymany lub przerwany)"}
+        return {
+            "outcome": "skipped",
+            "reason": "skan źródła nie został dokończony (wstrzymany lub przerwany)",
+        }
     db.execute(
         "UPDATE task SET status='verifying', sync_stage='verify', sync_progress=GREATEST(sync_progress, 90), run_id=%s "
         "WHERE id_task=%s",
@@ -519,7 +563,12 @@ def _verify(db: MySQL, settings: dict[str, Any], task_row: dict[str, Any], run_i
         db_remote.close(rconn)
     db.execute("UPDATE task SET sync_progress=GREATEST(sync_progress, 98) WHERE id_task=%s", (id_task,))
     db.commit()
-    stats = {"source_count": source_count, "local_count": local_count, "missing_hash": no_hash, "sample_mismatches": mismatches}
+    stats = {
+        "source_count": source_count,
+        "local_count": local_count,
+        "missing_hash": no_hash,
+        "sample_mismatches": mismatches,
+    }
     work_ms = int((time.monotonic() - started) * 1000)
     moved = source_count != int(task_row["records_total"] or 0) or mismatches > 0
     if no_hash:
@@ -579,7 +628,9 @@ def run_verify(settings: dict[str, Any], id_task: int, run_id: str | None = None
     return run_with_task_lock(settings, id_task, "sync", run_id, body, skip_closed=True)
 
 
-def sync_task(settings: dict[str, Any], id_task: int, run_id: str | None = None, should_stop=None) -> dict[str, Any]:
+def sync_task(
+    settings: dict[str, Any], id_task: int, run_id: str | None = None, should_stop=None
+) -> dict[str, Any]:
     """Pełna synchronizacja bez Dagstera (skan + weryfikacja) - dla testów i benchmarków.
 
     Returns:

@@ -201,7 +201,9 @@ ABANDONED_RUN_MESSAGE = (
 )
 
 
-def log_run_start(db: MySQL, id_task: int, kind: str, run_id: str | None, operation_uuid: str | None = None) -> int:
+def log_run_start(
+    db: MySQL, id_task: int, kind: str, run_id: str | None, operation_uuid: str | None = None
+) -> int:
     """Zapisuje początek runu w ``run_log`` i zwraca id wpisu."""
     db.execute(
         "INSERT INTO run_log (id_task, kind, run_id, operation_uuid) VALUES (%s, %s, %s, %s)",
@@ -250,7 +252,9 @@ def close_abandoned_runs(
     return len(ids)
 
 
-def log_run_end(db: MySQL, id_run_log: int, status: str, stats: dict[str, Any], message: str | None = None) -> None:
+def log_run_end(
+    db: MySQL, id_run_log: int, status: str, stats: dict[str, Any], message: str | None = None
+) -> None:
     """Zamyka wpis ``run_log``: status, czas trwania, liczniki (JSON) i komunikat."""
     db.rollback()
     db.execute(
@@ -383,7 +387,9 @@ def _record_error(settings: dict[str, Any], db: MySQL, id_task: int, id_log: int
         log_run_end(db, id_log, "error", {}, message)
         return
     except Exception as exc:
-        log.warning("zadanie %s: połączenie runu nie działa (%s) - zapisuję błąd nowym połączeniem", id_task, exc)
+        log.warning(
+            "zadanie %s: połączenie runu nie działa (%s) - zapisuję błąd nowym połączeniem", id_task, exc
+        )
     db.close()
     try:
         fresh = connect_local(settings)

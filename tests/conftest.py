@@ -82,7 +82,7 @@ def pg_source():
     name = f"ailexia_src_{uuid.uuid4().hex[:10]}"
     admin = _pg_admin()
     with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0')
+        cursor.execute(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")
     conn = _pg_admin(name)
     source = {
         "db_type": "pgsql",
@@ -97,7 +97,8 @@ def pg_source():
     conn.close()
     with admin.cursor() as cursor:
         cursor.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname=%s AND pid<>pg_backend_pid()", (name,)
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname=%s AND pid<>pg_backend_pid()",
+            (name,),
         )
         cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
     admin.close()

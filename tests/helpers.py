@@ -37,7 +37,9 @@ def source_query(source: dict[str, Any], sql: str, params: Any = None) -> list[t
         return [tuple(r) for r in cursor.fetchall()]
 
 
-def create_text_table(source: dict[str, Any], table: str = "articles", rows: list[tuple[int, str | None]] = ()) -> None:
+def create_text_table(
+    source: dict[str, Any], table: str = "articles", rows: list[tuple[int, str | None]] = ()
+) -> None:
     """Tworzy w źródle tabelę ``(id PK, body TEXT)`` i wstawia wiersze ``(id, body)``."""
     kind = source["db_type"]
     if kind == "pgsql":
@@ -54,7 +56,9 @@ def create_text_table(source: dict[str, Any], table: str = "articles", rows: lis
         source_executemany(source, f"INSERT INTO {table} (id, body) VALUES (%s, %s)", list(rows))
 
 
-def add_connection(db: MySQL, source: dict[str, Any], alias: str | None = None, status: str = "active") -> int:
+def add_connection(
+    db: MySQL, source: dict[str, Any], alias: str | None = None, status: str = "active"
+) -> int:
     """Dodaje wiersz ``database_connection`` dla źródła testowego i zwraca jego id."""
     db.execute(
         "INSERT INTO database_connection (id_user, alias, db_type, host, port, db_name, db_user, db_password, status) "
@@ -75,9 +79,16 @@ def add_connection(db: MySQL, source: dict[str, Any], alias: str | None = None, 
     return int(db.query_value("SELECT LAST_INSERT_ID()"))
 
 
-def add_task(db: MySQL, id_connection: int, table: str = "articles", column: str = "body", **extra: Any) -> int:
+def add_task(
+    db: MySQL, id_connection: int, table: str = "articles", column: str = "body", **extra: Any
+) -> int:
     """Dodaje wiersz ``task`` (status ``new``) i zwraca jego id; ``extra`` = dodatkowe kolumny."""
-    columns = {"id_user": 1, "id_database_connection": id_connection, "table_name": table, "column_name": column}
+    columns = {
+        "id_user": 1,
+        "id_database_connection": id_connection,
+        "table_name": table,
+        "column_name": column,
+    }
     columns.update(extra)
     names = ", ".join(f"`{k}`" for k in columns)
     marks = ", ".join(["%s"] * len(columns))
@@ -87,7 +98,9 @@ def add_task(db: MySQL, id_connection: int, table: str = "articles", column: str
     return int(db.query_value("SELECT LAST_INSERT_ID()"))
 
 
-def add_model(db: MySQL, name: str = "fake", model: str = "fake-model", base_url: str | None = None, **extra: Any) -> int:
+def add_model(
+    db: MySQL, name: str = "fake", model: str = "fake-model", base_url: str | None = None, **extra: Any
+) -> int:
     """Dodaje wiersz ``ai_model`` i zwraca jego id."""
     columns = {"name": name, "model": model, "base_url": base_url}
     columns.update(extra)
@@ -120,8 +133,19 @@ def add_task_item(
         "INSERT INTO task_item (id_task, remote_id, text_original, original_hash, text_corrected, local_hash, "
         "change_summary, status, is_changed, processed_at, deleted_at) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, IF(%s IS NULL, NULL, NOW()), IF(%s, NOW(), NULL))",
-        (id_task, remote_id, original, sha256(original), corrected, sha256(corrected), summary, status, is_changed,
-         corrected, deleted),
+        (
+            id_task,
+            remote_id,
+            original,
+            sha256(original),
+            corrected,
+            sha256(corrected),
+            summary,
+            status,
+            is_changed,
+            corrected,
+            deleted,
+        ),
     )
     if not db.autocommit:
         db.commit()
@@ -160,7 +184,11 @@ def start_daemon(env: dict, cwd, log_path):
     with open(log_path, "w") as log_file:
         return subprocess.Popen(
             [str(daemon_bin), "run", "-w", str(PROJECT_ROOT / "workspace.yaml")],
-            cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=cwd,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 

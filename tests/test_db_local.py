@@ -51,7 +51,9 @@ def test_executemany_is_one_multirow_insert(settings, scratch, caplog):
     conn = connect_local({**settings, "LOG_SQL_QUERIES": True})
     try:
         with caplog.at_level(logging.DEBUG, logger="ailexia.db_local"):
-            conn.executemany("INSERT INTO scratch (id, body) VALUES (%s, %s)", [(i, f"t{i}") for i in range(10, 1010)])
+            conn.executemany(
+                "INSERT INTO scratch (id, body) VALUES (%s, %s)", [(i, f"t{i}") for i in range(10, 1010)]
+            )
             conn.commit()
     finally:
         conn.close()

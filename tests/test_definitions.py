@@ -13,12 +13,20 @@ def test_definitions_validate_cli(tmp_path):
     home.mkdir()
     (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml.example").read_text())
     # Bez dostępu do .env i bazy: ładowanie definicji nie może zależeć od konfiguracji.
-    env = {**os.environ, "DAGSTER_HOME": str(home), "ENV_FILE": str(tmp_path / "missing.env"),
-           "SENSOR_INTERVAL_S": "not-a-number"}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "ENV_FILE": str(tmp_path / "missing.env"),
+        "SENSOR_INTERVAL_S": "not-a-number",
+    }
     dagster = Path(sys.executable).with_name("dagster")
     result = subprocess.run(
         [str(dagster), "definitions", "validate", "-w", str(PROJECT_ROOT / "workspace.yaml")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All code locations passed validation" in result.stdout + result.stderr

@@ -70,7 +70,9 @@ def prepare(settings, db, source, originals: dict, corrections: dict, accept=Non
     simulate_ai(db, id_task, corrections)
     keys = sorted(corrections) if accept is None else accept
     by_key = items(db, id_task)
-    changed, refused = review.set_decision(db, id_task, [by_key[k]["id_task_item"] for k in keys], "accepted", "anna")
+    changed, refused = review.set_decision(
+        db, id_task, [by_key[k]["id_task_item"] for k in keys], "accepted", "anna"
+    )
     assert refused == [] and len(changed) == len(keys)
     return id_task
 
@@ -82,7 +84,12 @@ def test_accepted_items_are_written_byte_for_byte(settings, db, source):
     review.set_decision(db, id_task, [items(db, id_task)[8]["id_task_item"]], "rejected", "jan")
     stats = run_export(with_batch(settings, 4), id_task)
     # Pozycja 5: korekta równa oryginałowi - tekst już jest w źródle, nic nie trzeba pisać.
-    assert (stats["exported"], stats["already_exported"], stats["conflicts"], stats["skipped"]) == (5, 1, 0, 0)
+    assert (stats["exported"], stats["already_exported"], stats["conflicts"], stats["skipped"]) == (
+        5,
+        1,
+        0,
+        0,
+    )
     assert stats["stopped"] is None and stats["duration_s"] >= 0
     texts = source_texts(source)
     for key, text in CORRECTIONS.items():
@@ -122,7 +129,9 @@ def test_changed_source_gives_conflict_and_stays_untouched(settings, db, source)
     assert "wielkości liter" in got[1]["export_error"]
     assert "na końcu" in got[2]["export_error"]
     assert "inna treść" in got[3]["export_error"]
-    task = db.query_one("SELECT status, records_approved, records_exported FROM task WHERE id_task=%s", (id_task,))
+    task = db.query_one(
+        "SELECT status, records_approved, records_exported FROM task WHERE id_task=%s", (id_task,)
+    )
     assert task == {"status": "completed", "records_approved": 4, "records_exported": 1}
 
 
@@ -148,8 +157,15 @@ def test_export_column_receives_translation_and_body_stays(settings, db, pg_sour
     originals = {1: "Kot śpi", 2: "Pies biega", 3: "Dom"}
     corrections = {1: "The cat sleeps", 2: "The dog runs", 3: "House"}
     id_task = prepare(
-        settings, db, pg_source, originals, corrections, export_column="body_en", ai_action="translate",
-        source_lang="pl", target_lang="en",
+        settings,
+        db,
+        pg_source,
+        originals,
+        corrections,
+        export_column="body_en",
+        ai_action="translate",
+        source_lang="pl",
+        target_lang="en",
     )
     source_execute(pg_source, "UPDATE articles SET body='Dom stary' WHERE id=3")
     stats = run_export(settings, id_task)
@@ -165,7 +181,9 @@ def test_resync_after_export_sees_no_change_until_someone_edits(settings, db, so
     run_export(settings, id_task)
     stats = sync.sync_task(settings, id_task)
     assert (stats["new"], stats["updated"], stats["deleted"]) == (0, 0, 0)
-    task = db.query_one("SELECT status, records_updated, records_exported FROM task WHERE id_task=%s", (id_task,))
+    task = db.query_one(
+        "SELECT status, records_updated, records_exported FROM task WHERE id_task=%s", (id_task,)
+    )
     assert task == {"status": "completed", "records_updated": 0, "records_exported": 6}
     assert {r["status"] for r in items(db, id_task).values()} == {"exported"}
     # Ktoś zmienia wiersz 2 po eksporcie, a wiersz 1 wraca do tekstu sprzed korekty: oba nieaktualne.
@@ -187,8 +205,13 @@ def test_resync_after_export_to_export_column_requires_sync_fix(settings, db, pg
     musi porównywać ją z ``original_hash`` także dla pozycji ``exported``.
     """
     id_task = prepare(
-        settings, db, pg_source, {1: "Kot śpi", 2: "Pies"}, {1: "The cat sleeps", 2: "Dog"},
-        export_column="body_en", ai_action="translate",
+        settings,
+        db,
+        pg_source,
+        {1: "Kot śpi", 2: "Pies"},
+        {1: "The cat sleeps", 2: "Dog"},
+        export_column="body_en",
+        ai_action="translate",
     )
     run_export(settings, id_task)
     stats = sync.sync_task(settings, id_task)
@@ -245,8 +268,12 @@ def test_sigkill_after_source_commit_then_rerun_writes_each_row_once(request, se
     for statement in TRIGGERS[source["db_type"]]:
         source_execute(source, statement)
     proc = subprocess.run(
-        [sys.executable, "-c", KILLER, str(id_task)], cwd=PROJECT_ROOT, env=dict(os.environ),
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", KILLER, str(id_task)],
+        cwd=PROJECT_ROOT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     statuses = {k: r["status"] for k, r in items(db, id_task).items()}
@@ -268,9 +295,14 @@ def test_should_stop_pauses_after_a_batch_and_rerun_finishes(settings, db, sqlit
     id_task = prepare(settings, db, sqlite_source, originals, corrections)
     stats = run_export(with_batch(settings, 5), id_task, should_stop=lambda: "manual")
     assert stats["stopped"] == "manual" and stats["exported"] == 5
-    task = db.query_one("SELECT status, pause_reason, records_exported FROM task WHERE id_task=%s", (id_task,))
+    task = db.query_one(
+        "SELECT status, pause_reason, records_exported FROM task WHERE id_task=%s", (id_task,)
+    )
     assert task == {"status": "paused", "pause_reason": "manual", "records_exported": 5}
-    assert db.query_value("SELECT status FROM run_log WHERE id_task=%s AND kind='export'", (id_task,)) == "paused"
+    assert (
+        db.query_value("SELECT status FROM run_log WHERE id_task=%s AND kind='export'", (id_task,))
+        == "paused"
+    )
     stats = run_export(with_batch(settings, 5), id_task)
     assert stats["exported"] == 7 and stats["stopped"] is None
     assert source_texts(sqlite_source) == corrections
@@ -278,7 +310,9 @@ def test_should_stop_pauses_after_a_batch_and_rerun_finishes(settings, db, sqlit
 
 def test_item_without_valid_correction_is_skipped_with_reason(settings, db, sqlite_source):
     id_task = prepare(settings, db, sqlite_source, {1: "a", 2: "b"}, {1: "A.", 2: "B."})
-    db.execute("UPDATE task_item SET local_hash=%s WHERE id_task=%s AND remote_id=2", (sha256("inny"), id_task))
+    db.execute(
+        "UPDATE task_item SET local_hash=%s WHERE id_task=%s AND remote_id=2", (sha256("inny"), id_task)
+    )
     stats = run_export(settings, id_task)
     assert (stats["exported"], stats["skipped"]) == (1, 1)
     got = items(db, id_task)
@@ -303,13 +337,20 @@ def test_errors_and_closed_tasks(settings, db, sqlite_source):
 
 
 def test_cli_review_then_export_through_dagster(local_env, settings, db, mysql_source):
-    id_task = prepare(settings, db, mysql_source, {1: "Kot ktury śpi", 2: "Pies"}, {1: "Kot, który śpi.", 2: "Pies."},
-                      accept=[])
+    id_task = prepare(
+        settings,
+        db,
+        mysql_source,
+        {1: "Kot ktury śpi", 2: "Pies"},
+        {1: "Kot, który śpi.", 2: "Pies."},
+        accept=[],
+    )
     env = {**os.environ, **local_env}
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-                              timeout=120)
+        return subprocess.run(
+            [sys.executable, *args], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
 
     listing = run("review.py", "list", "--id_task", str(id_task))
     assert listing.returncode == 0 and "Kot{+,+} [-ktury-]{+który+} śpi{+.+}" in listing.stdout

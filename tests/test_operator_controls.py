@@ -33,8 +33,12 @@ def big_source(pg_source):
 
 def start_sync(env: dict, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "sync.py", *args], cwd=PROJECT_ROOT, env={**os.environ, **env, **SLOW_ENV},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "sync.py", *args],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env, **SLOW_ENV},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -49,8 +53,12 @@ def wait_fetched(db, id_task: int, at_least: int, timeout: float = 120) -> None:
 
 def run_sync(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "sync.py", *args], cwd=PROJECT_ROOT, env={**os.environ, **env, **SLOW_ENV},
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, "sync.py", *args],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env, **SLOW_ENV},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -76,7 +84,10 @@ def test_pause_mid_fetch_then_resume_gives_identical_state(local_env, settings, 
     assert "paused" in out
     # Tryb cron nie wznawia ręcznej pauzy.
     cron = run_sync(local_env)
-    assert cron.returncode == 0 and db.query_value("SELECT status FROM task WHERE id_task=%s", (id_task,)) == "paused"
+    assert (
+        cron.returncode == 0
+        and db.query_value("SELECT status FROM task WHERE id_task=%s", (id_task,)) == "paused"
+    )
     resumed = run_sync(local_env, "--id_task", str(id_task))
     assert resumed.returncode == 0, resumed.stderr
     assert _state(db, id_task) == reference_state(settings, db, connection)
@@ -123,7 +134,9 @@ def test_max_seconds_pauses_then_resume_completes(local_env, settings, db, big_s
     result = run_sync(local_env, "--id_task", str(id_task), "--max-seconds", "2")
     elapsed = time.time() - started
     assert result.returncode == 0, result.stderr
-    task = db.query_one("SELECT status, pause_reason, records_fetched, total_time_ms FROM task WHERE id_task=%s", (id_task,))
+    task = db.query_one(
+        "SELECT status, pause_reason, records_fetched, total_time_ms FROM task WHERE id_task=%s", (id_task,)
+    )
     assert task["status"] == "paused" and task["pause_reason"] == "time_limit"
     assert 0 < task["records_fetched"] < ROWS
     assert 2 <= elapsed < 20

@@ -49,7 +49,9 @@ def wait_for(predicate, timeout_s: float, what: str, daemon: subprocess.Popen, l
         if value:
             return value
         if daemon.poll() is not None:
-            pytest.fail(f"dagster-daemon zakończył się ({daemon.returncode}):\n{log_path.read_text()[-4000:]}")
+            pytest.fail(
+                f"dagster-daemon zakończył się ({daemon.returncode}):\n{log_path.read_text()[-4000:]}"
+            )
         time.sleep(1)
     pytest.fail(f"nie doczekano się: {what}\n--- log demona ---\n{log_path.read_text()[-4000:]}")
 
@@ -69,13 +71,18 @@ def daemon(local_env, settings, tmp_path):
 
 def test_daemon_syncs_new_task_and_resync(db, sqlite_source, daemon):
     process, log_path = daemon
-    create_text_table(sqlite_source, rows=[(i, f"Tekst numer {i}: zażółć gęślą jaźń.") for i in range(1, 201)])
+    create_text_table(
+        sqlite_source, rows=[(i, f"Tekst numer {i}: zażółć gęślą jaźń.") for i in range(1, 201)]
+    )
     id_connection = add_connection(db, sqlite_source)
     id_task = add_task(db, id_connection)
 
     def task_state():
-        return db.query_one("SELECT status, sync_progress, records_new, records_updated, finished_at, error_log "
-                            "FROM task WHERE id_task=%s", (id_task,))
+        return db.query_one(
+            "SELECT status, sync_progress, records_new, records_updated, finished_at, error_log "
+            "FROM task WHERE id_task=%s",
+            (id_task,),
+        )
 
     def completed():
         row = task_state()
@@ -85,7 +92,10 @@ def test_daemon_syncs_new_task_and_resync(db, sqlite_source, daemon):
 
     row = wait_for(completed, 120, "zadanie completed po pierwszej synchronizacji", process, log_path)
     assert float(row["sync_progress"]) == 100.0 and row["records_new"] == 200
-    assert db.query_value("SELECT COUNT(*) FROM task_item WHERE id_task=%s AND deleted_at IS NULL", (id_task,)) == 200
+    assert (
+        db.query_value("SELECT COUNT(*) FROM task_item WHERE id_task=%s AND deleted_at IS NULL", (id_task,))
+        == 200
+    )
 
     instance = DagsterInstance.get()
 
@@ -113,7 +123,10 @@ def test_daemon_syncs_new_task_and_resync(db, sqlite_source, daemon):
 
     row = wait_for(resynced, 120, "zadanie completed po resync", process, log_path)
     assert row["records_new"] == 1
-    assert db.query_value("SELECT COUNT(*) FROM task_item WHERE id_task=%s AND deleted_at IS NULL", (id_task,)) == 201
+    assert (
+        db.query_value("SELECT COUNT(*) FROM task_item WHERE id_task=%s AND deleted_at IS NULL", (id_task,))
+        == 201
+    )
     runs = wait_for(lambda: runs_finished(2), 60, "drugi run zakończony w instancji", process, log_path)
     assert len(runs) == 2 and {r.status for r in runs} == {DagsterRunStatus.SUCCESS}
     assert len({r.tags["dagster/run_key"] for r in runs}) == 2
@@ -142,20 +155,32 @@ def test_terminating_run_in_ui_pauses_task(db, pg_source, daemon):
     assert instance.run_launcher.terminate(run.run_id)
 
     def paused():
-        row = db.query_one("SELECT status, pause_reason, records_fetched FROM task WHERE id_task=%s", (id_task,))
+        row = db.query_one(
+            "SELECT status, pause_reason, records_fetched FROM task WHERE id_task=%s", (id_task,)
+        )
         return row if row["status"] == "paused" else None
 
     row = wait_for(paused, 60, "zadanie paused po zakończeniu runu", process, log_path)
     assert row["pause_reason"] == "signal" and 0 < row["records_fetched"] < 400000
     finished = wait_for(
-        lambda: (r := instance.get_run_by_id(run.run_id)) and r.is_finished and r, 60, "run zamknięty", process, log_path
+        lambda: (r := instance.get_run_by_id(run.run_id)) and r.is_finished and r,
+        60,
+        "run zamknięty",
+        process,
+        log_path,
     )
     assert finished.status in (DagsterRunStatus.CANCELED, DagsterRunStatus.SUCCESS)
     # Pauza z sygnału: sensor wznawia zadanie i kończy synchronizację od zapisanego klucza.
     row = wait_for(
-        lambda: (r := db.query_one("SELECT status, records_new FROM task WHERE id_task=%s", (id_task,)))["status"]
-        == "completed" and r,
-        180, "wznowienie przez sensor", process, log_path,
+        lambda: (
+            (r := db.query_one("SELECT status, records_new FROM task WHERE id_task=%s", (id_task,)))["status"]
+            == "completed"
+            and r
+        ),
+        180,
+        "wznowienie przez sensor",
+        process,
+        log_path,
     )
     assert row["records_new"] == 400000
     assert db.query_value("SELECT COUNT(*) FROM task_item WHERE id_task=%s", (id_task,)) == 400000

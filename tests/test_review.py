@@ -17,7 +17,12 @@ from tests.helpers import add_connection, add_task, add_task_item
 SUMMARY = json.dumps(
     {
         "edits": [
-            {"original": "ktury", "replacement": "który", "category": "spelling", "explanation": "ortografia"},
+            {
+                "original": "ktury",
+                "replacement": "który",
+                "category": "spelling",
+                "explanation": "ortografia",
+            },
             {"original": "", "replacement": ".", "category": "punctuation", "explanation": "kropka na końcu"},
         ],
         "counts": {"spelling": 1, "punctuation": 1},
@@ -28,8 +33,12 @@ SUMMARY = json.dumps(
 
 def run_review(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "review.py", *args], cwd=PROJECT_ROOT, env={**os.environ, **env},
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "review.py", *args],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -55,7 +64,10 @@ def task(db, sqlite_source):
 
 
 def test_word_diff_marks_words_punctuation_and_spaces():
-    assert review.word_diff("Kot ktury śpi", "Kot, który śpi.", color=False) == "Kot{+,+} [-ktury-]{+który+} śpi{+.+}"
+    assert (
+        review.word_diff("Kot ktury śpi", "Kot, który śpi.", color=False)
+        == "Kot{+,+} [-ktury-]{+który+} śpi{+.+}"
+    )
     assert review.word_diff("a  b", "a b", color=False) == "a[-  -]{+ +}b"
     assert review.word_diff("tekst ", "tekst", color=False) == "tekst[- -]"
     assert review.word_diff("same", "same", color=False) == "same"
@@ -80,14 +92,17 @@ def test_accept_refuses_with_reasons_and_updates_counters(db, task):
     assert rows[ids["ok"]]["approved_at"] is not None
     assert rows[ids["outdated"]]["status"] == "outdated" and rows[ids["outdated"]]["approved_by"] is None
     assert rows[ids["changed"]]["status"] == "processed"
-    counters = db.query_one("SELECT records_approved, records_rejected FROM task WHERE id_task=%s", (id_task,))
+    counters = db.query_one(
+        "SELECT records_approved, records_rejected FROM task WHERE id_task=%s", (id_task,)
+    )
     assert counters == {"records_approved": 2, "records_rejected": 0}
 
 
 def test_is_changed_item_processed_after_the_change_can_be_accepted(db, task):
     id_task, ids = task
     db.execute(
-        "UPDATE task_item SET processed_at=verified_at + INTERVAL 1 MINUTE WHERE id_task_item=%s", (ids["changed"],)
+        "UPDATE task_item SET processed_at=verified_at + INTERVAL 1 MINUTE WHERE id_task_item=%s",
+        (ids["changed"],),
     )
     changed, refused = review.set_decision(db, id_task, [ids["changed"]], "accepted", "anna")
     assert changed == [ids["changed"]] and refused == []
@@ -103,7 +118,9 @@ def test_reject_all_processed_then_accept_changes_mind(db, task):
     assert changed == [ids["ok"]]
     row = db.query_one("SELECT status, approved_by FROM task_item WHERE id_task_item=%s", (ids["ok"],))
     assert row == {"status": "accepted", "approved_by": "anna"}
-    counters = db.query_one("SELECT records_approved, records_rejected FROM task WHERE id_task=%s", (id_task,))
+    counters = db.query_one(
+        "SELECT records_approved, records_rejected FROM task WHERE id_task=%s", (id_task,)
+    )
     assert counters == {"records_approved": 1, "records_rejected": 2}
 
 
@@ -159,7 +176,15 @@ def test_cli_list_show_accept_reject_dump(local_env, db, task, tmp_path):
     assert "liczniki: spelling=1, punctuation=1" in show.stdout
 
     accept = run_review(
-        local_env, "accept", "--id_task", str(id_task), "--item", str(ids["ok"]), str(ids["outdated"]), "--by", "anna"
+        local_env,
+        "accept",
+        "--id_task",
+        str(id_task),
+        "--item",
+        str(ids["ok"]),
+        str(ids["outdated"]),
+        "--by",
+        "anna",
     )
     assert accept.returncode == 1  # część pozycji odmówiona
     assert f"#{ids['outdated']}: odmowa - nieaktualna" in accept.stdout
@@ -173,14 +198,28 @@ def test_cli_list_show_accept_reject_dump(local_env, db, task, tmp_path):
     assert statuses[ids["ok"]] == "accepted" and statuses[ids["ok2"]] == "rejected"
 
     target = tmp_path / "review.csv"
-    dump = run_review(local_env, "dump", "--id_task", str(id_task), "--format", "csv", "--status", "accepted,rejected",
-                      "--output", str(target))
+    dump = run_review(
+        local_env,
+        "dump",
+        "--id_task",
+        str(id_task),
+        "--format",
+        "csv",
+        "--status",
+        "accepted,rejected",
+        "--output",
+        str(target),
+    )
     assert dump.returncode == 0, dump.stderr
     rows = list(csv.DictReader(target.open(encoding="utf-8")))
     assert [(r["remote_id"], r["status"], r["approved_by"]) for r in rows] == [
-        ("1", "accepted", "anna"), ("2", "rejected", "jan"), ("4", "rejected", "jan"),
+        ("1", "accepted", "anna"),
+        ("2", "rejected", "jan"),
+        ("4", "rejected", "jan"),
     ]
-    dump_json = run_review(local_env, "dump", "--id_task", str(id_task), "--format", "json", "--status", "accepted")
+    dump_json = run_review(
+        local_env, "dump", "--id_task", str(id_task), "--format", "json", "--status", "accepted"
+    )
     assert json.loads(dump_json.stdout)[0]["text_corrected"] == "Kot, który śpi."
 
 

@@ -29,8 +29,12 @@ CREATE TABLE `task` (
 
 def _run_init(env):
     return subprocess.run(
-        [sys.executable, "sync.py", "--init-db"], cwd=PROJECT_ROOT, env={**os.environ, **env},
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "sync.py", "--init-db"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -57,7 +57,9 @@ def tick(sensor_def, instance, cursor: str | None = None):
     return sensor_def.evaluate_tick(context)
 
 
-def apply_tick(instance, data, job_name: str = SYNC_JOB, status: DagsterRunStatus = DagsterRunStatus.NOT_STARTED) -> list:
+def apply_tick(
+    instance, data, job_name: str = SYNC_JOB, status: DagsterRunStatus = DagsterRunStatus.NOT_STARTED
+) -> list:
     """Robi to, co demon po ticku: stosuje żądania partycji i tworzy runy.
 
     Run w statusie QUEUED wymaga pochodzenia z code location (demon), więc test tworzy run
@@ -71,7 +73,11 @@ def apply_tick(instance, data, job_name: str = SYNC_JOB, status: DagsterRunStatu
                 instance.delete_dynamic_partition(PARTITION_NAME, key)
     runs = []
     for request in data.run_requests or []:
-        tags = {**request.tags, "dagster/partition": request.partition_key, "dagster/run_key": request.run_key}
+        tags = {
+            **request.tags,
+            "dagster/partition": request.partition_key,
+            "dagster/run_key": request.run_key,
+        }
         runs.append(create_run_for_test(instance, job_name=job_name, status=status, tags=tags))
     return runs
 
@@ -81,12 +87,21 @@ def task_row(db, id_task: int) -> dict:
 
 
 def added_keys(data) -> list[str]:
-    return [k for r in data.dynamic_partitions_requests or [] if isinstance(r, AddDynamicPartitionsRequest) for k in r.partition_keys]
+    return [
+        k
+        for r in data.dynamic_partitions_requests or []
+        if isinstance(r, AddDynamicPartitionsRequest)
+        for k in r.partition_keys
+    ]
 
 
 def deleted_keys(data) -> list[str]:
-    return [k for r in data.dynamic_partitions_requests or [] if isinstance(r, DeleteDynamicPartitionsRequest)
-            for k in r.partition_keys]
+    return [
+        k
+        for r in data.dynamic_partitions_requests or []
+        if isinstance(r, DeleteDynamicPartitionsRequest)
+        for k in r.partition_keys
+    ]
 
 
 def test_new_task_gets_partition_and_exactly_one_run(db, instance, conn_id):
@@ -142,8 +157,12 @@ def test_resync_runs_existing_partition_with_new_key(db, instance, conn_id):
     runs = apply_tick(instance, first)
     # Run się zakończył, zadanie completed; operator zleca resync.
     instance.delete_run(runs[0].run_id)
-    create_run_for_test(instance, job_name=SYNC_JOB, status=DagsterRunStatus.SUCCESS,
-                        tags={TAG_ID_TASK: str(id_task), "dagster/partition": str(id_task)})
+    create_run_for_test(
+        instance,
+        job_name=SYNC_JOB,
+        status=DagsterRunStatus.SUCCESS,
+        tags={TAG_ID_TASK: str(id_task), "dagster/partition": str(id_task)},
+    )
     db.execute("UPDATE task SET status='completed', finished_at=NOW() WHERE id_task=%s", (id_task,))
     db.execute("UPDATE task SET status='resync' WHERE id_task=%s", (id_task,))
     data = tick(task_sensor, instance)
@@ -228,12 +247,18 @@ def test_orphan_in_progress_resumed_only_when_dead(db, instance, conn_id):
     alive_run = add_task(db, conn_id, status="verifying")
     alive_lock = add_task(db, conn_id, status="in_progress")
     fresh = add_task(db, conn_id, status="in_progress")
-    db.execute("UPDATE task SET updated_at=NOW() - INTERVAL 1 HOUR WHERE id_task IN (%s,%s)", (orphan, alive_lock))
+    db.execute(
+        "UPDATE task SET updated_at=NOW() - INTERVAL 1 HOUR WHERE id_task IN (%s,%s)", (orphan, alive_lock)
+    )
     # Run STARTED, wiersz bez zmian od 2 min (mniej niż SENSOR_STALE_QUEUED_S): run uznajemy za żywy.
     db.execute("UPDATE task SET updated_at=NOW() - INTERVAL 2 MINUTE WHERE id_task=%s", (alive_run,))
     db.execute("UPDATE task SET updated_at=NOW() WHERE id_task=%s", (fresh,))
-    create_run_for_test(instance, job_name=SYNC_JOB, status=DagsterRunStatus.STARTED,
-                        tags={TAG_ID_TASK: str(alive_run), "dagster/partition": str(alive_run)})
+    create_run_for_test(
+        instance,
+        job_name=SYNC_JOB,
+        status=DagsterRunStatus.STARTED,
+        tags={TAG_ID_TASK: str(alive_run), "dagster/partition": str(alive_run)},
+    )
     holder = pymysql.connect(**MYSQL_SERVER, database=db.database)
     try:
         with holder.cursor() as cursor:
@@ -265,7 +290,9 @@ def test_ai_requested_once_after_completed_sync(db, instance, conn_id):
     nothing_pending = _completed_task_with_items(db, conn_id, id_model, ["processed", "accepted"])
     model_off = _completed_task_with_items(db, conn_id, disabled, ["pending"])
     no_model = add_task(db, conn_id, status="completed")
-    instance.add_dynamic_partitions(PARTITION_NAME, [str(with_ai), str(nothing_pending), str(model_off), str(no_model)])
+    instance.add_dynamic_partitions(
+        PARTITION_NAME, [str(with_ai), str(nothing_pending), str(model_off), str(no_model)]
+    )
     first = tick(ai_after_sync_sensor, instance)
     assert [r.partition_key for r in first.run_requests] == [str(with_ai)]
     request = first.run_requests[0]
@@ -329,12 +356,22 @@ def test_dead_started_run_replaced(db, instance, conn_id, monkeypatch):
     monkeypatch.setenv("SENSOR_STALE_QUEUED_S", "300")
     id_task = add_task(db, conn_id, status="in_progress")
     ai_busy = add_task(db, conn_id, status="in_progress")
-    db.execute("UPDATE task SET updated_at=NOW() - INTERVAL 10 MINUTE WHERE id_task IN (%s,%s)", (id_task, ai_busy))
-    zombie = create_run_for_test(instance, job_name=SYNC_JOB, status=DagsterRunStatus.STARTED,
-                                 tags={TAG_ID_TASK: str(id_task), TAG_KIND: "sync", "dagster/partition": str(id_task)})
+    db.execute(
+        "UPDATE task SET updated_at=NOW() - INTERVAL 10 MINUTE WHERE id_task IN (%s,%s)", (id_task, ai_busy)
+    )
+    zombie = create_run_for_test(
+        instance,
+        job_name=SYNC_JOB,
+        status=DagsterRunStatus.STARTED,
+        tags={TAG_ID_TASK: str(id_task), TAG_KIND: "sync", "dagster/partition": str(id_task)},
+    )
     # Żywy run innego rodzaju (AI) nie jest uznawany za martwy na podstawie postępu synchronizacji.
-    create_run_for_test(instance, job_name=AI_JOB, status=DagsterRunStatus.STARTED,
-                        tags={TAG_ID_TASK: str(ai_busy), TAG_KIND: "ai", "dagster/partition": str(ai_busy)})
+    create_run_for_test(
+        instance,
+        job_name=AI_JOB,
+        status=DagsterRunStatus.STARTED,
+        tags={TAG_ID_TASK: str(ai_busy), TAG_KIND: "ai", "dagster/partition": str(ai_busy)},
+    )
     holder = pymysql.connect(**MYSQL_SERVER, database=db.database)
     try:
         with holder.cursor() as cursor:

@@ -30,8 +30,12 @@ def sha(text: str | None) -> str | None:
 
 def run_cli(env: dict, *args: str, timeout: int = 180) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "sync.py", *args], cwd=PROJECT_ROOT, env={**os.environ, **env},
-        capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "sync.py", *args],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -74,20 +78,29 @@ def test_resync_detects_new_changed_deleted(settings, db, source):
     id_task = add_task(db, add_connection(db, source))
     sync.sync_task(settings, id_task)
     # Pozycja 5 po korekcie AI, 6 zaakceptowana, 7 pending: wszystkie zmienią się w źródle.
-    db.execute("UPDATE task_item SET status='processed', text_corrected='x' WHERE id_task=%s AND remote_id=5", (id_task,))
+    db.execute(
+        "UPDATE task_item SET status='processed', text_corrected='x' WHERE id_task=%s AND remote_id=5",
+        (id_task,),
+    )
     db.execute("UPDATE task_item SET status='accepted' WHERE id_task=%s AND remote_id=6", (id_task,))
     before = items(db, id_task)
     for key in (5, 6, 7):
         source_execute(source, "UPDATE articles SET body=%s WHERE id=%s", (f"zmieniony tekst {key}", key))
     source_execute(source, "DELETE FROM articles WHERE id IN (10, 300)")
-    source_execute(source, "INSERT INTO articles (id, body) VALUES (%s, %s), (%s, %s)", (1000, "nowy", 150000, "nowy 2"))
+    source_execute(
+        source, "INSERT INTO articles (id, body) VALUES (%s, %s), (%s, %s)", (1000, "nowy", 150000, "nowy 2")
+    )
     time.sleep(1.1)  # row_updated_at ma mikrosekundy, ale NOW() w verified_at ma sekundy
     sync.sync_task(settings, id_task)
     task = db.query_one("SELECT * FROM task WHERE id_task=%s", (id_task,))
     assert (task["records_new"], task["records_updated"], task["records_deleted"]) == (2, 3, 2)
     assert task["records_fetched"] == 300 and task["status"] == "completed"
     after = items(db, id_task)
-    assert after[5]["status"] == "outdated" and after[6]["status"] == "outdated" and after[7]["status"] == "pending"
+    assert (
+        after[5]["status"] == "outdated"
+        and after[6]["status"] == "outdated"
+        and after[7]["status"] == "pending"
+    )
     for key in (5, 6, 7):
         assert after[key]["is_changed"] == 1 and after[key]["text_original"] == f"zmieniony tekst {key}"
         assert after[key]["original_hash"] == sha(f"zmieniony tekst {key}")
@@ -197,13 +210,16 @@ def _source_snapshot(source):
         ("articles", "body", "note", None, "note"),
     ],
 )
-def test_errors_mark_task_error_and_leave_source_alone(local_env, settings, db, sqlite_source, table, column,
-                                                        key_column, setup, fragment):
+def test_errors_mark_task_error_and_leave_source_alone(
+    local_env, settings, db, sqlite_source, table, column, key_column, setup, fragment
+):
     create_text_table(sqlite_source, rows=[(1, "a"), (2, "b")])
     if setup:
         source_execute(sqlite_source, setup)
     before = _source_snapshot(sqlite_source)
-    id_task = add_task(db, add_connection(db, sqlite_source), table=table, column=column, key_column=key_column)
+    id_task = add_task(
+        db, add_connection(db, sqlite_source), table=table, column=column, key_column=key_column
+    )
     result = run_cli(local_env, "--id_task", str(id_task))
     assert result.returncode == 1, result.stdout + result.stderr
     task = db.query_one("SELECT status, error_log FROM task WHERE id_task=%s", (id_task,))
@@ -272,12 +288,16 @@ def test_source_changed_during_scan_ends_resync(settings, db, pg_source):
 
 def test_progress_moves_and_is_visible_from_another_connection(settings, db, pg_source):
     source_execute(pg_source, "CREATE TABLE articles (id BIGINT PRIMARY KEY, body TEXT, note TEXT)")
-    source_execute(pg_source, "INSERT INTO articles SELECT g, repeat('słowo ', 20) || g FROM generate_series(1, 5000) g")
+    source_execute(
+        pg_source, "INSERT INTO articles SELECT g, repeat('słowo ', 20) || g FROM generate_series(1, 5000) g"
+    )
     id_task = add_task(db, add_connection(db, pg_source))
     seen = []
 
     def observe():
-        row = db.query_one("SELECT sync_stage, sync_progress, records_fetched FROM task WHERE id_task=%s", (id_task,))
+        row = db.query_one(
+            "SELECT sync_stage, sync_progress, records_fetched FROM task WHERE id_task=%s", (id_task,)
+        )
         seen.append((row["sync_stage"], float(row["sync_progress"]), row["records_fetched"]))
         return None
 
@@ -306,12 +326,20 @@ def _state(db, id_task):
 @pytest.mark.slow
 def test_sigkill_mid_fetch_then_rerun_equals_uninterrupted(local_env, settings, db, pg_source):
     source_execute(pg_source, "CREATE TABLE articles (id BIGINT PRIMARY KEY, body TEXT, note TEXT)")
-    source_execute(pg_source, "INSERT INTO articles SELECT g, repeat('zdanie próbne ', 30) || g FROM generate_series(1, 120000) g")
+    source_execute(
+        pg_source,
+        "INSERT INTO articles SELECT g, repeat('zdanie próbne ', 30) || g FROM generate_series(1, 120000) g",
+    )
     conn = add_connection(db, pg_source)
     killed, reference = add_task(db, conn), add_task(db, conn)
     env = {**local_env, "BATCH_SIZE": "500", "COMMIT_ROWS": "2000"}
-    proc = subprocess.Popen([sys.executable, "sync.py", "--id_task", str(killed)], cwd=PROJECT_ROOT,
-                            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "sync.py", "--id_task", str(killed)],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline:
         fetched = db.query_value("SELECT records_fetched FROM task WHERE id_task=%s", (killed,))
@@ -320,14 +348,22 @@ def test_sigkill_mid_fetch_then_rerun_equals_uninterrupted(local_env, settings, 
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    partial = db.query_one("SELECT status, records_fetched, last_processed_id FROM task WHERE id_task=%s", (killed,))
+    partial = db.query_one(
+        "SELECT status, records_fetched, last_processed_id FROM task WHERE id_task=%s", (killed,)
+    )
     assert partial["status"] == "in_progress" and 0 < partial["records_fetched"] < 120000
-    assert db.query_value("SELECT COUNT(*) FROM task_item WHERE id_task=%s", (killed,)) == partial["records_fetched"]
+    assert (
+        db.query_value("SELECT COUNT(*) FROM task_item WHERE id_task=%s", (killed,))
+        == partial["records_fetched"]
+    )
     rerun = run_cli(env, "--id_task", str(killed))
     assert rerun.returncode == 0, rerun.stderr
     sync.sync_task(settings, reference)
     assert _state(db, killed) == _state(db, reference)
-    assert db.query_value(
-        "SELECT COUNT(*) FROM (SELECT remote_id FROM task_item WHERE id_task=%s GROUP BY remote_id HAVING COUNT(*)>1) d",
-        (killed,),
-    ) == 0
+    assert (
+        db.query_value(
+            "SELECT COUNT(*) FROM (SELECT remote_id FROM task_item WHERE id_task=%s GROUP BY remote_id HAVING COUNT(*)>1) d",
+            (killed,),
+        )
+        == 0
+    )

@@ -32,8 +32,13 @@ AI_ENV = {"AI_CONCURRENCY": "4", "AI_CLAIM_BATCH": "5", "AI_BACKOFF_S": "0.05", 
 def ai_task(db, fake_openai):
     """Zadanie z ``ITEMS`` różnymi tekstami i modelem na wolnym (0,3 s) serwerze testowym."""
     fake_openai["latency"] = 0.3
-    id_model = add_model(db, name=f"m{uuid.uuid4().hex[:6]}", base_url=fake_openai["base_url"],
-                         price_input_per_mtok="2.0000", price_output_per_mtok="8.0000")
+    id_model = add_model(
+        db,
+        name=f"m{uuid.uuid4().hex[:6]}",
+        base_url=fake_openai["base_url"],
+        price_input_per_mtok="2.0000",
+        price_output_per_mtok="8.0000",
+    )
     id_task = add_task(db, 1, id_ai_model=id_model)
     for remote_id, text in enumerate(TEXTS, start=1):
         db.execute(
@@ -54,7 +59,9 @@ def env_for(local_env: dict) -> dict:
 
 
 def processed(db, id_task: int) -> int:
-    return db.query_value("SELECT COUNT(*) FROM task_item WHERE id_task=%s AND status='processed'", (id_task,))
+    return db.query_value(
+        "SELECT COUNT(*) FROM task_item WHERE id_task=%s AND status='processed'", (id_task,)
+    )
 
 
 def sent_per_text(fake_openai) -> dict[str, int]:
@@ -66,31 +73,52 @@ def assert_stopped_cleanly(db, id_task: int, fake_openai, reason: str) -> int:
     """Po zatrzymaniu: wpis paused, brak rezerwacji, każde wysłane zapytanie zapisane i opłacone."""
     done = processed(db, id_task)
     assert 0 < done < ITEMS
-    assert db.query_value("SELECT COUNT(*) FROM task_item WHERE id_task=%s AND operation_uuid IS NOT NULL",
-                          (id_task,)) == 0
+    assert (
+        db.query_value(
+            "SELECT COUNT(*) FROM task_item WHERE id_task=%s AND operation_uuid IS NOT NULL", (id_task,)
+        )
+        == 0
+    )
     log_row = db.query_one("SELECT status, message FROM run_log WHERE id_task=%s AND kind='ai'", (id_task,))
     assert log_row["status"] == "paused" and reason in log_row["message"], log_row
     # Zapytania w drodze w chwili zatrzymania zostały dokończone: wysłane = zapisane z kosztem.
     sent = sent_per_text(fake_openai)
-    paid = {r["text_original"] for r in db.query(
-        "SELECT text_original FROM task_item WHERE id_task=%s AND status='processed' AND cost_usd > 0", (id_task,))}
+    paid = {
+        r["text_original"]
+        for r in db.query(
+            "SELECT text_original FROM task_item WHERE id_task=%s AND status='processed' AND cost_usd > 0",
+            (id_task,),
+        )
+    }
     assert set(sent) == paid and set(sent.values()) == {1}
     return done
 
 
 def assert_rerun_completes(local_env, db, id_task: int, fake_openai) -> None:
-    rerun = subprocess.run(ai_cmd(id_task), cwd=PROJECT_ROOT, env=env_for(local_env), capture_output=True,
-                           text=True, timeout=120)
+    rerun = subprocess.run(
+        ai_cmd(id_task), cwd=PROJECT_ROOT, env=env_for(local_env), capture_output=True, text=True, timeout=120
+    )
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert processed(db, id_task) == ITEMS
     sent = sent_per_text(fake_openai)
     assert len(sent) == ITEMS and set(sent.values()) == {1}  # żaden tekst nie opłacony dwa razy
-    assert db.query_value("SELECT COUNT(*) FROM task_item WHERE id_task=%s AND cost_usd > 0", (id_task,)) == ITEMS
+    assert (
+        db.query_value("SELECT COUNT(*) FROM task_item WHERE id_task=%s AND cost_usd > 0", (id_task,))
+        == ITEMS
+    )
 
 
-def test_sigterm_finishes_in_flight_releases_rest_and_rerun_completes(local_env, settings, db, ai_task, fake_openai):
-    proc = subprocess.Popen(ai_cmd(ai_task), cwd=PROJECT_ROOT, env=env_for(local_env), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+def test_sigterm_finishes_in_flight_releases_rest_and_rerun_completes(
+    local_env, settings, db, ai_task, fake_openai
+):
+    proc = subprocess.Popen(
+        ai_cmd(ai_task),
+        cwd=PROJECT_ROOT,
+        env=env_for(local_env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while processed(db, ai_task) < 8:
         assert time.monotonic() < deadline and proc.poll() is None
@@ -105,9 +133,17 @@ def test_sigterm_finishes_in_flight_releases_rest_and_rerun_completes(local_env,
     assert_rerun_completes(local_env, db, ai_task, fake_openai)
 
 
-def test_max_seconds_stops_after_about_a_second_and_rerun_completes(local_env, settings, db, ai_task, fake_openai):
-    result = subprocess.run(ai_cmd(ai_task, "--max-seconds", "1"), cwd=PROJECT_ROOT, env=env_for(local_env),
-                            capture_output=True, text=True, timeout=120)
+def test_max_seconds_stops_after_about_a_second_and_rerun_completes(
+    local_env, settings, db, ai_task, fake_openai
+):
+    result = subprocess.run(
+        ai_cmd(ai_task, "--max-seconds", "1"),
+        cwd=PROJECT_ROOT,
+        env=env_for(local_env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert_stopped_cleanly(db, ai_task, fake_openai, "time_limit")
     duration_ms = db.query_value("SELECT duration_ms FROM run_log WHERE id_task=%s AND kind='ai'", (ai_task,))

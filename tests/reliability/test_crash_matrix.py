@@ -46,7 +46,12 @@ def run_script(env: dict, script: str, *args: str, fault: str | None = None, tim
     if fault:
         full["AILEXIA_FAULT"] = fault
     return subprocess.run(
-        [sys.executable, script, *args], cwd=PROJECT_ROOT, env=full, capture_output=True, text=True, timeout=timeout
+        [sys.executable, script, *args],
+        cwd=PROJECT_ROOT,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -62,7 +67,8 @@ def full_state(db, id_task: int):
     """``_state`` z testów sync plus hash tekstu poprawionego i usunięte pozycje po kluczu."""
     items, task = _state(db, id_task)
     extra = db.query(
-        "SELECT remote_id, local_hash, text_corrected FROM task_item WHERE id_task=%s ORDER BY remote_id", (id_task,)
+        "SELECT remote_id, local_hash, text_corrected FROM task_item WHERE id_task=%s ORDER BY remote_id",
+        (id_task,),
     )
     return items, task, [tuple(r.values()) for r in extra]
 
@@ -91,7 +97,9 @@ def assert_killed_run_closed(db, id_task: int) -> None:
     rows = db.query("SELECT status, message, finished_at FROM run_log WHERE id_task=%s", (id_task,))
     assert not [r for r in rows if r["status"] == "running"], rows
     abandoned = [r for r in rows if r["message"] == ABANDONED_RUN_MESSAGE]
-    assert len(abandoned) == 1 and abandoned[0]["status"] == "error" and abandoned[0]["finished_at"] is None, rows
+    assert (
+        len(abandoned) == 1 and abandoned[0]["status"] == "error" and abandoned[0]["finished_at"] is None
+    ), rows
 
 
 def text_for(i: int, version: int = 0) -> str:
@@ -113,15 +121,22 @@ def change_source(source: dict) -> None:
     source_execute(source, "UPDATE articles SET body = body || ' (wersja 1)' WHERE id % 74 = 0")
     source_execute(source, "DELETE FROM articles WHERE id % 202 = 0")
     source_execute(source, "UPDATE articles SET body = NULL WHERE id % 998 = 0")
-    source_execute(source, "INSERT INTO articles (id, body) SELECT g, 'nowy wiersz ' || g FROM generate_series(1, %s, 62) g",
-                   (2 * ROWS,))
+    source_execute(
+        source,
+        "INSERT INTO articles (id, body) SELECT g, 'nowy wiersz ' || g FROM generate_series(1, %s, 62) g",
+        (2 * ROWS,),
+    )
     source_execute(source, "INSERT INTO articles (id, body) VALUES (%s, 'za końcem')", (2 * ROWS + 500,))
 
 
 def corrected(db, id_task: int) -> None:
     """Część pozycji po korekcie AI i eksporcie (zmiana w źródle zrobi z nich ``outdated``)."""
-    keys = [r["remote_id"] for r in db.query("SELECT remote_id FROM task_item WHERE id_task=%s AND remote_id %% 6 = 0",
-                                             (id_task,))]
+    keys = [
+        r["remote_id"]
+        for r in db.query(
+            "SELECT remote_id FROM task_item WHERE id_task=%s AND remote_id %% 6 = 0", (id_task,)
+        )
+    ]
     simulate_ai(db, id_task, {k: f"poprawiony {k}" for k in keys})
 
 
@@ -131,8 +146,9 @@ SYNC_FAULTS = ["sync.init", "sync.fetch:4", "sync.update:5", "sync.verify"]
 
 @pytest.mark.parametrize("resync", [False, True], ids=["initial", "resync"])
 @pytest.mark.parametrize("fault", SYNC_FAULTS)
-def test_sync_killed_at_checkpoint_then_rerun_equals_uninterrupted(local_env, settings, db, pg_source, sync_pair,
-                                                                   fault, resync):
+def test_sync_killed_at_checkpoint_then_rerun_equals_uninterrupted(
+    local_env, settings, db, pg_source, sync_pair, fault, resync
+):
     """SIGKILL w punkcie skanu/weryfikacji; ponowny run daje stan identyczny z runem bez przerwy.
 
     Wariant ``resync``: oba zadania mają już pełną kopię (część pozycji poprawiona), a źródło
@@ -172,7 +188,11 @@ def test_sync_killed_at_checkpoint_then_rerun_equals_uninterrupted(local_env, se
     got_items, got_task, _extra = full_state(db, victim)
     assert got_task["status"] == "completed" and duplicates(db, victim) == 0
     if resync:
-        assert got_task["records_new"] > 0 and got_task["records_updated"] > 0 and got_task["records_deleted"] > 0
+        assert (
+            got_task["records_new"] > 0
+            and got_task["records_updated"] > 0
+            and got_task["records_deleted"] > 0
+        )
         assert {row[3] for row in got_items} >= {"outdated", "pending", "processed"}
     else:
         assert got_task["records_new"] == ROWS and len(got_items) == ROWS
@@ -199,7 +219,8 @@ def ai_outcome(db, id_task: int):
     """Wynik AI niezależny od tego, która pozycja grupy duplikatów była liderem."""
     rows = db.query(
         "SELECT remote_id, status, text_corrected, local_hash, operation_uuid, ai_attempts FROM task_item "
-        "WHERE id_task=%s ORDER BY remote_id", (id_task,),
+        "WHERE id_task=%s ORDER BY remote_id",
+        (id_task,),
     )
     paid = db.query(
         "SELECT original_hash, SUM(cost_usd > 0) AS paid, SUM(cost_usd) AS cost, SUM(tokens_input) AS tin, "
@@ -213,7 +234,9 @@ def ai_outcome(db, id_task: int):
     ("fault", "max_extra"),
     [("ai.claimed:1", 0), ("ai.request:4", 3), ("ai.store:3", 4)],
 )
-def test_ai_killed_at_checkpoint_then_rerun_pays_each_text_once(local_env, settings, db, fake_openai, fault, max_extra):
+def test_ai_killed_at_checkpoint_then_rerun_pays_each_text_once(
+    local_env, settings, db, fake_openai, fault, max_extra
+):
     """SIGKILL w punkcie runu AI; po ponownym runie każda pozycja przetworzona raz i każdy tekst opłacony raz.
 
     Okno podwójnego zapytania: odpowiedzi, które były w drodze albo już przyszły, ale nie zostały
@@ -227,9 +250,13 @@ def test_ai_killed_at_checkpoint_then_rerun_pays_each_text_once(local_env, setti
     stratę w teście).
     """
     fake_openai["latency"] = 0.05
-    id_model = add_model(db, base_url=fake_openai["base_url"], price_input_per_mtok="2.0000",
-                         price_output_per_mtok="8.0000")
-    victim, twin = ai_task(db, fake_openai["base_url"], id_model), ai_task(db, fake_openai["base_url"], id_model)
+    id_model = add_model(
+        db, base_url=fake_openai["base_url"], price_input_per_mtok="2.0000", price_output_per_mtok="8.0000"
+    )
+    victim, twin = (
+        ai_task(db, fake_openai["base_url"], id_model),
+        ai_task(db, fake_openai["base_url"], id_model),
+    )
     ai_worker.run_ai({**settings, **{k: float(v) if "." in v else int(v) for k, v in AI_ENV.items()}}, twin)
     assert set(fake_openai["per_text"].values()) == {1}
     fake_openai["per_text"].clear()
@@ -246,7 +273,9 @@ def test_ai_killed_at_checkpoint_then_rerun_pays_each_text_once(local_env, setti
     assert [p[1] for p in paid] == [1] * 30  # każdy różny tekst opłacony dokładnie raz
     assert (rows, paid) == ai_outcome(db, twin)
     total = db.query_value("SELECT SUM(cost_usd) FROM task_item WHERE id_task=%s", (victim,))
-    assert total == db.query_value("SELECT SUM(cost_usd) FROM task_item WHERE id_task=%s", (twin,)) > Decimal(0)
+    assert (
+        total == db.query_value("SELECT SUM(cost_usd) FROM task_item WHERE id_task=%s", (twin,)) > Decimal(0)
+    )
     sent = {text: n for text, n in fake_openai["per_text"].items() if text in AI_TEXTS}  # bez sond formatu
     assert len(sent) == 30 and max(sent.values()) <= 2
     assert sum(sent.values()) - 30 <= max_extra, dict(sent)
@@ -263,7 +292,9 @@ WRITES_TRIGGER = [
 ]
 
 
-def test_export_killed_after_source_commit_then_rerun_writes_each_row_once(local_env, settings, db, pg_source):
+def test_export_killed_after_source_commit_then_rerun_writes_each_row_once(
+    local_env, settings, db, pg_source
+):
     """SIGKILL po zatwierdzeniu partii w źródle, przed zapisem statusu lokalnie (partia 2 z 3).
 
     Ponowny run rozpoznaje tekst już obecny w źródle (``already_exported``) i nie pisze go drugi
@@ -275,21 +306,29 @@ def test_export_killed_after_source_commit_then_rerun_writes_each_row_once(local
     id_task = add_task(db, add_connection(db, pg_source))
     sync.sync_task(settings, id_task)
     simulate_ai(db, id_task, corrections)
-    ids = [r["id_task_item"] for r in db.query("SELECT id_task_item FROM task_item WHERE id_task=%s", (id_task,))]
+    ids = [
+        r["id_task_item"] for r in db.query("SELECT id_task_item FROM task_item WHERE id_task=%s", (id_task,))
+    ]
     review.set_decision(db, id_task, ids, "accepted", "anna")
     for statement in WRITES_TRIGGER:
         source_execute(pg_source, statement)
     env = {**local_env, "BATCH_SIZE": "10"}
 
-    killed = run_script(env, "sync.py", "--export", "--id_task", str(id_task), fault="export.source_committed:2")
+    killed = run_script(
+        env, "sync.py", "--export", "--id_task", str(id_task), fault="export.source_committed:2"
+    )
     assert killed.returncode == KILLED, killed.stdout + killed.stderr
-    statuses = [r["status"] for r in db.query("SELECT status FROM task_item WHERE id_task=%s ORDER BY remote_id",
-                                              (id_task,))]
+    statuses = [
+        r["status"]
+        for r in db.query("SELECT status FROM task_item WHERE id_task=%s ORDER BY remote_id", (id_task,))
+    ]
     assert statuses == ["exported"] * 10 + ["accepted"] * 20
     rerun = run_script(env, "sync.py", "--export", "--id_task", str(id_task))
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
 
     assert dict(source_query(pg_source, "SELECT id, body FROM articles")) == corrections
     assert dict(source_query(pg_source, "SELECT id, n FROM writes")) == {i: 1 for i in range(1, 31)}
-    assert {r["status"] for r in db.query("SELECT status FROM task_item WHERE id_task=%s", (id_task,))} == {"exported"}
+    assert {r["status"] for r in db.query("SELECT status FROM task_item WHERE id_task=%s", (id_task,))} == {
+        "exported"
+    }
     assert db.query_value("SELECT records_exported FROM task WHERE id_task=%s", (id_task,)) == 30

@@ -61,8 +61,10 @@ def max_overlap(intervals: list[tuple[float, float]]) -> int:
     Zamiatanie po zdarzeniach; przy równym czasie koniec liczy się przed startem
     (run, który się skończył, zwolnił miejsce dla tego, który właśnie wystartował).
     """
-    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
-                    key=lambda e: (e[0], e[1]))
+    events = sorted(
+        [(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
+        key=lambda e: (e[0], e[1]),
+    )
     current = peak = 0
     for _, delta in events:
         current += delta
@@ -97,8 +99,10 @@ def fill_sqlite(path: Path) -> dict[str, int]:
             table, rows = f"articles_{index:02d}", row_count(index)
             conn.execute(f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, body TEXT)")
             conn.execute("BEGIN")
-            conn.executemany(f"INSERT INTO {table} (id, body) VALUES (?, ?)",
-                             [(key, text(index, key)) for key in range(1, rows + 1)])
+            conn.executemany(
+                f"INSERT INTO {table} (id, body) VALUES (?, ?)",
+                [(key, text(index, key)) for key in range(1, rows + 1)],
+            )
             conn.execute("COMMIT")
             tables[table] = rows
     finally:
@@ -136,12 +140,16 @@ def test_fifty_tasks_respect_connection_limit(db, pg_source, sqlite_source, daem
     # Wszystkie 50 zadań jednym INSERT-em: sensor zobaczy je naraz w jednym ticku.
     rows = [(1, id_connection, table, "body") for id_connection, tables in sources for table in tables]
     started = time.monotonic()
-    db.executemany("INSERT INTO task (id_user, id_database_connection, table_name, column_name) VALUES (%s, %s, %s, %s)",
-                   rows)
+    db.executemany(
+        "INSERT INTO task (id_user, id_database_connection, table_name, column_name) VALUES (%s, %s, %s, %s)",
+        rows,
+    )
     for id_connection, tables in sources:
         for table, count in tables.items():
-            id_task = db.query_value("SELECT id_task FROM task WHERE id_database_connection=%s AND table_name=%s",
-                                     (id_connection, table))
+            id_task = db.query_value(
+                "SELECT id_task FROM task WHERE id_database_connection=%s AND table_name=%s",
+                (id_connection, table),
+            )
             expected[int(id_task)] = (id_connection, count)
     assert len(expected) == 2 * TASKS_PER_SOURCE
 
@@ -168,7 +176,9 @@ def test_fifty_tasks_respect_connection_limit(db, pg_source, sqlite_source, daem
             by_status = defaultdict(int)
             for r in states:
                 by_status[r["status"]] += 1
-            pytest.fail(f"po {WAIT_S} s completed {done}/{len(expected)}: {dict(by_status)}\n{daemon_log_tail(log_path)}")
+            pytest.fail(
+                f"po {WAIT_S} s completed {done}/{len(expected)}: {dict(by_status)}\n{daemon_log_tail(log_path)}"
+            )
         if time.monotonic() - last_report > 30:
             last_report = time.monotonic()
             print(f"  [{time.monotonic() - started:6.1f} s] completed {done}/{len(expected)}", flush=True)
@@ -185,7 +195,9 @@ def test_fifty_tasks_respect_connection_limit(db, pg_source, sqlite_source, daem
         if len(records) >= len(expected) and all(r.dagster_run.is_finished for r in records):
             break
         if time.monotonic() > deadline + 60:
-            pytest.fail(f"runy niezamknięte: {[(r.dagster_run.run_id, r.dagster_run.status) for r in records]}")
+            pytest.fail(
+                f"runy niezamknięte: {[(r.dagster_run.run_id, r.dagster_run.status) for r in records]}"
+            )
         time.sleep(1)
     total_s = time.monotonic() - started
 
@@ -200,11 +212,17 @@ def test_fifty_tasks_respect_connection_limit(db, pg_source, sqlite_source, daem
         assert by_task[id_task][0].dagster_run.tags[TAG_CONNECTION] == str(id_connection)
 
     # Właściwe liczby pozycji w każdym zadaniu.
-    counts = {int(r["id_task"]): int(r["n"]) for r in db.query(
-        f"SELECT id_task, COUNT(*) AS n FROM task_item WHERE id_task IN ({ids}) AND deleted_at IS NULL "
-        "GROUP BY id_task")}
-    news = {int(r["id_task"]): int(r["records_new"]) for r in db.query(
-        f"SELECT id_task, records_new FROM task WHERE id_task IN ({ids})")}
+    counts = {
+        int(r["id_task"]): int(r["n"])
+        for r in db.query(
+            f"SELECT id_task, COUNT(*) AS n FROM task_item WHERE id_task IN ({ids}) AND deleted_at IS NULL "
+            "GROUP BY id_task"
+        )
+    }
+    news = {
+        int(r["id_task"]): int(r["records_new"])
+        for r in db.query(f"SELECT id_task, records_new FROM task WHERE id_task IN ({ids})")
+    }
     assert counts == {i: c for i, (_, c) in expected.items()}
     assert news == {i: c for i, (_, c) in expected.items()}
 
@@ -216,10 +234,12 @@ def test_fifty_tasks_respect_connection_limit(db, pg_source, sqlite_source, daem
     overlap = {conn: max_overlap(spans) for conn, spans in intervals.items()}
     overall = max_overlap([span for spans in intervals.values() for span in spans])
     total_rows = sum(c for _, c in expected.values())
-    print(f"\nobciążenie: {len(expected)} zadań, {total_rows} wierszy, 2 połączenia; "
-          f"wszystkie completed po {tasks_done_s:.1f} s, wszystkie runy zamknięte po {total_s:.1f} s; "
-          f"największa współbieżność na połączenie {overlap} (limit {CONNECTION_LIMIT}), łącznie {overall}",
-          flush=True)
+    print(
+        f"\nobciążenie: {len(expected)} zadań, {total_rows} wierszy, 2 połączenia; "
+        f"wszystkie completed po {tasks_done_s:.1f} s, wszystkie runy zamknięte po {total_s:.1f} s; "
+        f"największa współbieżność na połączenie {overlap} (limit {CONNECTION_LIMIT}), łącznie {overall}",
+        flush=True,
+    )
     assert set(overlap) == {str(conn_sqlite), str(conn_pg)}
     for conn, peak in overlap.items():
         assert peak <= CONNECTION_LIMIT, f"połączenie {conn}: {peak} runów naraz (limit {CONNECTION_LIMIT})"

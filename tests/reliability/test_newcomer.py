@@ -76,7 +76,9 @@ def test_ci_runs_readme_test_command():
     """``.ci/run`` (z katalogu projektu) woła dokładnie polecenie "testy" z README i nic więcej."""
     _run, test_command = readme_commands(PROJECT_ROOT / "README.md")
     script = PROJECT_ROOT / ".ci" / "run"
-    assert 'cd "$(dirname "$0")/.."' in script.read_text(encoding="utf-8"), ".ci/run musi działać z katalogu projektu"
+    assert 'cd "$(dirname "$0")/.."' in script.read_text(encoding="utf-8"), (
+        ".ci/run musi działać z katalogu projektu"
+    )
     assert ci_commands(script) == [test_command]
 
 
@@ -98,7 +100,8 @@ def http_get(url: str, timeout: float = 5) -> tuple[int, bytes]:
 
 def graphql(port: int, query: str) -> dict:
     request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query}).encode(),
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=20) as response:
@@ -121,27 +124,36 @@ def sensors_by_name(port: int) -> dict[str, str]:
 
 
 def mysql(database: str | None = None):
-    return pymysql.connect(**MYSQL_SERVER, database=database, autocommit=True, charset="utf8mb4",
-                           cursorclass=pymysql.cursors.DictCursor)
+    return pymysql.connect(
+        **MYSQL_SERVER,
+        database=database,
+        autocommit=True,
+        charset="utf8mb4",
+        cursorclass=pymysql.cursors.DictCursor,
+    )
 
 
 def isolated_env(db_name: str, port: int, home: Path, logs: Path) -> dict[str, str]:
     """Środowisko procesu: bez śladów venv-u tego projektu, z nadpisaniami izolującymi klon."""
     own_venv = str(PROJECT_ROOT / ".venv")
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "ENV_FILE")}
-    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(own_venv))
-    env.update({
-        "DB_LOCAL_HOST": MYSQL_SERVER["host"],
-        "DB_LOCAL_PORT": str(MYSQL_SERVER["port"]),
-        "DB_LOCAL_USER": MYSQL_SERVER["user"],
-        "DB_LOCAL_PASSWORD": MYSQL_SERVER["password"],
-        "DB_LOCAL_NAME": db_name,
-        "DAGSTER_HOST": "127.0.0.1",
-        "DAGSTER_PORT": str(port),
-        "DAGSTER_HOME": str(home),
-        "LOG_DIR": str(logs),
-        "SENSOR_INTERVAL_S": "5",
-    })
+    env["PATH"] = os.pathsep.join(
+        p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(own_venv)
+    )
+    env.update(
+        {
+            "DB_LOCAL_HOST": MYSQL_SERVER["host"],
+            "DB_LOCAL_PORT": str(MYSQL_SERVER["port"]),
+            "DB_LOCAL_USER": MYSQL_SERVER["user"],
+            "DB_LOCAL_PASSWORD": MYSQL_SERVER["password"],
+            "DB_LOCAL_NAME": db_name,
+            "DAGSTER_HOST": "127.0.0.1",
+            "DAGSTER_PORT": str(port),
+            "DAGSTER_HOME": str(home),
+            "LOG_DIR": str(logs),
+            "SENSOR_INTERVAL_S": "5",
+        }
+    )
     return env
 
 
@@ -177,8 +189,12 @@ def test_readme_run_command_on_fresh_clone(clone, fresh_db_name, tmp_path):
     started = time.monotonic()
     with open(log_path, "w") as log_file:
         process = subprocess.Popen(
-            ["bash", "-c", run_command], cwd=clone, env=env,
-            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            ["bash", "-c", run_command],
+            cwd=clone,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def fail(message: str):
@@ -197,8 +213,11 @@ def test_readme_run_command_on_fresh_clone(clone, fresh_db_name, tmp_path):
         fail(f"nie doczekano się w {timeout_s} s: {what}")
 
     try:
-        wait_for(lambda: http_get(f"http://127.0.0.1:{port}/server_info")[0] == 200, UI_TIMEOUT_S,
-                 f"UI odpowiada na porcie {port}")
+        wait_for(
+            lambda: http_get(f"http://127.0.0.1:{port}/server_info")[0] == 200,
+            UI_TIMEOUT_S,
+            f"UI odpowiada na porcie {port}",
+        )
         ui_s = time.monotonic() - started
         assert http_get(f"http://127.0.0.1:{port}/")[0] == 200
         assert (clone / ".venv" / "bin" / "dagster").exists(), "polecenie nie utworzyło .venv w klonie"
@@ -210,8 +229,11 @@ def test_readme_run_command_on_fresh_clone(clone, fresh_db_name, tmp_path):
             tables = {next(iter(row.values())) for row in cursor.fetchall()}
         assert SCHEMA_TABLES <= tables, f"brak tabel: {SCHEMA_TABLES - tables}"
 
-        sensors = wait_for(lambda: (s := sensors_by_name(port)) and "task_sensor" in s and s, SENSOR_TIMEOUT_S,
-                           "task_sensor widoczny w UI")
+        sensors = wait_for(
+            lambda: (s := sensors_by_name(port)) and "task_sensor" in s and s,
+            SENSOR_TIMEOUT_S,
+            "task_sensor widoczny w UI",
+        )
         assert sensors["task_sensor"] == "RUNNING", sensors
         sensor_s = time.monotonic() - started
 
@@ -219,13 +241,22 @@ def test_readme_run_command_on_fresh_clone(clone, fresh_db_name, tmp_path):
         source = tmp_path / "source.sqlite"
         with sqlite3.connect(source) as src:
             src.execute("CREATE TABLE articles (id INTEGER PRIMARY KEY, body TEXT)")
-            src.executemany("INSERT INTO articles VALUES (?, ?)", [(i, f"Tekst {i}: zażółć gęślą jaźń.") for i in range(1, 51)])
+            src.executemany(
+                "INSERT INTO articles VALUES (?, ?)",
+                [(i, f"Tekst {i}: zażółć gęślą jaźń.") for i in range(1, 51)],
+            )
         with conn.cursor() as cursor:
-            cursor.execute("INSERT INTO database_connection (id_user, alias, db_type, host, port, db_name, db_user, "
-                           "db_password, status) VALUES (1, 'newcomer', 'sqlite', '', 0, %s, '', '', 'active')", (str(source),))
+            cursor.execute(
+                "INSERT INTO database_connection (id_user, alias, db_type, host, port, db_name, db_user, "
+                "db_password, status) VALUES (1, 'newcomer', 'sqlite', '', 0, %s, '', '', 'active')",
+                (str(source),),
+            )
             id_connection = cursor.lastrowid
-            cursor.execute("INSERT INTO task (id_user, id_database_connection, table_name, column_name) "
-                           "VALUES (1, %s, 'articles', 'body')", (id_connection,))
+            cursor.execute(
+                "INSERT INTO task (id_user, id_database_connection, table_name, column_name) "
+                "VALUES (1, %s, 'articles', 'body')",
+                (id_connection,),
+            )
             id_task = cursor.lastrowid
 
         def task_done():
@@ -239,8 +270,10 @@ def test_readme_run_command_on_fresh_clone(clone, fresh_db_name, tmp_path):
         row = wait_for(task_done, TASK_TIMEOUT_S, "zadanie completed przez task_sensor z polecenia uruchom")
         assert row["records_new"] == 50
         conn.close()
-        print(f"\nnowicjusz: UI po {ui_s:.1f} s, task_sensor po {sensor_s:.1f} s, "
-              f"zadanie completed po {time.monotonic() - started:.1f} s (od startu polecenia {run_command!r})",
-              flush=True)
+        print(
+            f"\nnowicjusz: UI po {ui_s:.1f} s, task_sensor po {sensor_s:.1f} s, "
+            f"zadanie completed po {time.monotonic() - started:.1f} s (od startu polecenia {run_command!r})",
+            flush=True,
+        )
     finally:
         stop_process_group(process)

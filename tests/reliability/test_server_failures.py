@@ -42,15 +42,23 @@ def big_source(pg_source):
 
 def start_sync(env: dict, id_task: int) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "sync.py", "--id_task", str(id_task)], cwd=PROJECT_ROOT,
-        env={**os.environ, **env, **SLOW_ENV}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "sync.py", "--id_task", str(id_task)],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env, **SLOW_ENV},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
 def run_sync(env: dict, id_task: int) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "sync.py", "--id_task", str(id_task)], cwd=PROJECT_ROOT,
-        env={**os.environ, **env, **SLOW_ENV}, capture_output=True, text=True, timeout=300,
+        [sys.executable, "sync.py", "--id_task", str(id_task)],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env, **SLOW_ENV},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -66,7 +74,8 @@ def wait_fetched(db, id_task: int, at_least: int, timeout: float = 120) -> None:
 def assert_consistent_partial(db, id_task: int) -> None:
     """Stan po awarii: nie ``completed``, pozycje dokładnie do zatwierdzonego klucza, bez duplikatów."""
     task = db.query_one(
-        "SELECT status, records_fetched, last_processed_id, resume_marker FROM task WHERE id_task=%s", (id_task,)
+        "SELECT status, records_fetched, last_processed_id, resume_marker FROM task WHERE id_task=%s",
+        (id_task,),
     )
     assert task["status"] == "error" and task["resume_marker"].startswith("scan:")
     assert 0 < task["records_fetched"] < ROWS
@@ -75,7 +84,9 @@ def assert_consistent_partial(db, id_task: int) -> None:
         (id_task,),
     )
     # Klucze źródła to 1..ROWS, więc zatwierdzony klucz = liczba pozycji = liczba pobranych wierszy.
-    assert counts["n"] == counts["keys_"] == task["records_fetched"] == task["last_processed_id"] == counts["hi"]
+    assert (
+        counts["n"] == counts["keys_"] == task["records_fetched"] == task["last_processed_id"] == counts["hi"]
+    )
 
 
 def test_source_connection_terminated_mid_sync(local_env, settings, db, big_source):
@@ -158,7 +169,9 @@ def test_local_connection_killed_mid_sync(local_env, settings, db, big_source):
     if task["status"] == "error":
         assert proc.returncode == 1, out + err
         assert "utracono połączenie z lokalną bazą" in task["error_log"], task
-        assert any(word in task["error_log"] for word in ("Lost connection", "gone away", "2013", "2006")), task
+        assert any(word in task["error_log"] for word in ("Lost connection", "gone away", "2013", "2006")), (
+            task
+        )
         assert task["error_log"] in err and "Traceback" not in err
         assert_consistent_partial(db, victim)
     else:
