@@ -83,9 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         instance = get_instance(settings)
         if args.id_task is not None:
             return run_one(settings, instance, args.id_task, args.limit, args.max_seconds, args.env_file)
+        from lib.scheduling import tasks_with_pending_ai
+
         db = connect_local(settings, autocommit=True)
         try:
-            ids = ai_worker.tasks_with_pending_ai(db, settings["AI_MAX_ATTEMPTS"])
+            ids = tasks_with_pending_ai(db, settings["AI_MAX_ATTEMPTS"])
         finally:
             db.close()
         if not ids:

@@ -13,6 +13,7 @@ Kody wyjścia: 0 sukces (też pauza/anulowanie na żądanie), 1 zadanie skończy
 """
 
 import argparse
+import json
 import sys
 import time
 
@@ -21,8 +22,10 @@ from lib.db_local import connect_local
 from lib.db_utils import get_logger, setup_logging
 from lib.errors import AilexiaError, UsageError
 from lib.load_config import load_config
+from lib.runs import is_task_locked
+from lib.scheduling import tasks_for_cron
 from lib.schema import init_db
-from lib.task import CLOSED_STATUSES, get_task, is_task_locked, tasks_for_cron
+from lib.task import CLOSED_STATUSES, get_task
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,13 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_one(
-    settings: dict,
-    instance,
-    id_task: int,
-    export: bool,
-    max_seconds: float | None,
-    env_file: str | None,
-    explicit: bool,
+    settings: dict, instance, id_task: int, export: bool, max_seconds: float | None, env_file: str | None
 ) -> int:
     """Materializuje assety jednego zadania i zwraca kod wyjścia."""
     from ailexia_dagster.assets import SYNC_ASSETS, source_export
@@ -106,6 +103,18 @@ def run_one(
     return 0
 
 
+def print_status(settings: dict, id_task: int | None, as_json: bool) -> int:
+    """Wypisuje stan zadań (tabela albo JSON) i zwraca kod wyjścia 0."""
+    from lib.status import collect_status, format_status
+
+    rows = collect_status(settings, id_task)
+    if as_json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+    else:
+        print(format_status(rows) if rows else "brak zadań")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Punkt wejścia: zwraca kod wyjścia."""
     args = parse_args(argv)
@@ -120,17 +129,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"init-db: schema of {settings['DB_LOCAL_NAME']} is up to date, nothing changed")
             return 0
         if args.status:
-            from lib.status import print_status
-
-            return print_status(settings, args.id_task, as_json=args.json)
+            return print_status(settings, args.id_task, args.json)
         from ailexia_dagster.runner import get_instance
 
         install_signal_handlers()
         instance = get_instance(settings)
         if args.id_task is not None:
-            return run_one(
-                settings, instance, args.id_task, args.export, args.max_seconds, args.env_file, True
-            )
+            return run_one(settings, instance, args.id_task, args.export, args.max_seconds, args.env_file)
         db = connect_local(settings, autocommit=True)
         try:
             ids = tasks_for_cron(db)
@@ -147,9 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("sync: limit czasu wyczerpany - pozostałe zadania w następnym oknie")
                 break
             try:
-                worst = max(
-                    worst, run_one(settings, instance, id_task, False, remaining, args.env_file, False)
-                )
+                worst = max(worst, run_one(settings, instance, id_task, False, remaining, args.env_file))
             except UsageError as exc:
                 print(f"sync: {exc}", file=sys.stderr)
         return worst

@@ -27,7 +27,7 @@ from ailexia_dagster.constants import (
 )
 from ailexia_dagster.partitions import task_partitions
 from ailexia_dagster.resources import AilexiaResource
-from lib import ai_worker, export, sync
+from lib import ai_worker, export, sync, verify
 from lib.control import graceful_signals
 from lib.db_local import connect_local
 
@@ -65,7 +65,8 @@ def _run_controlled(
     config: RunControlConfig,
     log_name: str,
     done: str,
-    run: Callable[[dict[str, Any], int, Callable[[], str | None]], dict[str, Any]],
+    engine: Callable[..., dict[str, Any]],
+    **opts: Any,
 ) -> MaterializeResult:
     """Wspólne ciało assetów pracujących partiami: ustawienia, sterowanie runem, metadane.
 
@@ -75,13 +76,14 @@ def _run_controlled(
         config: Konfiguracja runu (limit czasu).
         log_name: Plik logu (``sync`` albo ``ai``).
         done: Wynik zapisywany w metadanych, gdy run nie został wstrzymany.
-        run: Funkcja z ``lib`` wołana jako ``run(settings, id_task, should_stop)``.
+        engine: Silnik z ``lib`` o kształcie ``engine(settings, id_task, *, run_id, should_stop, **opts)``.
+        **opts: Opcje silnika (np. ``limit`` AI).
     """
     id_task = int(context.partition_key)
     settings = ailexia.settings(log_name)
     should_stop = ailexia.stop_check(settings, id_task, _max_seconds(context, config))
     with graceful_signals():
-        stats = run(settings, id_task, should_stop)
+        stats = engine(settings, id_task, run_id=context.run_id, should_stop=should_stop, **opts)
     stats["outcome"] = f"paused ({stats['stopped']})" if stats.get("stopped") else done
     return MaterializeResult(metadata=_metadata(stats))
 
@@ -100,14 +102,7 @@ def remote_snapshot(
     context: AssetExecutionContext, ailexia: AilexiaResource, config: RunControlConfig
 ) -> MaterializeResult:
     """Skanuje źródło zadania i zapisuje różnice w ``task_item``."""
-    return _run_controlled(
-        context,
-        ailexia,
-        config,
-        "sync",
-        "scanned",
-        lambda settings, id_task, should_stop: sync.run_scan(settings, id_task, context.run_id, should_stop),
-    )
+    return _run_controlled(context, ailexia, config, "sync", "scanned", sync.run_scan)
 
 
 @asset(
@@ -135,10 +130,10 @@ def task_item_hashes(context: AssetExecutionContext, ailexia: AilexiaResource) -
     """Weryfikuje kopię lokalną zadania i raportuje asset checki."""
     id_task = int(context.partition_key)
     settings = ailexia.settings("sync")
-    stats = sync.run_verify(settings, id_task, run_id=context.run_id)
+    stats = verify.run_verify(settings, id_task, run_id=context.run_id)
     db = connect_local(settings, autocommit=True)
     try:
-        checks = sync.verify_checks(db, id_task)
+        checks = verify.verify_checks(db, id_task)
     finally:
         db.close()
     skipped = stats.get("outcome") == "skipped"
@@ -179,16 +174,7 @@ def ai_corrections(
 ) -> MaterializeResult:
     """Przetwarza pozycje zadania modelem AI."""
     limit = int(context.run.tags.get(TAG_LIMIT, 0) or 0) or None
-    return _run_controlled(
-        context,
-        ailexia,
-        config,
-        "ai",
-        "processed",
-        lambda settings, id_task, should_stop: ai_worker.run_ai(
-            settings, id_task, limit=limit, should_stop=should_stop, run_id=context.run_id
-        ),
-    )
+    return _run_controlled(context, ailexia, config, "ai", "processed", ai_worker.run_ai, limit=limit)
 
 
 @asset(
@@ -203,16 +189,7 @@ def source_export(
     context: AssetExecutionContext, ailexia: AilexiaResource, config: RunControlConfig
 ) -> MaterializeResult:
     """Eksportuje zaakceptowane pozycje zadania do źródła."""
-    return _run_controlled(
-        context,
-        ailexia,
-        config,
-        "sync",
-        "exported",
-        lambda settings, id_task, should_stop: export.run_export(
-            settings, id_task, should_stop=should_stop, run_id=context.run_id
-        ),
-    )
+    return _run_controlled(context, ailexia, config, "sync", "exported", export.run_export)
 
 
 SYNC_ASSETS = [remote_snapshot, task_item_hashes]

@@ -23,7 +23,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from lib import prompts
 from lib.db_utils import get_logger, mask_secrets
-from lib.errors import AiError, AilexiaError
+from lib.errors import AiError, AiItemError
 
 log = get_logger("ai_client")
 
@@ -33,10 +33,6 @@ RETRY_AFTER_CAP_S = 120.0
 BACKOFF_CAP_S = 30.0
 _FORMAT_WORDS = ("response_format", "json_schema", "json_object", "schema", "grammar")
 _MTOK = Decimal(1_000_000)
-
-
-class AiItemError(AilexiaError):
-    """Błąd jednej pozycji (po ponowieniach): zapisywany w ``ai_error``, run idzie dalej."""
 
 
 class CompletionResult(NamedTuple):
@@ -205,7 +201,7 @@ def _request(
         # api.openai.com zna już tylko max_completion_tokens dla nowych modeli; serwery zgodne - max_tokens.
         key = (
             "max_tokens"
-            if model_row.get("base_url") or settings.get("OPENAI_BASE_URL")
+            if model_row.get("base_url") or settings["OPENAI_BASE_URL"]
             else "max_completion_tokens"
         )
         kwargs[key] = int(model_row["max_output_tokens"])
@@ -238,8 +234,8 @@ def _request(
         )
 
     retrying = Retrying(
-        stop=stop_after_attempt(int(settings.get("AI_MAX_RETRIES", 4)) + 1),
-        wait=_make_wait(float(settings.get("AI_BACKOFF_S", 1.0))),
+        stop=stop_after_attempt(int(settings["AI_MAX_RETRIES"]) + 1),
+        wait=_make_wait(float(settings["AI_BACKOFF_S"])),
         retry=retry_if_exception(_is_transient),
         before_sleep=before_sleep,
         reraise=True,
@@ -250,7 +246,7 @@ def _request(
 def _fatal_error(exc: BaseException, model_row: dict[str, Any], settings: dict[str, Any]) -> AiError | None:
     """Zamienia błąd API, który dotyczy całego runu (klucz, model, limit konta), na ``AiError``."""
     status = _status(exc)
-    server = model_row.get("base_url") or settings.get("OPENAI_BASE_URL") or "api.openai.com"
+    server = model_row.get("base_url") or settings["OPENAI_BASE_URL"] or "api.openai.com"
     key_env = model_row.get("api_key_env") or "OPENAI_API_KEY"
     if status == 401:
         return AiError(f"klucz API odrzucony (401) przez {server}: sprawdź zmienną {key_env}")

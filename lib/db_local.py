@@ -40,6 +40,11 @@ def error_code(exc: BaseException) -> int | None:
     return None
 
 
+def is_dropped(exc: BaseException) -> bool:
+    """Czy wyjątek oznacza zerwane połączenie z lokalną bazą (a nie błąd zapytania)."""
+    return isinstance(exc, pymysql.err.InterfaceError) or error_code(exc) in _DROPPED
+
+
 class MySQL:
     """Połączenie z lokalną bazą MySQL/MariaDB.
 
@@ -185,8 +190,7 @@ class MySQL:
                         self.last_insert_id = cursor.lastrowid
                     return result
             except pymysql.MySQLError as exc:
-                code = error_code(exc)
-                dropped = isinstance(exc, pymysql.err.InterfaceError) or code in _DROPPED
+                dropped = is_dropped(exc)
                 if dropped and retry_read and not self.in_transaction and attempt == 1:
                     self._reconnect_allowed(_error_text(exc))
                     log.warning("połączenie z lokalną bazą zerwane (%s) - ponawiam odczyt", _error_text(exc))

@@ -1,11 +1,13 @@
-"""Narzędzia wspólne: logowanie, hashowanie, czas, tekst."""
+"""Narzędzia wspólne bez dostępu do bazy (nazwa ze specyfikacji): logowanie z maskowaniem sekretów,
+reguła hasha tekstu, czas i skracanie tekstu do logów.
+"""
 
 import datetime as dt
 import hashlib
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 HASH_METHODS = {"sha256": hashlib.sha256, "md5": hashlib.md5, "sha1": hashlib.sha1}
@@ -121,31 +123,7 @@ def get_logger(name: str) -> logging.Logger:
     return logger
 
 
-def compute_hash(text: str | None, method: str = "sha256") -> str | None:
-    """Liczy hash tekstu z jego bajtów UTF-8.
-
-    Args:
-        text: Tekst albo ``None``.
-        method: ``sha256`` (domyślnie), ``md5`` albo ``sha1`` (``task.hash_method``).
-
-    Returns:
-        Hash szesnastkowy małymi literami; ``None`` dla ``None`` (pusty napis ma swój hash).
-
-    Raises:
-        ValueError: Dla nieznanej metody.
-    """
-    if text is None:
-        return None
-    try:
-        factory = HASH_METHODS[method]
-    except KeyError:
-        raise ValueError(
-            f"nieznana metoda hashowania {method!r} (dozwolone: {', '.join(HASH_METHODS)})"
-        ) from None
-    return factory(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def hash_function(method: str):
+def hash_function(method: str) -> Callable[[bytes], Any]:
     """Zwraca konstruktor hashlib dla metody (do szybkich pętli).
 
     Args:
@@ -163,6 +141,37 @@ def hash_function(method: str):
         raise ValueError(
             f"nieznana metoda hashowania {method!r} (dozwolone: {', '.join(HASH_METHODS)})"
         ) from None
+
+
+def hash_text(text: str | None, hash_of: Callable[[bytes], Any]) -> str | None:
+    """Reguła hasha tekstu (``original_hash``, ``local_hash``): hash bajtów UTF-8, szesnastkowo.
+
+    Args:
+        text: Tekst albo ``None``.
+        hash_of: Konstruktor hashlib z ``hash_function``.
+
+    Returns:
+        Hash szesnastkowy małymi literami; ``None`` dla ``None`` (pusty napis ma swój hash).
+    """
+    return None if text is None else hash_of(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def compute_hash(text: str | None, method: str = "sha256") -> str | None:
+    """Liczy hash tekstu metodą o podanej nazwie (``hash_text`` z ``hash_function``).
+
+    Args:
+        text: Tekst albo ``None``.
+        method: ``sha256`` (domyślnie), ``md5`` albo ``sha1`` (``task.hash_method``).
+
+    Returns:
+        Hash szesnastkowy małymi literami; ``None`` dla ``None``.
+
+    Raises:
+        ValueError: Dla nieznanej metody.
+    """
+    if text is None:
+        return None
+    return hash_text(text, hash_function(method))
 
 
 def now() -> dt.datetime:

@@ -43,3 +43,7 @@ class TaskBusyError(TaskError):
 
 class AiError(AilexiaError):
     """Błąd po stronie modelu AI, który zatrzymuje cały run (np. 401, nieznany model)."""
+
+
+class AiItemError(AilexiaError):
+    """Błąd jednej pozycji AI (po ponowieniach): zapisywany w ``ai_error``, run idzie dalej."""

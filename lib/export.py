@@ -17,13 +17,16 @@ Status zadania się nie zmienia (poza ``error`` po błędzie i ``paused`` po zat
 
 import time
 import unicodedata
+from collections.abc import Callable
 from typing import Any
 
-from lib import db_remote, faults
+from lib import db_remote, faults, task_item
+from lib.control import StopCheck
 from lib.db_local import MySQL, retry_on_deadlock
 from lib.db_utils import compute_hash, get_logger
-from lib.sync import open_source, resolve_task_target
-from lib.task import lock_task_row, mark_paused, refresh_review_counters, run_with_task_lock
+from lib.runs import run_with_task_lock
+from lib.source import open_source, resolve_task_target
+from lib.task import lock_task_row, mark_paused
 
 log = get_logger("export")
 
@@ -64,22 +67,6 @@ def describe_difference(expected: str | None, actual: str | None) -> str:
     return f"{CONFLICT_PREFIX} ({detail}); źródło nie zostało zmienione"
 
 
-def _pending_batch(db: MySQL, id_task: int, after: int | None, limit: int) -> list[dict[str, Any]]:
-    """Zwraca kolejną partię pozycji ``accepted`` (keyset po ``remote_id``)."""
-    where = "id_task=%s AND status='accepted' AND deleted_at IS NULL AND remote_id IS NOT NULL"
-    params: list[Any] = [id_task]
-    if after is not None:
-        where += " AND remote_id > %s"
-        params.append(after)
-    rows = db.query(
-        "SELECT id_task_item, remote_id, text_original, text_corrected, local_hash "
-        f"FROM task_item WHERE {where} ORDER BY remote_id LIMIT %s",
-        [*params, limit],
-    )
-    db.commit()
-    return rows
-
-
 def _skip_reason(item: dict[str, Any], hash_method: str) -> str | None:
     """Zwraca powód pominięcia pozycji (nie ma czego pisać albo hash nie pasuje) albo ``None``."""
     if item["text_corrected"] is None:
@@ -103,24 +90,7 @@ def _finish_batch(
     def work() -> None:
         db.begin()
         lock_task_row(db, id_task)
-        if exported:
-            marks = ", ".join(["%s"] * len(exported))
-            # Bez warunku na status: tekst już jest w źródle, więc pozycja jest wyeksportowana.
-            db.execute(
-                "UPDATE task_item SET status='exported', exported_at=NOW(), export_error=NULL "
-                f"WHERE id_task_item IN ({marks})",
-                exported,
-            )
-        for id_item, reason in conflicts:
-            db.execute(
-                "UPDATE task_item SET status='conflict', export_error=%s WHERE id_task_item=%s AND status='accepted'",
-                (reason, id_item),
-            )
-        for id_item, reason in skipped:
-            db.execute(
-                "UPDATE task_item SET export_error=%s WHERE id_task_item=%s AND status='accepted'",
-                (reason, id_item),
-            )
+        task_item.record_export(db, exported, conflicts, skipped)
         db.commit()
 
     retry_on_deadlock(work, db=db)
@@ -200,7 +170,11 @@ def _export_batch(
 
 
 def _export(
-    db: MySQL, settings: dict[str, Any], task_row: dict[str, Any], should_stop, started: float
+    db: MySQL,
+    settings: dict[str, Any],
+    task_row: dict[str, Any],
+    should_stop: StopCheck | None,
+    progress: Callable[[dict[str, Any]], None] | None,
 ) -> dict[str, Any]:
     id_task = task_row["id_task"]
     hash_method = task_row["hash_method"] or "sha256"
@@ -223,7 +197,7 @@ def _export(
         )
         after = None
         while True:
-            items = _pending_batch(db, id_task, after, settings["BATCH_SIZE"])
+            items = task_item.export_batch(db, id_task, after, settings["BATCH_SIZE"])
             if not items:
                 break
             after = int(items[-1]["remote_id"])
@@ -239,12 +213,14 @@ def _export(
             stats["batches"] += 1
             for id_item, reason in result["conflicts"]:
                 log.warning("zadanie %s: pozycja %s - konflikt eksportu: %s", id_task, id_item, reason)
+            if progress is not None:
+                progress(dict(stats))
             stopped = should_stop() if should_stop else None
             if stopped:
                 break
     finally:
         db_remote.close(rconn)
-    refresh_review_counters(db, id_task)
+    task_item.refresh_review_counters(db, id_task)
     if stopped:
         mark_paused(db, id_task, stopped)
     stats["stopped"] = stopped
@@ -261,7 +237,12 @@ def _export(
 
 
 def run_export(
-    settings: dict[str, Any], id_task: int, should_stop=None, run_id: str | None = None
+    settings: dict[str, Any],
+    id_task: int,
+    *,
+    run_id: str | None = None,
+    should_stop: StopCheck | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Zapisuje zaakceptowane pozycje zadania do źródła (compare-and-set, partiami).
 
@@ -273,8 +254,9 @@ def run_export(
     Args:
         settings: Ustawienia (``BATCH_SIZE``, połączenie lokalne).
         id_task: Zadanie.
-        should_stop: Funkcja z ``lib.control``; powód != None kończy run po bieżącej partii.
         run_id: Identyfikator runu Dagstera (do ``run_log``).
+        should_stop: Funkcja z ``lib.control``; powód != None kończy run po bieżącej partii.
+        progress: Wołana po każdej partii ze statystykami do tej chwili.
 
     Returns:
         Statystyki: exported (zapisane teraz), already_exported (tekst już był w źródle),
@@ -287,7 +269,7 @@ def run_export(
     """
 
     def body(db: MySQL, task_row: dict[str, Any], started: float) -> dict[str, Any]:
-        stats = _export(db, settings, task_row, should_stop, started)
+        stats = _export(db, settings, task_row, should_stop, progress)
         stats["duration_s"] = round(time.monotonic() - started, 3)
         return stats
 

@@ -15,9 +15,10 @@ import re
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from lib import task_item
 from lib.db_local import MySQL, retry_on_deadlock
 from lib.errors import UsageError
-from lib.task import get_task, lock_task_row, refresh_review_counters
+from lib.task import get_task, lock_task_row
 
 ITEM_STATUSES = ("pending", "processed", "accepted", "rejected", "exported", "conflict", "outdated")
 DECISIONS = ("accepted", "rejected")
@@ -138,20 +139,7 @@ def list_items(
     if limit < 1:
         raise UsageError(f"--limit musi być dodatni (jest {limit})")
     get_task(db, id_task)
-    where = "id_task=%s AND deleted_at IS NULL"
-    params: list[Any] = [id_task]
-    if status is not None:
-        where += " AND status=%s"
-        params.append(status)
-    params.append(limit)
-    rows = db.query(
-        "SELECT id_task_item, id_task, remote_id, status, text_original, text_corrected, change_summary, is_changed, "
-        "processed_at, approved_by, approved_at, exported_at, export_error "
-        f"FROM task_item WHERE {where} ORDER BY remote_id LIMIT %s",
-        params,
-    )
-    db.commit()
-    return rows
+    return task_item.list_for_review(db, id_task, status, limit)
 
 
 def get_item(db: MySQL, id_item: int) -> dict[str, Any]:
@@ -160,8 +148,7 @@ def get_item(db: MySQL, id_item: int) -> dict[str, Any]:
     Raises:
         UsageError: Gdy pozycja nie istnieje.
     """
-    row = db.query_one("SELECT * FROM task_item WHERE id_task_item=%s", (id_item,))
-    db.commit()
+    row = task_item.get_item_row(db, id_item)
     if row is None:
         raise UsageError(f"pozycja {id_item} nie istnieje w tabeli task_item")
     return row
@@ -241,9 +228,6 @@ def set_decision(
     db.commit()
     changed: list[int] = []
     refused: list[tuple[int, str]] = []
-    columns = (
-        "id_task_item, id_task, status, deleted_at, is_changed, text_corrected, processed_at, verified_at"
-    )
 
     def apply(rows: list[dict[str, Any]]) -> None:
         allowed = []
@@ -253,14 +237,8 @@ def set_decision(
                 allowed.append(int(row["id_task_item"]))
             else:
                 refused.append((int(row["id_task_item"]), reason))
-        if allowed:
-            marks = ", ".join(["%s"] * len(allowed))
-            db.execute(
-                f"UPDATE task_item SET status=%s, approved_by=%s, approved_at=NOW(), export_error=NULL "
-                f"WHERE id_task_item IN ({marks})",
-                [decision, by, *allowed],
-            )
-            changed.extend(allowed)
+        task_item.set_decisions(db, allowed, decision, by)
+        changed.extend(allowed)
 
     if item_ids is not None:
         wanted = list(dict.fromkeys(int(i) for i in item_ids))
@@ -270,11 +248,7 @@ def set_decision(
             def work(chunk: list[int] = chunk) -> None:
                 db.begin()
                 lock_task_row(db, id_task)
-                marks = ", ".join(["%s"] * len(chunk))
-                rows = db.query(
-                    f"SELECT {columns} FROM task_item WHERE id_task=%s AND id_task_item IN ({marks}) FOR UPDATE",
-                    [id_task, *chunk],
-                )
+                rows = task_item.lock_items_by_id(db, id_task, chunk)
                 found = {int(r["id_task_item"]) for r in rows}
                 mark_changed, mark_refused = len(changed), len(refused)
                 try:
@@ -297,15 +271,7 @@ def set_decision(
             def work(after: int = last_id, state: dict[str, Any] = state) -> None:
                 db.begin()
                 lock_task_row(db, id_task)
-                where = "id_task=%s AND deleted_at IS NULL AND id_task_item > %s"
-                params: list[Any] = [id_task, after]
-                if status_filter is not None:
-                    where += " AND status=%s"
-                    params.append(status_filter)
-                rows = db.query(
-                    f"SELECT {columns} FROM task_item WHERE {where} ORDER BY id_task_item LIMIT %s FOR UPDATE",
-                    [*params, _DECISION_CHUNK],
-                )
+                rows = task_item.lock_items_page(db, id_task, after, status_filter, _DECISION_CHUNK)
                 mark_changed, mark_refused = len(changed), len(refused)
                 try:
                     apply(rows)
@@ -320,7 +286,7 @@ def set_decision(
             if state["rows"] < _DECISION_CHUNK:
                 break
             last_id = state["last"]
-    refresh_review_counters(db, id_task)
+    task_item.refresh_review_counters(db, id_task)
     return changed, refused
 
 
@@ -328,18 +294,7 @@ def _iter_dump_rows(db: MySQL, id_task: int, statuses: list[str] | None) -> Iter
     """Czyta pozycje do zrzutu stronami po ``id_task_item`` (pamięć nie rośnie z rozmiarem zadania)."""
     last_id = 0
     while True:
-        where = "id_task=%s AND deleted_at IS NULL AND id_task_item > %s"
-        params: list[Any] = [id_task, last_id]
-        if statuses:
-            where += f" AND status IN ({', '.join(['%s'] * len(statuses))})"
-            params.extend(statuses)
-        else:
-            where += " AND text_corrected IS NOT NULL"
-        rows = db.query(
-            f"SELECT {', '.join(DUMP_COLUMNS)} FROM task_item WHERE {where} ORDER BY id_task_item LIMIT %s",
-            [*params, _DUMP_PAGE],
-        )
-        db.commit()
+        rows = task_item.dump_page(db, id_task, DUMP_COLUMNS, statuses, last_id, _DUMP_PAGE)
         yield from rows
         if len(rows) < _DUMP_PAGE:
             return

@@ -1,4 +1,4 @@
-"""Decyzje sensorów: które zadania zlecić do synchronizacji, a które do AI (bez Dagstera).
+"""Które zadania uruchomić: decyzje sensorów i trybu cron skryptów (bez Dagstera).
 
 Sensor (``ailexia_dagster/sensors.py``) woła te funkcje w każdym ticku. Tu żyje cała logika
 na tabeli ``task``: wybór kandydatów, rezerwacja (status ``queued`` ustawiany warunkowo, więc
@@ -8,12 +8,13 @@ Dagstera ta warstwa wie tylko tyle, ile dostanie w argumencie (zbiór zadań z �
 
 import datetime as dt
 import json
-from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from lib.db_local import MySQL
 from lib.db_utils import get_logger
-from lib.task import lock_name
+from lib.runs import locked_task_ids
+from lib.task import CLOSED_STATUSES
+from lib.task_item import ai_work_exists_sql
 
 log = get_logger("scheduling")
 
@@ -108,7 +109,7 @@ def sync_candidates(
     Kandydaci: ``new``, ``resync``; ``paused`` z powodu ``time_limit``/``signal`` (nigdy
     ``manual``); ``queued`` zarezerwowane dawniej niż ``stale_queued_s`` sekund temu (albo bez
     ``queued_at``); ``in_progress``/``verifying`` bez zmian od ``orphan_grace_s`` sekund.
-    Żywotność runów (blokada, runy Dagstera) sprawdza dopiero ``claim_sync_tasks``.
+    Żywotność runów (blokada, runy Dagstera) sprawdza wołający (``claim_sync_tasks``, ``tasks_for_cron``).
 
     Args:
         db: Połączenie lokalne.
@@ -134,21 +135,21 @@ def sync_candidates(
     return rows
 
 
-def locked_task_ids(db: MySQL, ids: Iterable[int], chunk: int = 200) -> set[int]:
-    """Zwraca zadania, których blokadę ``GET_LOCK`` ktoś trzyma (żywy run), porcjami po ``chunk``.
+def tasks_for_cron(db: MySQL) -> list[int]:
+    """Zadania do podjęcia przez tryb cron (``python sync.py`` bez id).
 
-    Jedno ``SELECT IS_USED_LOCK(a), IS_USED_LOCK(b), ...`` na porcję zamiast zapytania na zadanie.
+    Ci sami kandydaci co dla sensora (``sync_candidates``), bez okresów karencji: ``new``,
+    ``resync``, ``paused`` z powodu limitu czasu albo sygnału (nigdy ręczna pauza) i osierocone
+    ``queued``/``in_progress``/``verifying``, których blokada jest wolna (run, który je trzymał, nie żyje).
+
+    Returns:
+        Lista id zadań rosnąco.
     """
-    ids = list(ids)
-    locked: set[int] = set()
-    for start in range(0, len(ids), chunk):
-        part = ids[start : start + chunk]
-        columns = ", ".join(f"IS_USED_LOCK(%s) AS l{i}" for i in range(len(part)))
-        row = db.query_one(f"SELECT {columns}", tuple(lock_name(db, id_task) for id_task in part)) or {}
-        locked.update(id_task for i, id_task in enumerate(part) if row.get(f"l{i}") is not None)
-    if not db.autocommit:
-        db.commit()
-    return locked
+    rows = sync_candidates(db, 0, 0)
+    ids = sorted(int(row["id_task"]) for row in rows)
+    running = [int(r["id_task"]) for r in rows if r["status"] in ("queued", "in_progress", "verifying")]
+    locked = locked_task_ids(db, running)
+    return [id_task for id_task in ids if id_task not in locked]
 
 
 def _dead_run_suspect(
@@ -289,9 +290,8 @@ def completed_since(
 ) -> list[dict[str, Any]]:
     """Zwraca zadania ``completed`` z modelem AI, zakończone po pozycji kursora, z oceną kwalifikacji.
 
-    Każdy wiersz ma ``eligible`` = 1, gdy model jest ``active`` i zadanie ma pozycje do AI:
-    ``pending``/``outdated``, nieusunięte, z niepustym tekstem i ``ai_attempts < max_attempts``
-    (te same warunki co w ``lib.ai_worker``).
+    Każdy wiersz ma ``eligible`` = 1, gdy model jest ``active`` i zadanie ma pozycje do AI
+    (``task_item.ai_eligible_sql``).
 
     Args:
         db: Połączenie lokalne.
@@ -309,9 +309,7 @@ def completed_since(
         params = [after[0], after[0], after[1]]
     rows = db.query(
         "SELECT t.id_task, t.id_database_connection, t.finished_at, "
-        "(m.status='active' AND EXISTS (SELECT 1 FROM task_item i WHERE i.id_task=t.id_task "
-        "AND i.status IN ('pending','outdated') AND i.deleted_at IS NULL "
-        "AND i.text_original IS NOT NULL AND i.text_original<>'' AND i.ai_attempts < %s)) AS eligible "
+        f"(m.status='active' AND {ai_work_exists_sql('t')}) AS eligible "
         "FROM task t JOIN ai_model m ON m.id_ai_model=t.id_ai_model "
         "WHERE t.status='completed' AND t.finished_at IS NOT NULL "
         "AND t.finished_at <= NOW() - INTERVAL %s SECOND "
@@ -357,3 +355,25 @@ def plan_ai_requests(
             )
         )
     return requests, position
+
+
+def tasks_with_pending_ai(db: MySQL, max_attempts: int) -> list[int]:
+    """Zwraca zadania (nie anulowane/archiwalne) z aktywnym modelem i pozycjami do przetworzenia.
+
+    Args:
+        db: Połączenie lokalne.
+        max_attempts: ``AI_MAX_ATTEMPTS`` - pozycje z tyloma próbami się nie liczą.
+
+    Returns:
+        Lista ``id_task`` rosnąco (tryb cron ``ai.py``).
+    """
+    rows = db.query(
+        "SELECT t.id_task FROM task t JOIN ai_model m ON m.id_ai_model=t.id_ai_model AND m.status='active' "
+        f"WHERE t.status NOT IN ({', '.join(['%s'] * len(CLOSED_STATUSES))}) "
+        f"AND {ai_work_exists_sql('t')} "
+        "ORDER BY t.id_task",
+        (*CLOSED_STATUSES, max_attempts),
+    )
+    if not db.autocommit:
+        db.commit()
+    return [int(row["id_task"]) for row in rows]

@@ -1,12 +1,22 @@
-"""Widok stanu zadań dla operatora (``python sync.py --status``): tabela w terminalu albo JSON."""
+"""Widok stanu zadań dla operatora (``python sync.py --status``): dane i tabela tekstowa.
 
-import json
+Wypisywaniem zajmuje się skrypt; tu są tylko dane (``collect_status``) i ich format.
+"""
+
 from decimal import Decimal
 from typing import Any
 
+from lib import task_item
 from lib.db_local import connect_local
 from lib.db_utils import shorten
 from lib.errors import UsageError
+
+# Kolumny zadania (t) i połączenia (c) w widoku stanu.
+_TASK_COLUMNS = (
+    "t.id_task, c.alias, t.table_name, t.column_name, t.status, t.pause_reason, t.sync_stage, "
+    "t.sync_progress, t.error_log, t.records_total, t.records_new, t.records_updated, t.records_deleted, "
+    "t.started_at, t.finished_at"
+)
 
 _COLUMNS = [
     ("id", "id_task", 5),
@@ -40,25 +50,9 @@ def collect_status(settings: dict[str, Any], id_task: int | None = None) -> list
     Raises:
         UsageError: Gdy podane zadanie nie istnieje.
     """
-    where, params = ("WHERE t.id_task=%s", (id_task,)) if id_task is not None else ("", ())
     db = connect_local(settings, autocommit=True)
     try:
-        rows = db.query(
-            "SELECT t.id_task, c.alias, t.table_name, t.column_name, t.status, t.pause_reason, t.sync_stage, "
-            "t.sync_progress, t.error_log, t.records_total, t.records_new, t.records_updated, t.records_deleted, "
-            "t.started_at, t.finished_at, "
-            "COUNT(i.id_task_item) AS items_total, "
-            "COALESCE(SUM(i.status='pending'),0) AS items_pending, COALESCE(SUM(i.status='outdated'),0) AS items_outdated, "
-            "COALESCE(SUM(i.status='processed'),0) AS items_processed, COALESCE(SUM(i.status='accepted'),0) AS items_accepted, "
-            "COALESCE(SUM(i.status='rejected'),0) AS items_rejected, COALESCE(SUM(i.status='exported'),0) AS items_exported, "
-            "COALESCE(SUM(i.status='conflict'),0) AS items_conflict, "
-            "COALESCE(SUM(i.tokens_input),0) AS tokens_input, COALESCE(SUM(i.tokens_output),0) AS tokens_output, "
-            "COALESCE(SUM(i.cost_usd),0) AS cost_usd "
-            "FROM task t LEFT JOIN database_connection c ON c.id_database_connection=t.id_database_connection "
-            "LEFT JOIN task_item i ON i.id_task=t.id_task AND i.deleted_at IS NULL "
-            f"{where} GROUP BY t.id_task ORDER BY t.id_task",
-            params,
-        )
+        rows = task_item.task_counts(db, _TASK_COLUMNS, id_task)
     finally:
         db.close()
     if id_task is not None and not rows:
@@ -97,15 +91,3 @@ def format_status(rows: list[dict[str, Any]]) -> str:
             cells.append(text[:width].ljust(width) if width else text)
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
-
-
-def print_status(settings: dict[str, Any], id_task: int | None = None, as_json: bool = False) -> int:
-    """Wypisuje stan zadań na stdout i zwraca kod wyjścia 0."""
-    rows = collect_status(settings, id_task)
-    if as_json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
-    elif rows:
-        print(format_status(rows))
-    else:
-        print("brak zadań")
-    return 0

@@ -1,10 +1,11 @@
-"""Silnik synchronizacji: skan źródła (pobranie, porównanie, zapis) i weryfikacja kopii lokalnej.
+"""Silnik synchronizacji: skan źródła (etapy init, fetch, compare, update).
 
 Skan czyta źródło stronami po kluczu (keyset, ``BATCH_SIZE``), porównuje każdą stronę z tym
 samym zakresem kluczy w ``task_item`` (merge-join dwóch uporządkowanych strumieni) i zapisuje
 tylko różnice. Co ``COMMIT_ROWS`` wierszy źródła (albo co ~2 s) jedna transakcja zapisuje
 pozycje razem z ``task.last_processed_id`` i licznikami, więc przerwany run wznawia się
 dokładnie od zatwierdzonego klucza, a liczniki opisują całą operację synchronizacji.
+Weryfikacja (etap verify) jest w ``lib/verify.py``.
 """
 
 import hashlib
@@ -12,79 +13,37 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from lib import db_remote, faults
+from lib import db_remote, faults, task_item
+from lib.control import StopCheck
 from lib.db_local import MySQL, retry_on_deadlock
-from lib.db_utils import get_logger, hash_function, register_secrets
-from lib.errors import RemoteError, TaskError
+from lib.db_utils import get_logger, hash_text
+from lib.runs import run_with_task_lock
+from lib.source import exports_in_place, hasher, open_source, resolve_task_target
 from lib.task import (
-    get_connection_row,
     get_task,
     lock_task_row,
     mark_paused,
-    refresh_review_counters,
-    run_with_task_lock,
-    set_connection_status,
+    record_scan_batch,
+    record_source_total,
+    resume_sync_operation,
+    set_resume_marker,
     stage_for_progress,
+    start_sync_operation,
 )
+from lib.verify import run_verify
 
 log = get_logger("sync")
 
-# Statusy pozycji, dla których zmiana tekstu w źródle unieważnia wynik AI.
+# Partia jest zatwierdzana najpóźniej po tylu sekundach (postęp i wznowienie nie czekają na COMMIT_ROWS).
 _COMMIT_EVERY_S = 2.0
+# Ile stron źródła czyta naprzód wątek czytający (pamięć ograniczona).
 _PREFETCH_PAGES = 4
-_VERIFY_SAMPLES = 5
-_VERIFY_SAMPLE_SIZE = 20
 
-
-def open_source(
-    db: MySQL, task_row: dict[str, Any], settings: dict[str, Any]
-) -> tuple[db_remote.RemoteConn, dict]:
-    """Otwiera połączenie ze źródłem zadania i zapisuje stan połączenia.
-
-    Args:
-        db: Połączenie lokalne.
-        task_row: Wiersz zadania.
-        settings: Ustawienia.
-
-    Returns:
-        Krotka ``(połączenie źródłowe, wiersz database_connection)``.
-
-    Raises:
-        TaskError: Gdy połączenie jest wyłączone (``disabled``).
-        RemoteError: Gdy źródło jest nieosiągalne (połączenie dostaje status ``error``).
-    """
-    conn_row = get_connection_row(db, task_row["id_database_connection"])
-    db.commit()
-    if conn_row.get("db_password"):
-        register_secrets([conn_row["db_password"]])
-    if conn_row["status"] == "disabled":
-        raise TaskError(
-            f"połączenie '{conn_row['alias']}' (id {conn_row['id_database_connection']}) jest wyłączone "
-            "(status disabled); ustaw status active, aby synchronizować"
-        )
-    try:
-        rconn = db_remote.connect(conn_row, settings)
-    except RemoteError as exc:
-        set_connection_status(db, conn_row["id_database_connection"], "error", str(exc))
-        raise
-    set_connection_status(db, conn_row["id_database_connection"], "active", None)
-    return rconn, conn_row
-
-
-def exports_in_place(task_row: dict[str, Any]) -> bool:
-    """Czy eksport zadania pisze do kolumny synchronizowanej (``export_column`` pusta lub ta sama)."""
-    return (task_row.get("export_column") or task_row["column_name"]) == task_row["column_name"]
-
-
-def resolve_task_target(rconn: db_remote.RemoteConn, task_row: dict[str, Any]) -> db_remote.Target:
-    """Sprawdza w katalogu źródła tabelę, kolumnę, klucz i kolumnę eksportu zadania."""
-    extra = [task_row["export_column"]] if task_row.get("export_column") else []
-    return db_remote.resolve_target(
-        rconn, task_row["table_name"], task_row["column_name"], task_row.get("key_column"), extra
-    )
+Progress = Callable[[dict[str, Any]], None]
 
 
 def _prefetch(pages: Iterator[list], depth: int) -> Iterator[list]:
@@ -126,84 +85,51 @@ def _prefetch(pages: Iterator[list], depth: int) -> Iterator[list]:
         thread.join(timeout=5)
 
 
+@dataclass
 class _Batch:
     """Zmiany zebrane od ostatniego commitu (ograniczone przez ``COMMIT_ROWS``)."""
 
-    def __init__(self) -> None:
-        self.new: list[tuple] = []
-        self.changed: list[tuple] = []
-        self.revived: list[int] = []
-        self.deleted: list[int] = []
-        self.scanned = 0
-        self.unchanged = 0
-
-    def size(self) -> int:
-        return self.scanned
+    new: list[tuple] = field(default_factory=list)
+    changed: list[tuple] = field(default_factory=list)
+    revived: list[int] = field(default_factory=list)
+    deleted: list[int] = field(default_factory=list)
+    scanned: int = 0
+    unchanged: int = 0
 
 
-def _local_range(db: MySQL, id_task: int, low: int | None, high: int) -> dict[int, tuple]:
-    """Zwraca pozycje zadania z kluczami w przedziale ``(low, high]``: remote_id -> stan."""
-    if low is None:
-        sql = "remote_id <= %s"
-        params: tuple = (id_task, high)
-    else:
-        sql = "remote_id > %s AND remote_id <= %s"
-        params = (id_task, low, high)
-    rows = db.query(
-        "SELECT remote_id, id_task_item, original_hash, local_hash, status, deleted_at IS NOT NULL AS deleted "
-        f"FROM task_item WHERE id_task=%s AND {sql}",
-        params,
-    )
-    return {r["remote_id"]: tuple(r.values()) for r in rows}
+@dataclass
+class _Scan:
+    """Stan jednego skanu: zadanie, pozycja w źródle, bieżąca partia i statystyki runu."""
+
+    db: MySQL
+    id_task: int
+    total: int
+    last_key: int | None
+    scanned: int
+    stats: dict[str, Any]
+    batch: _Batch = field(default_factory=_Batch)
+    mark: float = field(default_factory=time.monotonic)
+    last_commit: float = field(default_factory=time.monotonic)
 
 
 def _hash_page(page: list[tuple[int, str | None]], hash_of) -> list[tuple[int, str | None, str | None]]:
     """Liczy hash tekstu każdego wiersza strony: ``(klucz, tekst, hash)``."""
-    return [
-        (key, text, None if text is None else hash_of(text.encode("utf-8", "surrogatepass")).hexdigest())
-        for key, text in page
-    ]
+    return [(key, text, hash_text(text, hash_of)) for key, text in page]
 
 
 def _page_fingerprint(hashed: list[tuple[int, str | None, str | None]]) -> str:
-    """Odcisk strony: sha256 z ``klucz:hash`` kolejnych wierszy (ten sam format co ``_local_fingerprint``)."""
+    """Odcisk strony: sha256 z ``klucz:hash`` kolejnych wierszy (format ``task_item.local_fingerprint``)."""
     joined = ",".join(f"{key}:{digest or ''}" for key, _text, digest in hashed)
     return hashlib.sha256(joined.encode("ascii")).hexdigest()
 
 
-def _local_fingerprint(
-    db: MySQL, id_task: int, low: int | None, high: int, in_place: bool
-) -> tuple[int, str | None]:
-    """Liczba i odcisk aktywnych pozycji z zakresu ``(low, high]`` policzone w MySQL.
-
-    Zapytanie czyta tylko pokrywający indeks ``idx_task_item_fingerprint`` (bez tekstów), więc
-    resync bez zmian nie przesyła szczegółów pozycji - jedno małe zapytanie na stronę. Zgodny
-    odcisk oznacza, że w zakresie nic się nie zmieniło; inaczej strona idzie do ``_compare_page``.
-    """
-    bound, params = (
-        ("remote_id <= %s", (in_place, id_task, high))
-        if low is None
-        else ("remote_id > %s AND remote_id <= %s", (in_place, id_task, low, high))
-    )
-    row = db.query_one(
-        "SELECT COUNT(*) AS n, SHA2(GROUP_CONCAT(CONCAT(remote_id, ':', "
-        "IFNULL(IF(status='exported' AND %s, local_hash, original_hash), '')) ORDER BY remote_id SEPARATOR ','), 256) "
-        f"AS fp FROM task_item WHERE id_task=%s AND deleted_at IS NULL AND {bound}",
-        params,
-    )
-    return int(row["n"]), row["fp"]
-
-
 def _compare_page(
-    hashed: list[tuple[int, str | None, str | None]],
-    local: dict[int, tuple],
-    batch: _Batch,
-    export_in_place: bool,
+    hashed: list[tuple[int, str | None, str | None]], local: dict[int, tuple], batch: _Batch, in_place: bool
 ) -> None:
     """Porównuje stronę źródła z lokalnym zakresem i dopisuje różnice do partii.
 
-    ``export_in_place`` = eksport pisze do synchronizowanej kolumny (brak ``task.export_column``):
-    wtedy źródło pozycji ``exported`` trzyma ``text_corrected`` i porównujemy z ``local_hash``.
+    ``in_place`` = eksport pisze do synchronizowanej kolumny: wtedy źródło pozycji ``exported``
+    trzyma ``text_corrected`` (reguła ``task_item.reference_hash``).
     """
     for key, text, digest in hashed:
         item = local.pop(key, None)
@@ -213,9 +139,7 @@ def _compare_page(
         _remote_id, id_item, original_hash, local_hash, status, deleted = item
         if deleted:
             batch.revived.append(id_item)
-        # Po eksporcie źródło trzyma text_corrected: porównujemy z local_hash.
-        reference = local_hash if status == "exported" and export_in_place else original_hash
-        if digest != reference:
+        if digest != task_item.reference_hash(status, original_hash, local_hash, in_place):
             batch.changed.append((id_item, text, digest))
         elif not deleted:
             batch.unchanged += 1
@@ -227,13 +151,7 @@ def _compare_page(
 
 
 def _write_batch(
-    db: MySQL,
-    id_task: int,
-    batch: _Batch,
-    last_key: int | None,
-    final: bool,
-    progress: float,
-    work_ms: int,
+    db: MySQL, id_task: int, batch: _Batch, last_key: int | None, final: bool, progress: float, work_ms: int
 ) -> int:
     """Zapisuje partię w jednej transakcji razem z ``last_processed_id`` i licznikami.
 
@@ -244,65 +162,54 @@ def _write_batch(
     def work() -> int:
         db.begin()
         lock_task_row(db, id_task)
-        if batch.new:
-            db.executemany(
-                "INSERT INTO task_item (id_task, remote_id, text_original, original_hash) VALUES (%s, %s, %s, %s)",
-                [(id_task, key, text, digest) for key, text, digest in batch.new],
-            )
-        if batch.revived:
-            marks = ", ".join(["%s"] * len(batch.revived))
-            db.execute(f"UPDATE task_item SET deleted_at=NULL WHERE id_task_item IN ({marks})", batch.revived)
-        for id_item, text, digest in batch.changed:
-            # Status liczony w SQL: wynik AI zapisany w międzyczasie też staje się nieaktualny.
-            db.execute(
-                "UPDATE task_item SET text_original=%s, original_hash=%s, is_changed=1, verified_at=NOW(), "
-                "ai_attempts=0, ai_error=NULL, export_error=NULL, "
-                "status=IF(status='pending','pending','outdated') WHERE id_task_item=%s",
-                (text, digest, id_item),
-            )
-        deleted = 0
-        if batch.deleted:
-            marks = ", ".join(["%s"] * len(batch.deleted))
-            deleted += db.execute(
-                f"UPDATE task_item SET deleted_at=NOW() WHERE deleted_at IS NULL AND id_task_item IN ({marks})",
-                batch.deleted,
-            )
+        task_item.insert_items(db, id_task, batch.new)
+        task_item.revive_items(db, batch.revived)
+        task_item.update_changed_items(db, batch.changed)
+        deleted = task_item.mark_items_deleted(db, batch.deleted)
         if final:
             # Ogon: pozycje z kluczami większymi niż ostatni klucz źródła zniknęły ze źródła.
-            if last_key is None:
-                deleted += db.execute(
-                    "UPDATE task_item SET deleted_at=NOW() WHERE id_task=%s AND deleted_at IS NULL",
-                    (id_task,),
-                )
-            else:
-                deleted += db.execute(
-                    "UPDATE task_item SET deleted_at=NOW() WHERE id_task=%s AND deleted_at IS NULL AND remote_id > %s",
-                    (id_task, last_key),
-                )
-        db.execute(
-            "UPDATE task SET last_processed_id=%s, records_fetched=records_fetched+%s, "
-            "records_processed=records_processed+%s, records_new=records_new+%s, "
-            "records_updated=records_updated+%s, records_deleted=records_deleted+%s, "
-            "sync_progress=GREATEST(sync_progress, %s), sync_stage=%s, total_time_ms=total_time_ms+%s "
-            "WHERE id_task=%s",
-            (
-                last_key,
-                batch.scanned,
-                batch.scanned,
-                len(batch.new) + len(batch.revived),
-                len(batch.changed),
-                deleted,
-                progress,
-                "update" if final else stage_for_progress(progress),
-                work_ms,
-                id_task,
-            ),
+            deleted += task_item.mark_tail_deleted(db, id_task, last_key)
+        record_scan_batch(
+            db,
+            id_task,
+            last_key,
+            scanned=batch.scanned,
+            new=len(batch.new) + len(batch.revived),
+            updated=len(batch.changed),
+            deleted=deleted,
+            progress=progress,
+            stage="update" if final else stage_for_progress(progress),
+            work_ms=work_ms,
         )
         faults.checkpoint("sync.update")
         db.commit()
         return deleted
 
     return retry_on_deadlock(work, db=db)
+
+
+def _flush(scan: _Scan, final: bool, progress: Progress | None) -> None:
+    """Zatwierdza bieżącą partię skanu i dopisuje ją do statystyk runu."""
+    batch = scan.batch
+    if final:
+        percent = 90.0
+    else:
+        percent = min(89.99, 5.0 + 85.0 * (scan.scanned / scan.total if scan.total else 1.0))
+    now = time.monotonic()
+    deleted = _write_batch(
+        scan.db, scan.id_task, batch, scan.last_key, final, percent, int((now - scan.mark) * 1000)
+    )
+    faults.checkpoint("sync.fetch")
+    stats = scan.stats
+    stats["fetched"] += batch.scanned
+    stats["new"] += len(batch.new) + len(batch.revived)
+    stats["updated"] += len(batch.changed)
+    stats["deleted"] += deleted
+    stats["unchanged"] += batch.unchanged
+    scan.batch = _Batch()
+    scan.mark = scan.last_commit = now
+    if progress is not None:
+        progress({**stats, "scanned": scan.scanned, "records_total": scan.total, "sync_progress": percent})
 
 
 def _start_operation(db: MySQL, task_row: dict[str, Any], run_id: str | None) -> tuple[bool, bool]:
@@ -314,25 +221,10 @@ def _start_operation(db: MySQL, task_row: dict[str, Any], run_id: str | None) ->
     id_task = task_row["id_task"]
     marker = task_row.get("resume_marker") or ""
     if marker.startswith("scan:"):
-        initial = marker.split(":")[1] == "init"
-        db.execute(
-            "UPDATE task SET status='in_progress', pause_reason=NULL, error_log=NULL, finished_at=NULL, run_id=%s "
-            "WHERE id_task=%s",
-            (run_id, id_task),
-        )
-        db.commit()
-        return True, initial
-    has_items = db.query_value("SELECT 1 FROM task_item WHERE id_task=%s LIMIT 1", (id_task,)) is not None
-    initial = not has_items
-    marker = f"scan:{'init' if initial else 'diff'}:{uuid.uuid4()}"
-    db.execute(
-        "UPDATE task SET status='in_progress', pause_reason=NULL, error_log=NULL, sync_stage='init', sync_progress=0, "
-        "resume_marker=%s, last_processed_id=NULL, records_total=0, records_fetched=0, records_processed=0, "
-        "records_new=0, records_updated=0, records_deleted=0, started_at=NOW(), finished_at=NULL, total_time_ms=0, "
-        "run_id=%s WHERE id_task=%s",
-        (marker, run_id, id_task),
-    )
-    db.commit()
+        resume_sync_operation(db, id_task, run_id)
+        return True, marker.split(":")[1] == "init"
+    initial = not task_item.has_items(db, id_task)
+    start_sync_operation(db, id_task, f"scan:{'init' if initial else 'diff'}:{uuid.uuid4()}", run_id)
     return False, initial
 
 
@@ -341,7 +233,8 @@ def _scan(
     settings: dict[str, Any],
     task_row: dict[str, Any],
     run_id: str | None,
-    should_stop,
+    should_stop: StopCheck | None,
+    progress: Progress | None,
     started: float,
 ) -> dict[str, Any]:
     id_task = task_row["id_task"]
@@ -365,7 +258,7 @@ def _scan(
     rconn, _conn_row = open_source(db, task_row, settings)
     try:
         target = resolve_task_target(rconn, task_row)
-        hash_of = hash_function(task_row["hash_method"] or "sha256")
+        hash_of = hasher(task_row)
         state = get_task(db, id_task) if resuming else None
         db.commit()
         # sync_progress >= 5 = liczba wierszy źródła zapisana (ten sam commit co records_total);
@@ -377,12 +270,7 @@ def _scan(
         else:
             total = db_remote.count_rows(rconn, target)
             after, scanned_before = None, 0
-            db.execute(
-                "UPDATE task SET records_total=%s, sync_progress=5, sync_stage='fetch', total_time_ms=total_time_ms+%s "
-                "WHERE id_task=%s",
-                (total, int((time.monotonic() - started) * 1000), id_task),
-            )
-            db.commit()
+            record_source_total(db, id_task, total, int((time.monotonic() - started) * 1000))
         log.info(
             "zadanie %s: %s skanu %s.%s (%s wierszy w źródle, od klucza %s)",
             id_task,
@@ -394,28 +282,15 @@ def _scan(
         )
         batch_size = settings["BATCH_SIZE"]
         commit_rows = max(settings["COMMIT_ROWS"], batch_size)
-        stats = {"fetched": 0, "new": 0, "updated": 0, "deleted": 0, "unchanged": 0}
-        batch = _Batch()
-        last_key = after
-        scanned = scanned_before
-        mark = time.monotonic()
-        last_commit = mark
+        scan = _Scan(
+            db,
+            id_task,
+            total,
+            after,
+            scanned_before,
+            {"fetched": 0, "new": 0, "updated": 0, "deleted": 0, "unchanged": 0},
+        )
         stopped = None
-
-        def flush(final: bool) -> None:
-            nonlocal batch, mark, last_commit
-            progress = 90.0 if final else min(89.99, 5.0 + 85.0 * (scanned / total if total else 1.0))
-            now = time.monotonic()
-            deleted = _write_batch(db, id_task, batch, last_key, final, progress, int((now - mark) * 1000))
-            faults.checkpoint("sync.fetch")
-            stats["fetched"] += batch.scanned
-            stats["new"] += len(batch.new) + len(batch.revived)
-            stats["updated"] += len(batch.changed)
-            stats["deleted"] += deleted
-            stats["unchanged"] += batch.unchanged
-            batch = _Batch()
-            mark = last_commit = now
-
         in_place = exports_in_place(task_row)
         # GROUP_CONCAT odcisku strony: BATCH_SIZE wierszy po ~90 znaków.
         db.execute("SET SESSION group_concat_max_len = %s", (max(1 << 20, batch_size * 200),))
@@ -425,19 +300,23 @@ def _scan(
                 high = page[-1][0]
                 hashed = _hash_page(page, hash_of)
                 if initial:
-                    _compare_page(hashed, {}, batch, in_place)
-                elif _local_fingerprint(db, id_task, last_key, high, in_place) == (
+                    _compare_page(hashed, {}, scan.batch, in_place)
+                elif task_item.local_fingerprint(db, id_task, scan.last_key, high, in_place) == (
                     len(hashed),
                     _page_fingerprint(hashed),
                 ):
-                    batch.unchanged += len(hashed)
-                    batch.scanned += len(hashed)
+                    scan.batch.unchanged += len(hashed)
+                    scan.batch.scanned += len(hashed)
                 else:
-                    _compare_page(hashed, _local_range(db, id_task, last_key, high), batch, in_place)
-                last_key = high
-                scanned += len(page)
-                if batch.size() >= commit_rows or time.monotonic() - last_commit >= _COMMIT_EVERY_S:
-                    flush(final=False)
+                    local = task_item.local_range(db, id_task, scan.last_key, high)
+                    _compare_page(hashed, local, scan.batch, in_place)
+                scan.last_key = high
+                scan.scanned += len(page)
+                if (
+                    scan.batch.scanned >= commit_rows
+                    or time.monotonic() - scan.last_commit >= _COMMIT_EVERY_S
+                ):
+                    _flush(scan, False, progress)
                     stopped = should_stop() if should_stop else None
                     if stopped:
                         break
@@ -446,19 +325,21 @@ def _scan(
         if stopped:
             mark_paused(db, id_task, stopped)
         else:
-            flush(final=True)
-            db.execute(
-                "UPDATE task SET resume_marker=%s WHERE id_task=%s", (f"verify:{uuid.uuid4()}", id_task)
-            )
-            db.commit()
-        stats.update(stopped=stopped, last_key=last_key, records_total=total, resumed=resuming)
-        return stats
+            _flush(scan, True, progress)
+            set_resume_marker(db, id_task, f"verify:{uuid.uuid4()}")
+        scan.stats.update(stopped=stopped, last_key=scan.last_key, records_total=total, resumed=resuming)
+        return scan.stats
     finally:
         db_remote.close(rconn)
 
 
 def run_scan(
-    settings: dict[str, Any], id_task: int, run_id: str | None = None, should_stop=None
+    settings: dict[str, Any],
+    id_task: int,
+    *,
+    run_id: str | None = None,
+    should_stop: StopCheck | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Etapy init, fetch, compare i update: skan źródła i zapis różnic w ``task_item``.
 
@@ -469,6 +350,8 @@ def run_scan(
         id_task: Zadanie.
         run_id: Identyfikator runu Dagstera (do ``task.run_id`` i ``run_log``).
         should_stop: Funkcja z ``lib.control``; powód != None kończy run po bieżącej partii.
+        progress: Wołana po każdej zatwierdzonej partii ze statystykami do tej chwili
+            (``scanned``, ``records_total``, ``sync_progress``, fetched, new, updated...).
 
     Returns:
         Statystyki runu: fetched, new, updated, deleted, unchanged, stopped, duration_s, rows_per_s...
@@ -480,7 +363,7 @@ def run_scan(
     """
 
     def body(db: MySQL, task_row: dict[str, Any], started: float) -> dict[str, Any]:
-        stats = _scan(db, settings, task_row, run_id, should_stop, started)
+        stats = _scan(db, settings, task_row, run_id, should_stop, progress, started)
         elapsed = max(time.monotonic() - started, 1e-6)
         stats["rows_per_s"] = round(stats["fetched"] / elapsed, 1)
         return stats
@@ -488,179 +371,20 @@ def run_scan(
     return run_with_task_lock(settings, id_task, "sync", run_id, body)
 
 
-def _sample_mismatches(
-    db: MySQL, rconn, target, id_task: int, hash_method: str, export_in_place: bool
-) -> int:
-    """Porównuje hashe próbki pozycji z aktualnym źródłem; zwraca liczbę niezgodności."""
-    bounds = db.query_one(
-        "SELECT MIN(remote_id) AS lo, MAX(remote_id) AS hi FROM task_item WHERE id_task=%s AND deleted_at IS NULL",
-        (id_task,),
-    )
-    db.commit()
-    if not bounds or bounds["lo"] is None:
-        return 0
-    lo, hi = int(bounds["lo"]), int(bounds["hi"])
-    rows: dict[int, dict] = {}
-    for i in range(_VERIFY_SAMPLES):
-        start = lo + (hi - lo) * i // _VERIFY_SAMPLES
-        for row in db.query(
-            "SELECT remote_id, original_hash, local_hash, status FROM task_item "
-            "WHERE id_task=%s AND deleted_at IS NULL AND remote_id >= %s ORDER BY remote_id LIMIT %s",
-            (id_task, start, _VERIFY_SAMPLE_SIZE),
-        ):
-            rows[int(row["remote_id"])] = row
-    db.commit()
-    current = db_remote.fetch_by_keys(rconn, target, list(rows))
-    hash_of = hash_function(hash_method)
-    mismatches = 0
-    for key, row in rows.items():
-        if key not in current:
-            mismatches += 1
-            continue
-        text = current[key][0]
-        digest = None if text is None else hash_of(text.encode("utf-8", "surrogatepass")).hexdigest()
-        reference = (
-            row["local_hash"] if row["status"] == "exported" and export_in_place else row["original_hash"]
-        )
-        if digest != reference:
-            mismatches += 1
-    return mismatches
-
-
-def _verify(
-    db: MySQL, settings: dict[str, Any], task_row: dict[str, Any], run_id: str | None, started: float
-) -> dict:
-    id_task = task_row["id_task"]
-    marker = task_row.get("resume_marker") or ""
-    if marker.startswith("scan:") or task_row["status"] == "paused":
-        return {
-            "outcome": "skipped",
-            "reason": "skan źródła nie został dokończony (wstrzymany lub przerwany)",
-        }
-    db.execute(
-        "UPDATE task SET status='verifying', sync_stage='verify', sync_progress=GREATEST(sync_progress, 90), run_id=%s "
-        "WHERE id_task=%s",
-        (run_id, id_task),
-    )
-    db.commit()
-    rconn, _ = open_source(db, task_row, settings)
-    try:
-        target = resolve_task_target(rconn, task_row)
-        source_count = db_remote.count_rows(rconn, target)
-        # Tylko indeks pokrywający (deleted_at, hash_missing): bez czytania tekstów.
-        counts = db.query_one(
-            "SELECT COUNT(*) AS active, COALESCE(SUM(hash_missing),0) AS no_hash "
-            "FROM task_item WHERE id_task=%s AND deleted_at IS NULL",
-            (id_task,),
-        )
-        db.execute("UPDATE task SET sync_progress=GREATEST(sync_progress, 94) WHERE id_task=%s", (id_task,))
-        db.commit()
-        local_count, no_hash = int(counts["active"]), int(counts["no_hash"])
-        mismatches = _sample_mismatches(
-            db, rconn, target, id_task, task_row["hash_method"] or "sha256", exports_in_place(task_row)
-        )
-    finally:
-        db_remote.close(rconn)
-    db.execute("UPDATE task SET sync_progress=GREATEST(sync_progress, 98) WHERE id_task=%s", (id_task,))
-    db.commit()
-    stats = {
-        "source_count": source_count,
-        "local_count": local_count,
-        "missing_hash": no_hash,
-        "sample_mismatches": mismatches,
-    }
-    work_ms = int((time.monotonic() - started) * 1000)
-    moved = source_count != int(task_row["records_total"] or 0) or mismatches > 0
-    if no_hash:
-        message = f"weryfikacja: {no_hash} pozycji bez hasha tekstu"
-        raise TaskError(message)
-    faults.checkpoint("sync.verify")
-    if local_count == source_count and mismatches == 0:
-        db.execute(
-            "UPDATE task SET status=IF(status='verifying','completed',status), sync_stage='done', sync_progress=100, "
-            "resume_marker=NULL, finished_at=NOW(), total_time_ms=total_time_ms+%s, error_log=NULL WHERE id_task=%s",
-            (work_ms, id_task),
-        )
-        db.commit()
-        refresh_review_counters(db, id_task)
-        stats["outcome"] = "completed"
-        return stats
-    if moved:
-        reason = (
-            f"źródło zmieniło się w trakcie synchronizacji (na starcie {task_row['records_total']} wierszy, "
-            f"teraz {source_count}; lokalnie {local_count}; niezgodnych próbek {mismatches}); następny run nadrobi zmiany"
-        )
-        db.execute(
-            "UPDATE task SET status='resync', sync_stage='done', sync_progress=100, resume_marker=NULL, "
-            "finished_at=NOW(), total_time_ms=total_time_ms+%s, error_log=%s WHERE id_task=%s",
-            (work_ms, reason, id_task),
-        )
-        db.commit()
-        refresh_review_counters(db, id_task)
-        stats["outcome"] = "resync"
-        stats["reason"] = reason
-        return stats
-    raise TaskError(
-        f"weryfikacja: kopia lokalna niezgodna ze źródłem przy niezmienionym źródle "
-        f"(lokalnie {local_count} pozycji, w źródle {source_count} wierszy)"
-    )
-
-
-def run_verify(settings: dict[str, Any], id_task: int, run_id: str | None = None) -> dict[str, Any]:
-    """Etap verify: liczby i próbka hashy kopii lokalnej wobec źródła, potem ``done``.
-
-    Źródło zmienione w trakcie skanu kończy zadanie statusem ``resync`` z powodem w
-    ``error_log``; niezgodność przy niezmienionym źródle to ``error``.
-
-    Args:
-        settings: Ustawienia.
-        id_task: Zadanie.
-        run_id: Identyfikator runu Dagstera.
-
-    Returns:
-        Statystyki: source_count, local_count, missing_hash, sample_mismatches, outcome
-        (``completed``, ``resync`` albo ``skipped`` gdy skan nie został dokończony).
-    """
-
-    def body(db: MySQL, task_row: dict[str, Any], started: float) -> dict[str, Any]:
-        return _verify(db, settings, task_row, run_id, started)
-
-    return run_with_task_lock(settings, id_task, "sync", run_id, body, skip_closed=True)
-
-
 def sync_task(
-    settings: dict[str, Any], id_task: int, run_id: str | None = None, should_stop=None
+    settings: dict[str, Any],
+    id_task: int,
+    *,
+    run_id: str | None = None,
+    should_stop: StopCheck | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Pełna synchronizacja bez Dagstera (skan + weryfikacja) - dla testów i benchmarków.
 
     Returns:
         Statystyki skanu uzupełnione o wynik weryfikacji (klucz ``verify``).
     """
-    stats = run_scan(settings, id_task, run_id, should_stop)
+    stats = run_scan(settings, id_task, run_id=run_id, should_stop=should_stop, progress=progress)
     if not stats.get("stopped"):
-        stats["verify"] = run_verify(settings, id_task, run_id)
+        stats["verify"] = run_verify(settings, id_task, run_id=run_id)
     return stats
-
-
-def verify_checks(db: MySQL, id_task: int) -> dict[str, Any]:
-    """Dane do asset checków: duplikaty kluczy, pozycje bez hasha, liczba aktywnych pozycji.
-
-    Returns:
-        Słownik: duplicates, missing_hash, active_items, records_total, status.
-    """
-    duplicates = db.query_value(
-        "SELECT COUNT(*) FROM (SELECT remote_id FROM task_item WHERE id_task=%s GROUP BY remote_id HAVING COUNT(*)>1) d",
-        (id_task,),
-    )
-    row = db.query_one(
-        "SELECT COALESCE(SUM(deleted_at IS NULL),0) AS active, "
-        "COALESCE(SUM(hash_missing),0) AS no_hash FROM task_item WHERE id_task=%s",
-        (id_task,),
-    )
-    task_row = db.query_one("SELECT status, records_total FROM task WHERE id_task=%s", (id_task,))
-    return {
-        "duplicates": int(duplicates or 0),
-        "missing_hash": int(row["no_hash"]),
-        "active_items": int(row["active"]),
-        "status": task_row["status"] if task_row else None,
-    }

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pymysql
 import pytest
 
-from lib import ai_worker
+from lib import ai_worker, scheduling
 from lib.db_utils import compute_hash
 from lib.errors import AiError, TaskError, UsageError
 from tests.conftest import MYSQL_SERVER, PROJECT_ROOT
@@ -246,7 +246,7 @@ def test_max_attempts_gives_up(settings, db, fake_openai):
     third = ai_worker.run_ai(cfg, id_task)
     assert third["processed"] == 0 and third["failed"] == 0 and third["given_up"] == 1
     assert fake_openai["total"] == 4
-    assert item(db, id_item)["ai_attempts"] == 2 and ai_worker.tasks_with_pending_ai(db, 2) == []
+    assert item(db, id_item)["ai_attempts"] == 2 and scheduling.tasks_with_pending_ai(db, 2) == []
 
 
 def test_duplicates_sent_once_and_reused(settings, db, fake_openai):
@@ -289,7 +289,10 @@ def test_changed_text_during_run_discards_answer(settings, db, fake_openai):
     import threading
 
     def change():
-        time.sleep(0.3)
+        # Tekst zmienia się, gdy zapytanie już dotarło do serwera (odpowiedź w drodze).
+        deadline = time.monotonic() + 30
+        while fake_openai["total"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
         db.execute(
             "UPDATE task_item SET text_original='inny', original_hash=%s WHERE id_task_item=%s",
             (compute_hash("inny"), id_item),
@@ -379,7 +382,7 @@ def test_dry_run_sends_nothing(settings, db, fake_openai):
     assert estimate["items"] == 3 and estimate["distinct_texts"] == 2 and estimate["characters"] == 800
     assert estimate["estimated_tokens_input"] > 200 and estimate["estimated_cost_usd"] > 0
     assert fake_openai["total"] == 0
-    assert ai_worker.tasks_with_pending_ai(db) == [id_task]
+    assert scheduling.tasks_with_pending_ai(db, settings["AI_MAX_ATTEMPTS"]) == [id_task]
 
 
 def _spawn_run(id_task: int, extra: dict) -> subprocess.Popen:

@@ -227,8 +227,8 @@ def test_mssql_end_to_end(remote_settings):
 
 def test_integer_type_normalization_covers_mssql_types():
     for name in ("int", "bigint", "smallint", "tinyint"):
-        assert db_remote._normalize_type(name) in db_remote.INTEGER_TYPES
+        assert db_remote.catalog._normalize_type(name) in db_remote.INTEGER_TYPES
     for name in ("nvarchar", "decimal", "uniqueidentifier", "numeric(18, 0)"):
-        assert db_remote._normalize_type(name) not in db_remote.INTEGER_TYPES
-    assert db_remote._normalize_type("INT(11) UNSIGNED") == "int"
-    assert db_remote._normalize_type("UNSIGNED BIG INT") == "big int"
+        assert db_remote.catalog._normalize_type(name) not in db_remote.INTEGER_TYPES
+    assert db_remote.catalog._normalize_type("INT(11) UNSIGNED") == "int"
+    assert db_remote.catalog._normalize_type("UNSIGNED BIG INT") == "big int"

@@ -29,7 +29,7 @@ from ailexia_dagster.constants import (
 from ailexia_dagster.definitions import defs
 from ailexia_dagster.resources import AilexiaResource
 from ailexia_dagster.sensors import ai_after_sync_sensor, task_sensor
-from lib.task import lock_name
+from lib.runs import lock_name
 from tests.conftest import MYSQL_SERVER
 from tests.helpers import add_connection, add_model, add_task
 

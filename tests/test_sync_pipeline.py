@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from lib import sync
+from lib import sync, verify
 from lib.db_local import connect_local
-from lib.task import lock_name
+from lib.runs import lock_name
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import add_connection, add_task, create_text_table, source_execute, source_query
 
@@ -277,7 +277,7 @@ def test_source_changed_during_scan_ends_resync(settings, db, pg_source):
     sync.run_scan(settings, id_task)
     # Wiersz wstawiony "za kursorem" - skan go nie widział.
     source_execute(pg_source, "INSERT INTO articles (id, body) VALUES (15, 'spóźniony')")
-    result = sync.run_verify(settings, id_task)
+    result = verify.run_verify(settings, id_task)
     assert result["outcome"] == "resync"
     task = db.query_one("SELECT status, error_log FROM task WHERE id_task=%s", (id_task,))
     assert task["status"] == "resync" and "zmieniło się" in task["error_log"]

@@ -17,7 +17,7 @@ import pytest
 
 from lib import ai_worker, review, sync
 from lib.db_utils import compute_hash
-from lib.task import ABANDONED_RUN_MESSAGE
+from lib.runs import ABANDONED_RUN_MESSAGE
 from tests.conftest import PROJECT_ROOT
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.helpers import (

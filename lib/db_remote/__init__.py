@@ -1,0 +1,58 @@
+"""Bazy źródłowe: połączenie, katalog, stronicowanie po kluczu i zapis z kontrolą zmian.
+
+Pakiet dzieli się według zadań (jak ``sql_database`` w dlt):
+
+* ``dialects`` - tabela ``DIALECTS`` (cytowanie, parametry, szablony SQL, połączenie) i łączenie;
+* ``catalog`` - tabela, kolumny i klucz sprawdzone w katalogu źródła (``resolve_target``);
+* ``reads`` - liczba wierszy, strony po kluczu, odczyt wierszy po kluczach;
+* ``cas`` - zapis z kontrolą zmian (``compare_and_set``).
+
+Identyfikatory od użytkownika nigdy nie trafiają do SQL wprost: do zapytań idą wyłącznie nazwy
+zwrócone przez katalog, zacytowane według dialektu. Pakiet nic nie wie o zadaniach ani o Dagsterze.
+Wołający używają nazw z tego modułu (``db_remote.connect``, ``db_remote.iter_pages``...).
+"""
+
+from lib.db_remote.cas import CasResult, compare_and_set, lock_sql, update_sql
+from lib.db_remote.catalog import INTEGER_TYPES, Target, resolve_target
+from lib.db_remote.dialects import (
+    DIALECTS,
+    RemoteConn,
+    close,
+    connect,
+    connection_label,
+    mssql_connection_string,
+    quote_identifier,
+)
+from lib.db_remote.reads import (
+    KEYS_PER_QUERY,
+    count_rows,
+    fetch_by_keys,
+    fetch_page,
+    iter_pages,
+    max_key,
+    page_sql,
+)
+
+__all__ = [
+    "DIALECTS",
+    "INTEGER_TYPES",
+    "KEYS_PER_QUERY",
+    "CasResult",
+    "RemoteConn",
+    "Target",
+    "close",
+    "compare_and_set",
+    "connect",
+    "connection_label",
+    "count_rows",
+    "fetch_by_keys",
+    "fetch_page",
+    "iter_pages",
+    "lock_sql",
+    "max_key",
+    "mssql_connection_string",
+    "page_sql",
+    "quote_identifier",
+    "resolve_target",
+    "update_sql",
+]

@@ -1,0 +1,424 @@
+"""Dialekty źródeł i połączenie: tabela ``DIALECTS``, łączenie, odczyt z obsługą błędów sterownika.
+
+Cztery dialekty (mysql, pgsql, mssql, sqlite) opisuje tabela ``DIALECTS``: cytowanie
+identyfikatorów, znak parametru, szablony SQL, zapytania katalogowe i funkcja połączenia.
+Pozostałe moduły pakietu tylko odczytują z niej wpisy - nie rozgałęziają się po ``db_type``.
+"""
+
+import contextlib
+import sqlite3
+import ssl
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import psycopg2
+import pymysql
+
+from lib.db_utils import get_logger, mask_secrets, register_secrets
+from lib.errors import RemoteError
+
+log = get_logger("db_remote")
+
+
+class RemoteConn(NamedTuple):
+    """Otwarte połączenie ze źródłem; ``label`` opisuje je bez hasła (do komunikatów)."""
+
+    db_type: str
+    conn: Any
+    dialect: dict
+    label: str
+
+
+# --- pomocnicze ---------------------------------------------------------------------------
+
+
+def _one_line(text: str) -> str:
+    """Skleja komunikat sterownika do jednej linii."""
+    return " ".join(str(text).split())
+
+
+def _describe(exc: BaseException, secrets: Sequence[str] = ()) -> str:
+    """Zwraca krótki, jednoliniowy opis błędu sterownika bez haseł."""
+    if isinstance(exc, pymysql.MySQLError) and len(exc.args) >= 2:
+        text = f"{exc.args[0]}: {exc.args[1]}"
+    elif exc.__class__.__module__ == "pyodbc" and len(exc.args) >= 2:
+        text = f"{exc.args[0]}: {exc.args[1]}"  # (SQLSTATE, komunikat)
+    else:
+        text = str(exc) or exc.__class__.__name__
+    return mask_secrets(_one_line(text), [s for s in secrets if s])
+
+
+def _tcp_host(host: str | None) -> str:
+    """Wymusza TCP: ``localhost`` (i pusty host) zamienia na 127.0.0.1."""
+    return "127.0.0.1" if host in (None, "", "localhost") else str(host)
+
+
+# --- połączenia (po jednej funkcji na dialekt) --------------------------------------------
+
+
+def _connect_mysql(row: dict[str, Any], settings: dict[str, Any]) -> Any:
+    """Łączy z MySQL/MariaDB przez PyMySQL (utf8mb4, bez autocommit)."""
+    options: dict[str, Any] = {}
+    if row.get("use_ssl"):
+        # Szyfrowanie wymagane, certyfikat nieweryfikowany (jak sslmode=require w PostgreSQL).
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        options["ssl"] = context
+    return pymysql.connect(
+        host=_tcp_host(row.get("host")),
+        port=int(row.get("port") or 3306),
+        user=row.get("db_user") or "",
+        password=row.get("db_password") or "",
+        database=row.get("db_name"),
+        charset="utf8mb4",
+        autocommit=False,
+        connect_timeout=settings["REMOTE_CONNECT_TIMEOUT"],
+        **options,
+    )
+
+
+def _connect_pgsql(row: dict[str, Any], settings: dict[str, Any]) -> Any:
+    """Łączy z PostgreSQL przez psycopg2 (UTF8, sslmode=require przy ``use_ssl``)."""
+    options: dict[str, Any] = {}
+    if row.get("use_ssl"):
+        options["sslmode"] = "require"
+    return psycopg2.connect(
+        host=_tcp_host(row.get("host")),
+        port=int(row.get("port") or 5432),
+        dbname=row.get("db_name"),
+        user=row.get("db_user") or "",
+        password=row.get("db_password") or "",
+        connect_timeout=settings["REMOTE_CONNECT_TIMEOUT"],
+        client_encoding="UTF8",
+        application_name="ailexia",
+        **options,
+    )
+
+
+def _connect_sqlite(row: dict[str, Any], settings: dict[str, Any]) -> Any:
+    """Otwiera istniejący plik SQLite (``db_name`` to ścieżka) bez możliwości utworzenia pliku."""
+    path = Path(row.get("db_name") or "")
+    if not row.get("db_name") or not path.is_file():
+        raise RemoteError(
+            f"plik SQLite {str(path)!r} nie istnieje (połączenie '{row.get('alias') or path}'); "
+            "popraw database_connection.db_name"
+        )
+    # mode=rw: plik musi istnieć, sqlite3 go nie utworzy. Wątek czytający strony może być inny
+    # niż wątek, który otworzył połączenie, stąd check_same_thread=False.
+    return sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=rw",
+        uri=True,
+        isolation_level=None,
+        timeout=settings["REMOTE_CONNECT_TIMEOUT"],
+        check_same_thread=False,
+    )
+
+
+def _odbc_escape(value: str) -> str:
+    """Cytuje wartość w łańcuchu połączenia ODBC (``{...}``, ``}`` podwojone)."""
+    return "{" + value.replace("}", "}}") + "}"
+
+
+def _import_pyodbc() -> Any:
+    """Importuje pyodbc dopiero przy użyciu mssql (bez unixODBC import się nie udaje)."""
+    try:
+        import pyodbc
+    except ImportError as exc:
+        raise RemoteError(
+            f"brak sterownika ODBC dla mssql: nie można załadować pyodbc ({_one_line(str(exc))}); "
+            "zainstaluj unixODBC (libodbc2) i Microsoft ODBC Driver for SQL Server"
+        ) from None
+    return pyodbc
+
+
+def mssql_connection_string(row: dict[str, Any], settings: dict[str, Any]) -> str:
+    """Buduje łańcuch połączenia ODBC dla SQL Server.
+
+    Args:
+        row: Wiersz ``database_connection``.
+        settings: Ustawienia (``MSSQL_ODBC_DRIVER``, ``REMOTE_CONNECT_TIMEOUT``).
+
+    Returns:
+        Łańcuch ``DRIVER=...;SERVER=host,port;...`` (zawiera hasło - nie logować).
+    """
+    encrypt = "yes" if row.get("use_ssl") else "no"
+    parts = [
+        f"DRIVER={_odbc_escape(settings['MSSQL_ODBC_DRIVER'])}",
+        f"SERVER={_tcp_host(row.get('host'))},{int(row.get('port') or 1433)}",
+        f"DATABASE={_odbc_escape(row.get('db_name') or '')}",
+        f"UID={_odbc_escape(row.get('db_user') or '')}",
+        f"PWD={_odbc_escape(row.get('db_password') or '')}",
+        f"Encrypt={encrypt}",
+        # Jak w pozostałych dialektach: kanał szyfrowany, certyfikat serwera nieweryfikowany.
+        "TrustServerCertificate=yes",
+        f"Connection Timeout={int(settings['REMOTE_CONNECT_TIMEOUT'])}",
+        "APP=ailexia",
+    ]
+    return ";".join(parts)
+
+
+def _connect_mssql(row: dict[str, Any], settings: dict[str, Any]) -> Any:
+    """Łączy z SQL Server przez pyodbc (TCP ``host,port``, bez autocommit)."""
+    label = connection_label(row)
+    try:
+        pyodbc = _import_pyodbc()
+    except RemoteError as exc:
+        raise RemoteError(f"nie można połączyć ze źródłem {label}: {exc}") from None
+    driver = settings["MSSQL_ODBC_DRIVER"]
+    installed = pyodbc.drivers()
+    if driver not in installed:
+        raise RemoteError(
+            f"nie można połączyć ze źródłem {label}: brak sterownika ODBC {driver!r} "
+            f"(zainstalowane: {', '.join(installed) or 'żaden'}); zainstaluj go albo ustaw MSSQL_ODBC_DRIVER"
+        )
+    return pyodbc.connect(
+        mssql_connection_string(row, settings), autocommit=False, timeout=settings["REMOTE_CONNECT_TIMEOUT"]
+    )
+
+
+def _mssql_errors() -> tuple[type[BaseException], ...]:
+    """Klasy błędów pyodbc (import dopiero, gdy połączenie mssql istnieje)."""
+    return (_import_pyodbc().Error,)
+
+
+# --- tabela dialektów ---------------------------------------------------------------------
+
+_INFO_SCHEMA_PK = (
+    "SELECT kcu.column_name FROM information_schema.table_constraints tc "
+    "JOIN information_schema.key_column_usage kcu ON kcu.constraint_name = tc.constraint_name "
+    "AND kcu.constraint_schema = tc.constraint_schema AND kcu.table_name = tc.table_name "
+    "WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_schema = {p} AND tc.table_name = {p} "
+    "ORDER BY kcu.ordinal_position"
+)
+
+DIALECTS: dict[str, dict[str, Any]] = {
+    "mysql": {
+        "quote": ("`", "`"),
+        "placeholder": "%s",
+        "default_schema": None,
+        "schemas": False,
+        "count": "COUNT",
+        "page": "SELECT {key}, {column} FROM {table} WHERE {where} ORDER BY {key} LIMIT {limit}",
+        "lock": "SELECT {key}, {column} FROM {table} WHERE {key} IN ({marks}) FOR UPDATE",
+        "begin": "START TRANSACTION",
+        # Schemat = bieżąca baza połączenia, więc zapytania katalogowe mają tylko parametr tabeli.
+        "catalog_params": lambda schema, table: (table,),
+        "sql_tables": (
+            "SELECT NULL, table_name FROM information_schema.tables "
+            "WHERE table_schema = DATABASE() AND table_name = %s"
+        ),
+        "sql_columns": (
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = DATABASE() AND table_name = %s ORDER BY ordinal_position"
+        ),
+        "sql_primary_key": (
+            "SELECT column_name FROM information_schema.key_column_usage "
+            "WHERE table_schema = DATABASE() AND table_name = %s AND constraint_name = 'PRIMARY' "
+            "ORDER BY ordinal_position"
+        ),
+        "connect": _connect_mysql,
+        "errors": lambda: (pymysql.MySQLError,),
+    },
+    "pgsql": {
+        "quote": ('"', '"'),
+        "placeholder": "%s",
+        "default_schema": "public",
+        "schemas": True,
+        "count": "COUNT",
+        "page": "SELECT {key}, {column} FROM {table} WHERE {where} ORDER BY {key} LIMIT {limit}",
+        "lock": "SELECT {key}, {column} FROM {table} WHERE {key} IN ({marks}) FOR UPDATE",
+        "begin": None,  # psycopg2 otwiera transakcję sam przy pierwszym zapytaniu
+        "catalog_params": lambda schema, table: (schema, table),
+        # Porównanie bez wielkości liter tylko zawęża wyniki; decyduje _pick_name.
+        "sql_tables": (
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE lower(table_schema) = lower(%s) AND lower(table_name) = lower(%s)"
+        ),
+        "sql_columns": (
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position"
+        ),
+        "sql_primary_key": _INFO_SCHEMA_PK.format(p="%s"),
+        "connect": _connect_pgsql,
+        "errors": lambda: (psycopg2.Error,),
+    },
+    "mssql": {
+        "quote": ("[", "]"),
+        "placeholder": "?",
+        "default_schema": "dbo",
+        "schemas": True,
+        "count": "COUNT_BIG",  # COUNT zwraca INT i przepełnia się powyżej 2^31 wierszy
+        "page": "SELECT TOP ({limit}) {key}, {column} FROM {table} WHERE {where} ORDER BY {key}",
+        "lock": "SELECT {key}, {column} FROM {table} WITH (UPDLOCK, ROWLOCK) WHERE {key} IN ({marks})",
+        "begin": None,  # przy autocommit=False pyodbc zaczyna transakcję niejawnie
+        "catalog_params": lambda schema, table: (schema, table),
+        "sql_tables": (
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM INFORMATION_SCHEMA.TABLES "
+            "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?"
+        ),
+        "sql_columns": (
+            "SELECT COLUMN_NAME, DATA_TYPE FROM INFORMATION_SCHEMA.COLUMNS "
+            "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION"
+        ),
+        "sql_primary_key": _INFO_SCHEMA_PK.format(p="?"),
+        "connect": _connect_mssql,
+        "errors": _mssql_errors,
+    },
+    "sqlite": {
+        "quote": ('"', '"'),
+        "placeholder": "?",
+        "default_schema": None,
+        "schemas": False,
+        "count": "COUNT",
+        "page": "SELECT {key}, {column} FROM {table} WHERE {where} ORDER BY {key} LIMIT {limit}",
+        "lock": "SELECT {key}, {column} FROM {table} WHERE {key} IN ({marks})",
+        "begin": "BEGIN IMMEDIATE",  # blokada zapisu całej bazy na czas porównania i UPDATE
+        "catalog_params": lambda schema, table: (table,),
+        "sql_tables": (
+            "SELECT NULL, name FROM sqlite_master WHERE type IN ('table', 'view') AND name = ? COLLATE NOCASE"
+        ),
+        "sql_columns": "SELECT name, type FROM pragma_table_info(?) ORDER BY cid",
+        "sql_primary_key": "SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk",
+        "connect": _connect_sqlite,
+        "errors": lambda: (sqlite3.Error,),
+    },
+}
+
+
+def _dialect(db_type: str) -> dict[str, Any]:
+    """Zwraca wpis dialektu albo zgłasza czytelny błąd dla nieznanego typu bazy."""
+    try:
+        return DIALECTS[db_type]
+    except KeyError:
+        raise RemoteError(f"nieznany typ bazy {db_type!r} (dozwolone: {', '.join(DIALECTS)})") from None
+
+
+# --- połączenie ---------------------------------------------------------------------------
+
+
+def connection_label(row: dict[str, Any]) -> str:
+    """Opis połączenia do komunikatów i logów: ``alias/db_type host:port/db`` (bez hasła).
+
+    Args:
+        row: Wiersz ``database_connection``.
+
+    Returns:
+        Opis połączenia; dla sqlite ``alias/sqlite ścieżka``.
+    """
+    db_type = row.get("db_type") or "?"
+    alias = row.get("alias") or row.get("db_name") or "?"
+    if db_type == "sqlite":
+        return f"{alias}/sqlite {row.get('db_name')}"
+    return f"{alias}/{db_type} {_tcp_host(row.get('host'))}:{row.get('port') or ''}/{row.get('db_name')}"
+
+
+def connect(connection_row: dict, settings: dict) -> RemoteConn:
+    """Otwiera połączenie z bazą źródłową opisaną wierszem ``database_connection``.
+
+    Zawsze po TCP (``localhost`` zamieniany na 127.0.0.1); dla sqlite ``db_name`` to ścieżka
+    istniejącego pliku, który nigdy nie jest tworzony. Hasło trafia do filtra maskującego logi.
+
+    Args:
+        connection_row: Wiersz ``database_connection`` jako słownik (db_type, host, port,
+            db_name, db_user, db_password, use_ssl, alias).
+        settings: Ustawienia (``REMOTE_CONNECT_TIMEOUT``, ``MSSQL_ODBC_DRIVER``).
+
+    Returns:
+        ``RemoteConn`` z otwartym połączeniem (bez autocommit; sqlite w trybie autocommit
+        z jawnym ``BEGIN`` przy zapisie).
+
+    Raises:
+        RemoteError: Złe hasło, nieosiągalny host, brak bazy lub pliku, brak sterownika;
+            komunikat wskazuje alias, host i bazę, nigdy hasło.
+    """
+    db_type = connection_row.get("db_type") or ""
+    dialect = _dialect(db_type)
+    label = connection_label(connection_row)
+    password = connection_row.get("db_password") or ""
+    if password:
+        register_secrets([password])
+    try:
+        conn = dialect["connect"](connection_row, settings)
+    except RemoteError:
+        raise
+    except dialect["errors"]() as exc:
+        raise RemoteError(f"nie można połączyć ze źródłem {label}: {_describe(exc, [password])}") from None
+    log.debug("połączono ze źródłem %s", label)
+    return RemoteConn(db_type=db_type, conn=conn, dialect=dialect, label=label)
+
+
+def close(rconn: RemoteConn) -> None:
+    """Zamyka połączenie ze źródłem (bez błędu, gdy już jest zamknięte).
+
+    Args:
+        rconn: Połączenie zwrócone przez ``connect``.
+    """
+    with contextlib.suppress(Exception):
+        rconn.conn.close()
+
+
+@contextlib.contextmanager
+def _driver_errors(rconn: RemoteConn, action: str) -> Iterator[None]:
+    """Zamienia błędy sterownika na ``RemoteError`` i wycofuje otwartą transakcję."""
+    try:
+        yield
+    except RemoteError:
+        _rollback(rconn)
+        raise
+    except rconn.dialect["errors"]() as exc:
+        _rollback(rconn)
+        raise RemoteError(f"{action} w źródle {rconn.label} nie powiodło się: {_describe(exc)}") from None
+    except UnicodeDecodeError as exc:
+        _rollback(rconn)
+        raise RemoteError(
+            f"{action} w źródle {rconn.label}: tekst nie jest poprawnym UTF-8 ({exc.reason})"
+        ) from None
+
+
+def _rollback(rconn: RemoteConn) -> None:
+    """Kończy transakcję bez zmian (sqlite: tylko gdy jest otwarta)."""
+    # sqlite3 w trybie isolation_level=None też obsługuje rollback() po jawnym BEGIN.
+    with contextlib.suppress(Exception):
+        rconn.conn.rollback()
+
+
+def _query(rconn: RemoteConn, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+    """Wykonuje SELECT i zwraca wiersze jako krotki (bez kończenia transakcji)."""
+    cursor = rconn.conn.cursor()
+    try:
+        cursor.execute(sql, tuple(params))
+        return [tuple(row) for row in cursor.fetchall()]
+    finally:
+        with contextlib.suppress(Exception):
+            cursor.close()
+
+
+def _read(rconn: RemoteConn, action: str, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+    """Odczyt w osobnej, od razu zakończonej transakcji.
+
+    Zamknięcie transakcji po każdym odczycie sprawia, że kolejna strona widzi bieżące dane
+    (REPEATABLE READ w MySQL trzymałby migawkę z pierwszej strony) i że źródło nie ma
+    długo otwartej transakcji od naszego procesu.
+    """
+    with _driver_errors(rconn, action):
+        rows = _query(rconn, sql, params)
+        _rollback(rconn)
+        return rows
+
+
+def quote_identifier(db_type: str, name: str) -> str:
+    """Cytuje identyfikator według dialektu, podwajając znak cytowania.
+
+    Wywoływana wyłącznie na nazwach zwróconych przez katalog źródła.
+
+    Args:
+        db_type: mysql, pgsql, mssql albo sqlite.
+        name: Nazwa tabeli, schematu lub kolumny.
+
+    Returns:
+        Np. ``\\`x\\``` (mysql), ``"x"`` (pgsql, sqlite), ``[x]`` (mssql).
+    """
+    opening, closing = _dialect(db_type)["quote"]
+    return f"{opening}{name.replace(closing, closing * 2)}{closing}"

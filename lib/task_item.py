@@ -1,0 +1,624 @@
+"""Wiersze pozycji ``task_item``: jedyne miejsce SQL na pozycjach zadania.
+
+Tu są zapisy skanu (nowe, zmienione, przywrócone i usunięte pozycje), odczyty do porównania
+i weryfikacji, rezerwacje i zapisy wyników AI, księgowanie eksportu, decyzje przeglądu i liczniki
+przeliczane z pozycji. Reguły, których potrzeba w kilku zapytaniach (które pozycje bierze AI,
+z którym hashem porównać tekst źródła), są zdefiniowane raz, tutaj, i z nich budowane są
+wszystkie zapytania.
+
+Funkcje nie zatwierdzają transakcji, chyba że docstring mówi inaczej: transakcją rządzi wołający
+(np. partia skanu zapisuje pozycje i licznik zadania razem).
+"""
+
+from typing import Any
+
+from lib import faults
+from lib.db_local import MySQL, retry_on_deadlock
+
+# --- reguły -----------------------------------------------------------------------------
+
+# Pozycja, którą AI mogłoby przetworzyć (bez limitu prób): do korekty, nieusunięta, z tekstem.
+_AI_CANDIDATE = (
+    "{a}status IN ('pending','outdated') AND {a}deleted_at IS NULL "
+    "AND {a}text_original IS NOT NULL AND {a}text_original <> ''"
+)
+# Statusy, których wynik AI dla tego samego tekstu można użyć ponownie (``rejected`` celowo nie).
+REUSABLE_STATUSES = ("processed", "accepted", "exported")
+
+
+def ai_eligible_sql(alias: str = "") -> str:
+    """Warunek SQL "pozycję może wziąć AI"; jeden parametr ``%s`` = ``AI_MAX_ATTEMPTS``.
+
+    Args:
+        alias: Alias tabeli ``task_item`` w zapytaniu (np. ``i``) albo pusty.
+
+    Returns:
+        Fragment ``WHERE`` (bez ``AND`` na początku).
+    """
+    prefix = f"{alias}." if alias else ""
+    return _AI_CANDIDATE.format(a=prefix) + f" AND {prefix}ai_attempts < %s"
+
+
+def ai_work_exists_sql(task_alias: str) -> str:
+    """Warunek SQL "zadanie ma pozycje dla AI" dla zapytania po ``task``; parametr ``%s`` = ``AI_MAX_ATTEMPTS``.
+
+    Args:
+        task_alias: Alias tabeli ``task`` w zapytaniu wołającego.
+
+    Returns:
+        ``EXISTS (...)`` z regułą ``ai_eligible_sql``.
+    """
+    return (
+        f"EXISTS (SELECT 1 FROM task_item i WHERE i.id_task={task_alias}.id_task AND {ai_eligible_sql('i')})"
+    )
+
+
+def ai_given_up_sql(alias: str = "") -> str:
+    """Warunek SQL "AI się poddało" (ta sama pozycja co w ``ai_eligible_sql``, ale prób >= limit)."""
+    prefix = f"{alias}." if alias else ""
+    return _AI_CANDIDATE.format(a=prefix) + f" AND {prefix}ai_attempts >= %s"
+
+
+# Który hash pozycji odpowiada tekstowi w źródle: po eksporcie do synchronizowanej kolumny źródło
+# trzyma text_corrected (local_hash), inaczej tekst z ostatniej synchronizacji (original_hash).
+# Parametr %s = czy eksport pisze do synchronizowanej kolumny (``lib.source.exports_in_place``).
+REFERENCE_HASH_SQL = "IF(status='exported' AND %s, local_hash, original_hash)"
+
+
+def reference_hash(
+    status: str, original_hash: str | None, local_hash: str | None, in_place: bool
+) -> str | None:
+    """Hash, z którym porównać bieżący tekst źródła (ta sama reguła co ``REFERENCE_HASH_SQL``).
+
+    Args:
+        status: Status pozycji.
+        original_hash: Hash tekstu z ostatniej synchronizacji.
+        local_hash: Hash ``text_corrected``.
+        in_place: Czy eksport pisze do synchronizowanej kolumny.
+
+    Returns:
+        ``local_hash`` dla pozycji wyeksportowanej do synchronizowanej kolumny, inaczej ``original_hash``.
+    """
+    return local_hash if status == "exported" and in_place else original_hash
+
+
+def _marks(values: list[Any] | tuple[Any, ...]) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+# --- skan -------------------------------------------------------------------------------
+
+
+def has_items(db: MySQL, id_task: int) -> bool:
+    """Czy zadanie ma już jakąkolwiek pozycję (pierwsza synchronizacja czy resync)."""
+    return db.query_value("SELECT 1 FROM task_item WHERE id_task=%s LIMIT 1", (id_task,)) is not None
+
+
+def _key_range(low: int | None, high: int) -> tuple[str, tuple]:
+    """Warunek zakresu kluczy ``(low, high]`` i jego parametry."""
+    if low is None:
+        return "remote_id <= %s", (high,)
+    return "remote_id > %s AND remote_id <= %s", (low, high)
+
+
+def local_range(db: MySQL, id_task: int, low: int | None, high: int) -> dict[int, tuple]:
+    """Zwraca pozycje zadania z kluczami w przedziale ``(low, high]``.
+
+    Returns:
+        Słownik ``remote_id -> (remote_id, id_task_item, original_hash, local_hash, status, deleted)``.
+    """
+    bound, params = _key_range(low, high)
+    rows = db.query(
+        "SELECT remote_id, id_task_item, original_hash, local_hash, status, deleted_at IS NOT NULL AS deleted "
+        f"FROM task_item WHERE id_task=%s AND {bound}",
+        (id_task, *params),
+    )
+    return {r["remote_id"]: tuple(r.values()) for r in rows}
+
+
+def local_fingerprint(
+    db: MySQL, id_task: int, low: int | None, high: int, in_place: bool
+) -> tuple[int, str | None]:
+    """Liczba i odcisk aktywnych pozycji z zakresu ``(low, high]`` policzone w MySQL.
+
+    Zapytanie czyta tylko pokrywający indeks ``idx_task_item_fingerprint`` (bez tekstów), więc
+    resync bez zmian nie przesyła szczegółów pozycji - jedno małe zapytanie na stronę. Format
+    odcisku: sha256 z ``klucz:hash`` kolejnych pozycji (hash wg ``REFERENCE_HASH_SQL``).
+    """
+    bound, params = _key_range(low, high)
+    row = db.query_one(
+        "SELECT COUNT(*) AS n, SHA2(GROUP_CONCAT(CONCAT(remote_id, ':', "
+        f"IFNULL({REFERENCE_HASH_SQL}, '')) ORDER BY remote_id SEPARATOR ','), 256) "
+        f"AS fp FROM task_item WHERE id_task=%s AND deleted_at IS NULL AND {bound}",
+        (in_place, id_task, *params),
+    )
+    return int(row["n"]), row["fp"]
+
+
+def insert_items(db: MySQL, id_task: int, rows: list[tuple[int, str | None, str | None]]) -> None:
+    """Wstawia nowe pozycje ``(klucz, tekst, hash)`` jednym wielowierszowym INSERT (status ``pending``)."""
+    if rows:
+        db.executemany(
+            "INSERT INTO task_item (id_task, remote_id, text_original, original_hash) VALUES (%s, %s, %s, %s)",
+            [(id_task, key, text, digest) for key, text, digest in rows],
+        )
+
+
+def revive_items(db: MySQL, ids: list[int]) -> None:
+    """Przywraca pozycje, których wiersz wrócił do źródła (``deleted_at`` = NULL)."""
+    if ids:
+        db.execute(f"UPDATE task_item SET deleted_at=NULL WHERE id_task_item IN ({_marks(ids)})", ids)
+
+
+def update_changed_items(db: MySQL, rows: list[tuple[int, str | None, str | None]]) -> None:
+    """Zapisuje zmieniony tekst źródła ``(id_task_item, tekst, hash)``: ``is_changed=1``, wynik AI nieaktualny.
+
+    Status liczony w SQL: wynik AI zapisany w międzyczasie też staje się nieaktualny (``outdated``).
+    """
+    for id_item, text, digest in rows:
+        db.execute(
+            "UPDATE task_item SET text_original=%s, original_hash=%s, is_changed=1, verified_at=NOW(), "
+            "ai_attempts=0, ai_error=NULL, export_error=NULL, "
+            "status=IF(status='pending','pending','outdated') WHERE id_task_item=%s",
+            (text, digest, id_item),
+        )
+
+
+def mark_items_deleted(db: MySQL, ids: list[int]) -> int:
+    """Oznacza pozycje jako usunięte ze źródła; zwraca liczbę oznaczonych teraz."""
+    if not ids:
+        return 0
+    return db.execute(
+        f"UPDATE task_item SET deleted_at=NOW() WHERE deleted_at IS NULL AND id_task_item IN ({_marks(ids)})",
+        ids,
+    )
+
+
+def mark_tail_deleted(db: MySQL, id_task: int, last_key: int | None) -> int:
+    """Oznacza jako usunięte pozycje z kluczami większymi niż ostatni klucz źródła (ogon po skanie).
+
+    Args:
+        db: Połączenie (transakcja wołającego).
+        id_task: Zadanie.
+        last_key: Ostatni klucz źródła albo ``None`` (źródło puste: usunięte są wszystkie).
+
+    Returns:
+        Liczba oznaczonych pozycji.
+    """
+    if last_key is None:
+        return db.execute(
+            "UPDATE task_item SET deleted_at=NOW() WHERE id_task=%s AND deleted_at IS NULL", (id_task,)
+        )
+    return db.execute(
+        "UPDATE task_item SET deleted_at=NOW() WHERE id_task=%s AND deleted_at IS NULL AND remote_id > %s",
+        (id_task, last_key),
+    )
+
+
+# --- weryfikacja ------------------------------------------------------------------------
+
+
+def active_counts(db: MySQL, id_task: int) -> tuple[int, int]:
+    """Liczba aktywnych pozycji i pozycji bez hasha (tylko indeks pokrywający, bez tekstów)."""
+    row = db.query_one(
+        "SELECT COUNT(*) AS active, COALESCE(SUM(hash_missing),0) AS no_hash "
+        "FROM task_item WHERE id_task=%s AND deleted_at IS NULL",
+        (id_task,),
+    )
+    return int(row["active"]), int(row["no_hash"])
+
+
+def verify_sample(db: MySQL, id_task: int, samples: int, sample_size: int) -> dict[int, dict[str, Any]]:
+    """Próbka aktywnych pozycji rozłożona po zakresie kluczy: ``samples`` porcji po ``sample_size``.
+
+    Returns:
+        Słownik ``remote_id -> wiersz (remote_id, original_hash, local_hash, status)``.
+    """
+    bounds = db.query_one(
+        "SELECT MIN(remote_id) AS lo, MAX(remote_id) AS hi FROM task_item WHERE id_task=%s AND deleted_at IS NULL",
+        (id_task,),
+    )
+    rows: dict[int, dict[str, Any]] = {}
+    if not bounds or bounds["lo"] is None:
+        return rows
+    lo, hi = int(bounds["lo"]), int(bounds["hi"])
+    for i in range(samples):
+        start = lo + (hi - lo) * i // samples
+        for row in db.query(
+            "SELECT remote_id, original_hash, local_hash, status FROM task_item "
+            "WHERE id_task=%s AND deleted_at IS NULL AND remote_id >= %s ORDER BY remote_id LIMIT %s",
+            (id_task, start, sample_size),
+        ):
+            rows[int(row["remote_id"])] = row
+    return rows
+
+
+def integrity_counts(db: MySQL, id_task: int) -> dict[str, int]:
+    """Dane asset checków: zdublowane klucze, pozycje bez hasha, aktywne pozycje.
+
+    Returns:
+        Słownik: duplicates, missing_hash, active_items.
+    """
+    duplicates = db.query_value(
+        "SELECT COUNT(*) FROM (SELECT remote_id FROM task_item WHERE id_task=%s GROUP BY remote_id HAVING COUNT(*)>1) d",
+        (id_task,),
+    )
+    row = db.query_one(
+        "SELECT COALESCE(SUM(deleted_at IS NULL),0) AS active, "
+        "COALESCE(SUM(hash_missing),0) AS no_hash FROM task_item WHERE id_task=%s",
+        (id_task,),
+    )
+    return {
+        "duplicates": int(duplicates or 0),
+        "missing_hash": int(row["no_hash"]),
+        "active_items": int(row["active"]),
+    }
+
+
+# --- AI: rezerwacje i wyniki ------------------------------------------------------------
+
+
+def claim_for_ai(
+    db: MySQL,
+    id_task: int,
+    operation: str,
+    count: int,
+    max_attempts: int,
+    claim_timeout_s: int,
+    lock_prefix: str,
+) -> list[dict[str, Any]]:
+    """Rezerwuje do ``count`` pozycji dla operacji AI w krótkiej transakcji (SKIP LOCKED) i je zwraca.
+
+    Wolne są pozycje bez rezerwacji albo z rezerwacją innej operacji, która jest starsza niż
+    ``claim_timeout_s`` albo której blokada (``lock_prefix`` + uuid) jest wolna (właściciel nie żyje).
+    Transakcja jest zatwierdzana tutaj (ponawiana po zakleszczeniu).
+
+    Returns:
+        Wiersze ``(id_task_item, text_original, original_hash)`` w kolejności ``id_task_item``.
+    """
+
+    def work() -> list[dict[str, Any]]:
+        db.begin()
+        rows = db.query(
+            "SELECT i.id_task_item, i.text_original, i.original_hash FROM task_item i "
+            f"WHERE i.id_task=%s AND {ai_eligible_sql('i')} "
+            "AND (i.operation_uuid IS NULL OR (i.operation_uuid <> %s AND (i.claimed_at IS NULL "
+            "OR i.claimed_at < NOW() - INTERVAL %s SECOND "
+            "OR IS_FREE_LOCK(CONCAT(%s, i.operation_uuid)) = 1))) "
+            "ORDER BY i.id_task_item LIMIT %s FOR UPDATE SKIP LOCKED",
+            (id_task, max_attempts, operation, claim_timeout_s, lock_prefix, count),
+        )
+        if rows:
+            ids = [row["id_task_item"] for row in rows]
+            db.execute(
+                f"UPDATE task_item SET operation_uuid=%s, claimed_at=NOW() WHERE id_task_item IN ({_marks(ids)})",
+                (operation, *ids),
+            )
+        db.commit()
+        faults.checkpoint("ai.claimed")
+        return rows
+
+    return retry_on_deadlock(work, db=db)
+
+
+def release_claims(db: MySQL, operation: str, ids: list[int] | None = None) -> int:
+    """Zwalnia rezerwacje operacji (wszystkie albo podane pozycje); zatwierdza, gdy trzeba.
+
+    Returns:
+        Liczba zwolnionych pozycji.
+    """
+    if ids is not None and not ids:
+        return 0
+    if ids is None:
+        sql, params = (
+            "UPDATE task_item SET operation_uuid=NULL, claimed_at=NULL WHERE operation_uuid=%s",
+            (operation,),
+        )
+    else:
+        sql = (
+            "UPDATE task_item SET operation_uuid=NULL, claimed_at=NULL "
+            f"WHERE operation_uuid=%s AND id_task_item IN ({_marks(ids)})"
+        )
+        params = (operation, *ids)
+
+    def work() -> int:
+        changed = db.execute(sql, params)
+        if not db.autocommit:
+            db.commit()
+        return changed
+
+    return retry_on_deadlock(work, db=db)
+
+
+def stored_results(db: MySQL, id_task: int, hashes: list[str]) -> dict[str, tuple[str, str | None]]:
+    """Gotowe wyniki AI zadania dla podanych hashy tekstu: ``hash -> (text_corrected, change_summary)``."""
+    if not hashes:
+        return {}
+    rows = db.query(
+        "SELECT original_hash, text_corrected, change_summary FROM task_item "
+        f"WHERE id_task=%s AND status IN ({_marks(REUSABLE_STATUSES)}) AND text_corrected IS NOT NULL "
+        f"AND original_hash IN ({_marks(hashes)}) ORDER BY processed_at",
+        (id_task, *REUSABLE_STATUSES, *hashes),
+    )
+    return {row["original_hash"]: (row["text_corrected"], row["change_summary"]) for row in rows}
+
+
+def store_ai_result(
+    db: MySQL,
+    ids: list[int],
+    operation: str,
+    original_hash: str | None,
+    text: str,
+    text_hash: str | None,
+    summary: str | None,
+    tokens_input: int,
+    tokens_output: int,
+    cost: Any,
+) -> int:
+    """Zapisuje wynik AI pozycji (status ``processed``), warunkowo: rezerwacja naszej operacji
+    i niezmieniony tekst źródła (``original_hash``). Zapis kończy rezerwację.
+
+    Args:
+        db: Połączenie (autocommit).
+        ids: Pozycje z tym samym tekstem (jedna wysłana albo duplikaty z wynikiem ponownie użytym).
+        operation: Identyfikator operacji, która trzyma rezerwację.
+        original_hash: Hash tekstu, dla którego jest wynik.
+        text: Tekst poprawiony.
+        text_hash: Hash ``text`` (``local_hash``).
+        summary: ``change_summary`` (JSON).
+        tokens_input: Tokeny wejściowe tej pozycji.
+        tokens_output: Tokeny wyjściowe tej pozycji.
+        cost: Koszt tej pozycji (USD).
+
+    Returns:
+        Liczba zapisanych pozycji (mniej niż ``len(ids)``, gdy tekst części zmienił się w międzyczasie).
+    """
+    return db.execute(
+        "UPDATE task_item SET text_corrected=%s, local_hash=%s, change_summary=%s, processed_at=NOW(), "
+        "status='processed', is_changed=0, tokens_input=%s, tokens_output=%s, cost_usd=%s, ai_error=NULL, "
+        "operation_uuid=NULL, claimed_at=NULL "
+        f"WHERE id_task_item IN ({_marks(ids)}) AND operation_uuid=%s AND original_hash <=> %s",
+        (text, text_hash, summary, tokens_input, tokens_output, cost, *ids, operation, original_hash),
+    )
+
+
+def store_ai_error(db: MySQL, id_item: int, operation: str, original_hash: str | None, message: str) -> int:
+    """Zapisuje błąd AI pozycji (``ai_error``, ``ai_attempts + 1``); rezerwacja zostaje do końca runu."""
+    return db.execute(
+        "UPDATE task_item SET ai_error=%s, ai_attempts=ai_attempts+1 "
+        "WHERE id_task_item=%s AND operation_uuid=%s AND original_hash <=> %s",
+        (message[:4000], id_item, operation, original_hash),
+    )
+
+
+def count_given_up(db: MySQL, id_task: int, max_attempts: int) -> int:
+    """Liczba pozycji, na których AI się poddało (``ai_attempts >= AI_MAX_ATTEMPTS``)."""
+    return int(
+        db.query_value(
+            f"SELECT COUNT(*) FROM task_item WHERE id_task=%s AND {ai_given_up_sql()}",
+            (id_task, max_attempts),
+        )
+        or 0
+    )
+
+
+def ai_workload(db: MySQL, id_task: int, max_attempts: int) -> dict[str, int]:
+    """Ile pracy czeka na AI: pozycje, różne teksty i suma znaków różnych tekstów.
+
+    Returns:
+        Słownik: items, distinct_texts, characters.
+    """
+    row = (
+        db.query_one(
+            "SELECT COUNT(*) AS items, COUNT(DISTINCT i.original_hash) AS distinct_texts FROM task_item i "
+            f"WHERE i.id_task=%s AND {ai_eligible_sql('i')}",
+            (id_task, max_attempts),
+        )
+        or {}
+    )
+    characters = db.query_value(
+        "SELECT COALESCE(SUM(c), 0) FROM (SELECT MAX(CHAR_LENGTH(i.text_original)) AS c FROM task_item i "
+        f"WHERE i.id_task=%s AND {ai_eligible_sql('i')} GROUP BY i.original_hash) t",
+        (id_task, max_attempts),
+    )
+    return {
+        "items": int(row.get("items") or 0),
+        "distinct_texts": int(row.get("distinct_texts") or 0),
+        "characters": int(characters or 0),
+    }
+
+
+# --- eksport ----------------------------------------------------------------------------
+
+
+def export_batch(db: MySQL, id_task: int, after: int | None, limit: int) -> list[dict[str, Any]]:
+    """Kolejna partia pozycji ``accepted`` do eksportu (keyset po ``remote_id``); zatwierdza odczyt."""
+    where = "id_task=%s AND status='accepted' AND deleted_at IS NULL AND remote_id IS NOT NULL"
+    params: list[Any] = [id_task]
+    if after is not None:
+        where += " AND remote_id > %s"
+        params.append(after)
+    rows = db.query(
+        "SELECT id_task_item, remote_id, text_original, text_corrected, local_hash "
+        f"FROM task_item WHERE {where} ORDER BY remote_id LIMIT %s",
+        [*params, limit],
+    )
+    db.commit()
+    return rows
+
+
+def record_export(
+    db: MySQL, exported: list[int], conflicts: list[tuple[int, str]], skipped: list[tuple[int, str]]
+) -> None:
+    """Zapisuje wynik partii eksportu (w transakcji wołającego).
+
+    Args:
+        db: Połączenie.
+        exported: Pozycje, których tekst jest w źródle (``exported``).
+        conflicts: ``(id, powód)`` - pozycje ``conflict`` z powodem w ``export_error``.
+        skipped: ``(id, powód)`` - pozycje pominięte (zostają ``accepted``, powód w ``export_error``).
+    """
+    if exported:
+        # Bez warunku na status: tekst już jest w źródle, więc pozycja jest wyeksportowana.
+        db.execute(
+            "UPDATE task_item SET status='exported', exported_at=NOW(), export_error=NULL "
+            f"WHERE id_task_item IN ({_marks(exported)})",
+            exported,
+        )
+    for id_item, reason in conflicts:
+        db.execute(
+            "UPDATE task_item SET status='conflict', export_error=%s WHERE id_task_item=%s AND status='accepted'",
+            (reason, id_item),
+        )
+    for id_item, reason in skipped:
+        db.execute(
+            "UPDATE task_item SET export_error=%s WHERE id_task_item=%s AND status='accepted'",
+            (reason, id_item),
+        )
+
+
+# --- przegląd ---------------------------------------------------------------------------
+
+# Kolumny, których potrzebuje reguła decyzji człowieka (``lib.review.refusal_reason``).
+DECISION_COLUMNS = (
+    "id_task_item, id_task, status, deleted_at, is_changed, text_corrected, processed_at, verified_at"
+)
+# Kolumny listy pozycji do przeglądu.
+REVIEW_COLUMNS = (
+    "id_task_item, id_task, remote_id, status, text_original, text_corrected, change_summary, is_changed, "
+    "processed_at, approved_by, approved_at, exported_at, export_error"
+)
+
+
+def list_for_review(db: MySQL, id_task: int, status: str | None, limit: int) -> list[dict[str, Any]]:
+    """Nieusunięte pozycje zadania (opcjonalnie o statusie), rosnąco po ``remote_id``; zatwierdza odczyt."""
+    where = "id_task=%s AND deleted_at IS NULL"
+    params: list[Any] = [id_task]
+    if status is not None:
+        where += " AND status=%s"
+        params.append(status)
+    rows = db.query(
+        f"SELECT {REVIEW_COLUMNS} FROM task_item WHERE {where} ORDER BY remote_id LIMIT %s", [*params, limit]
+    )
+    db.commit()
+    return rows
+
+
+def get_item_row(db: MySQL, id_item: int) -> dict[str, Any] | None:
+    """Cały wiersz pozycji albo ``None``; zatwierdza odczyt."""
+    row = db.query_one("SELECT * FROM task_item WHERE id_task_item=%s", (id_item,))
+    db.commit()
+    return row
+
+
+def lock_items_by_id(db: MySQL, id_task: int, ids: list[int]) -> list[dict[str, Any]]:
+    """Blokuje (``FOR UPDATE``) wskazane pozycje zadania i zwraca ich kolumny decyzji."""
+    return db.query(
+        f"SELECT {DECISION_COLUMNS} FROM task_item WHERE id_task=%s AND id_task_item IN ({_marks(ids)}) FOR UPDATE",
+        [id_task, *ids],
+    )
+
+
+def lock_items_page(
+    db: MySQL, id_task: int, after: int, status: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """Blokuje kolejną porcję nieusuniętych pozycji zadania (keyset po ``id_task_item``) i ją zwraca."""
+    where = "id_task=%s AND deleted_at IS NULL AND id_task_item > %s"
+    params: list[Any] = [id_task, after]
+    if status is not None:
+        where += " AND status=%s"
+        params.append(status)
+    return db.query(
+        f"SELECT {DECISION_COLUMNS} FROM task_item WHERE {where} ORDER BY id_task_item LIMIT %s FOR UPDATE",
+        [*params, limit],
+    )
+
+
+def set_decisions(db: MySQL, ids: list[int], decision: str, by: str) -> None:
+    """Zapisuje decyzję człowieka (w transakcji wołającego, po ``lock_items_*``)."""
+    if ids:
+        db.execute(
+            "UPDATE task_item SET status=%s, approved_by=%s, approved_at=NOW(), export_error=NULL "
+            f"WHERE id_task_item IN ({_marks(ids)})",
+            [decision, by, *ids],
+        )
+
+
+def dump_page(
+    db: MySQL, id_task: int, columns: tuple[str, ...], statuses: list[str] | None, after: int, limit: int
+) -> list[dict[str, Any]]:
+    """Strona zrzutu (keyset po ``id_task_item``); bez ``statuses`` - pozycje z korektą. Zatwierdza odczyt."""
+    where = "id_task=%s AND deleted_at IS NULL AND id_task_item > %s"
+    params: list[Any] = [id_task, after]
+    if statuses:
+        where += f" AND status IN ({_marks(statuses)})"
+        params.extend(statuses)
+    else:
+        where += " AND text_corrected IS NOT NULL"
+    rows = db.query(
+        f"SELECT {', '.join(columns)} FROM task_item WHERE {where} ORDER BY id_task_item LIMIT %s",
+        [*params, limit],
+    )
+    db.commit()
+    return rows
+
+
+# --- liczniki przeliczane z pozycji -----------------------------------------------------
+
+
+def refresh_review_counters(db: MySQL, id_task: int) -> dict[str, int]:
+    """Przelicza ``records_approved/rejected/exported`` zadania z pozycji i zatwierdza.
+
+    Zatwierdzone liczymy razem z już wyeksportowanymi i konfliktami (każda z nich była
+    zatwierdzona przez człowieka).
+
+    Returns:
+        Słownik z nowymi wartościami liczników.
+    """
+    row = db.query_one(
+        "SELECT COALESCE(SUM(approved_at IS NOT NULL AND status IN ('accepted','exported','conflict')),0) AS approved, "
+        "COALESCE(SUM(status='rejected'),0) AS rejected, COALESCE(SUM(status='exported'),0) AS exported "
+        "FROM task_item WHERE id_task=%s AND deleted_at IS NULL",
+        (id_task,),
+    )
+    counters = {k: int(v or 0) for k, v in (row or {}).items()}
+    db.execute(
+        "UPDATE task SET records_approved=%s, records_rejected=%s, records_exported=%s WHERE id_task=%s",
+        (counters.get("approved", 0), counters.get("rejected", 0), counters.get("exported", 0), id_task),
+    )
+    db.commit()
+    return counters
+
+
+# Agregaty pozycji zadania dla widoku stanu (kolumny wyniku ``task_counts``).
+_COUNT_COLUMNS = (
+    "COUNT(i.id_task_item) AS items_total, "
+    "COALESCE(SUM(i.status='pending'),0) AS items_pending, COALESCE(SUM(i.status='outdated'),0) AS items_outdated, "
+    "COALESCE(SUM(i.status='processed'),0) AS items_processed, "
+    "COALESCE(SUM(i.status='accepted'),0) AS items_accepted, "
+    "COALESCE(SUM(i.status='rejected'),0) AS items_rejected, COALESCE(SUM(i.status='exported'),0) AS items_exported, "
+    "COALESCE(SUM(i.status='conflict'),0) AS items_conflict, "
+    "COALESCE(SUM(i.tokens_input),0) AS tokens_input, COALESCE(SUM(i.tokens_output),0) AS tokens_output, "
+    "COALESCE(SUM(i.cost_usd),0) AS cost_usd"
+)
+
+
+def task_counts(db: MySQL, task_columns: str, id_task: int | None = None) -> list[dict[str, Any]]:
+    """Wiersze zadań z agregatami ich nieusuniętych pozycji (statusy, tokeny, koszt) - jedno zapytanie.
+
+    Args:
+        db: Połączenie.
+        task_columns: Kolumny zadania i połączenia do wyniku (aliasy ``t`` i ``c``), ze stałej wołającego.
+        id_task: Jedno zadanie albo ``None`` dla wszystkich.
+
+    Returns:
+        Wiersze rosnąco po ``id_task``: kolumny ``task_columns`` oraz ``items_*``, ``tokens_*``, ``cost_usd``.
+    """
+    where, params = ("WHERE t.id_task=%s", (id_task,)) if id_task is not None else ("", ())
+    return db.query(
+        f"SELECT {task_columns}, {_COUNT_COLUMNS} "
+        "FROM task t LEFT JOIN database_connection c ON c.id_database_connection=t.id_database_connection "
+        "LEFT JOIN task_item i ON i.id_task=t.id_task AND i.deleted_at IS NULL "
+        f"{where} GROUP BY t.id_task ORDER BY t.id_task",
+        params,
+    )
