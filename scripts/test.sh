@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Polecenie "testy": serwery baz, venv + instalacja, ruff, walidacja definicji Dagstera, pytest.
+# Polecenie "testy": serwery baz, venv + instalacja, ruff (lint i format), pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure_services.sh
 bash scripts/setup_venv.sh dev
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/python -m pytest "$@"
