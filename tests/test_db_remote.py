@@ -175,18 +175,23 @@ def test_resolve_target_finds_table_column_and_primary_key(source, rconn):
 
 def test_key_column_override(source, rconn):
     source_execute(
-        source, "CREATE TABLE docs (code VARCHAR(20) PRIMARY KEY, seq INTEGER NOT NULL, body TEXT)"
+        source,
+        "CREATE TABLE docs (code VARCHAR(20) PRIMARY KEY, seq INTEGER NOT NULL, maybe INTEGER, body TEXT)",
     )
     source_executemany(
         source, "INSERT INTO docs (code, seq, body) VALUES (%s, %s, %s)", [("b", 2, "dwa"), ("a", 1, "jeden")]
     )
-    with pytest.raises(RemoteError, match="brak użytecznego klucza.*task.key_column"):
-        db_remote.resolve_target(rconn, "docs", "body")
+    by_code = db_remote.resolve_target(rconn, "docs", "body")
+    assert by_code.key == "code" and by_code.key_kinds == ("text",)
+    assert db_remote.fetch_page(rconn, by_code, None, 10) == [("a", "jeden"), ("b", "dwa")]
     target = db_remote.resolve_target(rconn, "docs", "body", key_column="seq")
     assert target.key == "seq"
     assert db_remote.fetch_page(rconn, target, None, 10) == [(1, "jeden"), (2, "dwa")]
-    with pytest.raises(RemoteError, match="liczbą całkowitą.*task.key_column"):
-        db_remote.resolve_target(rconn, "docs", "body", key_column="code")
+    both = db_remote.resolve_target(rconn, "docs", "body", key_column="seq, code")
+    assert [c.name for c in both.key_columns] == ["seq", "code"]
+    assert db_remote.fetch_page(rconn, both, None, 10) == [((1, "a"), "jeden"), ((2, "b"), "dwa")]
+    with pytest.raises(RemoteError, match="'maybe'.*dopuszcza NULL.*task.key_column"):
+        db_remote.resolve_target(rconn, "docs", "body", key_column="maybe")
     with pytest.raises(RemoteError, match="kolumna 'nope' nie istnieje.*task.key_column"):
         db_remote.resolve_target(rconn, "docs", "body", key_column="nope")
 
@@ -205,10 +210,10 @@ def test_missing_table_and_columns(source, rconn):
     "ddl, reason",
     [
         ("CREATE TABLE t_nopk (id INTEGER, body TEXT)", "nie ma klucza głównego"),
-        ("CREATE TABLE t_nopk (a INTEGER, b INTEGER, body TEXT, PRIMARY KEY (a, b))", "złożony klucz główny"),
-        ("CREATE TABLE t_nopk (code VARCHAR(10) PRIMARY KEY, body TEXT)", "nie liczba całkowita"),
+        ("CREATE TABLE t_nopk (id INTEGER, body TEXT, UNIQUE (id))", "nie ma klucza głównego"),
+        ("CREATE TABLE t_nopk (price REAL PRIMARY KEY, body TEXT)", "nie nadają się na klucz"),
     ],
-    ids=["no_pk", "composite_pk", "text_pk"],
+    ids=["no_pk", "nullable_unique", "float_pk"],
 )
 def test_no_usable_key(source, rconn, ddl, reason):
     source_execute(source, ddl)
@@ -457,19 +462,30 @@ def test_compare_and_set_into_export_column(source, rconn):
         db_remote.compare_and_set(rconn, target, [(1, "oryginał", "x")], write_column="id")
 
 
-def test_compare_and_set_rolls_back_everything_on_error(source, rconn):
+def test_compare_and_set_isolates_a_rejected_row(source, rconn):
+    """Wiersz odrzucony przez źródło (CHECK) jest konfliktem z powodem; pozostałe są zapisane."""
     source_execute(
         source,
         "CREATE TABLE guarded (id INTEGER PRIMARY KEY, body TEXT, CHECK (body IS NULL OR body <> 'zakazane'))",
     )
-    source_executemany(source, "INSERT INTO guarded (id, body) VALUES (%s, %s)", [(1, "a"), (2, "b")])
+    source_executemany(
+        source, "INSERT INTO guarded (id, body) VALUES (%s, %s)", [(1, "a"), (2, "b"), (3, "c")]
+    )
     target = db_remote.resolve_target(rconn, "guarded", "body")
-    with pytest.raises(RemoteError, match="zapis z kontrolą zmian w źródle test-.* nie powiodło się"):
-        db_remote.compare_and_set(rconn, target, [(1, "a", "dozwolone"), (2, "b", "zakazane")])
-    assert source_query(source, "SELECT id, body FROM guarded ORDER BY id") == [(1, "a"), (2, "b")]
-    # Połączenie nadal działa po wycofaniu transakcji.
-    assert db_remote.compare_and_set(rconn, target, [(1, "a", "c")]).written == [1]
-    assert source_query(source, "SELECT body FROM guarded WHERE id = 1") == [("c",)]
+    result = db_remote.compare_and_set(
+        rconn, target, [(1, "a", "dozwolone"), (2, "b", "zakazane"), (3, "c", "C")]
+    )
+    assert result.written == [1, 3]
+    [(key, reason)] = result.conflicts
+    assert key == 2 and reason.startswith("źródło odrzuciło zapis wiersza")
+    assert source_query(source, "SELECT id, body FROM guarded ORDER BY id") == [
+        (1, "dozwolone"),
+        (2, "b"),
+        (3, "C"),
+    ]
+    # Połączenie nadal działa po wycofaniu punktu zapisu.
+    assert db_remote.compare_and_set(rconn, target, [(1, "dozwolone", "x")]).written == [1]
+    assert source_query(source, "SELECT body FROM guarded WHERE id = 1") == [("x",)]
 
 
 def test_compare_and_set_many_rows_in_chunks(source, rconn):
@@ -484,19 +500,7 @@ def test_compare_and_set_many_rows_in_chunks(source, rconn):
 
 
 def _target(db_type: str) -> db_remote.Target:
-    q = db_remote.quote_identifier
-    return db_remote.Target(
-        db_type=db_type,
-        schema=None,
-        table="articles",
-        column="body",
-        key="id",
-        quoted_table=q(db_type, "articles"),
-        quoted_column=q(db_type, "body"),
-        quoted_key=q(db_type, "id"),
-        extra_columns=(),
-        quoted_extra={},
-    )
+    return db_remote.build_target(db_type, None, "articles", "body", [("id", "int", "bigint")])
 
 
 @pytest.mark.parametrize(

@@ -27,19 +27,7 @@ def remote_settings(tmp_path):
 def mssql_target(
     schema: str = "dbo", table: str = "articles", extra: tuple[str, ...] = ()
 ) -> db_remote.Target:
-    q = db_remote.quote_identifier
-    return db_remote.Target(
-        db_type="mssql",
-        schema=schema,
-        table=table,
-        column="body",
-        key="id",
-        quoted_table=f"{q('mssql', schema)}.{q('mssql', table)}",
-        quoted_column=q("mssql", "body"),
-        quoted_key=q("mssql", "id"),
-        extra_columns=extra,
-        quoted_extra={name: q("mssql", name) for name in extra},
-    )
+    return db_remote.build_target("mssql", schema, table, "body", [("id", "int", "bigint")], extra)
 
 
 def test_quote_identifier_brackets_and_doubles_closing_bracket():
@@ -211,8 +199,45 @@ def test_mssql_end_to_end(remote_settings):
             3: ("Zażółć 3 😀", "nowy"),
             6: ("ZAŻÓŁĆ 6 😀", None),
         }
+
+        # Klucz uniqueidentifier: strony w porządku serwera (grupy bajtów), klucze małymi literami.
+        cursor.execute(
+            f"CREATE TABLE [{schema}].[docs] (id UNIQUEIDENTIFIER PRIMARY KEY, body NVARCHAR(100))"
+        )
+        ids = [str(uuid.uuid4()).upper() for _ in range(30)]
+        cursor.executemany(f"INSERT INTO [{schema}].[docs] (id, body) VALUES (?, ?)", [(i, i) for i in ids])
+        rconn.conn.commit()
+        docs = db_remote.resolve_target(rconn, f"{schema}.docs", "body")
+        assert docs.key_kinds == ("uuid",)
+        paged = [key for page in db_remote.iter_pages(rconn, docs, None, 7) for key, _ in page]
+        cursor.execute(f"SELECT id FROM [{schema}].[docs] ORDER BY id")
+        server_order = [str(r[0]).lower() for r in cursor.fetchall()]
+        rconn.conn.commit()
+        assert paged == server_order and sorted(paged) == sorted(i.lower() for i in ids)
+        assert db_remote.fetch_by_keys(rconn, docs, [ids[0].lower()]) == {ids[0].lower(): (ids[0],)}
+
+        # Klucz złożony (int, nvarchar): rozpisany warunek strony, zapis po wszystkich kolumnach klucza.
+        cursor.execute(
+            f"CREATE TABLE [{schema}].[tr] (pid INT NOT NULL, lang NVARCHAR(8) NOT NULL, body NVARCHAR(100), "
+            "PRIMARY KEY (pid, lang))"
+        )
+        pairs = [(p, lang) for p in range(1, 8) for lang in ("de", "pl")]
+        cursor.executemany(
+            f"INSERT INTO [{schema}].[tr] VALUES (?, ?, ?)", [(p, lang, f"{p}{lang}") for p, lang in pairs]
+        )
+        rconn.conn.commit()
+        tr = db_remote.resolve_target(rconn, f"{schema}.tr", "body")
+        assert [key for page in db_remote.iter_pages(rconn, tr, None, 3) for key, _ in page] == pairs
+        cas = db_remote.compare_and_set(rconn, tr, [((3, "pl"), "3pl", "nowy"), ((3, "en"), "x", "y")])
+        assert cas.written == [(3, "pl")] and cas.conflicts == [((3, "en"), "wiersz nie istnieje w źródle")]
+        assert db_remote.fetch_by_keys(rconn, tr, [(3, "pl"), (3, "de")]) == {
+            (3, "pl"): ("nowy",),
+            (3, "de"): ("3de",),
+        }
     finally:
         for sql in (
+            f"DROP TABLE IF EXISTS [{schema}].[docs]",
+            f"DROP TABLE IF EXISTS [{schema}].[tr]",
             f"DROP TABLE IF EXISTS [{schema}].[articles]",
             f"DROP TABLE IF EXISTS [{schema}].[nopk]",
             f"DROP SCHEMA IF EXISTS [{schema}]",

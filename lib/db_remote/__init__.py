@@ -4,6 +4,7 @@ Pakiet dzieli się według zadań (jak ``sql_database`` w dlt):
 
 * ``dialects`` - tabela ``DIALECTS`` (cytowanie, parametry, szablony SQL, połączenie) i łączenie;
 * ``catalog`` - tabela, kolumny i klucz sprawdzone w katalogu źródła (``resolve_target``);
+* ``keys`` - wartości kluczy (postać kanoniczna, ``remote_key`` jako JSON) i warunki SQL po kluczu;
 * ``reads`` - liczba wierszy, strony po kluczu, odczyt wierszy po kluczach;
 * ``cas`` - zapis z kontrolą zmian (``compare_and_set``).
 
@@ -13,7 +14,7 @@ Wołający używają nazw z tego modułu (``db_remote.connect``, ``db_remote.ite
 """
 
 from lib.db_remote.cas import CasResult, compare_and_set, lock_sql, update_sql
-from lib.db_remote.catalog import INTEGER_TYPES, Target, resolve_target
+from lib.db_remote.catalog import INTEGER_TYPES, KeyColumn, Target, build_target, key_kind, resolve_target
 from lib.db_remote.dialects import (
     DIALECTS,
     RemoteConn,
@@ -23,6 +24,7 @@ from lib.db_remote.dialects import (
     mssql_connection_string,
     quote_identifier,
 )
+from lib.db_remote.keys import Key, canonical_key, decode_key, encode_key, key_values
 from lib.db_remote.reads import (
     KEYS_PER_QUERY,
     count_rows,
@@ -38,8 +40,16 @@ __all__ = [
     "INTEGER_TYPES",
     "KEYS_PER_QUERY",
     "CasResult",
+    "Key",
+    "KeyColumn",
     "RemoteConn",
     "Target",
+    "build_target",
+    "canonical_key",
+    "decode_key",
+    "encode_key",
+    "key_kind",
+    "key_values",
     "close",
     "compare_and_set",
     "connect",

@@ -12,23 +12,116 @@ from typing import Any, NamedTuple
 from lib.db_remote.dialects import RemoteConn, _read, quote_identifier
 from lib.errors import RemoteError
 
-# Typy całkowite, które nadają się na klucz stronicowania (po normalizacji nazwy typu).
-INTEGER_TYPES = frozenset({"int", "integer", "bigint", "smallint", "tinyint", "mediumint", "big int"})
+# Typy kolumn klucza (po normalizacji nazwy typu): liczby całkowite, teksty i UUID.
+INTEGER_TYPES = frozenset(
+    {"int", "integer", "bigint", "smallint", "tinyint", "mediumint", "big int", "int2", "int4", "int8"}
+)
+TEXT_TYPES = frozenset(
+    {
+        "char",
+        "varchar",
+        "text",
+        "tinytext",
+        "mediumtext",
+        "longtext",
+        "nchar",
+        "nvarchar",
+        "character",
+        "character varying",
+        "bpchar",
+        "citext",
+        "name",
+    }
+)
+UUID_TYPES = frozenset({"uuid", "uniqueidentifier"})
+KEY_KINDS = ("int", "text", "uuid")
+
+
+class KeyColumn(NamedTuple):
+    """Kolumna klucza: nazwa z katalogu, identyfikator SQL, rodzaj (``int``, ``text``, ``uuid``), typ z katalogu."""
+
+    name: str
+    quoted: str
+    kind: str
+    type_name: str
 
 
 class Target(NamedTuple):
-    """Tabela, kolumna i klucz sprawdzone w katalogu źródła, z gotowymi identyfikatorami SQL."""
+    """Tabela, kolumna i klucz sprawdzone w katalogu źródła, z gotowymi identyfikatorami SQL.
+
+    Klucz może mieć kilka kolumn (``key_columns``, w kolejności klucza). Wartość klucza w całym
+    pakiecie to skalar dla klucza jednokolumnowego albo krotka dla złożonego.
+    """
 
     db_type: str
     schema: str | None
     table: str
     column: str
-    key: str
     quoted_table: str
     quoted_column: str
-    quoted_key: str
+    key_columns: tuple[KeyColumn, ...]
     extra_columns: tuple[str, ...]
     quoted_extra: dict[str, str]
+
+    @property
+    def key(self) -> str:
+        """Nazwy kolumn klucza rozdzielone przecinkami (do komunikatów)."""
+        return ", ".join(column.name for column in self.key_columns)
+
+    @property
+    def quoted_key(self) -> str:
+        """Lista zacytowanych kolumn klucza (``SELECT``, ``ORDER BY``)."""
+        return ", ".join(column.quoted for column in self.key_columns)
+
+    @property
+    def key_kinds(self) -> tuple[str, ...]:
+        """Rodzaje kolumn klucza w kolejności klucza."""
+        return tuple(column.kind for column in self.key_columns)
+
+    @property
+    def single_integer_key(self) -> bool:
+        """Czy klucz to jedna kolumna całkowita (wtedy ``task_item.remote_id`` jest wypełniane)."""
+        return self.key_kinds == ("int",)
+
+
+def build_target(
+    db_type: str,
+    schema: str | None,
+    table: str,
+    column: str,
+    keys: Sequence[tuple[str, str, str]],
+    extra_columns: Sequence[str] = (),
+) -> Target:
+    """Składa ``Target`` z nazw z katalogu, cytując je według dialektu.
+
+    Args:
+        db_type: mysql, pgsql, mssql albo sqlite.
+        schema: Schemat (pgsql, mssql) albo ``None``.
+        table: Tabela.
+        column: Kolumna tekstowa.
+        keys: Kolumny klucza ``(nazwa, rodzaj, typ z katalogu)`` w kolejności klucza.
+        extra_columns: Kolumny dodatkowe (np. kolumna eksportu).
+
+    Returns:
+        ``Target``.
+    """
+    quoted_table = quote_identifier(db_type, table)
+    if schema is not None:
+        quoted_table = f"{quote_identifier(db_type, schema)}.{quoted_table}"
+    return Target(
+        db_type=db_type,
+        schema=schema,
+        table=table,
+        column=column,
+        quoted_table=quoted_table,
+        quoted_column=quote_identifier(db_type, column),
+        key_columns=tuple(
+            KeyColumn(name, quote_identifier(db_type, name), kind, type_name)
+            for name, kind, type_name in keys
+        ),
+        extra_columns=tuple(extra_columns),
+        quoted_extra={name: quote_identifier(db_type, name) for name in extra_columns},
+    )
 
 
 def _normalize_type(type_name: str | None) -> str:
@@ -36,6 +129,37 @@ def _normalize_type(type_name: str | None) -> str:
     text = re.sub(r"\(.*?\)", " ", (type_name or "").lower())
     words = [w for w in text.split() if w not in ("unsigned", "signed", "zerofill")]
     return " ".join(words)
+
+
+def key_kind(db_type: str, type_name: str | None) -> str | None:
+    """Rodzaj kolumny jako klucza: ``int``, ``text``, ``uuid`` albo ``None`` (nie nadaje się).
+
+    SQLite nie ma typów, tylko powinowactwo z nazwy typu (reguły SQLite): ``INT`` w nazwie -
+    liczba całkowita; ``CHAR``, ``CLOB``, ``TEXT`` - tekst; inaczej (``BLOB``, ``REAL``, brak
+    typu) kolumna nie nadaje się na klucz.
+
+    Args:
+        db_type: mysql, pgsql, mssql albo sqlite.
+        type_name: Typ z katalogu.
+
+    Returns:
+        Rodzaj klucza albo ``None``.
+    """
+    normalized = _normalize_type(type_name)
+    if db_type == "sqlite":
+        upper = (type_name or "").upper()
+        if "INT" in upper:
+            return "int"
+        if any(word in upper for word in ("CHAR", "CLOB", "TEXT")):
+            return "text"
+        return None
+    if normalized in INTEGER_TYPES:
+        return "int"
+    if normalized in TEXT_TYPES:
+        return "text"
+    if normalized in UUID_TYPES:
+        return "uuid"
+    return None
 
 
 def _pick_name(found: Sequence[Any], wanted: str, name_of: Callable[[Any], str]) -> Any | None:
@@ -118,15 +242,16 @@ def resolve_target(
         rconn: Połączenie zwrócone przez ``connect``.
         table_name: Tabela; dla pgsql i mssql także ``schemat.tabela`` (domyślnie public / dbo).
         column_name: Kolumna tekstowa.
-        key_column: Kolumna klucza (``task.key_column``) albo ``None`` = klucz główny.
+        key_column: Kolumny klucza (``task.key_column``, po przecinku, w kolejności klucza) albo
+            ``None`` = klucz główny, a bez niego indeks unikalny na kolumnach NOT NULL.
         extra_columns: Kolumny dodatkowe, np. kolumna eksportu.
 
     Returns:
         ``Target`` z nazwami z katalogu i identyfikatorami gotowymi do SQL.
 
     Raises:
-        RemoteError: Brak tabeli lub kolumny, brak użytecznego klucza (złożony, nieliczbowy,
-            żaden) albo błąd źródła.
+        RemoteError: Brak tabeli lub kolumny, brak użytecznego klucza (brak klucza, kolumna
+            dopuszczająca NULL, typ, który nie nadaje się na klucz) albo błąd źródła.
     """
     db_type = rconn.db_type
     if not table_name or not column_name:
@@ -152,40 +277,91 @@ def resolve_target(
         found, _ = _find_column(columns, name, shown, rconn.label, "export_column")
         if found not in extra:
             extra.append(found)
+    keys = _resolve_key(rconn, columns, schema, table, shown, key_column)
+    return build_target(db_type, schema, table, column, keys, extra)
+
+
+def _split_key_names(key_column: str) -> list[str]:
+    """Nazwy kolumn z ``task.key_column`` (po przecinku, w kolejności klucza).
+
+    Jedna nazwa musi być dokładna (jak każdy identyfikator); w liście po przecinku spacje wokół
+    przecinków są pomijane (``product_id, lang``).
+    """
+    if "," not in key_column:
+        return [key_column]
+    return [name.strip() for name in key_column.split(",") if name.strip()]
+
+
+def _resolve_key(
+    rconn: RemoteConn,
+    columns: Sequence[tuple],
+    schema: str | None,
+    table: str,
+    shown: str,
+    key_column: str | None,
+) -> list[tuple[str, str, str]]:
+    """Wybiera kolumny klucza: ``task.key_column``, klucz główny albo indeks unikalny NOT NULL.
+
+    Returns:
+        Lista ``(nazwa z katalogu, rodzaj, typ z katalogu)`` w kolejności klucza.
+
+    Raises:
+        RemoteError: Jedno zdanie z nazwą tabeli i tym, co ustawić w ``task.key_column``.
+    """
+    db_type = rconn.db_type
+    info = {str(row[0]): (str(row[1] or ""), str(row[2] or "").upper() != "NO") for row in columns}
+    fix = "wskaż kolumny klucza (liczby całkowite, tekst lub UUID, NOT NULL) w task.key_column, po przecinku"
     if key_column:
-        key, key_type = _find_column(columns, key_column, shown, rconn.label, "key_column")
-        if _normalize_type(key_type) not in INTEGER_TYPES:
+        names = _split_key_names(key_column)
+        if not names:
+            raise RemoteError(f"task.key_column jest puste dla tabeli {shown!r} ({rconn.label}); {fix}")
+        keys = []
+        for name in names:
+            found, type_name = _find_column(columns, name, shown, rconn.label, "key_column")
+            kind = key_kind(db_type, type_name)
+            if kind is None:
+                raise RemoteError(
+                    f"kolumna klucza {found!r} w tabeli {shown!r} ({rconn.label}) ma typ {type_name!r}, "
+                    f"który nie nadaje się na klucz; {fix}"
+                )
+            if info[found][1]:
+                raise RemoteError(
+                    f"kolumna klucza {found!r} w tabeli {shown!r} ({rconn.label}) dopuszcza NULL; {fix}"
+                )
+            if any(found == key[0] for key in keys):
+                raise RemoteError(f"kolumna {found!r} powtórzona w task.key_column tabeli {shown!r}; {fix}")
+            keys.append((found, kind, type_name))
+        return keys
+    primary = [str(row[0]) for row in _catalog(rconn, "sql_primary_key", schema, table)]
+    if primary:
+        keys = [(name, key_kind(db_type, info[name][0]), info[name][0]) for name in primary]
+        bad = [(name, type_name) for name, kind, type_name in keys if kind is None]
+        if bad:
+            described = ", ".join(f"{name!r} typu {type_name!r}" for name, type_name in bad)
             raise RemoteError(
-                f"kolumna klucza {key!r} w tabeli {shown!r} ({rconn.label}) ma typ {key_type!r}, "
-                "a klucz musi być liczbą całkowitą; wskaż inną kolumnę w task.key_column"
+                f"brak użytecznego klucza: klucz główny tabeli {shown!r} w źródle {rconn.label} ma kolumny "
+                f"{described}, które nie nadają się na klucz; {fix}"
             )
-    else:
-        primary = [str(row[0]) for row in _catalog(rconn, "sql_primary_key", schema, table)]
-        types = {str(row[0]): str(row[1] or "") for row in columns}
-        if len(primary) != 1 or _normalize_type(types.get(primary[0])) not in INTEGER_TYPES:
-            if not primary:
-                why = "nie ma klucza głównego"
-            elif len(primary) > 1:
-                why = f"ma złożony klucz główny ({', '.join(primary)})"
-            else:
-                why = f"ma klucz główny {primary[0]!r} typu {types.get(primary[0])!r} (nie liczba całkowita)"
-            raise RemoteError(
-                f"brak użytecznego klucza: tabela {shown!r} w źródle {rconn.label} {why}; "
-                "wskaż jednokolumnowy klucz całkowity w task.key_column"
+        return [(name, str(kind), type_name) for name, kind, type_name in keys]
+    indexes: dict[str, list[str | None]] = {}
+    for index_name, column_name in _catalog(rconn, "sql_unique_keys", schema, table):
+        indexes.setdefault(str(index_name), []).append(None if column_name is None else str(column_name))
+    usable = []
+    for index_name, names in indexes.items():
+        if any(name is None or name not in info or info[name][1] for name in names):
+            continue
+        kinds = [key_kind(db_type, info[str(name)][0]) for name in names]
+        if all(kind is not None for kind in kinds):
+            usable.append(
+                (
+                    len(names),
+                    index_name,
+                    [(str(n), str(k), info[str(n)][0]) for n, k in zip(names, kinds, strict=True)],
+                )
             )
-        key = primary[0]
-    quoted_table = quote_identifier(db_type, table)
-    if schema is not None:
-        quoted_table = f"{quote_identifier(db_type, schema)}.{quoted_table}"
-    return Target(
-        db_type=db_type,
-        schema=schema,
-        table=table,
-        column=column,
-        key=key,
-        quoted_table=quoted_table,
-        quoted_column=quote_identifier(db_type, column),
-        quoted_key=quote_identifier(db_type, key),
-        extra_columns=tuple(extra),
-        quoted_extra={name: quote_identifier(db_type, name) for name in extra},
+    if usable:
+        return min(usable)[2]
+    raise RemoteError(
+        f"brak użytecznego klucza: tabela {shown!r} w źródle {rconn.label} nie ma klucza głównego ani "
+        f"indeksu unikalnego na kolumnach NOT NULL o typie liczbowym, tekstowym lub UUID; {fix}"
     )

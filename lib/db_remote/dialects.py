@@ -201,8 +201,14 @@ DIALECTS: dict[str, dict[str, Any]] = {
         "schemas": False,
         "count": "COUNT",
         "page": "SELECT {key}, {column} FROM {table} WHERE {where} ORDER BY {key} LIMIT {limit}",
-        "lock": "SELECT {key}, {column} FROM {table} WHERE {key} IN ({marks}) FOR UPDATE",
+        "lock": "SELECT {key}, {column} FROM {table} WHERE {match} FOR UPDATE",
         "begin": "START TRANSACTION",
+        # MariaDB nie zamienia porównania wierszy (a, b) > (x, y) na zakres indeksu: warunek rozpisany.
+        "row_values": False,
+        "savepoint": "SAVEPOINT {name}",
+        "rollback_to": "ROLLBACK TO SAVEPOINT {name}",
+        "release": "RELEASE SAVEPOINT {name}",
+        "text_nul": True,
         # Schemat = bieżąca baza połączenia, więc zapytania katalogowe mają tylko parametr tabeli.
         "catalog_params": lambda schema, table: (table,),
         "sql_tables": (
@@ -210,13 +216,19 @@ DIALECTS: dict[str, dict[str, Any]] = {
             "WHERE table_schema = DATABASE() AND table_name = %s"
         ),
         "sql_columns": (
-            "SELECT column_name, data_type FROM information_schema.columns "
+            "SELECT column_name, column_type, is_nullable FROM information_schema.columns "
             "WHERE table_schema = DATABASE() AND table_name = %s ORDER BY ordinal_position"
         ),
         "sql_primary_key": (
             "SELECT column_name FROM information_schema.key_column_usage "
             "WHERE table_schema = DATABASE() AND table_name = %s AND constraint_name = 'PRIMARY' "
             "ORDER BY ordinal_position"
+        ),
+        # Indeksy unikalne (bez klucza głównego): (nazwa indeksu, kolumna) w kolejności kolumn.
+        "sql_unique_keys": (
+            "SELECT index_name, column_name FROM information_schema.statistics "
+            "WHERE table_schema = DATABASE() AND table_name = %s AND non_unique = 0 AND index_name <> 'PRIMARY' "
+            "ORDER BY index_name, seq_in_index"
         ),
         "connect": _connect_mysql,
         "errors": lambda: (pymysql.MySQLError,),
@@ -228,19 +240,37 @@ DIALECTS: dict[str, dict[str, Any]] = {
         "schemas": True,
         "count": "COUNT",
         "page": "SELECT {key}, {column} FROM {table} WHERE {where} ORDER BY {key} LIMIT {limit}",
-        "lock": "SELECT {key}, {column} FROM {table} WHERE {key} IN ({marks}) FOR UPDATE",
+        "lock": "SELECT {key}, {column} FROM {table} WHERE {match} FOR UPDATE",
         "begin": None,  # psycopg2 otwiera transakcję sam przy pierwszym zapytaniu
+        "row_values": True,
+        "savepoint": "SAVEPOINT {name}",
+        "rollback_to": "ROLLBACK TO SAVEPOINT {name}",
+        "release": "RELEASE SAVEPOINT {name}",
+        # PostgreSQL nie zapisuje znaku NUL w tekście (psycopg2 odrzuca go już przy parametrze).
+        "text_nul": False,
         "catalog_params": lambda schema, table: (schema, table),
         # Porównanie bez wielkości liter tylko zawęża wyniki; decyduje _pick_name.
         "sql_tables": (
             "SELECT table_schema, table_name FROM information_schema.tables "
             "WHERE lower(table_schema) = lower(%s) AND lower(table_name) = lower(%s)"
         ),
+        # Typy użytkownika (np. citext) mają data_type USER-DEFINED: wtedy nazwa z udt_name.
         "sql_columns": (
-            "SELECT column_name, data_type FROM information_schema.columns "
+            "SELECT column_name, CASE WHEN data_type = 'USER-DEFINED' THEN udt_name ELSE data_type END, "
+            "is_nullable FROM information_schema.columns "
             "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position"
         ),
         "sql_primary_key": _INFO_SCHEMA_PK.format(p="%s"),
+        # Indeksy unikalne bez warunku i bez wyrażeń (kolumny w kolejności indeksu).
+        "sql_unique_keys": (
+            "SELECT ic.relname, a.attname FROM pg_index x "
+            "JOIN pg_class c ON c.oid = x.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN pg_class ic ON ic.oid = x.indexrelid "
+            "JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, pos) ON true "
+            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
+            "WHERE x.indisunique AND NOT x.indisprimary AND x.indpred IS NULL AND x.indexprs IS NULL "
+            "AND n.nspname = %s AND c.relname = %s ORDER BY ic.relname, k.pos"
+        ),
         "connect": _connect_pgsql,
         "errors": lambda: (psycopg2.Error,),
     },
@@ -251,18 +281,31 @@ DIALECTS: dict[str, dict[str, Any]] = {
         "schemas": True,
         "count": "COUNT_BIG",  # COUNT zwraca INT i przepełnia się powyżej 2^31 wierszy
         "page": "SELECT TOP ({limit}) {key}, {column} FROM {table} WHERE {where} ORDER BY {key}",
-        "lock": "SELECT {key}, {column} FROM {table} WITH (UPDLOCK, ROWLOCK) WHERE {key} IN ({marks})",
+        "lock": "SELECT {key}, {column} FROM {table} WITH (UPDLOCK, ROWLOCK) WHERE {match}",
         "begin": None,  # przy autocommit=False pyodbc zaczyna transakcję niejawnie
+        "row_values": False,  # T-SQL nie ma porównania wierszy
+        "savepoint": "SAVE TRANSACTION {name}",
+        "rollback_to": "ROLLBACK TRANSACTION {name}",
+        "release": None,  # punkt zapisu w T-SQL nie wymaga zwolnienia
+        "text_nul": True,
         "catalog_params": lambda schema, table: (schema, table),
         "sql_tables": (
             "SELECT TABLE_SCHEMA, TABLE_NAME FROM INFORMATION_SCHEMA.TABLES "
             "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?"
         ),
         "sql_columns": (
-            "SELECT COLUMN_NAME, DATA_TYPE FROM INFORMATION_SCHEMA.COLUMNS "
+            "SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE FROM INFORMATION_SCHEMA.COLUMNS "
             "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION"
         ),
         "sql_primary_key": _INFO_SCHEMA_PK.format(p="?"),
+        "sql_unique_keys": (
+            "SELECT i.name, c.name FROM sys.indexes i "
+            "JOIN sys.index_columns ic ON ic.object_id = i.object_id AND ic.index_id = i.index_id "
+            "JOIN sys.columns c ON c.object_id = ic.object_id AND c.column_id = ic.column_id "
+            "JOIN sys.tables t ON t.object_id = i.object_id JOIN sys.schemas s ON s.schema_id = t.schema_id "
+            "WHERE i.is_unique = 1 AND i.is_primary_key = 0 AND i.has_filter = 0 AND ic.is_included_column = 0 "
+            "AND s.name = ? AND t.name = ? ORDER BY i.name, ic.key_ordinal"
+        ),
         "connect": _connect_mssql,
         "errors": _mssql_errors,
     },
@@ -273,14 +316,28 @@ DIALECTS: dict[str, dict[str, Any]] = {
         "schemas": False,
         "count": "COUNT",
         "page": "SELECT {key}, {column} FROM {table} WHERE {where} ORDER BY {key} LIMIT {limit}",
-        "lock": "SELECT {key}, {column} FROM {table} WHERE {key} IN ({marks})",
+        "lock": "SELECT {key}, {column} FROM {table} WHERE {match}",
         "begin": "BEGIN IMMEDIATE",  # blokada zapisu całej bazy na czas porównania i UPDATE
+        "row_values": True,
+        "savepoint": "SAVEPOINT {name}",
+        "rollback_to": "ROLLBACK TO SAVEPOINT {name}",
+        "release": "RELEASE SAVEPOINT {name}",
+        "text_nul": True,
         "catalog_params": lambda schema, table: (table,),
         "sql_tables": (
             "SELECT NULL, name FROM sqlite_master WHERE type IN ('table', 'view') AND name = ? COLLATE NOCASE"
         ),
-        "sql_columns": "SELECT name, type FROM pragma_table_info(?) ORDER BY cid",
+        # Kolumna klucza głównego jest traktowana jak NOT NULL (SQLite dopuszcza NULL w kluczu
+        # tabel z rowid, ale takich wierszy nie da się adresować - nie są synchronizowane).
+        "sql_columns": (
+            "SELECT name, type, CASE WHEN \"notnull\" = 1 OR pk > 0 THEN 'NO' ELSE 'YES' END "
+            "FROM pragma_table_info(?) ORDER BY cid"
+        ),
         "sql_primary_key": "SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk",
+        "sql_unique_keys": (
+            "SELECT il.name, ii.name FROM pragma_index_list(?) il JOIN pragma_index_info(il.name) ii "
+            "WHERE il.\"unique\" = 1 AND il.origin <> 'pk' AND il.partial = 0 ORDER BY il.name, ii.seqno"
+        ),
         "connect": _connect_sqlite,
         "errors": lambda: (sqlite3.Error,),
     },

@@ -5,6 +5,15 @@ from typing import Any
 
 from lib.db_remote.catalog import Target
 from lib.db_remote.dialects import RemoteConn, _dialect, _driver_errors, _read
+from lib.db_remote.keys import (
+    Key,
+    after_key_params,
+    after_key_sql,
+    canonical_key,
+    keys_per_query,
+    match_keys_params,
+    match_keys_sql,
+)
 from lib.errors import RemoteError
 
 # Ile kluczy najwyżej w jednej liście IN (mssql ma limit 2100 parametrów na zapytanie).
@@ -24,6 +33,11 @@ def _to_text(value: Any) -> str | None:
 # --- odczyt -------------------------------------------------------------------------------
 
 
+def _keys_not_null(target: Target) -> str:
+    """Warunek "wszystkie kolumny klucza niepuste" (SQLite dopuszcza NULL w kluczu tabel z rowid)."""
+    return " AND ".join(f"{column.quoted} IS NOT NULL" for column in target.key_columns)
+
+
 def count_rows(rconn: RemoteConn, target: Target) -> int:
     """Liczy wiersze tabeli źródłowej (z niepustym kluczem).
 
@@ -37,58 +51,69 @@ def count_rows(rconn: RemoteConn, target: Target) -> int:
     Raises:
         RemoteError: Gdy źródło zwróci błąd.
     """
-    sql = f"SELECT {rconn.dialect['count']}({target.quoted_key}) FROM {target.quoted_table}"
+    if len(target.key_columns) == 1:
+        sql = f"SELECT {rconn.dialect['count']}({target.quoted_key}) FROM {target.quoted_table}"
+    else:
+        sql = f"SELECT {rconn.dialect['count']}(*) FROM {target.quoted_table} WHERE {_keys_not_null(target)}"
     return int(_read(rconn, "liczenie wierszy", sql)[0][0])
 
 
-def max_key(rconn: RemoteConn, target: Target) -> int | None:
-    """Zwraca największy klucz w tabeli źródłowej albo ``None`` dla pustej tabeli.
+def max_key(rconn: RemoteConn, target: Target) -> Key | None:
+    """Zwraca największy klucz jednokolumnowy albo ``None`` dla pustej tabeli.
 
     Args:
         rconn: Połączenie zwrócone przez ``connect``.
-        target: Wynik ``resolve_target``.
+        target: Wynik ``resolve_target`` z kluczem jednokolumnowym.
 
     Returns:
-        Największy klucz albo ``None``.
+        Największy klucz (w porządku źródła) albo ``None``.
 
     Raises:
-        RemoteError: Gdy źródło zwróci błąd.
+        RemoteError: Klucz złożony albo błąd źródła.
     """
+    if len(target.key_columns) != 1:
+        raise RemoteError(f"max_key: klucz tabeli {target.table!r} jest złożony ({target.key})")
     sql = f"SELECT MAX({target.quoted_key}) FROM {target.quoted_table}"
     value = _read(rconn, "odczyt największego klucza", sql)[0][0]
-    return None if value is None else int(value)
+    return None if value is None else canonical_key(target, (value,))
 
 
 def page_sql(db_type: str, target: Target, first_page: bool, limit: int) -> str:
-    """Buduje zapytanie jednej strony (klucz, tekst) stronicowanej po kluczu.
+    """Buduje zapytanie jednej strony (kolumny klucza, tekst) stronicowanej po kluczu.
+
+    Strona idzie w porządku źródła (``ORDER BY`` kolumn klucza, ich sortowanie i indeks), nigdy
+    przez OFFSET.
 
     Args:
         db_type: mysql, pgsql, mssql albo sqlite.
         target: Wynik ``resolve_target``.
-        first_page: ``True`` = bez warunku na klucz (bez parametru).
+        first_page: ``True`` = bez warunku na klucz (bez parametrów).
         limit: Maksymalna liczba wierszy strony.
 
     Returns:
-        SQL z jednym parametrem klucza (``%s`` albo ``?``), chyba że ``first_page``.
+        SQL z parametrami ``after_key_params`` (``%s`` albo ``?``), chyba że ``first_page``.
     """
     dialect = _dialect(db_type)
     limit = int(limit)
     if limit < 1:
         raise ValueError(f"limit strony musi być dodatni (jest {limit})")
-    key = target.quoted_key
-    where = f"{key} IS NOT NULL" if first_page else f"{key} > {dialect['placeholder']}"
+    where = _keys_not_null(target) if first_page else after_key_sql(dialect, target)
     return dialect["page"].format(
-        key=key, column=target.quoted_column, table=target.quoted_table, where=where, limit=limit
+        key=target.quoted_key,
+        column=target.quoted_column,
+        table=target.quoted_table,
+        where=where,
+        limit=limit,
     )
 
 
 def fetch_page(
-    rconn: RemoteConn, target: Target, after_key: int | None, limit: int
-) -> list[tuple[int, str | None]]:
+    rconn: RemoteConn, target: Target, after_key: Key | None, limit: int
+) -> list[tuple[Key, str | None]]:
     """Pobiera jedną stronę wierszy (klucz, tekst) z tabeli źródłowej.
 
-    Stronicowanie po kluczu (keyset): tylko wiersze z kluczem większym niż ``after_key``,
-    rosnąco, co najwyżej ``limit`` wierszy.
+    Stronicowanie po kluczu (keyset): tylko wiersze z kluczem większym niż ``after_key``
+    w porządku źródła, co najwyżej ``limit`` wierszy.
 
     Args:
         rconn: Połączenie zwrócone przez ``connect``.
@@ -97,22 +122,24 @@ def fetch_page(
         limit: Maksymalna liczba wierszy (``BATCH_SIZE``).
 
     Returns:
-        Lista krotek ``(remote_id, text)``; pusta, gdy nie ma więcej wierszy.
+        Lista krotek ``(klucz, text)``; klucz kanoniczny (skalar albo krotka); pusta, gdy nie ma
+        więcej wierszy.
 
     Raises:
         RemoteError: Gdy źródło zwróci błąd połączenia lub zapytania.
     """
     first = after_key is None
     sql = page_sql(rconn.db_type, target, first, limit)
-    params = () if first else (int(after_key),)
+    params = () if first else after_key_params(rconn.dialect, target, after_key)
+    width = len(target.key_columns)
     with _driver_errors(rconn, "odczyt strony"):
         rows = _read(rconn, "odczyt strony", sql, params)
-        return [(int(key), _to_text(text)) for key, text in rows]
+        return [(canonical_key(target, row[:width]), _to_text(row[width])) for row in rows]
 
 
 def iter_pages(
-    rconn: RemoteConn, target: Target, after_key: int | None, limit: int
-) -> Iterator[list[tuple[int, str | None]]]:
+    rconn: RemoteConn, target: Target, after_key: Key | None, limit: int
+) -> Iterator[list[tuple[Key, str | None]]]:
     """Iteruje po stronach tabeli źródłowej (keyset, nigdy OFFSET).
 
     Każda strona to osobne zapytanie, więc pamięć nie rośnie z rozmiarem tabeli. Kończy po
@@ -125,7 +152,7 @@ def iter_pages(
         limit: Rozmiar strony.
 
     Yields:
-        Listy krotek ``(remote_id, text)`` rosnąco po kluczu.
+        Listy krotek ``(klucz, text)`` w porządku źródła.
 
     Raises:
         RemoteError: Gdy źródło zwróci błąd.
@@ -141,13 +168,18 @@ def iter_pages(
 
 def _column_map(target: Target) -> dict[str, str]:
     """Kolumny sprawdzone w katalogu: nazwa -> identyfikator zacytowany."""
-    mapping = {target.key: target.quoted_key, target.column: target.quoted_column}
+    mapping = {column.name: column.quoted for column in target.key_columns}
+    mapping[target.column] = target.quoted_column
     mapping.update(target.quoted_extra)
     return mapping
 
 
-def _quoted_columns(target: Target, columns: Sequence[str]) -> list[str]:
-    """Zamienia nazwy kolumn na identyfikatory; tylko kolumny z ``Target``."""
+def quoted_columns(target: Target, columns: Sequence[str]) -> list[str]:
+    """Zamienia nazwy kolumn na identyfikatory; tylko kolumny z ``Target``.
+
+    Raises:
+        RemoteError: Kolumna spoza ``Target`` (niesprawdzona w katalogu).
+    """
     mapping = _column_map(target)
     unknown = [name for name in columns if name not in mapping]
     if unknown:
@@ -158,20 +190,24 @@ def _quoted_columns(target: Target, columns: Sequence[str]) -> list[str]:
     return [mapping[name] for name in columns]
 
 
-def _unique_keys(keys: Sequence[int]) -> list[int]:
-    """Klucze jako int, bez powtórzeń, rosnąco."""
-    return sorted({int(key) for key in keys})
+def unique_keys(keys: Sequence[Key]) -> list[Key]:
+    """Klucze bez powtórzeń, w kolejności pierwszego wystąpienia."""
+    return list(dict.fromkeys(keys))
 
 
 def fetch_by_keys(
-    rconn: RemoteConn, target: Target, keys: Sequence[int], columns: Sequence[str] | None = None
-) -> dict[int, tuple]:
-    """Pobiera wskazane wiersze po kluczach (porcjami po ``KEYS_PER_QUERY``).
+    rconn: RemoteConn, target: Target, keys: Sequence[Key], columns: Sequence[str] | None = None
+) -> dict[Key, tuple]:
+    """Pobiera wskazane wiersze po kluczach (porcjami po ``KEYS_PER_QUERY`` kluczy).
+
+    Wynik jest indeksowany kluczem tak, jak zwróciło go źródło: pod sortowaniem bez rozróżniania
+    wielkości liter zapytanie o ``'apple'`` może zwrócić wiersz ``'Apple'`` - ten nie trafi pod
+    klucz ``'apple'`` (klucze porównujemy bajt po bajcie).
 
     Args:
         rconn: Połączenie zwrócone przez ``connect``.
         target: Wynik ``resolve_target``.
-        keys: Klucze wierszy.
+        keys: Klucze wierszy (skalary albo krotki).
         columns: Kolumny z ``target`` (kolumna, klucz lub ``extra_columns``); domyślnie
             ``(target.column,)``.
 
@@ -183,17 +219,18 @@ def fetch_by_keys(
         RemoteError: Nieznana kolumna albo błąd źródła.
     """
     names = list(columns) if columns is not None else [target.column]
-    selected = ", ".join(_quoted_columns(target, names))
-    mark = rconn.dialect["placeholder"]
-    result: dict[int, tuple] = {}
-    wanted = _unique_keys(keys)
+    selected = ", ".join(quoted_columns(target, names))
+    width = len(target.key_columns)
+    result: dict[Key, tuple] = {}
+    wanted = unique_keys(keys)
+    step = keys_per_query(target, KEYS_PER_QUERY)
     with _driver_errors(rconn, "odczyt wierszy po kluczach"):
-        for start in range(0, len(wanted), KEYS_PER_QUERY):
-            chunk = wanted[start : start + KEYS_PER_QUERY]
+        for start in range(0, len(wanted), step):
+            chunk = wanted[start : start + step]
             sql = (
                 f"SELECT {target.quoted_key}, {selected} FROM {target.quoted_table} "
-                f"WHERE {target.quoted_key} IN ({', '.join([mark] * len(chunk))})"
+                f"WHERE {match_keys_sql(rconn.dialect, target, len(chunk))}"
             )
-            for row in _read(rconn, "odczyt wierszy po kluczach", sql, chunk):
-                result[int(row[0])] = tuple(_to_text(value) for value in row[1:])
+            for row in _read(rconn, "odczyt wierszy po kluczach", sql, match_keys_params(chunk)):
+                result[canonical_key(target, row[:width])] = tuple(_to_text(value) for value in row[width:])
     return result

@@ -246,7 +246,9 @@ def test_hostile_identifiers_never_reach_sql(request, kind):
     before = catalog_state(source)
     columns_of = real_columns()
     rconn, log = recording_connect(source)
-    catalog_sql = {rconn.dialect[q] for q in ("sql_tables", "sql_columns", "sql_primary_key")}
+    catalog_sql = {
+        rconn.dialect[q] for q in ("sql_tables", "sql_columns", "sql_primary_key", "sql_unique_keys")
+    }
     outcomes = {"resolved": 0, "refused": 0}
 
     @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -274,16 +276,19 @@ def test_hostile_identifiers_never_reach_sql(request, kind):
             assert set(log) <= catalog_sql, log
             # Wynik to nazwy z katalogu, nigdy tekst podany przez użytkownika w innej postaci.
             assert target.table in columns_of
-            assert {target.column, target.key} <= columns_of[target.table]
+            key_names = [column.name for column in target.key_columns]
+            assert {target.column, *key_names} <= columns_of[target.table]
             # ... i to te nazwy, o które pytano (najwyżej inna wielkość liter albo schemat z przodu).
             assert table.casefold() in (target.table.casefold(), f"{target.schema}.{target.table}".casefold())
             assert column.casefold() == target.column.casefold()
-            assert not key or key.casefold() == target.key.casefold()  # pusty klucz = klucz główny
+            # Pusty klucz = klucz główny; lista po przecinku = te kolumny w tej kolejności.
+            wanted = [n.strip() for n in key.split(",") if n.strip()] if key and "," in key else [key]
+            assert not key or [n.casefold() for n in wanted] == [n.casefold() for n in key_names]
             assert target.quoted_table.endswith(db_remote.quote_identifier(rconn.db_type, target.table))
             log.clear()
             page = db_remote.fetch_page(rconn, target, None, 10)
             assert [k for k, _text in page] == [1, 2, 3]
-            if target.column != target.key:
+            if target.column not in key_names:
                 assert [text for _k, text in page] == [f"{target.table} {n}" for n in (1, 2, 3)]
             assert all(db_remote.quote_identifier(rconn.db_type, target.table) in sql for sql in log)
         assert catalog_state(source) == before
