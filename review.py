@@ -67,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def _print_item(item: dict[str, Any], color: bool) -> None:
     """Wypisuje blok jednej pozycji: nagłówek i różnicę słów."""
-    head = f"#{item['id_task_item']}  remote_id={item['remote_id']}  status={item['status']}"
+    head = f"#{item['id_task_item']}  key={item['remote_key']}  status={item['status']}"
     if item.get("approved_by"):
         head += f"  by={item['approved_by']}"
     print(head)

@@ -1,7 +1,8 @@
 """Eksport zaakceptowanych pozycji do źródła (compare-and-set; konflikt zamiast nadpisania).
 
 Run eksportu pisze do źródła każdą pozycję ``accepted`` (nieusuniętą), partiami po
-``BATCH_SIZE`` pozycji rosnąco po ``remote_id``. Dla każdej partii:
+``BATCH_SIZE`` pozycji rosnąco po ``id_task_item``, adresując wiersz źródła wszystkimi kolumnami
+klucza (``remote_key``). Dla każdej partii:
 
 1. odczyt bieżących wartości źródła (kolumna synchronizowana i kolumna zapisu) - pozycje,
    których tekst już jest w źródle (np. run zginął między commitem w źródle a zapisem
@@ -116,11 +117,13 @@ def _export_batch(
         return result
     in_place = write_column is None
     columns = [target.column] if in_place else [target.column, write_column]
-    current = db_remote.fetch_by_keys(rconn, target, [int(i["remote_id"]) for i in candidates], columns)
+    keys = {int(i["id_task_item"]): db_remote.decode_key(i["remote_key"]) for i in candidates}
+    current = db_remote.fetch_by_keys(rconn, target, list(keys.values()), columns)
     updates = []
-    by_key: dict[int, dict[str, Any]] = {}
+    by_key: dict[Any, dict[str, Any]] = {}
     for item in candidates:
-        key, id_item = int(item["remote_id"]), int(item["id_task_item"])
+        id_item = int(item["id_task_item"])
+        key = keys[id_item]
         if key not in current:
             result["conflicts"].append(
                 (id_item, "wiersz nie istnieje już w źródle; źródło nie zostało zmienione")
@@ -143,12 +146,12 @@ def _export_batch(
     cas = db_remote.compare_and_set(rconn, target, updates, write_column=write_column)
     for key, reason in cas.conflicts:
         # Źródło zmieniło się między odczytem a blokadą wiersza: opisujemy różnicę, jeśli się da.
-        item = by_key[int(key)]
-        again = db_remote.fetch_by_keys(rconn, target, [int(key)], [target.column])
-        if int(key) in again and again[int(key)][0] != item["text_original"]:
-            reason = describe_difference(item["text_original"], again[int(key)][0])
+        item = by_key[key]
+        again = db_remote.fetch_by_keys(rconn, target, [key], [target.column])
+        if key in again and again[key][0] != item["text_original"]:
+            reason = describe_difference(item["text_original"], again[key][0])
         result["conflicts"].append((int(item["id_task_item"]), reason))
-    written = [int(k) for k in cas.written]
+    written = list(cas.written)
     if written:
         check_column = target.column if in_place else write_column
         stored = db_remote.fetch_by_keys(rconn, target, written, [check_column])
@@ -195,12 +198,12 @@ def _export(
             write_column or target.column,
             target.column,
         )
-        after = None
+        after = 0
         while True:
             items = task_item.export_batch(db, id_task, after, settings["BATCH_SIZE"])
             if not items:
                 break
-            after = int(items[-1]["remote_id"])
+            after = int(items[-1]["id_task_item"])
             result = _export_batch(rconn, target, write_column, items, hash_method)
             faults.checkpoint("export.source_committed")
             _finish_batch(

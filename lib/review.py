@@ -29,6 +29,7 @@ DUMP_COLUMNS = (
     "id_task_item",
     "id_task",
     "remote_id",
+    "remote_key",
     "status",
     "text_original",
     "text_corrected",
@@ -120,7 +121,7 @@ def _check_status(status: str | None) -> None:
 def list_items(
     db: MySQL, id_task: int, status: str | None = "processed", limit: int = 20
 ) -> list[dict[str, Any]]:
-    """Zwraca pozycje zadania do przeglądu (nieusunięte), rosnąco po ``remote_id``.
+    """Zwraca pozycje zadania do przeglądu (nieusunięte) w porządku źródła.
 
     Args:
         db: Połączenie lokalne.
@@ -129,7 +130,7 @@ def list_items(
         limit: Maksymalna liczba pozycji.
 
     Returns:
-        Lista słowników z kolumnami pozycji (``id_task_item``, ``remote_id``, ``status``,
+        Lista słowników z kolumnami pozycji (``id_task_item``, ``remote_key``, ``status``,
         teksty, ``change_summary``, ``is_changed``, ``approved_by``, ``export_error``...).
 
     Raises:

@@ -25,6 +25,33 @@ _ENUM_RE = re.compile(r"(?i)^enum\((.*?)\)")
 # Zmiany nazw kolumn względem starszych schematów: (tabela, stara nazwa, nowa nazwa).
 RENAMES = [("task", "id_database_connectione", "id_database_connection")]
 
+# Uzupełnienie danych nowych kolumn w istniejących wierszach (przed dodaniem indeksów):
+# (tabela, kolumna, opis, SQL). SQL jest idempotentny - dotyka tylko wierszy jeszcze bez wartości.
+BACKFILLS = [
+    (
+        "task_item",
+        "remote_key",
+        "remote_key and source_ord from remote_id",
+        "UPDATE task_item SET remote_key=CONCAT('[', remote_id, ']'), source_ord=remote_id "
+        "WHERE remote_key IS NULL AND remote_id IS NOT NULL",
+    ),
+    (
+        "task",
+        "last_processed_key",
+        "last_processed_key from last_processed_id",
+        "UPDATE task SET last_processed_key=CONCAT('[', last_processed_id, ']'), scan_ord=last_processed_id "
+        "WHERE last_processed_key IS NULL AND last_processed_id IS NOT NULL",
+    ),
+]
+
+# Indeksy starszych schematów zastąpione innymi (usuwane po dodaniu nowych): (tabela, indeks, powód).
+OBSOLETE_KEYS = [
+    ("task_item", "idx_task_item_fingerprint", "replaced by idx_task_item_order (source order, any key)"),
+]
+
+_VARCHAR_RE = re.compile(r"(?i)^varchar\((\d+)\)")
+_CHARSET_RE = re.compile(r"(?i)CHARACTER SET (\w+)")
+
 
 class TableSpec(NamedTuple):
     """Opis tabeli odczytany z ``schema.sql``."""
@@ -75,6 +102,14 @@ def _existing_columns(db: MySQL, schema: str, table: str) -> dict[str, str]:
     return {r["COLUMN_NAME"]: r["COLUMN_TYPE"] for r in rows}
 
 
+def _existing_charsets(db: MySQL, schema: str, table: str) -> dict[str, str | None]:
+    rows = db.query(
+        "SELECT COLUMN_NAME, CHARACTER_SET_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s",
+        (schema, table),
+    )
+    return {r["COLUMN_NAME"]: r["CHARACTER_SET_NAME"] for r in rows}
+
+
 def _existing_keys(db: MySQL, schema: str, table: str) -> set[str]:
     rows = db.query(
         "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s",
@@ -93,11 +128,21 @@ def _reconcile_table(db: MySQL, schema: str, spec: TableSpec) -> list[str]:
             db.execute(f"ALTER TABLE `{table}` CHANGE COLUMN `{old}` `{new}` {definition}")
             actions.append(f"renamed column {table}.{old} -> {new}")
             existing = _existing_columns(db, schema, spec.name)
+    charsets = _existing_charsets(db, schema, spec.name)
     for column, definition in spec.columns:
         clean = definition.replace("PRIMARY KEY", "").replace("AUTO_INCREMENT", "").strip()
         if column not in existing:
             db.execute(f"ALTER TABLE `{spec.name}` ADD COLUMN `{column}` {clean}")
             actions.append(f"added column {spec.name}.{column}")
+            continue
+        wanted_charset = _charset(definition)
+        if wanted_charset and charsets.get(column) and charsets[column] != wanted_charset:
+            db.execute(f"ALTER TABLE `{spec.name}` MODIFY COLUMN `{column}` {clean}")
+            actions.append(f"converted {spec.name}.{column} to CHARACTER SET {wanted_charset}")
+            continue
+        if _varchar_length(definition) > _varchar_length(existing[column]) > 0:
+            db.execute(f"ALTER TABLE `{spec.name}` MODIFY COLUMN `{column}` {clean}")
+            actions.append(f"widened {spec.name}.{column} to {definition.split()[0]}")
             continue
         wanted = _enum_values(definition)
         have = _enum_values(existing[column])
@@ -110,6 +155,11 @@ def _reconcile_table(db: MySQL, schema: str, spec: TableSpec) -> list[str]:
                 continue
             db.execute(f"ALTER TABLE `{spec.name}` MODIFY COLUMN `{column}` {clean}")
             actions.append(f"widened ENUM {spec.name}.{column} to {wanted}")
+    for table, column, description, sql in BACKFILLS:
+        if table == spec.name:
+            changed = db.execute(sql)
+            if changed:
+                actions.append(f"backfilled {changed} rows of {table}.{column} ({description})")
     keys = _existing_keys(db, schema, spec.name)
     for kind, key_name, key_columns in spec.keys:
         if key_name in keys:
@@ -122,7 +172,23 @@ def _reconcile_table(db: MySQL, schema: str, spec: TableSpec) -> list[str]:
                 "usuń duplikaty ręcznie i uruchom --init-db ponownie"
             ) from None
         actions.append(f"added {kind.lower()} {spec.name}.{key_name}")
+    for table, key_name, reason in OBSOLETE_KEYS:
+        if table == spec.name and key_name in keys:
+            db.execute(f"ALTER TABLE `{table}` DROP INDEX `{key_name}`")
+            actions.append(f"dropped index {table}.{key_name} ({reason})")
     return actions
+
+
+def _charset(definition: str) -> str | None:
+    """Zestaw znaków z ``CHARACTER SET x`` w definicji kolumny albo ``None``."""
+    match = _CHARSET_RE.search(definition)
+    return match.group(1).lower() if match else None
+
+
+def _varchar_length(definition: str) -> int:
+    """Długość z ``VARCHAR(n)`` na początku definicji kolumny; 0, gdy to inny typ."""
+    match = _VARCHAR_RE.match(definition.strip())
+    return int(match.group(1)) if match else 0
 
 
 def init_db(settings: dict[str, Any]) -> list[str]:

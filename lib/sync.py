@@ -15,12 +15,16 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+import pymysql
 
 from lib import db_remote, faults, task_item
 from lib.control import StopCheck
-from lib.db_local import MySQL, retry_on_deadlock
+from lib.db_local import MySQL, error_code, retry_on_deadlock
+from lib.db_remote import decode_key, encode_key
 from lib.db_utils import get_logger, hash_text
+from lib.errors import TaskError
 from lib.runs import run_with_task_lock
 from lib.source import exports_in_place, hasher, open_source, resolve_task_target
 from lib.task import (
@@ -29,6 +33,7 @@ from lib.task import (
     mark_paused,
     record_scan_batch,
     record_source_total,
+    restart_scan_position,
     resume_sync_operation,
     set_resume_marker,
     stage_for_progress,
@@ -85,6 +90,27 @@ def _prefetch(pages: Iterator[list], depth: int) -> Iterator[list]:
         thread.join(timeout=5)
 
 
+# Odstęp pozycji w porządku źródła między kolejnymi wierszami przy numeracji (miejsce na wiersze
+# dopisane później między sąsiadami). BIGINT mieści 2^31 wierszy po 2^32.
+GAP = 1 << 32
+# Najdłuższy remote_key, jaki mieści kolumna task_item.remote_key.
+MAX_REMOTE_KEY = 700
+
+
+class _OrderChanged(Exception):
+    """Źródło zwraca znane klucze w innej kolejności niż przy poprzednim skanie (np. zmiana sortowania)."""
+
+
+class _Row(NamedTuple):
+    """Wiersz strony źródła gotowy do porównania."""
+
+    key: Any
+    remote_key: str
+    remote_id: int | None
+    text: str | None
+    digest: str | None
+
+
 @dataclass
 class _Batch:
     """Zmiany zebrane od ostatniego commitu (ograniczone przez ``COMMIT_ROWS``)."""
@@ -92,6 +118,7 @@ class _Batch:
     new: list[tuple] = field(default_factory=list)
     changed: list[tuple] = field(default_factory=list)
     revived: list[int] = field(default_factory=list)
+    reordered: list[tuple[int, int]] = field(default_factory=list)
     deleted: list[int] = field(default_factory=list)
     scanned: int = 0
     unchanged: int = 0
@@ -99,80 +126,234 @@ class _Batch:
 
 @dataclass
 class _Scan:
-    """Stan jednego skanu: zadanie, pozycja w źródle, bieżąca partia i statystyki runu."""
+    """Stan jednego skanu: zadanie, pozycja w źródle i w porządku źródła, partia, statystyki runu.
+
+    Attributes:
+        mode: ``key`` - pozycja w porządku źródła to sam klucz całkowity; ``assigned`` - pozycje
+            nadawane z odstępem ``GAP``; ``rerank`` - nowa numeracja całej tabeli od ``base``.
+        initial: Zadanie nie miało pozycji na starcie operacji (same nowe wiersze, bez porównań).
+        anchor: ``source_ord`` ostatniego przetworzonego wiersza źródła (``None`` przed pierwszym).
+        base: Początek nowej numeracji (tylko ``rerank``).
+    """
 
     db: MySQL
     id_task: int
     total: int
-    last_key: int | None
+    last_key: Any
+    last_row: _Row | None
     scanned: int
     stats: dict[str, Any]
+    in_place: bool
+    mode: str
+    initial: bool
+    anchor: int | None
+    base: int | None = None
     batch: _Batch = field(default_factory=_Batch)
     mark: float = field(default_factory=time.monotonic)
     last_commit: float = field(default_factory=time.monotonic)
 
 
-def _hash_page(page: list[tuple[int, str | None]], hash_of) -> list[tuple[int, str | None, str | None]]:
-    """Liczy hash tekstu każdego wiersza strony: ``(klucz, tekst, hash)``."""
-    return [(key, text, hash_text(text, hash_of)) for key, text in page]
+def _prepare_page(page: list[tuple[Any, str | None]], hash_of, single_int: bool) -> list[_Row]:
+    """Liczy ``remote_key`` i hash tekstu każdego wiersza strony."""
+    rows = []
+    for key, text in page:
+        remote_key = encode_key(key)
+        if len(remote_key) > MAX_REMOTE_KEY:
+            raise TaskError(
+                f"klucz wiersza źródła {remote_key[:80]}… ma {len(remote_key)} znaków w postaci JSON, "
+                f"a task_item.remote_key mieści {MAX_REMOTE_KEY}; wskaż krótszy klucz w task.key_column"
+            )
+        remote_id = key if single_int and -(2**63) <= key < 2**63 else None
+        rows.append(_Row(key, remote_key, remote_id, text, hash_text(text, hash_of)))
+    return rows
 
 
-def _page_fingerprint(hashed: list[tuple[int, str | None, str | None]]) -> str:
-    """Odcisk strony: sha256 z ``klucz:hash`` kolejnych wierszy (format ``task_item.local_fingerprint``)."""
-    joined = ",".join(f"{key}:{digest or ''}" for key, _text, digest in hashed)
-    return hashlib.sha256(joined.encode("ascii")).hexdigest()
+def _page_fingerprint(rows: list[_Row]) -> str:
+    """Odcisk strony: sha256 z linii ``remote_key<TAB>hash`` (format ``task_item.local_fingerprint``)."""
+    joined = "\n".join(f"{row.remote_key}\t{row.digest or ''}" for row in rows)
+    return hashlib.sha256(joined.encode("utf-8")).hexdigest()
 
 
-def _compare_page(
-    hashed: list[tuple[int, str | None, str | None]], local: dict[int, tuple], batch: _Batch, in_place: bool
-) -> None:
-    """Porównuje stronę źródła z lokalnym zakresem i dopisuje różnice do partii.
+def _compare(batch: _Batch, row: _Row, item: tuple, in_place: bool) -> None:
+    """Porównuje wiersz źródła z jego pozycją: zmiana tekstu, powrót usuniętego wiersza."""
+    id_item, _ord, original_hash, local_hash, status, deleted = item
+    if deleted:
+        batch.revived.append(id_item)
+    if row.digest != task_item.reference_hash(status, original_hash, local_hash, in_place):
+        batch.changed.append((id_item, row.text, row.digest))
+    elif not deleted:
+        batch.unchanged += 1
 
-    ``in_place`` = eksport pisze do synchronizowanej kolumny: wtedy źródło pozycji ``exported``
-    trzyma ``text_corrected`` (reguła ``task_item.reference_hash``).
+
+def _spaced(low: int | None, high: int | None, count: int, half: bool) -> list[int] | None:
+    """``count`` rosnących pozycji ściśle między ``low`` i ``high`` (``None`` = bez granicy).
+
+    ``half`` = wiersze przed nieznanym jeszcze następnikiem: zajmują tylko dolną połowę przedziału,
+    żeby kolejne strony też miały miejsce. ``None``, gdy liczby całkowite się nie mieszczą.
     """
-    for key, text, digest in hashed:
-        item = local.pop(key, None)
+    if high is None:
+        start = 0 if low is None else low
+        return [start + GAP * (i + 1) for i in range(count)]
+    if low is None:
+        return [high - GAP * (count - i) for i in range(count)]
+    span = (high - low) // 2 if half else high - low
+    step = span // (count + 1)
+    if step < 1:
+        return None
+    return [low + step * (i + 1) for i in range(count)]
+
+
+def _place(
+    scan: _Scan, run: list[tuple[_Row, tuple | None]], high: int | None, half: bool, local: dict
+) -> int | None:
+    """Nadaje pozycje w porządku źródła wierszom bez pozycji (nowe i przywrócone) przed ``high``.
+
+    Gdy między sąsiadami brakuje liczb, pozycje od ``high`` w górę są przesuwane (rzadkie: tysiące
+    wierszy dopisanych w jednym miejscu); zapamiętane pozycje strony (``local``) przesuwają się też.
+
+    Returns:
+        ``high`` po ewentualnym przesunięciu.
+    """
+    if not run:
+        return high
+    ords = _spaced(scan.anchor, high, len(run), half)
+    if ords is None:
+        assert high is not None
+        amount = GAP * (len(run) + 1) * 2
+        task_item.shift_ords(scan.db, scan.id_task, high, amount)
+        for remote_key, item in list(local.items()):
+            if item[1] is not None and item[1] >= high:
+                local[remote_key] = (item[0], item[1] + amount, *item[2:])
+        high += amount
+        ords = _spaced(scan.anchor, high, len(run), half)
+        assert ords is not None
+    for (row, item), ordinal in zip(run, ords, strict=True):
         if item is None:
-            batch.new.append((key, text, digest))
-            continue
-        _remote_id, id_item, original_hash, local_hash, status, deleted = item
-        if deleted:
-            batch.revived.append(id_item)
-        if digest != task_item.reference_hash(status, original_hash, local_hash, in_place):
-            batch.changed.append((id_item, text, digest))
-        elif not deleted:
-            batch.unchanged += 1
-    # Klucze lokalne z zakresu strony, których nie ma w źródle, zostały usunięte.
-    for item in local.values():
-        if not item[5]:
-            batch.deleted.append(item[1])
-    batch.scanned += len(hashed)
+            scan.batch.new.append((row.remote_key, row.remote_id, ordinal, row.text, row.digest))
+        else:
+            scan.batch.reordered.append((item[0], ordinal))
+            _compare(scan.batch, row, item, scan.in_place)
+        scan.anchor = ordinal
+    return high
 
 
-def _write_batch(
-    db: MySQL, id_task: int, batch: _Batch, last_key: int | None, final: bool, progress: float, work_ms: int
-) -> int:
-    """Zapisuje partię w jednej transakcji razem z ``last_processed_id`` i licznikami.
+def _merge_page(scan: _Scan, rows: list[_Row]) -> None:
+    """Porównuje stronę źródła (w porządku źródła) z pozycjami zadania i dopisuje różnice do partii.
+
+    Pozycje w porządku źródła (``source_ord``) są zgodne z tym porządkiem dla wszystkich znanych
+    kluczy, więc aktywne pozycje z przedziału ``(anchor, pozycja ostatniego dopasowanego wiersza]``,
+    których klucza nie ma na stronie, zniknęły ze źródła - bez porównywania kluczy sortowaniem
+    lokalnej bazy (źródło może sortować inaczej niż bajty: ``_ci``, ICU, ``uniqueidentifier``).
+
+    Raises:
+        _OrderChanged: Znany klucz przyszedł w innej kolejności niż jego pozycja (tylko ``assigned``).
+    """
+    db, id_task, batch = scan.db, scan.id_task, scan.batch
+    if scan.initial:
+        if scan.mode == "key":
+            batch.new.extend((r.remote_key, r.remote_id, r.key, r.text, r.digest) for r in rows)
+            scan.anchor = rows[-1].key
+        else:
+            _place(scan, [(row, None) for row in rows], None, False, {})
+        return
+    last = rows[-1]
+    if scan.mode != "rerank":
+        count, fingerprint, last_ord = task_item.next_fingerprint(
+            db, id_task, scan.anchor, len(rows), scan.in_place
+        )
+        if count == len(rows) and fingerprint == _page_fingerprint(rows):
+            batch.unchanged += len(rows)
+            scan.anchor = last_ord
+            return
+    local = task_item.items_by_keys(db, id_task, [row.remote_key for row in rows])
+    if scan.mode == "rerank":
+        for row in rows:
+            item = local.get(row.remote_key)
+            ordinal = scan.anchor + GAP if scan.anchor is not None else scan.base
+            if item is None:
+                batch.new.append((row.remote_key, row.remote_id, ordinal, row.text, row.digest))
+            else:
+                batch.reordered.append((item[0], ordinal))
+                _compare(batch, row, item, scan.in_place)
+            scan.anchor = ordinal
+        return
+    if scan.mode == "key":
+        matched = [local[r.remote_key][1] for r in rows if r.remote_key in local]
+        high = last.key
+    else:
+        matched = [
+            local[r.remote_key][1] for r in rows if r.remote_key in local and not local[r.remote_key][5]
+        ]
+        if any(b <= a for a, b in zip(matched, matched[1:], strict=False)) or (
+            matched and scan.anchor is not None and matched[0] <= scan.anchor
+        ):
+            raise _OrderChanged
+        high = matched[-1] if matched else None
+    if high is not None:
+        seen = {local[r.remote_key][0] for r in rows if r.remote_key in local}
+        batch.deleted.extend(
+            i for i in task_item.active_in_range(db, id_task, scan.anchor, high) if i not in seen
+        )
+    if scan.mode == "key":
+        for row in rows:
+            item = local.get(row.remote_key)
+            if item is None:
+                batch.new.append((row.remote_key, row.remote_id, row.key, row.text, row.digest))
+            else:
+                _compare(batch, row, item, scan.in_place)
+        scan.anchor = last.key
+        return
+    run: list[tuple[_Row, tuple | None]] = []
+    for row in rows:
+        item = local.get(row.remote_key)
+        if item is not None and not item[5]:
+            # Znana, aktywna pozycja: kotwica porządku; wiersze przed nią dostają pozycje między kotwicami.
+            placed = _place(scan, run, item[1], False, local)
+            run = []
+            _compare(batch, row, local[row.remote_key], scan.in_place)
+            scan.anchor = placed
+        else:
+            run.append((row, item))
+    if run:
+        _place(scan, run, task_item.next_active_ord(db, id_task, scan.anchor), True, local)
+
+
+def _write_batch(scan: _Scan, final: bool, progress: float, work_ms: int) -> int:
+    """Zapisuje partię w jednej transakcji razem z pozycją w źródle i licznikami.
 
     Returns:
         Liczba pozycji oznaczonych jako usunięte (z ogonem po ostatniej stronie).
     """
+    db, id_task, batch = scan.db, scan.id_task, scan.batch
+    last = scan.last_row
+    position = (last.remote_key, last.remote_id, scan.anchor) if last is not None else (None, None, None)
 
     def work() -> int:
         db.begin()
         lock_task_row(db, id_task)
-        task_item.insert_items(db, id_task, batch.new)
+        try:
+            task_item.insert_items(db, id_task, batch.new)
+        except pymysql.err.IntegrityError as exc:
+            if error_code(exc) != 1062:
+                raise
+            raise TaskError(
+                f"klucz wiersza źródła występuje więcej niż raz ({exc.args[1]}); kolumny klucza "
+                "(task.key_column) muszą jednoznacznie wskazywać wiersz"
+            ) from None
         task_item.revive_items(db, batch.revived)
+        task_item.set_ords(db, batch.reordered)
         task_item.update_changed_items(db, batch.changed)
         deleted = task_item.mark_items_deleted(db, batch.deleted)
         if final:
-            # Ogon: pozycje z kluczami większymi niż ostatni klucz źródła zniknęły ze źródła.
-            deleted += task_item.mark_tail_deleted(db, id_task, last_key)
+            # Ogon: pozycje za ostatnim wierszem źródła (albo bez nowej numeracji) zniknęły ze źródła.
+            if scan.mode == "rerank":
+                deleted += task_item.mark_unseen_deleted(db, id_task, scan.base)
+            else:
+                deleted += task_item.mark_tail_deleted(db, id_task, scan.anchor)
         record_scan_batch(
             db,
             id_task,
-            last_key,
+            position,
             scanned=batch.scanned,
             new=len(batch.new) + len(batch.revived),
             updated=len(batch.changed),
@@ -196,9 +377,7 @@ def _flush(scan: _Scan, final: bool, progress: Progress | None) -> None:
     else:
         percent = min(89.99, 5.0 + 85.0 * (scan.scanned / scan.total if scan.total else 1.0))
     now = time.monotonic()
-    deleted = _write_batch(
-        scan.db, scan.id_task, batch, scan.last_key, final, percent, int((now - scan.mark) * 1000)
-    )
+    deleted = _write_batch(scan, final, percent, int((now - scan.mark) * 1000))
     faults.checkpoint("sync.fetch")
     stats = scan.stats
     stats["fetched"] += batch.scanned
@@ -212,20 +391,53 @@ def _flush(scan: _Scan, final: bool, progress: Progress | None) -> None:
         progress({**stats, "scanned": scan.scanned, "records_total": scan.total, "sync_progress": percent})
 
 
-def _start_operation(db: MySQL, task_row: dict[str, Any], run_id: str | None) -> tuple[bool, bool]:
+def _start_operation(db: MySQL, task_row: dict[str, Any], run_id: str | None) -> tuple[bool, str]:
     """Zaczyna nową operację synchronizacji albo wznawia przerwaną.
 
+    Znacznik operacji (``resume_marker``): ``scan:init:<uuid>`` (zadanie bez pozycji na starcie),
+    ``scan:diff:<uuid>`` albo ``scan:rerank:<base>:<uuid>`` (nowa numeracja porządku źródła).
+
     Returns:
-        Krotka ``(resuming, initial)``: czy to wznowienie i czy zadanie nie miało pozycji na starcie.
+        Krotka ``(resuming, marker)``.
     """
     id_task = task_row["id_task"]
     marker = task_row.get("resume_marker") or ""
     if marker.startswith("scan:"):
         resume_sync_operation(db, id_task, run_id)
-        return True, marker.split(":")[1] == "init"
+        return True, marker
     initial = not task_item.has_items(db, id_task)
-    start_sync_operation(db, id_task, f"scan:{'init' if initial else 'diff'}:{uuid.uuid4()}", run_id)
-    return False, initial
+    marker = f"scan:{'init' if initial else 'diff'}:{uuid.uuid4()}"
+    start_sync_operation(db, id_task, marker, run_id)
+    return False, marker
+
+
+def _order_mode(target: db_remote.Target) -> str:
+    """``key`` dla jednej kolumny całkowitej mieszczącej się w BIGINT, inaczej ``assigned``."""
+    if not target.single_integer_key:
+        return "assigned"
+    type_name = target.key_columns[0].type_name.lower()
+    return "assigned" if "unsigned" in type_name and "bigint" in type_name else "key"
+
+
+def _start_rerank(scan: _Scan) -> str:
+    """Przełącza operację na nową numerację porządku źródła i zaczyna skan od początku źródła.
+
+    Źródło podało znane klucze w innej kolejności niż zapamiętana (np. zmiana sortowania kolumny
+    klucza): zapisane pozycje nie opisują już porządku źródła. Bieżąca partia jest zatwierdzana,
+    potem każda pozycja widziana w źródle dostaje pozycję od ``base`` w górę, a na końcu aktywne
+    pozycje bez nowej pozycji są oznaczane jako usunięte.
+    """
+    _flush(scan, False, None)
+    scan.base = (task_item.max_ord(scan.db, scan.id_task) or 0) + GAP
+    scan.mode, scan.anchor, scan.last_key, scan.last_row, scan.initial = "rerank", None, None, None, False
+    marker = f"scan:rerank:{scan.base}:{uuid.uuid4()}"
+    restart_scan_position(scan.db, scan.id_task, marker)
+    log.warning(
+        "zadanie %s: źródło zwraca klucze w innej kolejności niż przy poprzednim skanie - skan od początku "
+        "z nową numeracją porządku źródła",
+        scan.id_task,
+    )
+    return marker
 
 
 def _scan(
@@ -249,11 +461,11 @@ def _scan(
             "deleted": 0,
             "unchanged": 0,
             "stopped": None,
-            "last_key": task_row["last_processed_id"],
+            "last_key": task_row["last_processed_key"],
             "records_total": task_row["records_total"],
             "resumed": True,
         }
-    resuming, initial = _start_operation(db, task_row, run_id)
+    resuming, marker = _start_operation(db, task_row, run_id)
     faults.checkpoint("sync.init")
     rconn, _conn_row = open_source(db, task_row, settings)
     try:
@@ -265,20 +477,24 @@ def _scan(
         # run zabity przed tym momentem liczy je od nowa.
         if state is not None and float(state["sync_progress"] or 0) >= 5:
             total = int(state["records_total"] or 0)
-            after = state["last_processed_id"]
+            after = decode_key(state["last_processed_key"]) if state["last_processed_key"] else None
+            anchor = state["scan_ord"]
             scanned_before = int(state["records_fetched"] or 0)
         else:
             total = db_remote.count_rows(rconn, target)
-            after, scanned_before = None, 0
+            after, anchor, scanned_before = None, None, 0
             record_source_total(db, id_task, total, int((time.monotonic() - started) * 1000))
+        parts = marker.split(":")
+        mode, base = ("rerank", int(parts[2])) if parts[1] == "rerank" else (_order_mode(target), None)
         log.info(
-            "zadanie %s: %s skanu %s.%s (%s wierszy w źródle, od klucza %s)",
+            "zadanie %s: %s skanu %s.%s po kluczu (%s): %s wierszy w źródle%s",
             id_task,
             "wznowienie" if resuming else "start",
             target.table,
             target.column,
+            target.key,
             total,
-            after,
+            "" if after is None else f", od klucza {encode_key(after)}",
         )
         batch_size = settings["BATCH_SIZE"]
         commit_rows = max(settings["COMMIT_ROWS"], batch_size)
@@ -287,47 +503,60 @@ def _scan(
             id_task,
             total,
             after,
+            None,
             scanned_before,
             {"fetched": 0, "new": 0, "updated": 0, "deleted": 0, "unchanged": 0},
+            exports_in_place(task_row),
+            mode,
+            parts[1] == "init",
+            anchor,
+            base,
         )
         stopped = None
-        in_place = exports_in_place(task_row)
-        # GROUP_CONCAT odcisku strony: BATCH_SIZE wierszy po ~90 znaków.
-        db.execute("SET SESSION group_concat_max_len = %s", (max(1 << 20, batch_size * 200),))
-        pages = _prefetch(db_remote.iter_pages(rconn, target, after, batch_size), _PREFETCH_PAGES)
-        try:
-            for page in pages:
-                high = page[-1][0]
-                hashed = _hash_page(page, hash_of)
-                if initial:
-                    _compare_page(hashed, {}, scan.batch, in_place)
-                elif task_item.local_fingerprint(db, id_task, scan.last_key, high, in_place) == (
-                    len(hashed),
-                    _page_fingerprint(hashed),
-                ):
-                    scan.batch.unchanged += len(hashed)
-                    scan.batch.scanned += len(hashed)
-                else:
-                    local = task_item.local_range(db, id_task, scan.last_key, high)
-                    _compare_page(hashed, local, scan.batch, in_place)
-                scan.last_key = high
-                scan.scanned += len(page)
-                if (
-                    scan.batch.scanned >= commit_rows
-                    or time.monotonic() - scan.last_commit >= _COMMIT_EVERY_S
-                ):
-                    _flush(scan, False, progress)
-                    stopped = should_stop() if should_stop else None
-                    if stopped:
+        single_int = target.single_integer_key
+        # GROUP_CONCAT odcisku strony: BATCH_SIZE wierszy z kluczem do 700 znaków.
+        db.execute("SET SESSION group_concat_max_len = %s", (max(1 << 20, batch_size * 3200),))
+        restart = True
+        while restart:
+            restart = False
+            pages = _prefetch(db_remote.iter_pages(rconn, target, scan.last_key, batch_size), _PREFETCH_PAGES)
+            try:
+                for page in pages:
+                    rows = _prepare_page(page, hash_of, single_int)
+                    if scan.mode == "key" and any(row.remote_id is None for row in rows):
+                        raise TaskError(
+                            f"klucz tabeli {target.table!r} nie mieści się w BIGINT; wskaż inny klucz"
+                        )
+                    try:
+                        _merge_page(scan, rows)
+                    except _OrderChanged:
+                        _start_rerank(scan)
+                        restart = True
                         break
-        finally:
-            pages.close()
+                    scan.batch.scanned += len(rows)
+                    scan.last_key, scan.last_row = page[-1][0], rows[-1]
+                    scan.scanned += len(page)
+                    if (
+                        scan.batch.scanned >= commit_rows
+                        or time.monotonic() - scan.last_commit >= _COMMIT_EVERY_S
+                    ):
+                        _flush(scan, False, progress)
+                        stopped = should_stop() if should_stop else None
+                        if stopped:
+                            break
+            finally:
+                pages.close()
         if stopped:
             mark_paused(db, id_task, stopped)
         else:
             _flush(scan, True, progress)
             set_resume_marker(db, id_task, f"verify:{uuid.uuid4()}")
-        scan.stats.update(stopped=stopped, last_key=scan.last_key, records_total=total, resumed=resuming)
+        scan.stats.update(
+            stopped=stopped,
+            last_key=None if scan.last_row is None else scan.last_row.remote_key,
+            records_total=total,
+            resumed=resuming,
+        )
         return scan.stats
     finally:
         db_remote.close(rconn)

@@ -129,7 +129,7 @@ def start_sync_operation(db: MySQL, id_task: int, marker: str, run_id: str | Non
     """Zaczyna nową operację synchronizacji: zeruje liczniki i postęp, zapisuje znacznik operacji."""
     db.execute(
         "UPDATE task SET status='in_progress', pause_reason=NULL, error_log=NULL, sync_stage='init', sync_progress=0, "
-        "resume_marker=%s, last_processed_id=NULL, records_total=0, records_fetched=0, records_processed=0, "
+        "resume_marker=%s, last_processed_id=NULL, last_processed_key=NULL, scan_ord=NULL, records_total=0, records_fetched=0, records_processed=0, "
         "records_new=0, records_updated=0, records_deleted=0, started_at=NOW(), finished_at=NULL, total_time_ms=0, "
         "run_id=%s WHERE id_task=%s",
         (marker, run_id, id_task),
@@ -138,7 +138,7 @@ def start_sync_operation(db: MySQL, id_task: int, marker: str, run_id: str | Non
 
 
 def resume_sync_operation(db: MySQL, id_task: int, run_id: str | None) -> None:
-    """Wznawia przerwaną operację synchronizacji (liczniki i ``last_processed_id`` zostają)."""
+    """Wznawia przerwaną operację synchronizacji (liczniki i pozycja w źródle zostają)."""
     db.execute(
         "UPDATE task SET status='in_progress', pause_reason=NULL, error_log=NULL, finished_at=NULL, run_id=%s "
         "WHERE id_task=%s",
@@ -160,7 +160,7 @@ def record_source_total(db: MySQL, id_task: int, total: int, work_ms: int) -> No
 def record_scan_batch(
     db: MySQL,
     id_task: int,
-    last_key: int | None,
+    position: tuple[str | None, int | None, int | None],
     scanned: int,
     new: int,
     updated: int,
@@ -171,17 +171,54 @@ def record_scan_batch(
 ) -> None:
     """Dopisuje wynik partii skanu do zadania (w transakcji partii, razem z pozycjami).
 
-    ``last_processed_id`` zapisany w tej samej transakcji co pozycje partii: wznowienie zaczyna
-    dokładnie za zatwierdzonym kluczem, a liczniki opisują całą operację.
+    Pozycja w źródle (``last_processed_key``, ``last_processed_id``, ``scan_ord``) zapisana w tej
+    samej transakcji co pozycje partii: wznowienie zaczyna dokładnie za zatwierdzonym kluczem,
+    a liczniki opisują całą operację.
+
+    Args:
+        db: Połączenie (transakcja partii).
+        id_task: Zadanie.
+        position: ``(remote_key ostatniego wiersza, jego remote_id albo None, jego source_ord)``.
+        scanned: Wiersze źródła w partii.
+        new: Nowe (i przywrócone) pozycje.
+        updated: Pozycje ze zmienionym tekstem.
+        deleted: Pozycje oznaczone jako usunięte.
+        progress: Postęp (nigdy w dół).
+        stage: Etap odpowiadający postępowi.
+        work_ms: Czas pracy partii.
     """
+    last_key, last_id, last_ord = position
     db.execute(
-        "UPDATE task SET last_processed_id=%s, records_fetched=records_fetched+%s, "
-        "records_processed=records_processed+%s, records_new=records_new+%s, "
+        "UPDATE task SET last_processed_key=%s, last_processed_id=%s, scan_ord=%s, "
+        "records_fetched=records_fetched+%s, records_processed=records_processed+%s, records_new=records_new+%s, "
         "records_updated=records_updated+%s, records_deleted=records_deleted+%s, "
         "sync_progress=GREATEST(sync_progress, %s), sync_stage=%s, total_time_ms=total_time_ms+%s "
         "WHERE id_task=%s",
-        (last_key, scanned, scanned, new, updated, deleted, progress, stage, work_ms, id_task),
+        (
+            last_key,
+            last_id,
+            last_ord,
+            scanned,
+            scanned,
+            new,
+            updated,
+            deleted,
+            progress,
+            stage,
+            work_ms,
+            id_task,
+        ),
     )
+
+
+def restart_scan_position(db: MySQL, id_task: int, marker: str) -> None:
+    """Skan zaczyna się od początku źródła w tej samej operacji (nowa numeracja porządku źródła)."""
+    db.execute(
+        "UPDATE task SET resume_marker=%s, last_processed_key=NULL, last_processed_id=NULL, scan_ord=NULL "
+        "WHERE id_task=%s",
+        (marker, id_task),
+    )
+    db.commit()
 
 
 def set_resume_marker(db: MySQL, id_task: int, marker: str) -> None:

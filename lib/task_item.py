@@ -94,53 +94,110 @@ def has_items(db: MySQL, id_task: int) -> bool:
     return db.query_value("SELECT 1 FROM task_item WHERE id_task=%s LIMIT 1", (id_task,)) is not None
 
 
-def _key_range(low: int | None, high: int) -> tuple[str, tuple]:
-    """Warunek zakresu kluczy ``(low, high]`` i jego parametry."""
-    if low is None:
-        return "remote_id <= %s", (high,)
-    return "remote_id > %s AND remote_id <= %s", (low, high)
+def _ord_range(low: int | None, high: int | None) -> tuple[str, tuple]:
+    """Warunek zakresu pozycji w porządku źródła ``(low, high]`` (``None`` = bez ograniczenia)."""
+    parts, params = [], []
+    if low is not None:
+        parts.append("source_ord > %s")
+        params.append(low)
+    if high is not None:
+        parts.append("source_ord <= %s")
+        params.append(high)
+    return (" AND ".join(parts) or "source_ord IS NOT NULL"), tuple(params)
 
 
-def local_range(db: MySQL, id_task: int, low: int | None, high: int) -> dict[int, tuple]:
-    """Zwraca pozycje zadania z kluczami w przedziale ``(low, high]``.
+def items_by_keys(db: MySQL, id_task: int, remote_keys: list[str]) -> dict[str, tuple]:
+    """Pozycje zadania o podanych kluczach (dokładnie, bajt po bajcie - sortowanie binarne ``remote_key``).
 
     Returns:
-        Słownik ``remote_id -> (remote_id, id_task_item, original_hash, local_hash, status, deleted)``.
+        Słownik ``remote_key -> (id_task_item, source_ord, original_hash, local_hash, status, deleted)``.
     """
-    bound, params = _key_range(low, high)
+    if not remote_keys:
+        return {}
     rows = db.query(
-        "SELECT remote_id, id_task_item, original_hash, local_hash, status, deleted_at IS NOT NULL AS deleted "
-        f"FROM task_item WHERE id_task=%s AND {bound}",
+        "SELECT remote_key, id_task_item, source_ord, original_hash, local_hash, status, "
+        f"deleted_at IS NOT NULL AS deleted FROM task_item WHERE id_task=%s AND remote_key IN ({_marks(remote_keys)})",
+        (id_task, *remote_keys),
+    )
+    return {r["remote_key"]: tuple(list(r.values())[1:]) for r in rows}
+
+
+def active_in_range(db: MySQL, id_task: int, low: int | None, high: int) -> dict[int, str]:
+    """Aktywne pozycje z pozycją w porządku źródła w ``(low, high]``: ``id_task_item -> remote_key``."""
+    bound, params = _ord_range(low, high)
+    rows = db.query(
+        f"SELECT id_task_item, remote_key FROM task_item WHERE id_task=%s AND deleted_at IS NULL AND {bound}",
         (id_task, *params),
     )
-    return {r["remote_id"]: tuple(r.values()) for r in rows}
+    return {int(r["id_task_item"]): r["remote_key"] for r in rows}
 
 
-def local_fingerprint(
-    db: MySQL, id_task: int, low: int | None, high: int, in_place: bool
-) -> tuple[int, str | None]:
-    """Liczba i odcisk aktywnych pozycji z zakresu ``(low, high]`` policzone w MySQL.
-
-    Zapytanie czyta tylko pokrywający indeks ``idx_task_item_fingerprint`` (bez tekstów), więc
-    resync bez zmian nie przesyła szczegółów pozycji - jedno małe zapytanie na stronę. Format
-    odcisku: sha256 z ``klucz:hash`` kolejnych pozycji (hash wg ``REFERENCE_HASH_SQL``).
-    """
-    bound, params = _key_range(low, high)
-    row = db.query_one(
-        "SELECT COUNT(*) AS n, SHA2(GROUP_CONCAT(CONCAT(remote_id, ':', "
-        f"IFNULL({REFERENCE_HASH_SQL}, '')) ORDER BY remote_id SEPARATOR ','), 256) "
-        f"AS fp FROM task_item WHERE id_task=%s AND deleted_at IS NULL AND {bound}",
-        (in_place, id_task, *params),
+def next_active_ord(db: MySQL, id_task: int, after: int | None) -> int | None:
+    """Najmniejsza pozycja aktywnej pozycji większa niż ``after`` (``None``: brak takiej)."""
+    bound, params = _ord_range(after, None)
+    return db.query_value(
+        f"SELECT MIN(source_ord) FROM task_item WHERE id_task=%s AND deleted_at IS NULL AND {bound}",
+        (id_task, *params),
     )
-    return int(row["n"]), row["fp"]
 
 
-def insert_items(db: MySQL, id_task: int, rows: list[tuple[int, str | None, str | None]]) -> None:
-    """Wstawia nowe pozycje ``(klucz, tekst, hash)`` jednym wielowierszowym INSERT (status ``pending``)."""
+def max_ord(db: MySQL, id_task: int) -> int | None:
+    """Największa pozycja w porządku źródła wśród wszystkich pozycji zadania."""
+    return db.query_value("SELECT MAX(source_ord) FROM task_item WHERE id_task=%s", (id_task,))
+
+
+def shift_ords(db: MySQL, id_task: int, start: int, amount: int) -> int:
+    """Przesuwa pozycje ``>= start`` o ``amount`` (robi miejsce na nowe wiersze między sąsiadami)."""
+    return db.execute(
+        "UPDATE task_item SET source_ord=source_ord+%s WHERE id_task=%s AND source_ord >= %s",
+        (amount, id_task, start),
+    )
+
+
+def set_ords(db: MySQL, rows: list[tuple[int, int]]) -> None:
+    """Zapisuje nowe pozycje w porządku źródła ``(id_task_item, source_ord)``."""
+    for id_item, ordinal in rows:
+        db.execute("UPDATE task_item SET source_ord=%s WHERE id_task_item=%s", (ordinal, id_item))
+
+
+def next_fingerprint(
+    db: MySQL, id_task: int, after: int | None, count: int, in_place: bool
+) -> tuple[int, str | None, int | None]:
+    """Odcisk ``count`` kolejnych aktywnych pozycji za pozycją ``after`` w porządku źródła.
+
+    Zapytanie czyta tylko pokrywający indeks ``idx_task_item_order`` (bez tekstów). Gdy odcisk
+    równa się odciskowi strony źródła o ``count`` wierszach, strona jest bez zmian: te same klucze
+    w tej samej kolejności, te same hashe i brak usuniętych pomiędzy. Format (ten sam liczy
+    ``lib.sync`` dla strony źródła): sha256 z linii ``remote_key<TAB>hash`` rozdzielonych ``\\n``
+    (znaków sterujących nie ma w JSON ``remote_key``).
+
+    Returns:
+        ``(liczba pozycji, odcisk, pozycja ostatniej)``.
+    """
+    bound, params = _ord_range(after, None)
+    row = db.query_one(
+        "SELECT COUNT(*) AS n, SHA2(GROUP_CONCAT(CONCAT(remote_key, '\\t', IFNULL(ref, '')) "
+        "ORDER BY source_ord SEPARATOR '\\n'), 256) AS fp, MAX(source_ord) AS last_ord FROM ("
+        f"SELECT remote_key, source_ord, {REFERENCE_HASH_SQL} AS ref FROM task_item "
+        f"WHERE id_task=%s AND deleted_at IS NULL AND {bound} ORDER BY source_ord LIMIT %s) page",
+        (in_place, id_task, *params, count),
+    )
+    return int(row["n"]), row["fp"], row["last_ord"]
+
+
+def insert_items(
+    db: MySQL, id_task: int, rows: list[tuple[str, int | None, int, str | None, str | None]]
+) -> None:
+    """Wstawia nowe pozycje ``(remote_key, remote_id, source_ord, tekst, hash)`` (status ``pending``).
+
+    Raises:
+        pymysql.IntegrityError: Klucz już jest w zadaniu (źródło ma powtórzony klucz).
+    """
     if rows:
         db.executemany(
-            "INSERT INTO task_item (id_task, remote_id, text_original, original_hash) VALUES (%s, %s, %s, %s)",
-            [(id_task, key, text, digest) for key, text, digest in rows],
+            "INSERT INTO task_item (id_task, remote_key, remote_id, source_ord, text_original, original_hash) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            [(id_task, *row) for row in rows],
         )
 
 
@@ -174,24 +231,34 @@ def mark_items_deleted(db: MySQL, ids: list[int]) -> int:
     )
 
 
-def mark_tail_deleted(db: MySQL, id_task: int, last_key: int | None) -> int:
-    """Oznacza jako usunięte pozycje z kluczami większymi niż ostatni klucz źródła (ogon po skanie).
+def mark_tail_deleted(db: MySQL, id_task: int, last_ord: int | None) -> int:
+    """Oznacza jako usunięte aktywne pozycje za ostatnim wierszem źródła (ogon po skanie).
 
     Args:
         db: Połączenie (transakcja wołającego).
         id_task: Zadanie.
-        last_key: Ostatni klucz źródła albo ``None`` (źródło puste: usunięte są wszystkie).
+        last_ord: Pozycja ostatniego wiersza źródła albo ``None`` (źródło puste: usunięte są wszystkie).
 
     Returns:
         Liczba oznaczonych pozycji.
     """
-    if last_key is None:
+    if last_ord is None:
         return db.execute(
             "UPDATE task_item SET deleted_at=NOW() WHERE id_task=%s AND deleted_at IS NULL", (id_task,)
         )
     return db.execute(
-        "UPDATE task_item SET deleted_at=NOW() WHERE id_task=%s AND deleted_at IS NULL AND remote_id > %s",
-        (id_task, last_key),
+        "UPDATE task_item SET deleted_at=NOW() WHERE id_task=%s AND deleted_at IS NULL "
+        "AND (source_ord > %s OR source_ord IS NULL)",
+        (id_task, last_ord),
+    )
+
+
+def mark_unseen_deleted(db: MySQL, id_task: int, base: int) -> int:
+    """Po skanie z nową numeracją: aktywne pozycje bez nowej pozycji (``< base``) zniknęły ze źródła."""
+    return db.execute(
+        "UPDATE task_item SET deleted_at=NOW() WHERE id_task=%s AND deleted_at IS NULL "
+        "AND (source_ord < %s OR source_ord IS NULL)",
+        (id_task, base),
     )
 
 
@@ -208,28 +275,28 @@ def active_counts(db: MySQL, id_task: int) -> tuple[int, int]:
     return int(row["active"]), int(row["no_hash"])
 
 
-def verify_sample(db: MySQL, id_task: int, samples: int, sample_size: int) -> dict[int, dict[str, Any]]:
-    """Próbka aktywnych pozycji rozłożona po zakresie kluczy: ``samples`` porcji po ``sample_size``.
+def verify_sample(db: MySQL, id_task: int, samples: int, sample_size: int) -> dict[str, dict[str, Any]]:
+    """Próbka aktywnych pozycji rozłożona po porządku źródła: ``samples`` porcji po ``sample_size``.
 
     Returns:
-        Słownik ``remote_id -> wiersz (remote_id, original_hash, local_hash, status)``.
+        Słownik ``remote_key -> wiersz (remote_key, original_hash, local_hash, status)``.
     """
     bounds = db.query_one(
-        "SELECT MIN(remote_id) AS lo, MAX(remote_id) AS hi FROM task_item WHERE id_task=%s AND deleted_at IS NULL",
+        "SELECT MIN(source_ord) AS lo, MAX(source_ord) AS hi FROM task_item WHERE id_task=%s AND deleted_at IS NULL",
         (id_task,),
     )
-    rows: dict[int, dict[str, Any]] = {}
+    rows: dict[str, dict[str, Any]] = {}
     if not bounds or bounds["lo"] is None:
         return rows
     lo, hi = int(bounds["lo"]), int(bounds["hi"])
     for i in range(samples):
         start = lo + (hi - lo) * i // samples
         for row in db.query(
-            "SELECT remote_id, original_hash, local_hash, status FROM task_item "
-            "WHERE id_task=%s AND deleted_at IS NULL AND remote_id >= %s ORDER BY remote_id LIMIT %s",
+            "SELECT remote_key, original_hash, local_hash, status FROM task_item "
+            "WHERE id_task=%s AND deleted_at IS NULL AND source_ord >= %s ORDER BY source_ord LIMIT %s",
             (id_task, start, sample_size),
         ):
-            rows[int(row["remote_id"])] = row
+            rows[row["remote_key"]] = row
     return rows
 
 
@@ -240,7 +307,8 @@ def integrity_counts(db: MySQL, id_task: int) -> dict[str, int]:
         Słownik: duplicates, missing_hash, active_items.
     """
     duplicates = db.query_value(
-        "SELECT COUNT(*) FROM (SELECT remote_id FROM task_item WHERE id_task=%s GROUP BY remote_id HAVING COUNT(*)>1) d",
+        "SELECT COUNT(*) FROM (SELECT remote_key FROM task_item WHERE id_task=%s GROUP BY remote_key "
+        "HAVING COUNT(*)>1) d",
         (id_task,),
     )
     row = db.query_one(
@@ -431,17 +499,13 @@ def ai_workload(db: MySQL, id_task: int, max_attempts: int) -> dict[str, int]:
 # --- eksport ----------------------------------------------------------------------------
 
 
-def export_batch(db: MySQL, id_task: int, after: int | None, limit: int) -> list[dict[str, Any]]:
-    """Kolejna partia pozycji ``accepted`` do eksportu (keyset po ``remote_id``); zatwierdza odczyt."""
-    where = "id_task=%s AND status='accepted' AND deleted_at IS NULL AND remote_id IS NOT NULL"
-    params: list[Any] = [id_task]
-    if after is not None:
-        where += " AND remote_id > %s"
-        params.append(after)
+def export_batch(db: MySQL, id_task: int, after: int, limit: int) -> list[dict[str, Any]]:
+    """Kolejna partia pozycji ``accepted`` do eksportu (keyset po ``id_task_item``); zatwierdza odczyt."""
     rows = db.query(
-        "SELECT id_task_item, remote_id, text_original, text_corrected, local_hash "
-        f"FROM task_item WHERE {where} ORDER BY remote_id LIMIT %s",
-        [*params, limit],
+        "SELECT id_task_item, remote_key, text_original, text_corrected, local_hash FROM task_item "
+        "WHERE id_task=%s AND status='accepted' AND deleted_at IS NULL AND remote_key IS NOT NULL "
+        "AND id_task_item > %s ORDER BY id_task_item LIMIT %s",
+        (id_task, after, limit),
     )
     db.commit()
     return rows
@@ -485,20 +549,21 @@ DECISION_COLUMNS = (
 )
 # Kolumny listy pozycji do przeglądu.
 REVIEW_COLUMNS = (
-    "id_task_item, id_task, remote_id, status, text_original, text_corrected, change_summary, is_changed, "
+    "id_task_item, id_task, remote_id, remote_key, status, text_original, text_corrected, change_summary, is_changed, "
     "processed_at, approved_by, approved_at, exported_at, export_error"
 )
 
 
 def list_for_review(db: MySQL, id_task: int, status: str | None, limit: int) -> list[dict[str, Any]]:
-    """Nieusunięte pozycje zadania (opcjonalnie o statusie), rosnąco po ``remote_id``; zatwierdza odczyt."""
+    """Nieusunięte pozycje zadania (opcjonalnie o statusie) w porządku źródła; zatwierdza odczyt."""
     where = "id_task=%s AND deleted_at IS NULL"
     params: list[Any] = [id_task]
     if status is not None:
         where += " AND status=%s"
         params.append(status)
     rows = db.query(
-        f"SELECT {REVIEW_COLUMNS} FROM task_item WHERE {where} ORDER BY remote_id LIMIT %s", [*params, limit]
+        f"SELECT {REVIEW_COLUMNS} FROM task_item WHERE {where} ORDER BY source_ord, id_task_item LIMIT %s",
+        [*params, limit],
     )
     db.commit()
     return rows

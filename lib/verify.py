@@ -29,11 +29,13 @@ def _sample_mismatches(db: MySQL, rconn, target, task_row: dict[str, Any]) -> in
     db.commit()
     if not rows:
         return 0
-    current = db_remote.fetch_by_keys(rconn, target, list(rows))
+    keys = {remote_key: db_remote.decode_key(remote_key) for remote_key in rows}
+    current = db_remote.fetch_by_keys(rconn, target, list(keys.values()))
     hash_of = hasher(task_row)
     in_place = exports_in_place(task_row)
     mismatches = 0
-    for key, row in rows.items():
+    for remote_key, row in rows.items():
+        key = keys[remote_key]
         if key not in current:
             mismatches += 1
             continue

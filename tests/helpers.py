@@ -130,11 +130,13 @@ def add_task_item(
 ) -> int:
     """Dodaje pozycję ``task_item`` wprost (bez synchronizacji i AI) i zwraca jej id."""
     db.execute(
-        "INSERT INTO task_item (id_task, remote_id, text_original, original_hash, text_corrected, local_hash, "
-        "change_summary, status, is_changed, processed_at, deleted_at) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, IF(%s IS NULL, NULL, NOW()), IF(%s, NOW(), NULL))",
+        "INSERT INTO task_item (id_task, remote_id, remote_key, source_ord, text_original, original_hash, "
+        "text_corrected, local_hash, change_summary, status, is_changed, processed_at, deleted_at) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, IF(%s IS NULL, NULL, NOW()), IF(%s, NOW(), NULL))",
         (
             id_task,
+            remote_id,
+            f"[{remote_id}]",
             remote_id,
             original,
             sha256(original),

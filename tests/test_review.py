@@ -162,7 +162,7 @@ def test_cli_list_show_accept_reject_dump(local_env, db, task, tmp_path):
     result = run_review(local_env, "list", "--id_task", str(id_task))
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert f"#{ids['ok']}  remote_id=1  status=processed" in out
+    assert f"#{ids['ok']}  key=[1]  status=processed" in out
     assert "Kot{+,+} [-ktury-]{+który+} śpi{+.+}" in out
     assert "Ala ma[-  -]{+ +}psa" in out
     assert "\x1b[" not in out  # stdout to nie terminal
