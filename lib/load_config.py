@@ -46,6 +46,7 @@ SETTINGS_SPEC: dict[str, tuple[str, Any, str]] = {
     "DAGSTER_HOME": ("str", ".dagster_home", "Katalog instancji Dagstera (wspólny dla UI i skryptów)"),
     "SENSOR_INTERVAL_S": ("int", 30, "Co ile sekund sensor task_sensor sprawdza tabelę task"),
     "SENSOR_STALE_QUEUED_S": ("int", 600, "Po ilu sekundach zadanie queued bez żywego runu jest podejmowane ponownie"),
+    "REVIEW_TOKEN": ("secret", "", "Token strony przeglądu (review.py serve); pusty = losowy, wypisany przy starcie"),
 }
 
 _TRUE = {"1", "true", "yes", "on", "tak"}
