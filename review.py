@@ -225,6 +225,8 @@ def cmd_serve(settings: dict[str, Any], args: argparse.Namespace) -> int:
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        # Nasłuch od razu: połączenia czekają w kolejce, zanim uvicorn wystartuje (adres jest już wypisany).
+        sock.listen(128)
     except OSError as exc:
         print(f"review: nie można nasłuchiwać na {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -132,14 +132,16 @@ def _auth_middleware(app: ASGIApp, token: str, templates: Jinja2Templates) -> AS
                 await _unauthorized(request, templates, "zły token")(scope, receive, send)
                 return
             _start_session(session, token)
-        elif not _logged_in(session, token) and not (request.url.path == "/login" and request.method == "POST"):
+        elif not _logged_in(session, token) and not (
+            request.url.path == "/login" and request.method == "POST"
+        ):
             await _unauthorized(request, templates, None)(scope, receive, send)
             return
         if request.method not in ("GET", "HEAD") and not _same_origin(request):
             log.warning("odmowa zapisu: obcy lub brakujący nagłówek Origin (%s)", request.url.path)
-            await _refused(request, templates, 403, "zapis odrzucony: żądanie nie pochodzi z tej strony (Origin)")(
-                scope, receive, send
-            )
+            await _refused(
+                request, templates, 403, "zapis odrzucony: żądanie nie pochodzi z tej strony (Origin)"
+            )(scope, receive, send)
             return
         await app(scope, receive, send)
 
@@ -148,11 +150,16 @@ def _auth_middleware(app: ASGIApp, token: str, templates: Jinja2Templates) -> AS
 
 def _unauthorized(request: Request, templates: Jinja2Templates, problem: str | None) -> Response:
     """Odpowiedź 401: JSON dla wywołań strony, formularz tokenu dla przeglądarki."""
-    message = "brak dostępu: " + (problem or "otwórz adres z tokenem wypisany przez review.py serve albo podaj token")
+    message = "brak dostępu: " + (
+        problem or "otwórz adres z tokenem wypisany przez review.py serve albo podaj token"
+    )
     if _wants_json(request) or request.method not in ("GET", "HEAD"):
         return JSONResponse({"ok": False, "message": message}, status_code=401)
     return templates.TemplateResponse(
-        request, "login.html", {"message": message, "next": _here_without_token(request), "csrf": ""}, status_code=401
+        request,
+        "login.html",
+        {"message": message, "next": _here_without_token(request), "csrf": ""},
+        status_code=401,
     )
 
 
@@ -161,7 +168,10 @@ def _refused(request: Request, templates: Jinja2Templates, status: int, message:
     if _wants_json(request) or request.method not in ("GET", "HEAD"):
         return JSONResponse({"ok": False, "message": message}, status_code=status)
     return templates.TemplateResponse(
-        request, "error.html", {"message": message, "csrf": request.session.get("csrf", "")}, status_code=status
+        request,
+        "error.html",
+        {"message": message, "csrf": request.session.get("csrf", "")},
+        status_code=status,
     )
 
 
@@ -245,14 +255,20 @@ def diff_markup(segments: list[review.Segment], pickable: bool) -> Markup:
 
 def item_view(item: dict[str, Any]) -> dict[str, Any]:
     """Dane jednej pozycji do szablonu: różnica, zmiany modelu, wersja, czy można decydować."""
-    decidable = item["status"] in DECIDABLE and item.get("deleted_at") is None and item.get("text_corrected") is not None
+    decidable = (
+        item["status"] in DECIDABLE
+        and item.get("deleted_at") is None
+        and item.get("text_corrected") is not None
+    )
     segments = review.diff_segments(item.get("text_original"), item.get("text_corrected"))
     hunks = sum(1 for s in segments if s.hunk is not None)
     summary = review.parse_summary(item.get("change_summary"))
     edits = [e for e in summary["edits"] if isinstance(e, dict)]
     return {
         **item,
-        "diff": diff_markup(segments, pickable=decidable and hunks > 1) if item.get("text_corrected") is not None else None,
+        "diff": diff_markup(segments, pickable=decidable and hunks > 1)
+        if item.get("text_corrected") is not None
+        else None,
         "hunk_count": hunks,
         "edits": edits,
         "counts": summary["counts"],
@@ -302,7 +318,11 @@ def create_app(
         return await run_in_threadpool(with_db, function)
 
     def page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> Response:
-        context = {"csrf": request.session.get("csrf", ""), "reviewer": request.session.get("name"), **context}
+        context = {
+            "csrf": request.session.get("csrf", ""),
+            "reviewer": request.session.get("name"),
+            **context,
+        }
         response = templates.TemplateResponse(request, name, context, status_code=status_code)
         response.headers["Cache-Control"] = "no-store"
         return response
@@ -346,7 +366,9 @@ def create_app(
             after, before = _int_param(request, "after"), _int_param(request, "before")
             limit = _int_param(request, "limit") or PAGE_DEFAULT
         except (KeyError, ValueError):
-            return _refused(request, templates, 400, "niepoprawny parametr adresu (id_task, after, before, limit)")
+            return _refused(
+                request, templates, 400, "niepoprawny parametr adresu (id_task, after, before, limit)"
+            )
         status = request.query_params.get("status") or "processed"
         if not request.session.get("name"):
             return ask_name(request)
@@ -362,7 +384,11 @@ def create_app(
             return error_response(request, exc)
         items = [item_view(i) for i in result.items]
         shown = shown_signer.dumps(
-            {"sid": request.session["sid"], "task": id_task, "items": [[i["id_task_item"], i["version"]] for i in items]}
+            {
+                "sid": request.session["sid"],
+                "task": id_task,
+                "items": [[i["id_task_item"], i["version"]] for i in items],
+            }
         )
 
         def link(**params: Any) -> str:
@@ -412,7 +438,10 @@ def create_app(
             request.session["name"] = review.check_reviewer(str(data.get("name") or ""))
         except UsageError:
             return page(
-                request, "name.html", {"next": _safe_next(data.get("next")), "message": "podaj imię (1-64 znaki)"}, 400
+                request,
+                "name.html",
+                {"next": _safe_next(data.get("next")), "message": "podaj imię (1-64 znaki)"},
+                400,
             )
         return RedirectResponse(_safe_next(data.get("next")), status_code=303)
 
@@ -426,7 +455,9 @@ def create_app(
     # --- decyzje (fetch z JSON) ---
 
     def card_html(request: Request, item: dict[str, Any]) -> str:
-        return templates.get_template("_item.html").render({"item": item_view(item), "csrf": request.session["csrf"]})
+        return templates.get_template("_item.html").render(
+            {"item": item_view(item), "csrf": request.session["csrf"]}
+        )
 
     async def decision_call(
         request: Request, action: Callable[[MySQL, dict[str, Any], str, str], review.Outcome]
@@ -437,7 +468,9 @@ def create_app(
             return _refused(request, templates, 403, problem)
         name = request.session.get("name")
         if not name:
-            return JSONResponse({"ok": False, "message": "podaj najpierw swoje imię (odśwież stronę)"}, status_code=400)
+            return JSONResponse(
+                {"ok": False, "message": "podaj najpierw swoje imię (odśwież stronę)"}, status_code=400
+            )
         sid = request.session["sid"]
         id_item = int(request.path_params["id_item"])
 
@@ -483,7 +516,14 @@ def create_app(
                 raise UsageError(f"nieznana decyzja {decision!r}")
             item = review.get_item(db, id_item)
             changed, refused = review.set_decision(
-                db, int(item["id_task"]), [id_item], decision, name, None, session=sid, expected={id_item: version}
+                db,
+                int(item["id_task"]),
+                [id_item],
+                decision,
+                name,
+                None,
+                session=sid,
+                expected={id_item: version},
             )
             return review.Outcome(bool(changed), refused[0][1] if refused else None, id_item)
 
@@ -506,7 +546,9 @@ def create_app(
             return _refused(request, templates, 403, problem)
         name = request.session.get("name")
         if not name:
-            return JSONResponse({"ok": False, "message": "podaj najpierw swoje imię (odśwież stronę)"}, status_code=400)
+            return JSONResponse(
+                {"ok": False, "message": "podaj najpierw swoje imię (odśwież stronę)"}, status_code=400
+            )
         id_task = int(request.path_params["id_task"])
         sid = request.session["sid"]
 
@@ -537,18 +579,24 @@ def create_app(
             return _refused(request, templates, 403, problem)
         name = request.session.get("name")
         if not name:
-            return JSONResponse({"ok": False, "message": "podaj najpierw swoje imię (odśwież stronę)"}, status_code=400)
+            return JSONResponse(
+                {"ok": False, "message": "podaj najpierw swoje imię (odśwież stronę)"}, status_code=400
+            )
         id_task = int(request.path_params["id_task"])
         try:
             shown = shown_signer.loads(str(data.get("shown") or ""), max_age=SHOWN_MAX_AGE_S)
         except BadSignature:
             return JSONResponse(
-                {"ok": False, "message": "lista pokazanych pozycji jest nieważna lub przeterminowana - odśwież stronę"},
+                {
+                    "ok": False,
+                    "message": "lista pokazanych pozycji jest nieważna lub przeterminowana - odśwież stronę",
+                },
                 status_code=400,
             )
         if shown.get("sid") != request.session["sid"] or shown.get("task") != id_task:
             return JSONResponse(
-                {"ok": False, "message": "lista pokazanych pozycji pochodzi z innej sesji lub zadania"}, status_code=400
+                {"ok": False, "message": "lista pokazanych pozycji pochodzi z innej sesji lub zadania"},
+                status_code=400,
             )
         expected = {int(i): str(v) for i, v in shown.get("items", [])}
         sid = request.session["sid"]
@@ -556,13 +604,21 @@ def create_app(
         def work(db: MySQL) -> tuple[list[int], list[tuple[int, str]]]:
             if not expected:
                 return [], []
-            return review.set_decision(db, id_task, list(expected), "accepted", name, None, session=sid, expected=expected)
+            return review.set_decision(
+                db, id_task, list(expected), "accepted", name, None, session=sid, expected=expected
+            )
 
         try:
             changed, refused = await call_db(work)
         except (AilexiaError, pymysql.MySQLError) as exc:
             return error_response(request, exc)
-        log.info("zadanie %s: akceptacja strony - %s pozycji, odmówiono %s (%s)", id_task, len(changed), len(refused), name)
+        log.info(
+            "zadanie %s: akceptacja strony - %s pozycji, odmówiono %s (%s)",
+            id_task,
+            len(changed),
+            len(refused),
+            name,
+        )
         return JSONResponse(
             {
                 "ok": True,
@@ -580,7 +636,9 @@ def create_app(
             return _refused(request, templates, 403, problem)
         id_task = int(request.path_params["id_task"])
         if export_runner is None:
-            return _refused(request, templates, 503, "eksport z tej strony jest niedostępny (serwer bez Dagstera)")
+            return _refused(
+                request, templates, 503, "eksport z tej strony jest niedostępny (serwer bez Dagstera)"
+            )
         try:
             await call_db(lambda db: get_task(db, id_task))
         except (AilexiaError, pymysql.MySQLError) as exc:
@@ -590,8 +648,14 @@ def create_app(
             if not running:
                 exports[id_task] = {"state": "running", "started": time.time(), "ok": None, "message": None}
         if not running:
-            log.info("zadanie %s: eksport uruchomiony ze strony przeglądu (%s)", id_task, request.session.get("name"))
-            threading.Thread(target=_run_export, args=(id_task,), name=f"export-{id_task}", daemon=True).start()
+            log.info(
+                "zadanie %s: eksport uruchomiony ze strony przeglądu (%s)",
+                id_task,
+                request.session.get("name"),
+            )
+            threading.Thread(
+                target=_run_export, args=(id_task,), name=f"export-{id_task}", daemon=True
+            ).start()
         return RedirectResponse(f"/tasks/{id_task}/export", status_code=303)
 
     def _run_export(id_task: int) -> None:

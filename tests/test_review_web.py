@@ -53,11 +53,30 @@ def wdb(server):
 @pytest.fixture
 def seeded(wdb):
     """Zadanie z trzema pozycjami processed i jedną outdated."""
-    source = {"db_type": "sqlite", "host": "", "port": 0, "db_name": "/nonexistent.sqlite", "db_user": "",
-              "db_password": ""}
-    id_task = add_task(wdb, add_connection(wdb, source, alias=f"web-{uuid.uuid4().hex[:8]}"), status="completed")
-    summary = json.dumps({"edits": [{"original": "ktury", "replacement": "który", "category": "spelling",
-                                     "explanation": "ortografia"}], "counts": {"spelling": 1}})
+    source = {
+        "db_type": "sqlite",
+        "host": "",
+        "port": 0,
+        "db_name": "/nonexistent.sqlite",
+        "db_user": "",
+        "db_password": "",
+    }
+    id_task = add_task(
+        wdb, add_connection(wdb, source, alias=f"web-{uuid.uuid4().hex[:8]}"), status="completed"
+    )
+    summary = json.dumps(
+        {
+            "edits": [
+                {
+                    "original": "ktury",
+                    "replacement": "który",
+                    "category": "spelling",
+                    "explanation": "ortografia",
+                }
+            ],
+            "counts": {"spelling": 1},
+        }
+    )
     ids = [
         add_task_item(wdb, id_task, 1, "Kot ktury śpi", "Kot, który śpi.", summary=summary),
         add_task_item(wdb, id_task, 2, "Ala ma  psa", "Ala ma psa."),
@@ -129,7 +148,9 @@ def logged_in(server, name="anna"):
     status, _h, text = client.call("GET", f"/?token={TOKEN}")
     assert status == 200 and "Kto przegląda?" in text
     status, headers, _t = client.call(
-        "POST", "/reviewer", form={"csrf_token": client.csrf, "name": name, "next": "/"},
+        "POST",
+        "/reviewer",
+        form={"csrf_token": client.csrf, "name": name, "next": "/"},
         headers={"Origin": server["base"]},
     )
     assert status == 303 and headers["location"] == "/"
@@ -207,7 +228,10 @@ def test_login_form_with_token_and_name(server, seeded):
     id_task, ids = seeded
     base = server["base"]
     status, headers, _t, cookie = request(
-        base, "POST", "/login", form={"token": TOKEN, "name": "ola", "next": f"/tasks/{id_task}"},
+        base,
+        "POST",
+        "/login",
+        form={"token": TOKEN, "name": "ola", "next": f"/tasks/{id_task}"},
         headers={"Origin": base},
     )
     assert status == 303 and headers["location"] == f"/tasks/{id_task}" and cookie
@@ -261,7 +285,9 @@ def test_every_write_route_refuses_without_csrf(server, wdb, seeded):
         if path == "/login":
             continue
         concrete = path.replace("{id_item:int}", str(ids[0])).replace("{id_task:int}", str(id_task))
-        status, data = client.post_json(concrete, {"decision": "accepted", "version": "v", "name": "mallory"}, csrf=False)
+        status, data = client.post_json(
+            concrete, {"decision": "accepted", "version": "v", "name": "mallory"}, csrf=False
+        )
         assert status == 403 and "CSRF" in data["message"], path
     assert snapshot(wdb, id_task) == before
     status, _h, text = client.call("GET", "/")
@@ -274,9 +300,12 @@ def test_pages_diff_paging_and_idempotent_decisions(server, wdb, seeded):
     status, _h, text = client.call("GET", f"/?id_task={id_task}")
     assert status == 200
     assert [int(i) for i in re.findall(r'<article class="item[^"]*" id="item-(\d+)"', text)] == ids[:3]
-    assert '<del>ktury</del><ins>który</ins>' in text
+    assert "<del>ktury</del><ins>który</ins>" in text
     # Podwójna spacja zamieniona na pojedynczą: białe znaki widoczne w zmianie.
-    assert '<del><span class="ws">·</span><span class="ws">·</span></del><ins><span class="ws">·</span></ins>' in text
+    assert (
+        '<del><span class="ws">·</span><span class="ws">·</span></del><ins><span class="ws">·</span></ins>'
+        in text
+    )
     assert 'class="cat spelling">spelling</span>' in text and "ortografia" in text
     # Keyset: strony po 2 pozycje, następna i poprzednia.
     status, _h, first = client.call("GET", f"/tasks/{id_task}?status=processed&limit=2")
@@ -293,16 +322,24 @@ def test_pages_diff_paging_and_idempotent_decisions(server, wdb, seeded):
     assert client.call("GET", "/tasks/999999")[0] == 404
 
     version = re.search(rf'data-id="{ids[1]}"\s+data-version="([^"]+)"', first).group(1)
-    status, data = client.post_json(f"/api/items/{ids[1]}/decide", {"decision": "rejected", "version": version})
+    status, data = client.post_json(
+        f"/api/items/{ids[1]}/decide", {"decision": "rejected", "version": version}
+    )
     assert data["ok"] and data["changed"] and 'data-status="rejected"' in data["html"]
     # Podwójne kliknięcie: bez zmiany i bez drugiego wpisu w dzienniku, komunikat mówi, jak jest.
-    status, data = client.post_json(f"/api/items/{ids[1]}/decide", {"decision": "rejected", "version": version})
+    status, data = client.post_json(
+        f"/api/items/{ids[1]}/decide", {"decision": "rejected", "version": version}
+    )
     assert status == 200 and not data["changed"] and "rejected" in data["message"]
     assert wdb.query_value("SELECT COUNT(*) FROM review_log WHERE id_task_item=%s", (ids[1],)) == 1
     # Drugi recenzent ze starą wersją: odmowa z decyzją pierwszego.
     other = logged_in(server, "jan")
-    status, data = other.post_json(f"/api/items/{ids[1]}/decide", {"decision": "accepted", "version": version})
-    assert not data["ok"] and data["message"].startswith("pozycja zmieniła się od wyświetlenia (teraz: rejected (anna))")
+    status, data = other.post_json(
+        f"/api/items/{ids[1]}/decide", {"decision": "accepted", "version": version}
+    )
+    assert not data["ok"] and data["message"].startswith(
+        "pozycja zmieniła się od wyświetlenia (teraz: rejected (anna))"
+    )
     # Pozycja nieaktualna: reguła CLI z powodem.
     status, data = client.post_json(f"/api/items/{ids[3]}/decide", {"decision": "accepted", "version": "v"})
     assert not data["ok"] and data["message"].startswith("nieaktualna")
@@ -362,8 +399,14 @@ def _find_table(node, name):
 @pytest.mark.slow
 def test_keyset_paging_on_100000_items_stays_fast(server, wdb):
     """100 000 pozycji zadania (+ 30 000 innego): każda strona czyta ~limit wierszy indeksu, nie OFFSET."""
-    source = {"db_type": "sqlite", "host": "", "port": 0, "db_name": "/nonexistent.sqlite", "db_user": "",
-              "db_password": ""}
+    source = {
+        "db_type": "sqlite",
+        "host": "",
+        "port": 0,
+        "db_name": "/nonexistent.sqlite",
+        "db_user": "",
+        "db_password": "",
+    }
     conn_id = add_connection(wdb, source, alias=f"big-{uuid.uuid4().hex[:8]}")
     id_task, other = add_task(wdb, conn_id, status="completed"), add_task(wdb, conn_id, status="completed")
     started = time.monotonic()
@@ -377,8 +420,13 @@ def test_keyset_paging_on_100000_items_stays_fast(server, wdb):
     wdb.execute("ANALYZE TABLE task_item")
     print(f"\nwstawiono {len(rows)} pozycji w {time.monotonic() - started:.1f} s")
     limit = 20
-    ids = [r["id_task_item"] for r in wdb.query(
-        "SELECT id_task_item FROM task_item WHERE id_task=%s AND status='processed' ORDER BY id_task_item", (id_task,))]
+    ids = [
+        r["id_task_item"]
+        for r in wdb.query(
+            "SELECT id_task_item FROM task_item WHERE id_task=%s AND status='processed' ORDER BY id_task_item",
+            (id_task,),
+        )
+    ]
     assert len(ids) == 60_000
     deep = ids[54_000]
 
@@ -390,17 +438,21 @@ def test_keyset_paging_on_100000_items_stays_fast(server, wdb):
         assert table["key"] == "idx_task_item_task_status" and table["access_type"] in ("range", "ref"), table
         assert table["r_rows"] <= limit + 1, table
         assert "filesort" not in json.dumps(plan)
-    offset_plan = json.loads(wdb.query_value(
-        "ANALYZE FORMAT=JSON SELECT id_task_item FROM task_item WHERE id_task=%s AND status='processed' "
-        "ORDER BY id_task_item LIMIT 21 OFFSET 54000", (id_task,)))
+    offset_plan = json.loads(
+        wdb.query_value(
+            "ANALYZE FORMAT=JSON SELECT id_task_item FROM task_item WHERE id_task=%s AND status='processed' "
+            "ORDER BY id_task_item LIMIT 21 OFFSET 54000",
+            (id_task,),
+        )
+    )
     print(f"r_rows: keyset <= {limit + 1}, OFFSET {_find_table(offset_plan, 'task_item')['r_rows']}")
 
     # Czasy stron (biblioteka): pierwsza, głęboka, wstecz; zawartość ciągła i rosnąca.
     timings = {}
     for label, kwargs, expected in (
         ("first", {}, ids[:limit]),
-        ("deep", {"after": deep}, ids[54_001:54_001 + limit]),
-        ("back", {"before": deep}, ids[54_000 - limit:54_000]),
+        ("deep", {"after": deep}, ids[54_001 : 54_001 + limit]),
+        ("back", {"before": deep}, ids[54_000 - limit : 54_000]),
         ("last", {"after": ids[-3]}, ids[-2:]),
     ):
         best = None
@@ -427,3 +479,40 @@ def test_keyset_paging_on_100000_items_stays_fast(server, wdb):
     tasks_s = time.perf_counter() - t0
     print(f"HTTP: głęboka strona {http_s:.3f} s, strona zadań (agregaty 130 000 pozycji) {tasks_s:.3f} s")
     assert http_s < 1.0
+
+
+def test_serve_generates_a_token_and_reports_a_busy_port(server, tmp_path):
+    """Bez ``REVIEW_TOKEN`` serwer losuje token i wypisuje go w adresie; zajęty port = jedna linia, kod 1."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT_ROOT
+
+    env = {**server["env"], "REVIEW_TOKEN": ""}
+    process, base = start_review_server(env, tmp_path / "serve.log")
+    try:
+        printed = re.search(r"\?token=([0-9a-f]+)", (tmp_path / "serve.log").read_text()).group(1)
+        assert len(printed) == 48 and printed != TOKEN
+        assert request(base, "GET", f"/?token={TOKEN}")[0] == 401  # token innego serwera nie działa
+        status, _h, _t, cookie = request(base, "GET", f"/?token={printed}")
+        assert status == 200 and cookie
+    finally:
+        stop_process_group(process)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "review.py", "serve", "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"review: nie można nasłuchiwać na 127.0.0.1:{port}: Address already in use"
+    ]
