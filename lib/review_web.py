@@ -40,7 +40,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lib import review
 from lib.db_local import MySQL, connect_local
@@ -63,6 +63,17 @@ PAGE_DEFAULT = 20
 SHOWN_MAX_AGE_S = 12 * 3600
 # Statusy, przy których strona pokazuje przyciski decyzji i wybór zmian.
 DECIDABLE = ("processed", "rejected", "conflict", "accepted")
+
+# Nagłówki każdej odpowiedzi: bez ramek obcych stron (clickjacking), tylko własne skrypty i style.
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+    ),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
 
 # Funkcja eksportu zadania: zwraca (sukces, komunikat jednej linii).
 ExportRunner = Callable[[int], tuple[bool, str]]
@@ -120,7 +131,19 @@ def _auth_middleware(app: ASGIApp, token: str, templates: Jinja2Templates) -> AS
     """
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/static/"):
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def send_secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await guarded(scope, receive, send_secured)
+
+    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["path"].startswith("/static/"):
             await app(scope, receive, send)
             return
         request = Request(scope, receive)

@@ -273,7 +273,7 @@ def test_keyboard_accept_reject_move_and_undo(server, page, wdb):
     page.wait_for_selector(f"#item-{ids[0]}[data-status=processed]")
     assert _row(wdb, ids[0])["status"] == "processed"
     page.keyboard.press("u")
-    page.wait_for_function("document.getElementById('flash').textContent.includes('nie ma decyzji')")
+    page.wait_for_selector("#flash:has-text('nie ma decyzji')")
     assert _log(wdb, ids[0]) == [("accept", "anna"), ("undo", "anna")]
     assert _log(wdb, ids[1]) == [("reject", "anna"), ("undo", "anna")]
 
@@ -356,7 +356,7 @@ def test_accept_all_shown_takes_only_the_page(server, page, wdb):
     page.goto(f"{server['base']}/tasks/{id_task}?status=processed&limit=2")
     page.wait_for_selector(f"#item-{ids[1]}")
     page.click("#accept-shown")
-    page.wait_for_function("document.getElementById('flash').textContent.includes('zaakceptowano 2')")
+    page.wait_for_selector("#flash:has-text('zaakceptowano 2')")
     page.wait_for_selector(f"#item-{ids[2]}")  # strona przeładowana: została trzecia pozycja
     assert [_row(wdb, i)["status"] for i in ids] == ["accepted", "accepted", "processed"]
 

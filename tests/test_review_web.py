@@ -215,6 +215,10 @@ def test_token_in_url_sets_signed_httponly_samesite_strict_cookie(server, seeded
     set_cookie = headers.get_all("set-cookie")[0].lower()
     assert "httponly" in set_cookie and "samesite=strict" in set_cookie and "path=/" in set_cookie
     assert TOKEN not in text and TOKEN not in set_cookie  # token nie wraca do strony ani do ciasteczka
+    assert (
+        headers["x-frame-options"] == "DENY"
+        and "frame-ancestors 'none'" in headers["content-security-policy"]
+    )
     # Samo ciasteczko wystarcza (imię jeszcze nieznane: formularz imienia).
     status, _h, text, _c = request(base, "GET", f"/tasks/{id_task}", cookie=cookie)
     assert status == 200 and "Kto przegląda?" in text
