@@ -406,11 +406,13 @@ def create_app(
         except (AilexiaError, pymysql.MySQLError) as exc:
             return error_response(request, exc)
         items = [item_view(i) for i in result.items]
+        # Lista do "Akceptuj pokazane": pozycje wyrenderowane tej sesji (z wersją), które można zaakceptować.
+        acceptable = [i for i in items if i["decidable"] and i["status"] != "accepted"]
         shown = shown_signer.dumps(
             {
                 "sid": request.session["sid"],
                 "task": id_task,
-                "items": [[i["id_task_item"], i["version"]] for i in items],
+                "items": [[i["id_task_item"], i["version"]] for i in acceptable],
             }
         )
 
@@ -427,7 +429,7 @@ def create_app(
                 "status": status,
                 "statuses": review.ITEM_STATUSES,
                 "shown": shown,
-                "decidable_count": sum(1 for i in items if i["decidable"] and i["status"] != "accepted"),
+                "decidable_count": len(acceptable),
                 "prev_url": link(before=items[0]["id_task_item"]) if items and result.has_prev else None,
                 "next_url": link(after=items[-1]["id_task_item"]) if items and result.has_next else None,
                 "first_url": link() if result.has_prev else None,
@@ -548,6 +550,9 @@ def create_app(
                 session=sid,
                 expected={id_item: version},
             )
+            if refused and review.get_item(db, id_item)["status"] == decision:
+                # Drugie kliknięcie albo drugi recenzent z tą samą decyzją: już jest, jak chciano.
+                return review.Outcome(False, None, id_item)
             return review.Outcome(bool(changed), refused[0][1] if refused else None, id_item)
 
         return await decision_call(request, action)

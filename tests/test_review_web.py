@@ -334,7 +334,12 @@ def test_pages_diff_paging_and_idempotent_decisions(server, wdb, seeded):
     status, data = client.post_json(
         f"/api/items/{ids[1]}/decide", {"decision": "rejected", "version": version}
     )
-    assert status == 200 and not data["changed"] and "rejected" in data["message"]
+    assert (
+        status == 200
+        and data["ok"]
+        and not data["changed"]
+        and data["message"] == f"#{ids[1]}: rejected (anna)"
+    )
     assert wdb.query_value("SELECT COUNT(*) FROM review_log WHERE id_task_item=%s", (ids[1],)) == 1
     # Drugi recenzent ze starą wersją: odmowa z decyzją pierwszego.
     other = logged_in(server, "jan")
