@@ -555,6 +555,7 @@ _LOG_COLUMNS = (
     "id_task, id_task_item, action, reviewer, session, status_before, status_after, approved_by_before, "
     "approved_at_before, export_error_before, hash_before, hash_after, text_before, text_after, hunks, undoes"
 )
+_LOG_MARKS = ", ".join(["%s"] * len(_LOG_COLUMNS.split(",")))
 
 
 class Page(NamedTuple):
@@ -625,8 +626,7 @@ def _log_decisions(
                 json.dumps(text_change["hunks"]) if text_change.get("hunks") is not None else None, None,
             )
         )
-    marks = ", ".join(["%s"] * len(rows[0]))
-    db.executemany(f"INSERT INTO review_log ({_LOG_COLUMNS}) VALUES ({marks})", rows)
+    db.executemany(f"INSERT INTO review_log ({_LOG_COLUMNS}) VALUES ({_LOG_MARKS})", rows)
 
 
 def page_items(
@@ -715,9 +715,8 @@ def _accept_with_text(
     if head is None:
         raise UsageError(f"pozycja {id_item} nie istnieje w tabeli task_item")
     id_task = int(head["id_task"])
-    result: dict[str, Outcome] = {}
 
-    def work() -> None:
+    def work() -> Outcome:
         db.begin()
         lock_task_row(db, id_task)
         row = db.query_one(
@@ -727,16 +726,14 @@ def _accept_with_text(
         if reason is None and row["status"] == "accepted" and row["text_corrected"] == text:
             # Drugie kliknięcie albo drugi recenzent z tym samym tekstem: nic do zrobienia.
             db.commit()
-            result["outcome"] = Outcome(False, None, id_item)
-            return
+            return Outcome(False, None, id_item)
         if reason is None and expected_version is not None:
             reason = _changed_since_shown(row, expected_version)
         if reason is None:
             reason = refusal_reason(row, "accepted", same_status_ok=True)
         if reason is not None:
             db.commit()
-            result["outcome"] = Outcome(False, reason, id_item)
-            return
+            return Outcome(False, reason, id_item)
         method = db.query_value("SELECT hash_method FROM task WHERE id_task=%s", (id_task,)) or "sha256"
         new_hash = compute_hash(text, method)
         db.execute(
@@ -747,12 +744,9 @@ def _accept_with_text(
         change = {"text": text, "hash": new_hash, "hunks": hunks} if text != row["text_corrected"] else None
         _log_decisions(db, [(row, action if change else "accept", "accepted", change)], by, session)
         db.commit()
-        result["outcome"] = Outcome(True, None, id_item)
+        return Outcome(True, None, id_item)
 
-    retry_on_deadlock(work, db=db)
-    if result["outcome"].changed:
-        refresh_review_counters(db, id_task)
-    return result["outcome"]
+    return _run_decision(db, id_task, work)
 
 
 def edit_and_accept(
@@ -850,6 +844,14 @@ def restore_line_endings(stored: str | None, edited: str) -> str:
     return edited
 
 
+def _run_decision(db: MySQL, id_task: int, work: Callable[[], Outcome]) -> Outcome:
+    """Wykonuje transakcję decyzji (ponowienie po zakleszczeniu); po zmianie przelicza liczniki zadania."""
+    outcome = retry_on_deadlock(work, db=db)
+    if outcome.changed:
+        refresh_review_counters(db, id_task)
+    return outcome
+
+
 def undo_last(db: MySQL, id_task: int, session: str, by: str) -> Outcome:
     """Cofa ostatnią niecofniętą decyzję tej sesji w zadaniu (przywraca stan sprzed niej).
 
@@ -868,9 +870,8 @@ def undo_last(db: MySQL, id_task: int, session: str, by: str) -> Outcome:
         ``Outcome`` z ``id_item`` cofniętej (albo odmówionej) pozycji.
     """
     by = check_reviewer(by)
-    result: dict[str, Outcome] = {}
 
-    def work() -> None:
+    def work() -> Outcome:
         db.begin()
         lock_task_row(db, id_task)
         entry = db.query_one(
@@ -880,8 +881,7 @@ def undo_last(db: MySQL, id_task: int, session: str, by: str) -> Outcome:
         )
         if entry is None:
             db.commit()
-            result["outcome"] = Outcome(False, "nie ma decyzji do cofnięcia w tej sesji")
-            return
+            return Outcome(False, "nie ma decyzji do cofnięcia w tej sesji")
         id_item = int(entry["id_task_item"])
         row = db.query_one(f"SELECT {_DECISION_COLUMNS} FROM task_item WHERE id_task_item=%s FOR UPDATE", (id_item,))
         if (
@@ -892,10 +892,9 @@ def undo_last(db: MySQL, id_task: int, session: str, by: str) -> Outcome:
         ):
             db.commit()
             state = describe_state(row) if row else "usunięta"
-            result["outcome"] = Outcome(
+            return Outcome(
                 False, f"nie można cofnąć: pozycja zmieniła się po tej decyzji (teraz: {state})", id_item
             )
-            return
         text_changed = entry["text_after"] is not None
         assignments = "status=%s, approved_by=%s, approved_at=%s, export_error=%s"
         params: list[Any] = [
@@ -907,7 +906,7 @@ def undo_last(db: MySQL, id_task: int, session: str, by: str) -> Outcome:
             params += [entry["text_before"], entry["hash_before"]]
         db.execute(f"UPDATE task_item SET {assignments} WHERE id_task_item=%s", [*params, id_item])
         db.execute(
-            f"INSERT INTO review_log ({_LOG_COLUMNS}) VALUES ({', '.join(['%s'] * 16)})",
+            f"INSERT INTO review_log ({_LOG_COLUMNS}) VALUES ({_LOG_MARKS})",
             (
                 id_task, id_item, "undo", by, session, row["status"], entry["status_before"], row["approved_by"],
                 row["approved_at"], row["export_error"], row["local_hash"], entry["hash_before"],
@@ -917,12 +916,9 @@ def undo_last(db: MySQL, id_task: int, session: str, by: str) -> Outcome:
         )
         db.execute("UPDATE review_log SET undone_at=NOW(3) WHERE id_review_log=%s", (entry["id_review_log"],))
         db.commit()
-        result["outcome"] = Outcome(True, None, id_item)
+        return Outcome(True, None, id_item)
 
-    retry_on_deadlock(work, db=db)
-    if result["outcome"].changed:
-        refresh_review_counters(db, id_task)
-    return result["outcome"]
+    return _run_decision(db, id_task, work)
 
 
 def last_export_run(db: MySQL, id_task: int) -> dict[str, Any] | None:

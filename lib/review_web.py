@@ -484,18 +484,30 @@ def create_app(
             {"item": item_view(item), "csrf": request.session["csrf"]}
         )
 
+    async def reviewer_write(request: Request) -> tuple[dict[str, Any], str, Response | None]:
+        """Początek każdej decyzji: treść żądania po sprawdzeniu CSRF i imię recenzenta z sesji.
+
+        Returns:
+            ``(dane, imię, None)`` albo ``(..., odpowiedź odmowy)``, gdy brak CSRF lub imienia.
+        """
+        data, problem = await _read_write(request)
+        if problem:
+            return data, "", _refused(request, templates, 403, problem)
+        name = request.session.get("name")
+        if not name:
+            refusal = JSONResponse(
+                {"ok": False, "message": "podaj najpierw swoje imię (odśwież stronę)"}, 400
+            )
+            return data, "", refusal
+        return data, name, None
+
     async def decision_call(
         request: Request, action: Callable[[MySQL, dict[str, Any], str, str], review.Outcome]
     ) -> Response:
         """Wspólny przebieg zapisu jednej pozycji: CSRF, imię, akcja w lib, świeża karta pozycji."""
-        data, problem = await _read_write(request)
-        if problem:
-            return _refused(request, templates, 403, problem)
-        name = request.session.get("name")
-        if not name:
-            return JSONResponse(
-                {"ok": False, "message": "podaj najpierw swoje imię (odśwież stronę)"}, status_code=400
-            )
+        data, name, refusal = await reviewer_write(request)
+        if refusal is not None:
+            return refusal
         sid = request.session["sid"]
         id_item = int(request.path_params["id_item"])
 
@@ -569,14 +581,9 @@ def create_app(
         return await decision_call(request, action)
 
     async def undo(request: Request) -> Response:
-        data, problem = await _read_write(request)
-        if problem:
-            return _refused(request, templates, 403, problem)
-        name = request.session.get("name")
-        if not name:
-            return JSONResponse(
-                {"ok": False, "message": "podaj najpierw swoje imię (odśwież stronę)"}, status_code=400
-            )
+        data, name, refusal = await reviewer_write(request)
+        if refusal is not None:
+            return refusal
         id_task = int(request.path_params["id_task"])
         sid = request.session["sid"]
 
@@ -602,14 +609,9 @@ def create_app(
         )
 
     async def accept_shown(request: Request) -> Response:
-        data, problem = await _read_write(request)
-        if problem:
-            return _refused(request, templates, 403, problem)
-        name = request.session.get("name")
-        if not name:
-            return JSONResponse(
-                {"ok": False, "message": "podaj najpierw swoje imię (odśwież stronę)"}, status_code=400
-            )
+        data, name, refusal = await reviewer_write(request)
+        if refusal is not None:
+            return refusal
         id_task = int(request.path_params["id_task"])
         try:
             shown = shown_signer.loads(str(data.get("shown") or ""), max_age=SHOWN_MAX_AGE_S)

@@ -253,3 +253,32 @@ def drop_local_database(env: dict) -> None:
             cursor.execute(f"DROP DATABASE IF EXISTS `{env['DB_LOCAL_NAME']}`")
     finally:
         admin.close()
+
+
+# Wiersz database_connection, którego strona przeglądu nie otwiera (pozycje wstawiane wprost).
+UNUSED_SOURCE = {"db_type": "sqlite", "host": "", "port": 0, "db_name": "/nonexistent.sqlite", "db_user": "",
+                 "db_password": ""}
+
+
+def running_review_server(tmp_dir, token: str):
+    """Kontekst: świeża lokalna baza + ``review.py serve`` z tokenem; na końcu serwer stop, baza usunięta.
+
+    Zwraca (w ``with``) słownik: ``env``, ``base`` (adres), ``settings``, ``tmp``.
+    """
+    import contextlib
+
+    from lib.load_config import load_config
+
+    @contextlib.contextmanager
+    def context():
+        env = module_local_env(tmp_dir, {"REVIEW_TOKEN": token})
+        try:
+            process, base = start_review_server(env, tmp_dir / "serve.log")
+            try:
+                yield {"env": env, "base": base, "settings": load_config(environ=env), "tmp": tmp_dir}
+            finally:
+                stop_process_group(process)
+        finally:
+            drop_local_database(env)
+
+    return context()

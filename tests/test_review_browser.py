@@ -13,16 +13,13 @@ import uuid
 import pytest
 
 from lib.db_local import connect_local
-from lib.load_config import load_config
 from tests.helpers import (
+    UNUSED_SOURCE,
     add_connection,
     add_task,
     add_task_item,
-    drop_local_database,
-    module_local_env,
+    running_review_server,
     sha256,
-    start_review_server,
-    stop_process_group,
 )
 
 pytestmark = pytest.mark.slow
@@ -136,14 +133,8 @@ DEMO = [
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("review_browser")
-    env = module_local_env(tmp, {"REVIEW_TOKEN": TOKEN})
-    process, base = start_review_server(env, tmp / "serve.log")
-    try:
-        yield {"env": env, "base": base, "settings": load_config(environ=env), "tmp": tmp}
-    finally:
-        stop_process_group(process)
-        drop_local_database(env)
+    with running_review_server(tmp_path_factory.mktemp("review_browser"), TOKEN) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -184,14 +175,7 @@ def wdb(server):
 
 def _task(db, texts, source=None):
     """Zadanie z pozycjami ``processed`` (oryginał, korekta, change_summary); zwraca (id_task, [id pozycji])."""
-    source = source or {
-        "db_type": "sqlite",
-        "host": "",
-        "port": 0,
-        "db_name": "/nonexistent.sqlite",
-        "db_user": "",
-        "db_password": "",
-    }
+    source = source or UNUSED_SOURCE
     id_task = add_task(db, add_connection(db, source, alias=f"b-{uuid.uuid4().hex[:8]}"), status="completed")
     ids = [add_task_item(db, id_task, n, a, b, summary=s) for n, (a, b, s) in enumerate(texts, start=1)]
     return id_task, ids

@@ -16,13 +16,12 @@ import pytest
 
 from lib import review
 from lib.db_local import connect_local
-from lib.load_config import load_config
 from tests.helpers import (
+    UNUSED_SOURCE,
     add_connection,
     add_task,
     add_task_item,
-    drop_local_database,
-    module_local_env,
+    running_review_server,
     start_review_server,
     stop_process_group,
 )
@@ -33,14 +32,8 @@ TOKEN = f"tok-{uuid.uuid4().hex}"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """Jeden serwer strony przeglądu na moduł, na własnej lokalnej bazie."""
-    tmp = tmp_path_factory.mktemp("review_web")
-    env = module_local_env(tmp, {"REVIEW_TOKEN": TOKEN})
-    process, base = start_review_server(env, tmp / "serve.log")
-    try:
-        yield {"env": env, "base": base, "settings": load_config(environ=env), "log": tmp / "serve.log"}
-    finally:
-        stop_process_group(process)
-        drop_local_database(env)
+    with running_review_server(tmp_path_factory.mktemp("review_web"), TOKEN) as running:
+        yield running
 
 
 @pytest.fixture
@@ -53,14 +46,7 @@ def wdb(server):
 @pytest.fixture
 def seeded(wdb):
     """Zadanie z trzema pozycjami processed i jedną outdated."""
-    source = {
-        "db_type": "sqlite",
-        "host": "",
-        "port": 0,
-        "db_name": "/nonexistent.sqlite",
-        "db_user": "",
-        "db_password": "",
-    }
+    source = UNUSED_SOURCE
     id_task = add_task(
         wdb, add_connection(wdb, source, alias=f"web-{uuid.uuid4().hex[:8]}"), status="completed"
     )
@@ -408,14 +394,7 @@ def _find_table(node, name):
 @pytest.mark.slow
 def test_keyset_paging_on_100000_items_stays_fast(server, wdb):
     """100 000 pozycji zadania (+ 30 000 innego): każda strona czyta ~limit wierszy indeksu, nie OFFSET."""
-    source = {
-        "db_type": "sqlite",
-        "host": "",
-        "port": 0,
-        "db_name": "/nonexistent.sqlite",
-        "db_user": "",
-        "db_password": "",
-    }
+    source = UNUSED_SOURCE
     conn_id = add_connection(wdb, source, alias=f"big-{uuid.uuid4().hex[:8]}")
     id_task, other = add_task(wdb, conn_id, status="completed"), add_task(wdb, conn_id, status="completed")
     started = time.monotonic()
