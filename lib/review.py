@@ -1,25 +1,31 @@
-"""Przegląd wyników AI przez człowieka: różnice słów, akceptacja i odrzucenie, zrzut do CSV/JSON.
+"""Przegląd wyników AI przez człowieka: różnice słów, decyzje, poprawki, cofanie, zrzut do CSV/JSON.
 
-Funkcje dostają połączenie ``MySQL`` i zwracają zwykłe wartości; wypisywaniem na ekran
-zajmuje się skrypt ``review.py``. Decyzja człowieka (``accepted``/``rejected``) trafia do
-``task_item.status`` razem z ``approved_by`` i ``approved_at``; eksport zapisuje do źródła
-tylko pozycje ``accepted``.
+Tu są reguły przeglądu: kiedy decyzja jest dozwolona (``refusal_reason``), jak różnica słów dzieli
+się na zmiany (hunki) i jak z wybranych zmian powstaje tekst, kiedy decyzję można cofnąć. SQL pozycji
+jest w ``lib/task_item.py``, dziennik decyzji w ``lib/review_log.py``, runy w ``lib/runs.py``.
+Funkcje dostają połączenie ``MySQL`` i zwracają zwykłe wartości; wypisywaniem zajmuje się skrypt
+``review.py``, a stroną przeglądu ``lib/review_web.py`` (ten sam zestaw funkcji).
+
+Decyzja człowieka (``accepted``/``rejected``) trafia do ``task_item.status`` razem z ``approved_by``
+i ``approved_at``, a w tej samej transakcji do ``review_log`` i do liczników zadania; eksport zapisuje
+do źródła tylko pozycje ``accepted``.
 """
 
 import csv
 import datetime as dt
 import decimal
 import difflib
+import heapq
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple, TextIO
 
+from lib import review_log, runs, task_item
 from lib.db_local import MySQL, retry_on_deadlock
 from lib.db_utils import compute_hash
 from lib.errors import UsageError
 from lib.task import get_task, lock_task_row
-from lib.task_item import refresh_review_counters
 
 ITEM_STATUSES = ("pending", "processed", "accepted", "rejected", "exported", "conflict", "outdated")
 DECISIONS = ("accepted", "rejected")
@@ -52,12 +58,26 @@ _RESET = "\x1b[0m"
 _DECISION_CHUNK = 1000
 _DUMP_PAGE = 1000
 
-# Kolumny pozycji czytane pod blokadą przy decyzji: reguły (refusal_reason), wersja i stan
-# "przed" do review_log.
-_DECISION_COLUMNS = (
-    "id_task_item, id_task, status, deleted_at, is_changed, text_corrected, processed_at, verified_at, "
-    "approved_by, approved_at, export_error, local_hash, row_updated_at"
-)
+# Największa strona pozycji na stronie przeglądu.
+PAGE_LIMIT_MAX = 200
+# Ile pozycji z powodem eksportu (każdego statusu) pokazuje strona eksportu.
+EXPORT_PROBLEMS_SHOWN = 100
+
+
+class Page(NamedTuple):
+    """Strona pozycji: wiersze rosnąco po ``id_task_item`` i czy istnieją strony obok."""
+
+    items: list[dict[str, Any]]
+    has_prev: bool
+    has_next: bool
+
+
+class Outcome(NamedTuple):
+    """Wynik decyzji o jednej pozycji: czy coś zmieniono, powód odmowy, której pozycji dotyczy."""
+
+    changed: bool
+    reason: str | None
+    id_item: int | None = None
 
 
 def _tokens(text: str | None) -> list[str]:
@@ -268,20 +288,7 @@ def list_items(
     if limit < 1:
         raise UsageError(f"--limit musi być dodatni (jest {limit})")
     get_task(db, id_task)
-    where = "id_task=%s AND deleted_at IS NULL"
-    params: list[Any] = [id_task]
-    if status is not None:
-        where += " AND status=%s"
-        params.append(status)
-    params.append(limit)
-    rows = db.query(
-        "SELECT id_task_item, id_task, remote_id, status, text_original, text_corrected, change_summary, is_changed, "
-        "processed_at, approved_by, approved_at, exported_at, export_error "
-        f"FROM task_item WHERE {where} ORDER BY remote_id LIMIT %s",
-        params,
-    )
-    db.commit()
-    return rows
+    return task_item.list_for_review(db, id_task, status, limit)
 
 
 def get_item(db: MySQL, id_item: int) -> dict[str, Any]:
@@ -290,8 +297,7 @@ def get_item(db: MySQL, id_item: int) -> dict[str, Any]:
     Raises:
         UsageError: Gdy pozycja nie istnieje.
     """
-    row = db.query_one("SELECT * FROM task_item WHERE id_task_item=%s", (id_item,))
-    db.commit()
+    row = task_item.get_item_row(db, id_item)
     if row is None:
         raise UsageError(f"pozycja {id_item} nie istnieje w tabeli task_item")
     return row
@@ -333,248 +339,6 @@ def refusal_reason(item: dict[str, Any], decision: str, same_status_ok: bool = F
     return None
 
 
-def set_decision(
-    db: MySQL,
-    id_task: int,
-    item_ids: list[int] | None,
-    decision: str,
-    by: str,
-    status_filter: str | None = "processed",
-    session: str | None = None,
-    expected: dict[int, str] | None = None,
-) -> tuple[list[int], list[tuple[int, str]]]:
-    """Zapisuje decyzję człowieka (akceptacja albo odrzucenie) dla pozycji zadania.
-
-    Każda transakcja blokuje najpierw wiersz zadania, potem pozycje (``FOR UPDATE``) - ta sama
-    kolejność co w runach synchronizacji i eksportu, więc nie ma zakleszczeń. Pozycje, których
-    nie można oznaczyć, są pomijane z powodem; pozostałe dostają status, ``approved_by``
-    i ``approved_at`` (a ``export_error`` jest czyszczony), a każda zmiana trafia do
-    ``review_log`` (stan przed, do cofnięcia). Na końcu liczniki zadania są przeliczane.
-
-    Args:
-        db: Połączenie lokalne.
-        id_task: Zadanie.
-        item_ids: Identyfikatory pozycji (``id_task_item``) albo ``None`` = wszystkie pozycje
-            zadania o statusie ``status_filter``.
-        decision: ``accepted`` albo ``rejected``.
-        by: Kto decyduje (``approved_by``, najwyżej 64 znaki).
-        status_filter: Status pozycji wybieranych przy ``item_ids=None``; ``None`` = każdy.
-        session: Sesja strony przeglądu (``review_log.session``, cofanie); ``None`` = CLI.
-        expected: ``{id pozycji: wersja}`` wersji pokazanych człowiekowi (``item_version``);
-            pozycja zmieniona od tamtej chwili jest odmawiana z opisem jej obecnego stanu.
-
-    Returns:
-        Krotka ``(zmienione id, [(id, powód odmowy), ...])``.
-
-    Raises:
-        UsageError: Nieznane zadanie, decyzja, status albo pusty/za długi ``by``.
-    """
-    if decision not in DECISIONS:
-        raise UsageError(f"nieznana decyzja {decision!r} (dozwolone: {', '.join(DECISIONS)})")
-    by = check_reviewer(by)
-    _check_status(status_filter)
-    get_task(db, id_task)
-    db.commit()
-    changed: list[int] = []
-    refused: list[tuple[int, str]] = []
-    columns = _DECISION_COLUMNS
-
-    def apply(rows: list[dict[str, Any]]) -> None:
-        allowed = []
-        for row in rows:
-            reason = refusal_reason(row, decision)
-            if reason is None and expected is not None:
-                reason = _changed_since_shown(row, expected.get(int(row["id_task_item"])))
-            if reason is None:
-                allowed.append(row)
-            else:
-                refused.append((int(row["id_task_item"]), reason))
-        if allowed:
-            ids = [int(r["id_task_item"]) for r in allowed]
-            marks = ", ".join(["%s"] * len(ids))
-            db.execute(
-                f"UPDATE task_item SET status=%s, approved_by=%s, approved_at=NOW(), export_error=NULL "
-                f"WHERE id_task_item IN ({marks})",
-                [decision, by, *ids],
-            )
-            action = "accept" if decision == "accepted" else "reject"
-            _log_decisions(db, [(r, action, decision, None) for r in allowed], by, session)
-            changed.extend(ids)
-
-    if item_ids is not None:
-        wanted = list(dict.fromkeys(int(i) for i in item_ids))
-        for start in range(0, len(wanted), _DECISION_CHUNK):
-            chunk = wanted[start : start + _DECISION_CHUNK]
-
-            def work(chunk: list[int] = chunk) -> None:
-                db.begin()
-                lock_task_row(db, id_task)
-                marks = ", ".join(["%s"] * len(chunk))
-                rows = db.query(
-                    f"SELECT {columns} FROM task_item WHERE id_task=%s AND id_task_item IN ({marks}) FOR UPDATE",
-                    [id_task, *chunk],
-                )
-                found = {int(r["id_task_item"]) for r in rows}
-                mark_changed, mark_refused = len(changed), len(refused)
-                try:
-                    apply(rows)
-                    for id_item in chunk:
-                        if id_item not in found:
-                            refused.append((id_item, f"nie ma takiej pozycji w zadaniu {id_task}"))
-                    db.commit()
-                except BaseException:
-                    # Ponowienie po zakleszczeniu nie może dublować wyników.
-                    del changed[mark_changed:], refused[mark_refused:]
-                    raise
-
-            retry_on_deadlock(work, db=db)
-    else:
-        last_id = 0
-        while True:
-            state: dict[str, Any] = {}
-
-            def work(after: int = last_id, state: dict[str, Any] = state) -> None:
-                db.begin()
-                lock_task_row(db, id_task)
-                where = "id_task=%s AND deleted_at IS NULL AND id_task_item > %s"
-                params: list[Any] = [id_task, after]
-                if status_filter is not None:
-                    where += " AND status=%s"
-                    params.append(status_filter)
-                rows = db.query(
-                    f"SELECT {columns} FROM task_item WHERE {where} ORDER BY id_task_item LIMIT %s FOR UPDATE",
-                    [*params, _DECISION_CHUNK],
-                )
-                mark_changed, mark_refused = len(changed), len(refused)
-                try:
-                    apply(rows)
-                    db.commit()
-                except BaseException:
-                    del changed[mark_changed:], refused[mark_refused:]
-                    raise
-                state["rows"] = len(rows)
-                state["last"] = int(rows[-1]["id_task_item"]) if rows else after
-
-            retry_on_deadlock(work, db=db)
-            if state["rows"] < _DECISION_CHUNK:
-                break
-            last_id = state["last"]
-    refresh_review_counters(db, id_task)
-    return changed, refused
-
-
-def _iter_dump_rows(db: MySQL, id_task: int, statuses: list[str] | None) -> Iterator[dict[str, Any]]:
-    """Czyta pozycje do zrzutu stronami po ``id_task_item`` (pamięć nie rośnie z rozmiarem zadania)."""
-    last_id = 0
-    while True:
-        where = "id_task=%s AND deleted_at IS NULL AND id_task_item > %s"
-        params: list[Any] = [id_task, last_id]
-        if statuses:
-            where += f" AND status IN ({', '.join(['%s'] * len(statuses))})"
-            params.extend(statuses)
-        else:
-            where += " AND text_corrected IS NOT NULL"
-        rows = db.query(
-            f"SELECT {', '.join(DUMP_COLUMNS)} FROM task_item WHERE {where} ORDER BY id_task_item LIMIT %s",
-            [*params, _DUMP_PAGE],
-        )
-        db.commit()
-        yield from rows
-        if len(rows) < _DUMP_PAGE:
-            return
-        last_id = int(rows[-1]["id_task_item"])
-
-
-def _plain(value: Any) -> Any:
-    """Zamienia wartości z bazy na typy JSON (daty ISO, Decimal jako liczba)."""
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    return value
-
-
-def dump_items(db: MySQL, id_task: int, fmt: str, out: TextIO, statuses: list[str] | None = None) -> int:
-    """Zapisuje pozycje zadania do CSV albo JSON (dla osób, które przeglądają poza systemem).
-
-    Bez ``statuses`` zrzut obejmuje każdą nieusuniętą pozycję z korektą (``text_corrected``).
-    W JSON ``change_summary`` jest obiektem, w CSV - tekstem JSON. Plik powstaje strumieniowo.
-
-    Args:
-        db: Połączenie lokalne.
-        id_task: Zadanie.
-        fmt: ``csv`` albo ``json``.
-        out: Otwarty plik tekstowy (albo ``sys.stdout``).
-        statuses: Statusy pozycji do zrzutu albo ``None``.
-
-    Returns:
-        Liczba zapisanych pozycji.
-
-    Raises:
-        UsageError: Nieznane zadanie, format albo status.
-    """
-    if fmt not in DUMP_FORMATS:
-        raise UsageError(f"nieznany format {fmt!r} (dozwolone: {', '.join(DUMP_FORMATS)})")
-    for status in statuses or []:
-        _check_status(status)
-    get_task(db, id_task)
-    db.commit()
-    count = 0
-    if fmt == "csv":
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(DUMP_COLUMNS)
-        for row in _iter_dump_rows(db, id_task, statuses):
-            writer.writerow(["" if row[c] is None else _plain(row[c]) for c in DUMP_COLUMNS])
-            count += 1
-        return count
-    out.write("[")
-    for row in _iter_dump_rows(db, id_task, statuses):
-        record = {c: _plain(row[c]) for c in DUMP_COLUMNS}
-        if row["change_summary"]:
-            record["change_summary"] = parse_summary(row["change_summary"])
-        out.write(("\n" if count == 0 else ",\n") + json.dumps(record, ensure_ascii=False))
-        count += 1
-    out.write("\n]\n" if count else "]\n")
-    return count
-
-
-# --- Zapytania pozycji strony przeglądu -------------------------------------------------------
-# Wiersze task_item czytane i zmieniane przez stronę przeglądu i ``review.py edit``: strona
-# pozycji (keyset), poprawka przed akceptacją, akceptacja części zmian, cofnięcie decyzji
-# i dziennik decyzji ``review_log``. Do przeniesienia do ``lib/task_item.py`` (issue 11).
-
-PAGE_LIMIT_MAX = 200
-
-# Kolumny pozycji pokazywane na stronie przeglądu.
-_PAGE_COLUMNS = (
-    "id_task_item, id_task, remote_id, status, text_original, text_corrected, change_summary, is_changed, "
-    "processed_at, verified_at, approved_by, approved_at, exported_at, export_error, deleted_at, row_updated_at, "
-    "tokens_input, tokens_output, cost_usd"
-)
-
-_LOG_COLUMNS = (
-    "id_task, id_task_item, action, reviewer, session, status_before, status_after, approved_by_before, "
-    "approved_at_before, export_error_before, hash_before, hash_after, text_before, text_after, hunks, undoes"
-)
-_LOG_MARKS = ", ".join(["%s"] * len(_LOG_COLUMNS.split(",")))
-
-
-class Page(NamedTuple):
-    """Strona pozycji: wiersze rosnąco po ``id_task_item`` i czy istnieją strony obok."""
-
-    items: list[dict[str, Any]]
-    has_prev: bool
-    has_next: bool
-
-
-class Outcome(NamedTuple):
-    """Wynik decyzji o jednej pozycji: czy coś zmieniono, powód odmowy, której pozycji dotyczy."""
-
-    changed: bool
-    reason: str | None
-    id_item: int | None = None
-
-
 def item_version(row: dict[str, Any]) -> str:
     """Wersja wiersza pozycji (``row_updated_at`` z mikrosekundami) pokazana człowiekowi.
 
@@ -600,45 +364,122 @@ def _changed_since_shown(row: dict[str, Any], shown: str | None) -> str | None:
     return None
 
 
-def _log_decisions(
+def set_decision(
     db: MySQL,
-    entries: list[tuple[dict[str, Any], str, str, dict[str, Any] | None]],
+    id_task: int,
+    item_ids: list[int] | None,
+    decision: str,
     by: str,
-    session: str | None,
-) -> None:
-    """Dopisuje decyzje do ``review_log`` w bieżącej transakcji (jedno wielowierszowe INSERT).
+    status_filter: str | None = "processed",
+    session: str | None = None,
+    expected: dict[int, str] | None = None,
+) -> tuple[list[int], list[tuple[int, str]]]:
+    """Zapisuje decyzję człowieka (akceptacja albo odrzucenie) dla pozycji zadania.
+
+    Każda transakcja blokuje najpierw wiersz zadania, potem pozycje (``FOR UPDATE``) - ta sama
+    kolejność co w runach synchronizacji i eksportu, więc nie ma zakleszczeń. Pozycje, których
+    nie można oznaczyć, są pomijane z powodem; pozostałe dostają status, ``approved_by``
+    i ``approved_at`` (a ``export_error`` jest czyszczony). W tej samej transakcji każda zmiana
+    trafia do ``review_log`` (stan przed, do cofnięcia). Na końcu liczniki zadania są przeliczane.
 
     Args:
-        db: Połączenie w transakcji, która zmienia pozycje.
-        entries: ``(wiersz przed zmianą, akcja, status po, zmiana tekstu albo None)``; zmiana
-            tekstu to słownik ``text``, ``hash`` i opcjonalnie ``hunks``.
-        by: Kto decyduje.
-        session: Sesja strony przeglądu albo ``None`` (CLI).
+        db: Połączenie lokalne.
+        id_task: Zadanie.
+        item_ids: Identyfikatory pozycji (``id_task_item``) albo ``None`` = wszystkie pozycje
+            zadania o statusie ``status_filter``.
+        decision: ``accepted`` albo ``rejected``.
+        by: Kto decyduje (``approved_by``, najwyżej 64 znaki).
+        status_filter: Status pozycji wybieranych przy ``item_ids=None``; ``None`` = każdy.
+        session: Sesja strony przeglądu (``review_log.session``, cofanie); ``None`` = terminal.
+        expected: ``{id pozycji: wersja}`` wersji pokazanych człowiekowi (``item_version``);
+            pozycja zmieniona od tamtej chwili jest odmawiana z opisem jej obecnego stanu.
+
+    Returns:
+        Krotka ``(zmienione id, [(id, powód odmowy), ...])``.
+
+    Raises:
+        UsageError: Nieznane zadanie, decyzja, status albo pusty/za długi ``by``.
     """
-    rows = []
-    for row, action, status_after, text_change in entries:
-        text_change = text_change or {}
-        rows.append(
-            (
-                row["id_task"],
-                row["id_task_item"],
-                action,
-                by,
-                session,
-                row["status"],
-                status_after,
-                row.get("approved_by"),
-                row.get("approved_at"),
-                row.get("export_error"),
-                row.get("local_hash"),
-                text_change.get("hash", row.get("local_hash")),
-                row.get("text_corrected") if text_change else None,
-                text_change.get("text"),
-                json.dumps(text_change["hunks"]) if text_change.get("hunks") is not None else None,
-                None,
-            )
-        )
-    db.executemany(f"INSERT INTO review_log ({_LOG_COLUMNS}) VALUES ({_LOG_MARKS})", rows)
+    if decision not in DECISIONS:
+        raise UsageError(f"nieznana decyzja {decision!r} (dozwolone: {', '.join(DECISIONS)})")
+    by = check_reviewer(by)
+    _check_status(status_filter)
+    get_task(db, id_task)
+    db.commit()
+    changed: list[int] = []
+    refused: list[tuple[int, str]] = []
+    action = "accept" if decision == "accepted" else "reject"
+
+    def apply(rows: list[dict[str, Any]]) -> None:
+        allowed = []
+        for row in rows:
+            reason = refusal_reason(row, decision)
+            if reason is None and expected is not None:
+                reason = _changed_since_shown(row, expected.get(int(row["id_task_item"])))
+            if reason is None:
+                allowed.append(row)
+            else:
+                refused.append((int(row["id_task_item"]), reason))
+        ids = [int(r["id_task_item"]) for r in allowed]
+        task_item.set_decisions(db, id_task, ids, decision, by)
+        review_log.record_decisions(db, [(r, action, decision, None) for r in allowed], by, session)
+        changed.extend(ids)
+
+    def in_transaction(body: Callable[[], None]) -> None:
+        """Jedna transakcja decyzji; ponowienie po zakleszczeniu nie dubluje wyników."""
+
+        def work() -> None:
+            mark_changed, mark_refused = len(changed), len(refused)
+            try:
+                db.begin()
+                lock_task_row(db, id_task)
+                body()
+                db.commit()
+            except BaseException:
+                del changed[mark_changed:], refused[mark_refused:]
+                raise
+
+        retry_on_deadlock(work, db=db)
+
+    if item_ids is not None:
+        wanted = list(dict.fromkeys(int(i) for i in item_ids))
+        for start in range(0, len(wanted), _DECISION_CHUNK):
+            chunk = wanted[start : start + _DECISION_CHUNK]
+
+            def by_id(chunk: list[int] = chunk) -> None:
+                rows = task_item.lock_items_by_id(db, id_task, chunk)
+                apply(rows)
+                found = {int(r["id_task_item"]) for r in rows}
+                refused.extend(
+                    (i, f"nie ma takiej pozycji w zadaniu {id_task}") for i in chunk if i not in found
+                )
+
+            in_transaction(by_id)
+        task_item.refresh_review_counters(db, id_task)
+        return changed, refused
+    # Bez filtra: najpierw status samej decyzji (te pozycje są tylko odmawiane), potem pozostałe -
+    # pozycja oznaczona w późniejszym przebiegu nie wraca już do przeglądanego statusu.
+    if status_filter is None:
+        statuses = [decision, *(s for s in ITEM_STATUSES if s != decision)]
+    else:
+        statuses = [status_filter]
+    for status in statuses:
+        last_id = 0
+        while True:
+            state: dict[str, Any] = {}
+
+            def page(status: str = status, after: int = last_id, state: dict[str, Any] = state) -> None:
+                rows = task_item.lock_items_page(db, id_task, status, after, _DECISION_CHUNK)
+                apply(rows)
+                state["rows"] = len(rows)
+                state["last"] = int(rows[-1]["id_task_item"]) if rows else after
+
+            in_transaction(page)
+            if state["rows"] < _DECISION_CHUNK:
+                break
+            last_id = state["last"]
+    task_item.refresh_review_counters(db, id_task)
+    return changed, refused
 
 
 def page_items(
@@ -651,8 +492,8 @@ def page_items(
 ) -> Page:
     """Zwraca jedną stronę nieusuniętych pozycji zadania o danym statusie (keyset, bez OFFSET).
 
-    Zapytanie czyta indeks ``(id_task, status)`` od klucza strony (InnoDB dokleja do niego
-    klucz główny), więc koszt strony nie zależy od tego, jak daleko jest ona w zadaniu.
+    Koszt strony nie zależy od tego, jak daleko jest ona w zadaniu ani od innych zadań
+    (``task_item.status_page_query``).
 
     Args:
         db: Połączenie lokalne.
@@ -673,38 +514,13 @@ def page_items(
     if not 1 <= limit <= PAGE_LIMIT_MAX:
         raise UsageError(f"liczba pozycji na stronie musi być w zakresie 1..{PAGE_LIMIT_MAX} (jest {limit})")
     backwards = before is not None
-    sql, params = page_query(id_task, status, before if backwards else after, backwards, limit + 1)
-    rows = db.query(sql, params)
-    db.commit()
+    rows = task_item.review_page(db, id_task, status, before if backwards else after, limit + 1, backwards)
     more = len(rows) > limit
     rows = rows[:limit]
     if backwards:
         rows.reverse()
         return Page(rows, more, True)
     return Page(rows, after is not None, more)
-
-
-def page_query(
-    id_task: int, status: str, key: int | None, backwards: bool, limit: int
-) -> tuple[str, list[Any]]:
-    """Buduje zapytanie strony pozycji (też do sprawdzenia planu przez ``EXPLAIN`` w testach).
-
-    Returns:
-        Krotka ``(sql, parametry)``.
-    """
-    where = "id_task=%s AND status=%s AND deleted_at IS NULL"
-    params: list[Any] = [id_task, status]
-    if key is not None:
-        where += " AND id_task_item < %s" if backwards else " AND id_task_item > %s"
-        params.append(int(key))
-    order = "DESC" if backwards else "ASC"
-    # FORCE INDEX: przy ORDER BY klucza głównego z LIMIT optymalizator potrafi wybrać skan PRIMARY
-    # przez całą tabelę (wszystkie zadania) zamiast zakresu indeksu (id_task, status, id).
-    sql = (
-        f"SELECT {_PAGE_COLUMNS} FROM task_item FORCE INDEX (idx_task_item_task_status) "
-        f"WHERE {where} ORDER BY id_task_item {order} LIMIT %s"
-    )
-    return sql, [*params, limit]
 
 
 def _accept_with_text(
@@ -724,19 +540,14 @@ def _accept_with_text(
     ``local_hash`` liczony jest metodą zadania (``task.hash_method``).
     """
     by = check_reviewer(by)
-    head = db.query_one("SELECT id_task FROM task_item WHERE id_task_item=%s", (id_item,))
+    id_task = int(get_item(db, id_item)["id_task"])
+    method = get_task(db, id_task).get("hash_method") or "sha256"
     db.commit()
-    if head is None:
-        raise UsageError(f"pozycja {id_item} nie istnieje w tabeli task_item")
-    id_task = int(head["id_task"])
 
     def work() -> Outcome:
         db.begin()
         lock_task_row(db, id_task)
-        row = db.query_one(
-            f"SELECT {_DECISION_COLUMNS}, text_original FROM task_item WHERE id_task_item=%s FOR UPDATE",
-            (id_item,),
-        )
+        row = task_item.lock_item(db, id_item)
         text, reason = make_text(row)
         if reason is None and row["status"] == "accepted" and row["text_corrected"] == text:
             # Drugie kliknięcie albo drugi recenzent z tym samym tekstem: nic do zrobienia.
@@ -749,15 +560,12 @@ def _accept_with_text(
         if reason is not None:
             db.commit()
             return Outcome(False, reason, id_item)
-        method = db.query_value("SELECT hash_method FROM task WHERE id_task=%s", (id_task,)) or "sha256"
         new_hash = compute_hash(text, method)
-        db.execute(
-            "UPDATE task_item SET text_corrected=%s, local_hash=%s, status='accepted', approved_by=%s, "
-            "approved_at=NOW(), export_error=NULL WHERE id_task_item=%s",
-            (text, new_hash, by, id_item),
-        )
+        task_item.store_reviewer_text(db, id_task, id_item, text, new_hash, by)
         change = {"text": text, "hash": new_hash, "hunks": hunks} if text != row["text_corrected"] else None
-        _log_decisions(db, [(row, action if change else "accept", "accepted", change)], by, session)
+        review_log.record_decisions(
+            db, [(row, action if change else "accept", "accepted", change)], by, session
+        )
         db.commit()
         return Outcome(True, None, id_item)
 
@@ -859,21 +667,30 @@ def restore_line_endings(stored: str | None, edited: str) -> str:
     return edited
 
 
-def _run_decision(db: MySQL, id_task: int, work: Callable[[], Outcome]) -> Outcome:
-    """Wykonuje transakcję decyzji (ponowienie po zakleszczeniu); po zmianie przelicza liczniki zadania."""
-    outcome = retry_on_deadlock(work, db=db)
-    if outcome.changed:
-        refresh_review_counters(db, id_task)
-    return outcome
+def undo_refusal(entry: dict[str, Any], row: dict[str, Any] | None) -> str | None:
+    """Powód, dla którego wpisu dziennika nie można cofnąć, albo ``None``.
+
+    Cofnięcie jest dozwolone tylko wtedy, gdy pozycja jest nadal w stanie, w jakim zostawiła ją
+    ta decyzja (status, hash tekstu, kto zdecydował) - inaczej cofnięcie nadpisałoby cudzą
+    decyzję, nową korektę AI albo eksport.
+    """
+    if (
+        row is None
+        or row["status"] != entry["status_after"]
+        or row["local_hash"] != entry["hash_after"]
+        or row["approved_by"] != entry["reviewer"]
+    ):
+        state = describe_state(row) if row else "usunięta"
+        return f"nie można cofnąć: pozycja zmieniła się po tej decyzji (teraz: {state})"
+    return None
 
 
 def undo_last(db: MySQL, id_task: int, session: str, by: str) -> Outcome:
     """Cofa ostatnią niecofniętą decyzję tej sesji w zadaniu (przywraca stan sprzed niej).
 
-    Cofnięcie udaje się tylko wtedy, gdy pozycja jest nadal w stanie, w jakim zostawiła ją ta
-    decyzja (status, hash tekstu, kto zdecydował); inaczej odmowa z opisem obecnego stanu
-    (np. pozycja została już wyeksportowana albo zmieniona przez drugiego recenzenta).
-    Cofnięcie samo też trafia do ``review_log`` (akcja ``undo``).
+    Odmowa (``undo_refusal``), gdy pozycja zmieniła się od tej decyzji (np. została już
+    wyeksportowana albo zmieniona przez drugiego recenzenta). Cofnięcie samo też trafia do
+    ``review_log`` (akcja ``undo``); po zmianie liczniki zadania są przeliczane.
 
     Args:
         db: Połączenie lokalne.
@@ -889,92 +706,140 @@ def undo_last(db: MySQL, id_task: int, session: str, by: str) -> Outcome:
     def work() -> Outcome:
         db.begin()
         lock_task_row(db, id_task)
-        entry = db.query_one(
-            "SELECT * FROM review_log WHERE session=%s AND id_task=%s AND undone_at IS NULL AND action<>'undo' "
-            "ORDER BY id_review_log DESC LIMIT 1 FOR UPDATE",
-            (session, id_task),
-        )
+        entry = review_log.last_undoable(db, id_task, session)
         if entry is None:
             db.commit()
             return Outcome(False, "nie ma decyzji do cofnięcia w tej sesji")
         id_item = int(entry["id_task_item"])
-        row = db.query_one(
-            f"SELECT {_DECISION_COLUMNS} FROM task_item WHERE id_task_item=%s FOR UPDATE", (id_item,)
-        )
-        if (
-            row is None
-            or row["status"] != entry["status_after"]
-            or row["local_hash"] != entry["hash_after"]
-            or row["approved_by"] != entry["reviewer"]
-        ):
+        row = task_item.lock_item(db, id_item)
+        reason = undo_refusal(entry, row)
+        if reason is not None:
             db.commit()
-            state = describe_state(row) if row else "usunięta"
-            return Outcome(
-                False, f"nie można cofnąć: pozycja zmieniła się po tej decyzji (teraz: {state})", id_item
-            )
-        text_changed = entry["text_after"] is not None
-        assignments = "status=%s, approved_by=%s, approved_at=%s, export_error=%s"
-        params: list[Any] = [
-            entry["status_before"],
-            entry["approved_by_before"],
-            entry["approved_at_before"],
-            entry["export_error_before"],
-        ]
-        if text_changed:
-            assignments += ", text_corrected=%s, local_hash=%s"
-            params += [entry["text_before"], entry["hash_before"]]
-        db.execute(f"UPDATE task_item SET {assignments} WHERE id_task_item=%s", [*params, id_item])
-        db.execute(
-            f"INSERT INTO review_log ({_LOG_COLUMNS}) VALUES ({_LOG_MARKS})",
-            (
-                id_task,
-                id_item,
-                "undo",
-                by,
-                session,
-                row["status"],
-                entry["status_before"],
-                row["approved_by"],
-                row["approved_at"],
-                row["export_error"],
-                row["local_hash"],
-                entry["hash_before"],
-                row["text_corrected"] if text_changed else None,
-                entry["text_before"] if text_changed else None,
-                None,
-                entry["id_review_log"],
-            ),
-        )
-        db.execute("UPDATE review_log SET undone_at=NOW(3) WHERE id_review_log=%s", (entry["id_review_log"],))
+            return Outcome(False, reason, id_item)
+        before = {
+            "status": entry["status_before"],
+            "approved_by": entry["approved_by_before"],
+            "approved_at": entry["approved_at_before"],
+            "export_error": entry["export_error_before"],
+        }
+        text = (entry["text_before"], entry["hash_before"]) if entry["text_after"] is not None else None
+        task_item.restore_decision(db, id_task, id_item, before, text)
+        review_log.record_undo(db, entry, row, by, session)
         db.commit()
         return Outcome(True, None, id_item)
 
     return _run_decision(db, id_task, work)
 
 
-def last_export_run(db: MySQL, id_task: int) -> dict[str, Any] | None:
-    """Ostatni run eksportu zadania z ``run_log`` (status, czasy, statystyki JSON) albo ``None``."""
-    row = db.query_one(
-        "SELECT id_run_log, run_id, status, started_at, finished_at, duration_ms, stats, message FROM run_log "
-        "WHERE id_task=%s AND kind='export' ORDER BY id_run_log DESC LIMIT 1",
-        (id_task,),
-    )
-    db.commit()
-    return row
+def _run_decision(db: MySQL, id_task: int, work: Callable[[], Outcome]) -> Outcome:
+    """Wykonuje transakcję decyzji (ponowienie po zakleszczeniu); po zmianie przelicza liczniki zadania."""
+    outcome = retry_on_deadlock(work, db=db)
+    if outcome.changed:
+        task_item.refresh_review_counters(db, id_task)
+    return outcome
 
 
-def export_problems(db: MySQL, id_task: int, limit: int = 100) -> list[dict[str, Any]]:
-    """Pozycje z powodem w ``export_error``: konflikty i zaakceptowane pominięte przez eksport.
+class ExportReport(NamedTuple):
+    """Wynik ostatniego eksportu zadania: wpis ``run_log``, jego liczniki i pozycje z powodem."""
 
-    Czyta indeks ``(id_task, status)`` dla dwóch statusów, najwyżej ``limit`` pozycji każdego.
+    run: dict[str, Any] | None
+    stats: dict[str, Any]
+    problems: list[dict[str, Any]]
+
+
+def export_report(db: MySQL, id_task: int, limit: int = EXPORT_PROBLEMS_SHOWN) -> ExportReport:
+    """Zbiera wynik ostatniego eksportu zadania do pokazania człowiekowi.
+
+    Args:
+        db: Połączenie lokalne.
+        id_task: Zadanie.
+        limit: Najwięcej pozycji z powodem na status (konflikty, pominięte zaakceptowane).
+
+    Returns:
+        ``ExportReport``: ostatni run eksportu (``None``, gdy nie było), jego liczniki (JSON
+        z ``run_log.stats``: zapisane, już w źródle, konflikty, pominięte) i pozycje z ``export_error``.
     """
-    rows = []
-    for status in ("conflict", "accepted"):
-        rows += db.query(
-            "SELECT id_task_item, remote_id, status, export_error FROM task_item "
-            "WHERE id_task=%s AND status=%s AND deleted_at IS NULL AND export_error IS NOT NULL "
-            "ORDER BY id_task_item LIMIT %s",
-            (id_task, status, limit),
-        )
+    run = runs.last_run(db, id_task, "export")
+    stats: dict[str, Any] = {}
+    if run and run.get("stats"):
+        try:
+            stats = json.loads(run["stats"])
+        except ValueError:
+            stats = {}
+    return ExportReport(run, stats, task_item.export_problems(db, id_task, limit))
+
+
+def _iter_dump_rows(db: MySQL, id_task: int, statuses: list[str] | None) -> Iterator[dict[str, Any]]:
+    """Czyta pozycje do zrzutu rosnąco po ``id_task_item`` (pamięć nie rośnie z rozmiarem zadania).
+
+    Każdy status jest czytany osobno stronami po indeksie ``(id_task, status)``, a strumienie są
+    scalane po ``id_task_item``: koszt strony nie zależy od wcześniejszych zadań ani od tego,
+    jak daleko jest zrzut. Bez ``statuses``: każda pozycja z korektą (``text_corrected``).
+    """
+
+    def stream(status: str) -> Iterator[dict[str, Any]]:
+        last_id = None
+        while True:
+            rows = task_item.dump_page(
+                db, id_task, DUMP_COLUMNS, status, last_id, _DUMP_PAGE, corrected_only=not statuses
+            )
+            yield from rows
+            if len(rows) < _DUMP_PAGE:
+                return
+            last_id = int(rows[-1]["id_task_item"])
+
+    wanted = [s for s in ITEM_STATUSES if s in statuses] if statuses else list(ITEM_STATUSES)
+    yield from heapq.merge(*(stream(s) for s in wanted), key=lambda row: row["id_task_item"])
+
+
+def _plain(value: Any) -> Any:
+    """Zamienia wartości z bazy na typy JSON (daty ISO, Decimal jako liczba)."""
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return value
+
+
+def dump_items(db: MySQL, id_task: int, fmt: str, out: TextIO, statuses: list[str] | None = None) -> int:
+    """Zapisuje pozycje zadania do CSV albo JSON (dla osób, które przeglądają poza systemem).
+
+    Bez ``statuses`` zrzut obejmuje każdą nieusuniętą pozycję z korektą (``text_corrected``).
+    W JSON ``change_summary`` jest obiektem, w CSV - tekstem JSON. Plik powstaje strumieniowo.
+
+    Args:
+        db: Połączenie lokalne.
+        id_task: Zadanie.
+        fmt: ``csv`` albo ``json``.
+        out: Otwarty plik tekstowy (albo ``sys.stdout``).
+        statuses: Statusy pozycji do zrzutu albo ``None``.
+
+    Returns:
+        Liczba zapisanych pozycji.
+
+    Raises:
+        UsageError: Nieznane zadanie, format albo status.
+    """
+    if fmt not in DUMP_FORMATS:
+        raise UsageError(f"nieznany format {fmt!r} (dozwolone: {', '.join(DUMP_FORMATS)})")
+    for status in statuses or []:
+        _check_status(status)
+    get_task(db, id_task)
     db.commit()
-    return rows
+    count = 0
+    if fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(DUMP_COLUMNS)
+        for row in _iter_dump_rows(db, id_task, statuses):
+            writer.writerow(["" if row[c] is None else _plain(row[c]) for c in DUMP_COLUMNS])
+            count += 1
+        return count
+    out.write("[")
+    for row in _iter_dump_rows(db, id_task, statuses):
+        record = {c: _plain(row[c]) for c in DUMP_COLUMNS}
+        if row["change_summary"]:
+            record["change_summary"] = parse_summary(row["change_summary"])
+        out.write(("\n" if count == 0 else ",\n") + json.dumps(record, ensure_ascii=False))
+        count += 1
+    out.write("\n]\n" if count else "]\n")
+    return count

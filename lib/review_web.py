@@ -19,7 +19,6 @@ obecnego stanu.
 
 import hashlib
 import hmac
-import json
 import secrets
 import threading
 import time
@@ -701,23 +700,27 @@ def create_app(
         with exports_lock:
             state = dict(exports.get(id_task, {}))
 
-        def load(db: MySQL) -> dict[str, Any]:
+        def load(db: MySQL) -> tuple[dict[str, Any], review.ExportReport]:
             task_row = get_task(db, id_task)
             db.commit()
-            run = review.last_export_run(db, id_task)
-            problems = review.export_problems(db, id_task)
-            return {"task": task_row, "run": run, "problems": problems}
+            return task_row, review.export_report(db, id_task)
 
         try:
-            data = await call_db(load)
+            task_row, report = await call_db(load)
         except (AilexiaError, pymysql.MySQLError) as exc:
             return error_response(request, exc)
-        run = data["run"]
-        stats = json.loads(run["stats"]) if run and run.get("stats") else {}
         return page(
             request,
             "export.html",
-            {**data, "state": state, "stats": stats, "export_enabled": export_runner is not None},
+            {
+                "task": task_row,
+                "run": report.run,
+                "stats": report.stats,
+                "problems": report.problems,
+                "problems_limit": review.EXPORT_PROBLEMS_SHOWN,
+                "state": state,
+                "export_enabled": export_runner is not None,
+            },
         )
 
     routes = [

@@ -479,15 +479,91 @@ def record_export(
 
 # --- przegląd ---------------------------------------------------------------------------
 
-# Kolumny, których potrzebuje reguła decyzji człowieka (``lib.review.refusal_reason``).
+# Kolumny pozycji czytane pod blokadą przy decyzji: reguła odmowy (``lib.review.refusal_reason``),
+# wersja pokazana człowiekowi (``row_updated_at``) i stan "przed" zapisywany w ``review_log``.
 DECISION_COLUMNS = (
-    "id_task_item, id_task, status, deleted_at, is_changed, text_corrected, processed_at, verified_at"
+    "id_task_item, id_task, status, deleted_at, is_changed, text_corrected, processed_at, verified_at, "
+    "approved_by, approved_at, export_error, local_hash, row_updated_at"
 )
-# Kolumny listy pozycji do przeglądu.
+# Kolumny listy pozycji do przeglądu (``review.py list``).
 REVIEW_COLUMNS = (
     "id_task_item, id_task, remote_id, status, text_original, text_corrected, change_summary, is_changed, "
     "processed_at, approved_by, approved_at, exported_at, export_error"
 )
+# Kolumny pozycji na stronie przeglądu.
+PAGE_COLUMNS = (
+    "id_task_item, id_task, remote_id, status, text_original, text_corrected, change_summary, is_changed, "
+    "processed_at, verified_at, approved_by, approved_at, exported_at, export_error, deleted_at, row_updated_at, "
+    "tokens_input, tokens_output, cost_usd"
+)
+
+
+# Indeks stron pozycji po statusie: (id_task, status) + doklejony przez InnoDB klucz główny.
+STATUS_PAGE_INDEX = "idx_task_item_task_status"
+# Dodatkowe warunki stron po statusie (stałe, bez parametrów).
+ONLY_CORRECTED = "text_corrected IS NOT NULL"
+ONLY_EXPORT_ERRORS = "export_error IS NOT NULL"
+
+
+def status_page_query(
+    columns: str,
+    id_task: int,
+    status: str,
+    key: int | None,
+    limit: int,
+    *,
+    backwards: bool = False,
+    condition: str | None = None,
+    lock: bool = False,
+) -> tuple[str, list[Any]]:
+    """Zapytanie strony nieusuniętych pozycji zadania o jednym statusie (keyset po ``id_task_item``).
+
+    Jedyny kształt stronicowania pozycji po statusie: strona przeglądu, decyzje ``--all``, zrzut
+    i lista problemów eksportu. Czyta indeks ``(id_task, status)``, do którego InnoDB dokleja klucz
+    główny, od klucza strony: tylko ``limit`` wpisów, niezależnie od głębokości strony i innych zadań.
+
+    ``FORCE INDEX``: bez niego MariaDB 10.11 wybiera przy ``ORDER BY id_task_item LIMIT n`` skan
+    ``PRIMARY`` od początku tabeli (zakłada równomierny rozkład zadań; dla późniejszego zadania
+    czyta pozycje wszystkich wcześniejszych - 1 000 021 wierszy na stronę przy 1 000 000 pozycji),
+    a przy ``ORDER BY id_task, status, id_task_item`` przecięcie indeksów i sortowanie całego
+    statusu. Inny indeks (np. z ``deleted_at``) tego nie zmienia - sprawdzone ``EXPLAIN``.
+
+    Args:
+        columns: Kolumny wyniku (stała tego modułu).
+        id_task: Zadanie.
+        status: Status pozycji.
+        key: ``id_task_item`` granicy strony albo ``None`` (pierwsza strona).
+        limit: Maksymalna liczba wierszy.
+        backwards: ``True`` = pozycje przed ``key``, malejąco (poprzednia strona).
+        condition: Dodatkowy warunek (``ONLY_CORRECTED``, ``ONLY_EXPORT_ERRORS``) albo ``None``.
+        lock: ``FOR UPDATE`` (decyzje).
+
+    Returns:
+        Krotka ``(sql, parametry)``.
+    """
+    op, order = ("<", "DESC") if backwards else (">", "ASC")
+    where = "id_task=%s AND status=%s AND deleted_at IS NULL"
+    params: list[Any] = [id_task, status]
+    if key is not None:
+        where += f" AND id_task_item {op} %s"
+        params.append(int(key))
+    if condition:
+        where += f" AND {condition}"
+    sql = (
+        f"SELECT {columns} FROM task_item FORCE INDEX ({STATUS_PAGE_INDEX}) WHERE {where} "
+        f"ORDER BY id_task_item {order} LIMIT %s"
+    )
+    return sql + (" FOR UPDATE" if lock else ""), [*params, limit]
+
+
+def review_page(
+    db: MySQL, id_task: int, status: str, key: int | None, limit: int, backwards: bool = False
+) -> list[dict[str, Any]]:
+    """Strona pozycji do przeglądu w kolejności zapytania (wstecz: malejąco); zatwierdza odczyt."""
+    sql, params = status_page_query(PAGE_COLUMNS, id_task, status, key, limit, backwards=backwards)
+    rows = db.query(sql, params)
+    db.commit()
+    return rows
 
 
 def list_for_review(db: MySQL, id_task: int, status: str | None, limit: int) -> list[dict[str, Any]]:
@@ -511,6 +587,14 @@ def get_item_row(db: MySQL, id_item: int) -> dict[str, Any] | None:
     return row
 
 
+def lock_item(db: MySQL, id_item: int) -> dict[str, Any] | None:
+    """Blokuje (``FOR UPDATE``) jedną pozycję i zwraca jej kolumny decyzji oraz ``text_original``."""
+    return db.query_one(
+        f"SELECT {DECISION_COLUMNS}, text_original FROM task_item WHERE id_task_item=%s FOR UPDATE",
+        (id_item,),
+    )
+
+
 def lock_items_by_id(db: MySQL, id_task: int, ids: list[int]) -> list[dict[str, Any]]:
     """Blokuje (``FOR UPDATE``) wskazane pozycje zadania i zwraca ich kolumny decyzji."""
     return db.query(
@@ -519,22 +603,13 @@ def lock_items_by_id(db: MySQL, id_task: int, ids: list[int]) -> list[dict[str, 
     )
 
 
-def lock_items_page(
-    db: MySQL, id_task: int, after: int, status: str | None, limit: int
-) -> list[dict[str, Any]]:
-    """Blokuje kolejną porcję nieusuniętych pozycji zadania (keyset po ``id_task_item``) i ją zwraca."""
-    where = "id_task=%s AND deleted_at IS NULL AND id_task_item > %s"
-    params: list[Any] = [id_task, after]
-    if status is not None:
-        where += " AND status=%s"
-        params.append(status)
-    return db.query(
-        f"SELECT {DECISION_COLUMNS} FROM task_item WHERE {where} ORDER BY id_task_item LIMIT %s FOR UPDATE",
-        [*params, limit],
-    )
+def lock_items_page(db: MySQL, id_task: int, status: str, after: int, limit: int) -> list[dict[str, Any]]:
+    """Blokuje kolejną porcję nieusuniętych pozycji zadania o statusie (keyset) i ją zwraca."""
+    sql, params = status_page_query(DECISION_COLUMNS, id_task, status, after, limit, lock=True)
+    return db.query(sql, params)
 
 
-def set_decisions(db: MySQL, ids: list[int], decision: str, by: str) -> None:
+def set_decisions(db: MySQL, id_task: int, ids: list[int], decision: str, by: str) -> None:
     """Zapisuje decyzję człowieka (w transakcji wołającego, po ``lock_items_*``)."""
     if ids:
         db.execute(
@@ -544,21 +619,81 @@ def set_decisions(db: MySQL, ids: list[int], decision: str, by: str) -> None:
         )
 
 
-def dump_page(
-    db: MySQL, id_task: int, columns: tuple[str, ...], statuses: list[str] | None, after: int, limit: int
-) -> list[dict[str, Any]]:
-    """Strona zrzutu (keyset po ``id_task_item``); bez ``statuses`` - pozycje z korektą. Zatwierdza odczyt."""
-    where = "id_task=%s AND deleted_at IS NULL AND id_task_item > %s"
-    params: list[Any] = [id_task, after]
-    if statuses:
-        where += f" AND status IN ({_marks(statuses)})"
-        params.extend(statuses)
-    else:
-        where += " AND text_corrected IS NOT NULL"
-    rows = db.query(
-        f"SELECT {', '.join(columns)} FROM task_item WHERE {where} ORDER BY id_task_item LIMIT %s",
-        [*params, limit],
+def store_reviewer_text(
+    db: MySQL, id_task: int, id_item: int, text: str, text_hash: str | None, by: str
+) -> None:
+    """Tekst człowieka jako ``text_corrected`` (z ``local_hash``) i akceptacja, w transakcji wołającego."""
+    db.execute(
+        "UPDATE task_item SET text_corrected=%s, local_hash=%s, status='accepted', approved_by=%s, "
+        "approved_at=NOW(), export_error=NULL WHERE id_task_item=%s",
+        [text, text_hash, by, id_item],
     )
+
+
+def restore_decision(
+    db: MySQL,
+    id_task: int,
+    id_item: int,
+    state: dict[str, Any],
+    text: tuple[str | None, str | None] | None = None,
+) -> None:
+    """Przywraca stan pozycji sprzed decyzji (cofnięcie), w transakcji wołającego.
+
+    Args:
+        db: Połączenie w transakcji (pozycja zablokowana).
+        id_task: Zadanie (liczniki).
+        id_item: Pozycja.
+        state: ``status``, ``approved_by``, ``approved_at``, ``export_error`` sprzed decyzji.
+        text: ``(text_corrected, local_hash)`` sprzed decyzji albo ``None``, gdy decyzja nie zmieniła tekstu.
+    """
+    assignments = "status=%s, approved_by=%s, approved_at=%s, export_error=%s"
+    params: list[Any] = [state["status"], state["approved_by"], state["approved_at"], state["export_error"]]
+    if text is not None:
+        assignments += ", text_corrected=%s, local_hash=%s"
+        params += list(text)
+    db.execute(f"UPDATE task_item SET {assignments} WHERE id_task_item=%s", [*params, id_item])
+
+
+def export_problems(db: MySQL, id_task: int, limit: int) -> list[dict[str, Any]]:
+    """Pozycje z powodem w ``export_error``: konflikty i zaakceptowane pominięte przez eksport.
+
+    Po jednym zapytaniu na status, każde po indeksie ``(id_task, status)``, najwyżej ``limit``
+    pozycji każdego; zatwierdza odczyt.
+    """
+    rows: list[dict[str, Any]] = []
+    for status in ("conflict", "accepted"):
+        sql, params = status_page_query(
+            "id_task_item, remote_id, status, export_error",
+            id_task,
+            status,
+            None,
+            limit,
+            condition=ONLY_EXPORT_ERRORS,
+        )
+        rows += db.query(sql, params)
+    db.commit()
+    return rows
+
+
+def dump_page(
+    db: MySQL,
+    id_task: int,
+    columns: tuple[str, ...],
+    status: str,
+    after: int | None,
+    limit: int,
+    corrected_only: bool,
+) -> list[dict[str, Any]]:
+    """Strona zrzutu pozycji o jednym statusie (``status_page_query``); zatwierdza odczyt."""
+    sql, params = status_page_query(
+        ", ".join(columns),
+        id_task,
+        status,
+        after,
+        limit,
+        condition=ONLY_CORRECTED if corrected_only else None,
+    )
+    rows = db.query(sql, params)
     db.commit()
     return rows
 

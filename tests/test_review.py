@@ -522,3 +522,80 @@ def test_cli_edit_opens_editor_and_accepts(local_env, db, task, tmp_path):
         {**local_env, "EDITOR": "false", "VISUAL": ""}, "edit", str(ids["ok2"]), "--by", "ola"
     )
     assert failing.returncode == 1 and "edytor zakończył się kodem 1" in failing.stderr
+
+
+# --- liczniki zadania zmieniane przy decyzji, zrzut i decyzje --all po statusach ---------------
+
+
+def _counters(db, id_task):
+    return db.query_one(
+        "SELECT records_approved, records_rejected, records_exported FROM task WHERE id_task=%s", (id_task,)
+    )
+
+
+def _recount(db, id_task):
+    from lib import task_item
+
+    task_item.refresh_review_counters(db, id_task)
+    return _counters(db, id_task)
+
+
+def test_dump_merges_statuses_in_id_order_across_pages(db, task, monkeypatch):
+    """Zrzut czyta każdy status osobno stronami i scala je po ``id_task_item`` (kolejność jak dotąd)."""
+    id_task, ids = task
+    statuses = ["processed", "accepted", "rejected", "conflict"]
+    extra = [
+        add_task_item(db, id_task, 200 + n, f"t{n}", f"T{n}.", status=statuses[n % 4]) for n in range(11)
+    ]
+    monkeypatch.setattr(review, "_DUMP_PAGE", 2)
+    out = io.StringIO()
+    count = review.dump_items(db, id_task, "json", out)
+    dumped = [r["id_task_item"] for r in json.loads(out.getvalue())]
+    expected = sorted([ids["ok"], ids["ok2"], ids["outdated"], ids["changed"], ids["exported"], *extra])
+    assert dumped == expected and count == len(expected)
+    out = io.StringIO()
+    review.dump_items(db, id_task, "csv", out, ["rejected", "accepted"])
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert [int(r["id_task_item"]) for r in rows] == [
+        i for i in extra if statuses[extra.index(i) % 4] in ("rejected", "accepted")
+    ]
+
+
+def test_decision_all_statuses_pages_through_each_status(db, task, monkeypatch):
+    """``--all`` bez filtra statusu: każdy status stronami (keyset), odmowy z powodem, bez pominięć."""
+    id_task, ids = task
+    extra = [add_task_item(db, id_task, 300 + n, f"t{n}", f"T{n}.", status="rejected") for n in range(5)]
+    _recount(db, id_task)
+    monkeypatch.setattr(review, "_DECISION_CHUNK", 2)
+    changed, refused = review.set_decision(db, id_task, None, "accepted", "anna", None)
+    assert sorted(changed) == sorted([ids["ok"], ids["ok2"], *extra])
+    reasons = dict(refused)
+    assert set(reasons) == {ids["outdated"], ids["changed"], ids["pending"], ids["exported"]}
+    assert reasons[ids["exported"]] == "pozycja jest już wyeksportowana do źródła"
+    assert _counters(db, id_task) == _recount(db, id_task)
+
+
+def test_export_report_shows_the_last_export_run_and_problems(db, task):
+    id_task, ids = task
+    db.execute(
+        "INSERT INTO run_log (id_task, kind, run_id, status, started_at, stats) VALUES "
+        "(%s, 'export', 'run-old', 'completed', NOW(3) - INTERVAL 1 HOUR, '{\"exported\": 9}'), "
+        "(%s, 'export', 'run-new', 'completed', NOW(3) - INTERVAL 1 MINUTE, '{\"exported\": 2, \"conflicts\": 1}'), "
+        "(%s, 'sync', 'run-sync', 'completed', NOW(3), NULL)",
+        (id_task, id_task, id_task),
+    )
+    db.execute(
+        "UPDATE task_item SET status='conflict', export_error='tekst w źródle zmienił się' WHERE id_task_item=%s",
+        (ids["ok"],),
+    )
+    db.execute(
+        "UPDATE task_item SET status='accepted', export_error='brak klucza' WHERE id_task_item=%s",
+        (ids["ok2"],),
+    )
+    report = review.export_report(db, id_task)
+    assert report.run["run_id"] == "run-new" and report.stats == {"exported": 2, "conflicts": 1}
+    assert [(p["id_task_item"], p["status"], p["export_error"]) for p in report.problems] == [
+        (ids["ok"], "conflict", "tekst w źródle zmienił się"),
+        (ids["ok2"], "accepted", "brak klucza"),
+    ]
+    assert review.export_report(db, id_task + 1000).run is None

@@ -14,7 +14,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from lib import review
+from lib import review, task_item
 from lib.db_local import connect_local
 from tests.helpers import (
     UNUSED_SOURCE,
@@ -418,13 +418,25 @@ def test_keyset_paging_on_100000_items_stays_fast(server, wdb):
     assert len(ids) == 60_000
     deep = ids[54_000]
 
-    # Plan: zakres indeksu (id_task, status) od klucza strony, bez sortowania, ~limit+1 przeczytanych wierszy.
-    for key, backwards in ((None, False), (deep, False), (deep, True)):
-        sql, params = review.page_query(id_task, "processed", key, backwards, limit + 1)
+    # Plan: zakres indeksu (id_task, status, deleted_at) od klucza strony, bez sortowania, ~limit+1
+    # przeczytanych wierszy - także dla zadania wstawionego później (bez FORCE INDEX MariaDB czytała
+    # PRIMARY przez wszystkie pozycje wcześniejszych zadań). Ten sam kształt: decyzje --all i zrzut.
+    cases = [
+        (task_item.PAGE_COLUMNS, id_task, None, False, limit + 1, {}),
+        (task_item.PAGE_COLUMNS, id_task, deep, False, limit + 1, {}),
+        (task_item.PAGE_COLUMNS, id_task, deep, True, limit + 1, {}),
+        (task_item.PAGE_COLUMNS, other, None, False, limit + 1, {}),
+        (task_item.DECISION_COLUMNS, other, None, False, 1000, {"lock": True}),
+        ("id_task_item, text_corrected", other, None, False, 1000, {"condition": task_item.ONLY_CORRECTED}),
+    ]
+    for columns, task, key, backwards, rows_limit, options in cases:
+        sql, params = task_item.status_page_query(
+            columns, task, "processed", key, rows_limit, backwards=backwards, **options
+        )
         plan = json.loads(wdb.query_value("ANALYZE FORMAT=JSON " + sql, params))
         table = _find_table(plan, "task_item")
-        assert table["key"] == "idx_task_item_task_status" and table["access_type"] in ("range", "ref"), table
-        assert table["r_rows"] <= limit + 1, table
+        assert table["key"] == task_item.STATUS_PAGE_INDEX and table["access_type"] in ("range", "ref"), table
+        assert table["r_rows"] <= rows_limit, (task, key, backwards, table)
         assert "filesort" not in json.dumps(plan)
     offset_plan = json.loads(
         wdb.query_value(
