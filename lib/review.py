@@ -380,7 +380,7 @@ def set_decision(
     kolejność co w runach synchronizacji i eksportu, więc nie ma zakleszczeń. Pozycje, których
     nie można oznaczyć, są pomijane z powodem; pozostałe dostają status, ``approved_by``
     i ``approved_at`` (a ``export_error`` jest czyszczony). W tej samej transakcji każda zmiana
-    trafia do ``review_log`` (stan przed, do cofnięcia). Na końcu liczniki zadania są przeliczane.
+    trafia do ``review_log`` (stan przed, do cofnięcia), a liczniki zadania zmieniają się o różnicę.
 
     Args:
         db: Połączenie lokalne.
@@ -455,7 +455,6 @@ def set_decision(
                 )
 
             in_transaction(by_id)
-        task_item.refresh_review_counters(db, id_task)
         return changed, refused
     # Bez filtra: najpierw status samej decyzji (te pozycje są tylko odmawiane), potem pozostałe -
     # pozycja oznaczona w późniejszym przebiegu nie wraca już do przeglądanego statusu.
@@ -478,7 +477,6 @@ def set_decision(
             if state["rows"] < _DECISION_CHUNK:
                 break
             last_id = state["last"]
-    task_item.refresh_review_counters(db, id_task)
     return changed, refused
 
 
@@ -569,7 +567,7 @@ def _accept_with_text(
         db.commit()
         return Outcome(True, None, id_item)
 
-    return _run_decision(db, id_task, work)
+    return retry_on_deadlock(work, db=db)
 
 
 def edit_and_accept(
@@ -690,7 +688,7 @@ def undo_last(db: MySQL, id_task: int, session: str, by: str) -> Outcome:
 
     Odmowa (``undo_refusal``), gdy pozycja zmieniła się od tej decyzji (np. została już
     wyeksportowana albo zmieniona przez drugiego recenzenta). Cofnięcie samo też trafia do
-    ``review_log`` (akcja ``undo``); po zmianie liczniki zadania są przeliczane.
+    ``review_log`` (akcja ``undo``), a liczniki zadania zmieniają się o różnicę.
 
     Args:
         db: Połączenie lokalne.
@@ -728,15 +726,7 @@ def undo_last(db: MySQL, id_task: int, session: str, by: str) -> Outcome:
         db.commit()
         return Outcome(True, None, id_item)
 
-    return _run_decision(db, id_task, work)
-
-
-def _run_decision(db: MySQL, id_task: int, work: Callable[[], Outcome]) -> Outcome:
-    """Wykonuje transakcję decyzji (ponowienie po zakleszczeniu); po zmianie przelicza liczniki zadania."""
-    outcome = retry_on_deadlock(work, db=db)
-    if outcome.changed:
-        task_item.refresh_review_counters(db, id_task)
-    return outcome
+    return retry_on_deadlock(work, db=db)
 
 
 class ExportReport(NamedTuple):

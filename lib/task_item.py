@@ -610,9 +610,12 @@ def lock_items_page(db: MySQL, id_task: int, status: str, after: int, limit: int
 
 
 def set_decisions(db: MySQL, id_task: int, ids: list[int], decision: str, by: str) -> None:
-    """Zapisuje decyzję człowieka (w transakcji wołającego, po ``lock_items_*``)."""
+    """Zapisuje decyzję człowieka (w transakcji wołającego, po ``lock_items_*``) i zmienia liczniki zadania."""
     if ids:
-        db.execute(
+        _with_counter_change(
+            db,
+            id_task,
+            ids,
             "UPDATE task_item SET status=%s, approved_by=%s, approved_at=NOW(), export_error=NULL "
             f"WHERE id_task_item IN ({_marks(ids)})",
             [decision, by, *ids],
@@ -623,7 +626,10 @@ def store_reviewer_text(
     db: MySQL, id_task: int, id_item: int, text: str, text_hash: str | None, by: str
 ) -> None:
     """Tekst człowieka jako ``text_corrected`` (z ``local_hash``) i akceptacja, w transakcji wołającego."""
-    db.execute(
+    _with_counter_change(
+        db,
+        id_task,
+        [id_item],
         "UPDATE task_item SET text_corrected=%s, local_hash=%s, status='accepted', approved_by=%s, "
         "approved_at=NOW(), export_error=NULL WHERE id_task_item=%s",
         [text, text_hash, by, id_item],
@@ -651,7 +657,13 @@ def restore_decision(
     if text is not None:
         assignments += ", text_corrected=%s, local_hash=%s"
         params += list(text)
-    db.execute(f"UPDATE task_item SET {assignments} WHERE id_task_item=%s", [*params, id_item])
+    _with_counter_change(
+        db,
+        id_task,
+        [id_item],
+        f"UPDATE task_item SET {assignments} WHERE id_task_item=%s",
+        [*params, id_item],
+    )
 
 
 def export_problems(db: MySQL, id_task: int, limit: int) -> list[dict[str, Any]]:
@@ -698,31 +710,67 @@ def dump_page(
     return rows
 
 
-# --- liczniki przeliczane z pozycji -----------------------------------------------------
+# --- liczniki przeglądu zadania ---------------------------------------------------------
+
+# Liczniki ``task.records_approved/rejected/exported``: kolumna zadania -> warunek na nieusuniętej
+# pozycji. Jedna definicja dla pełnego przeliczenia (po synchronizacji i eksporcie) i dla zmiany
+# liczników przy decyzji człowieka. Zatwierdzone liczymy razem z wyeksportowanymi i konfliktami
+# (każda z nich była zatwierdzona przez człowieka).
+_REVIEW_COUNTERS = (
+    ("records_approved", "approved_at IS NOT NULL AND status IN ('accepted','exported','conflict')"),
+    ("records_rejected", "status='rejected'"),
+    ("records_exported", "status='exported'"),
+)
+_COUNTER_SUMS = ", ".join(f"COALESCE(SUM({rule}),0) AS {column}" for column, rule in _REVIEW_COUNTERS)
+
+
+def _counter_sums(db: MySQL, ids: list[int]) -> list[int]:
+    """Wkład podanych pozycji w liczniki przeglądu (w kolejności ``_REVIEW_COUNTERS``)."""
+    row = db.query_one(
+        f"SELECT {_COUNTER_SUMS} FROM task_item WHERE deleted_at IS NULL AND id_task_item IN ({_marks(ids)})",
+        ids,
+    )
+    return [int(row[column]) for column, _rule in _REVIEW_COUNTERS]
+
+
+def _with_counter_change(db: MySQL, id_task: int, ids: list[int], sql: str, params: list[Any]) -> None:
+    """Wykonuje zapis decyzji i zmienia liczniki zadania o różnicę wkładu tych pozycji.
+
+    Koszt zależy od liczby zmienianych pozycji, nie od wielkości zadania (pełne przeliczenie przy
+    1 000 000 pozycji to skan całego zadania przy każdym klawiszu). Wołający trzyma blokady wiersza
+    zadania i pozycji, więc różnica jest dokładna; pełne przeliczenie daje ten sam wynik.
+    """
+    before = _counter_sums(db, ids)
+    db.execute(sql, params)
+    change = [a - b for a, b in zip(_counter_sums(db, ids), before, strict=True)]
+    if any(change):
+        # GREATEST: licznik nieaktualny sprzed tej wersji nie może zejść poniżej zera (kolumny UNSIGNED).
+        assignments = ", ".join(
+            f"{column}=GREATEST(CAST({column} AS SIGNED) + %s, 0)" for column, _rule in _REVIEW_COUNTERS
+        )
+        db.execute(f"UPDATE task SET {assignments} WHERE id_task=%s", [*change, id_task])
 
 
 def refresh_review_counters(db: MySQL, id_task: int) -> dict[str, int]:
-    """Przelicza ``records_approved/rejected/exported`` zadania z pozycji i zatwierdza.
+    """Przelicza ``records_approved/rejected/exported`` zadania od nowa ze wszystkich pozycji i zatwierdza.
 
-    Zatwierdzone liczymy razem z już wyeksportowanymi i konfliktami (każda z nich była
-    zatwierdzona przez człowieka).
+    Po synchronizacji i eksporcie (zmieniają wiele pozycji naraz); decyzje człowieka zmieniają
+    liczniki o różnicę w swojej transakcji.
 
     Returns:
-        Słownik z nowymi wartościami liczników.
+        Słownik z nowymi wartościami liczników (``approved``, ``rejected``, ``exported``).
     """
     row = db.query_one(
-        "SELECT COALESCE(SUM(approved_at IS NOT NULL AND status IN ('accepted','exported','conflict')),0) AS approved, "
-        "COALESCE(SUM(status='rejected'),0) AS rejected, COALESCE(SUM(status='exported'),0) AS exported "
-        "FROM task_item WHERE id_task=%s AND deleted_at IS NULL",
-        (id_task,),
+        f"SELECT {_COUNTER_SUMS} FROM task_item WHERE id_task=%s AND deleted_at IS NULL", (id_task,)
     )
-    counters = {k: int(v or 0) for k, v in (row or {}).items()}
-    db.execute(
-        "UPDATE task SET records_approved=%s, records_rejected=%s, records_exported=%s WHERE id_task=%s",
-        (counters.get("approved", 0), counters.get("rejected", 0), counters.get("exported", 0), id_task),
-    )
+    values = [int(row[column]) for column, _rule in _REVIEW_COUNTERS]
+    assignments = ", ".join(f"{column}=%s" for column, _rule in _REVIEW_COUNTERS)
+    db.execute(f"UPDATE task SET {assignments} WHERE id_task=%s", [*values, id_task])
     db.commit()
-    return counters
+    return {
+        column.removeprefix("records_"): value
+        for (column, _rule), value in zip(_REVIEW_COUNTERS, values, strict=True)
+    }
 
 
 # Agregaty pozycji zadania dla widoku stanu (kolumny wyniku ``task_counts``).

@@ -540,6 +540,48 @@ def _recount(db, id_task):
     return _counters(db, id_task)
 
 
+def test_decisions_change_counters_exactly_like_a_full_recount(db, task):
+    """Liczniki zmieniane o różnicę w każdej decyzji, poprawce, cofnięciu = pełne przeliczenie."""
+    import random
+
+    id_task, ids = task
+    # Stan początkowy nie musi zgadzać się z pozycjami: decyzje zmieniają liczniki o różnicę.
+    assert _recount(db, id_task) == {"records_approved": 0, "records_rejected": 0, "records_exported": 1}
+    extra = [add_task_item(db, id_task, 100 + n, f"tekst {n} ktury", f"tekst {n} który.") for n in range(12)]
+    db.execute("UPDATE task_item SET status='conflict', approved_at=NOW() WHERE id_task_item=%s", (extra[0],))
+    _recount(db, id_task)
+    decidable = [ids["ok"], ids["ok2"], *extra]
+    rng = random.Random(16)
+    steps = []
+    for step in range(60):
+        kind = rng.choice(["accept", "reject", "edit", "partial", "undo", "undo", "all", "refused"])
+        item = rng.choice(decidable)
+        session = rng.choice(["s1", "s2"])
+        if kind in ("accept", "reject"):
+            review.set_decision(db, id_task, [item], f"{kind}ed", "anna", None, session=session)
+        elif kind == "edit":
+            review.edit_and_accept(db, item, f"poprawka {step}", "jan", session)
+        elif kind == "partial":
+            review.accept_hunks(db, item, [0], "ola", session)
+        elif kind == "undo":
+            review.undo_last(db, id_task, session, "anna")
+        elif kind == "all":
+            review.set_decision(db, id_task, None, rng.choice(["accepted", "rejected"]), "ola", "processed")
+        else:  # odmowy nie zmieniają nic
+            review.set_decision(
+                db, id_task, [ids["deleted"], ids["exported"], ids["pending"]], "accepted", "x"
+            )
+        steps.append(kind)
+        incremental = _counters(db, id_task)
+        assert incremental == _recount(db, id_task), (step, steps)
+    assert {"undo", "edit", "partial", "all"} <= set(steps)
+    # Licznik nieaktualny (np. sprzed tej wersji) nie schodzi poniżej zera.
+    db.execute("UPDATE task SET records_approved=0, records_rejected=0 WHERE id_task=%s", (id_task,))
+    review.set_decision(db, id_task, None, "rejected", "anna", "accepted")
+    counters = _counters(db, id_task)
+    assert counters["records_approved"] == 0 and counters["records_rejected"] >= 0
+
+
 def test_dump_merges_statuses_in_id_order_across_pages(db, task, monkeypatch):
     """Zrzut czyta każdy status osobno stronami i scala je po ``id_task_item`` (kolejność jak dotąd)."""
     id_task, ids = task
