@@ -762,7 +762,7 @@ def export_report(db: MySQL, id_task: int, limit: int = EXPORT_PROBLEMS_SHOWN) -
 def _iter_dump_rows(db: MySQL, id_task: int, statuses: list[str] | None) -> Iterator[dict[str, Any]]:
     """Czyta pozycje do zrzutu rosnąco po ``id_task_item`` (pamięć nie rośnie z rozmiarem zadania).
 
-    Każdy status jest czytany osobno stronami po indeksie ``(id_task, status)``, a strumienie są
+    Każdy status jest czytany osobno stronami (``task_item.status_page_query``), a strumienie są
     scalane po ``id_task_item``: koszt strony nie zależy od wcześniejszych zadań ani od tego,
     jak daleko jest zrzut. Bez ``statuses``: każda pozycja z korektą (``text_corrected``).
     """

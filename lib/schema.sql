@@ -120,7 +120,7 @@ CREATE TABLE IF NOT EXISTS `task_item` (
   `hash_missing` TINYINT(1) AS (`text_original` IS NOT NULL AND `original_hash` IS NULL) STORED COMMENT '1 = tekst bez hasha (weryfikacja)',
   UNIQUE KEY `idx_task_item_remote` (`id_task`,`remote_id`),
   KEY `idx_task_item_fingerprint` (`id_task`,`remote_id`,`deleted_at`,`status`,`original_hash`,`local_hash`,`hash_missing`),
-  KEY `idx_task_item_task_status` (`id_task`,`status`),
+  KEY `idx_task_item_task_status` (`id_task`,`status`,`deleted_at`),
   KEY `idx_task_item_hash` (`id_task`,`original_hash`),
   KEY `idx_task_item_status` (`status`),
   KEY `idx_task_item_changed` (`is_changed`)
