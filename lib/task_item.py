@@ -10,6 +10,7 @@ Funkcje nie zatwierdzają transakcji, chyba że docstring mówi inaczej: transak
 (np. partia skanu zapisuje pozycje i licznik zadania razem).
 """
 
+from decimal import Decimal
 from typing import Any
 
 from lib import faults
@@ -778,21 +779,17 @@ def refresh_review_counters(db: MySQL, id_task: int) -> dict[str, int]:
     }
 
 
-# Agregaty pozycji zadania dla widoku stanu (kolumny wyniku ``task_counts``).
-_COUNT_COLUMNS = (
-    "COUNT(i.id_task_item) AS items_total, "
-    "COALESCE(SUM(i.status='pending'),0) AS items_pending, COALESCE(SUM(i.status='outdated'),0) AS items_outdated, "
-    "COALESCE(SUM(i.status='processed'),0) AS items_processed, "
-    "COALESCE(SUM(i.status='accepted'),0) AS items_accepted, "
-    "COALESCE(SUM(i.status='rejected'),0) AS items_rejected, COALESCE(SUM(i.status='exported'),0) AS items_exported, "
-    "COALESCE(SUM(i.status='conflict'),0) AS items_conflict, "
-    "COALESCE(SUM(i.tokens_input),0) AS tokens_input, COALESCE(SUM(i.tokens_output),0) AS tokens_output, "
-    "COALESCE(SUM(i.cost_usd),0) AS cost_usd"
-)
+# Statusy pozycji w agregatach widoku stanu (kolumny ``items_<status>`` wyniku ``task_counts``).
+_COUNTED_STATUSES = ("pending", "outdated", "processed", "accepted", "rejected", "exported", "conflict")
 
 
 def task_counts(db: MySQL, task_columns: str, id_task: int | None = None) -> list[dict[str, Any]]:
-    """Wiersze zadań z agregatami ich nieusuniętych pozycji (statusy, tokeny, koszt) - jedno zapytanie.
+    """Wiersze zadań z agregatami ich nieusuniętych pozycji (statusy, tokeny, koszt).
+
+    Trzy zapytania zamiast jednego złączenia: liczby pozycji po statusie czyta sam indeks
+    ``(id_task, status, deleted_at)`` (0,3 s przy 1 300 000 pozycji), a sumy tokenów i kosztu -
+    jeden sekwencyjny skan tabeli (kolumn nie ma w żadnym indeksie). Złączenie ``task`` z pozycjami
+    czytało pozycje w kolejności indeksu, z losowym dostępem do wierszy (8-9 s przy 1 300 000).
 
     Args:
         db: Połączenie.
@@ -802,11 +799,48 @@ def task_counts(db: MySQL, task_columns: str, id_task: int | None = None) -> lis
     Returns:
         Wiersze rosnąco po ``id_task``: kolumny ``task_columns`` oraz ``items_*``, ``tokens_*``, ``cost_usd``.
     """
-    where, params = ("WHERE t.id_task=%s", (id_task,)) if id_task is not None else ("", ())
-    return db.query(
-        f"SELECT {task_columns}, {_COUNT_COLUMNS} "
-        "FROM task t LEFT JOIN database_connection c ON c.id_database_connection=t.id_database_connection "
-        "LEFT JOIN task_item i ON i.id_task=t.id_task AND i.deleted_at IS NULL "
-        f"{where} GROUP BY t.id_task ORDER BY t.id_task",
+    one = id_task is not None
+    rows = db.query(
+        f"SELECT {task_columns} FROM task t "
+        "LEFT JOIN database_connection c ON c.id_database_connection=t.id_database_connection "
+        f"{'WHERE t.id_task=%s ' if one else ''}ORDER BY t.id_task",
+        (id_task,) if one else (),
+    )
+    if not rows:
+        return rows
+    item_filter, params = (
+        ("id_task=%s AND deleted_at IS NULL", (id_task,)) if one else ("deleted_at IS NULL", ())
+    )
+    counts = db.query(
+        f"SELECT id_task, status, COUNT(*) AS n FROM task_item WHERE {item_filter} GROUP BY id_task, status",
         params,
     )
+    # Wszystkie zadania: skan po kluczu głównym czyta tabelę po kolei; bez wskazówki optymalizator
+    # wybiera kolejność indeksu (id_task, remote_id) z losowym odczytem wierszy - 2-3 razy wolniej.
+    usage = db.query(
+        f"SELECT id_task, COALESCE(SUM(tokens_input),0) AS tokens_input, "
+        "COALESCE(SUM(tokens_output),0) AS tokens_output, COALESCE(SUM(cost_usd),0) AS cost_usd "
+        f"FROM task_item{'' if one else ' FORCE INDEX (PRIMARY)'} WHERE {item_filter} GROUP BY id_task",
+        params,
+    )
+    by_task: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        row.update(
+            {f"items_{s}": 0 for s in _COUNTED_STATUSES}, items_total=0, tokens_input=0, tokens_output=0
+        )
+        row["cost_usd"] = Decimal(0)
+        by_task[int(row["id_task"])] = row
+    for count in counts:
+        row = by_task.get(int(count["id_task"]))
+        if row is not None:
+            row[f"items_{count['status']}"] = int(count["n"])
+            row["items_total"] += int(count["n"])
+    for sums in usage:
+        row = by_task.get(int(sums["id_task"]))
+        if row is not None:
+            row.update(
+                tokens_input=int(sums["tokens_input"]),
+                tokens_output=int(sums["tokens_output"]),
+                cost_usd=sums["cost_usd"],
+            )
+    return rows
