@@ -50,6 +50,7 @@ ensure_chromium() {
   if [ -x /usr/bin/chromium ]; then return 0; fi
   echo "ensure_services: installing chromium"
   apt_install chromium chromium-driver
+  [ -x /usr/bin/chromium ] || { echo "ensure_services: chromium was not installed as /usr/bin/chromium" >&2; exit 1; }
 }
 
 ensure_mariadb

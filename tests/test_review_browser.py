@@ -401,5 +401,8 @@ def test_export_button_runs_the_dagster_export_and_shows_conflicts(server, page,
             filters=RunsFilter(tags={"ailexia/id_task": str(id_task), "ailexia/kind": "export"})
         )
         assert len(runs) == 1 and runs[0].is_success
+        # Strona pokazuje run Dagstera, którym szedł eksport (ten sam id co w UI).
+        assert runs[0].run_id in page.inner_text("#run-id")
+        assert page.inner_text("#run-status") == "completed"
     finally:
         instance.dispose()
