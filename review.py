@@ -8,13 +8,22 @@ Przykłady:
     python review.py accept --id_task 7 --all [--status processed] --by anna
     python review.py reject --id_task 7 --item 125 --by anna
     python review.py dump --id_task 7 --format csv [--status accepted] [--output plik.csv]
+    python review.py edit 123 --by anna          # poprawka w $EDITOR, zapis = akceptacja
+    python review.py serve [--host 127.0.0.1] [--port 8765]   # strona przeglądu w przeglądarce
 
 Kody wyjścia: 0 sukces, 1 błąd (także: część pozycji odmówiona przy accept/reject),
 2 błąd użycia lub konfiguracji, nieznane zadanie lub pozycja.
 """
 
 import argparse
+import os
+import secrets
+import shlex
+import socket
+import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
 from typing import Any
 
 import pymysql
@@ -22,8 +31,8 @@ import pymysql
 from lib import review
 from lib.db_local import connect_local
 from lib.db_utils import setup_logging
-from lib.errors import AilexiaError
-from lib.load_config import load_config
+from lib.errors import AilexiaError, UsageError
+from lib.load_config import PROJECT_ROOT, load_config
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -62,6 +71,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--status", action="append", help="status pozycji (można powtórzyć lub podać po przecinku)"
     )
     dump.add_argument("--output", help="plik wynikowy (domyślnie standardowe wyjście)")
+
+    edit = commands.add_parser("edit", help="popraw tekst pozycji w $EDITOR i zaakceptuj")
+    edit.add_argument("id", type=int, help="id_task_item")
+    edit.add_argument("--by", required=True, help="kto decyduje (approved_by)")
+
+    serve = commands.add_parser("serve", help="strona przeglądu w przeglądarce (token jak w Jupyterze)")
+    serve.add_argument("--host", default="127.0.0.1", help="adres nasłuchu (domyślnie 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765, help="port (domyślnie 8765; 0 = wolny port)")
     return parser.parse_args(argv)
 
 
@@ -138,6 +155,116 @@ def cmd_dump(db, args: argparse.Namespace) -> int:
     return 0
 
 
+def _strip_editor_newline(before: str, after: str) -> str:
+    """Usuwa końcową nową linię dopisaną przez edytor, jeśli tekst przed edycją jej nie miał."""
+    if not before.endswith(("\n", "\r")):
+        for ending in ("\r\n", "\n"):
+            if after.endswith(ending):
+                return after[: -len(ending)]
+    return after
+
+
+def cmd_edit(db, args: argparse.Namespace) -> int:
+    """Otwiera tekst poprawiony w ``$VISUAL``/``$EDITOR``; zapisany tekst = poprawka + akceptacja."""
+    by = review.check_reviewer(args.by)
+    item = review.get_item(db, args.id)
+    reason = review.refusal_reason(item, "accepted", same_status_ok=True)
+    if reason:
+        print(f"#{args.id}: odmowa - {reason}")
+        return 1
+    before = item["text_corrected"]
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    handle, path = tempfile.mkstemp(prefix=f"ailexia-item{args.id}-", suffix=".txt")
+    try:
+        with open(handle, "w", encoding="utf-8", newline="") as out:
+            out.write(before)
+        try:
+            code = subprocess.call([*shlex.split(editor), path])
+        except OSError as exc:
+            raise UsageError(
+                f"nie można uruchomić edytora {editor!r} ({exc.strerror}); ustaw EDITOR"
+            ) from None
+        if code != 0:
+            print(f"review: edytor zakończył się kodem {code} - nic nie zapisano", file=sys.stderr)
+            return 1
+        with open(path, encoding="utf-8", newline="") as edited_file:
+            after = _strip_editor_newline(before, edited_file.read())
+    finally:
+        os.unlink(path)
+    if after == before:
+        print(f"#{args.id}: tekst bez zmian - nic nie zapisano (akceptacja bez poprawki: review.py accept)")
+        return 0
+    outcome = review.edit_and_accept(db, args.id, after, by, None, review.item_version(item))
+    if outcome.reason:
+        print(f"#{args.id}: odmowa - {outcome.reason}")
+        return 1
+    fresh = review.get_item(db, args.id)
+    print(f"#{args.id}: poprawka zapisana, status {fresh['status']} (approved_by={fresh['approved_by']})")
+    print("  " + review.word_diff(fresh["text_original"], fresh["text_corrected"]).replace("\n", "\n  "))
+    return 0
+
+
+def make_export_runner(env_file: str | None) -> Callable[[int], tuple[bool, str]]:
+    """Buduje funkcję eksportu dla strony przeglądu: ``sync.py --export --id_task N`` w podprocesie.
+
+    To ten sam eksport co z terminala: ta sama blokada zadania i kody wyjścia, run
+    ``source_export`` materializowany na instancji z ``DAGSTER_HOME`` (widoczny w UI Dagstera).
+    Osobny proces nie przestawia logowania ani sygnałów serwera strony.
+    """
+
+    def run(id_task: int) -> tuple[bool, str]:
+        command = [sys.executable, str(PROJECT_ROOT / "sync.py"), "--export", "--id_task", str(id_task)]
+        if env_file:
+            command += ["--env-file", env_file]
+        done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, check=False)
+        lines = [line for line in (done.stderr + done.stdout).splitlines() if line.startswith("sync:")]
+        message = lines[-1] if lines else f"sync.py --export zakończył się kodem {done.returncode}"
+        return done.returncode == 0, message
+
+    return run
+
+
+def cmd_serve(settings: dict[str, Any], args: argparse.Namespace) -> int:
+    """Uruchamia stronę przeglądu (uvicorn) i wypisuje jej adres z tokenem."""
+    import uvicorn
+
+    from lib.review_web import create_app
+
+    # Baza musi odpowiadać od razu: lepiej jedna linia błędu teraz niż 500 na stronie.
+    connect_local(settings, autocommit=True).close()
+    token = settings["REVIEW_TOKEN"] or secrets.token_hex(24)
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            args.host, args.port, type=socket.SOCK_STREAM
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        # Nasłuch od razu: połączenia czekają w kolejce, zanim uvicorn wystartuje (adres jest już wypisany).
+        sock.listen(128)
+    except OSError as exc:
+        print(
+            f"review: nie można nasłuchiwać na {args.host}:{args.port}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
+    port = sock.getsockname()[1]
+    shown = args.host if args.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    shown = f"[{shown}]" if ":" in shown else shown
+    app = create_app(settings, token, make_export_runner(args.env_file))
+    print(f"review: strona przeglądu: http://{shown}:{port}/?token={token}", flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"review: uwaga - nasłuch na {args.host}: strona jest dostępna z sieci (chroni ją tylko token)",
+            flush=True,
+        )
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Punkt wejścia: zwraca kod wyjścia."""
     args = parse_args(argv)
@@ -145,8 +272,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_config(args.env_file)
         setup_logging(settings, "review")
         color = bool(getattr(args, "color", False)) or sys.stdout.isatty()
+        if args.command == "serve":
+            return cmd_serve(settings, args)
         db = connect_local(settings, autocommit=False)
         try:
+            if args.command == "edit":
+                return cmd_edit(db, args)
             if args.command == "list":
                 return cmd_list(db, args, color)
             if args.command == "show":

@@ -58,6 +58,11 @@ SETTINGS_SPEC: dict[str, tuple[str, Any, str]] = {
         600,
         "Po ilu sekundach zadanie queued bez żywego runu jest podejmowane ponownie",
     ),
+    "REVIEW_TOKEN": (
+        "secret",
+        "",
+        "Token strony przeglądu (review.py serve); pusty = losowy, wypisany przy starcie",
+    ),
 }
 
 _TRUE = {"1", "true", "yes", "on", "tak"}

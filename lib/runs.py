@@ -161,6 +161,20 @@ def log_run_end(
     db.commit()
 
 
+def last_run(db: MySQL, id_task: int, kind: str) -> dict[str, Any] | None:
+    """Ostatni wpis ``run_log`` zadania danego rodzaju (status, czasy, statystyki JSON) albo ``None``.
+
+    Czyta indeks ``(id_task, started_at)``; zatwierdza odczyt.
+    """
+    row = db.query_one(
+        "SELECT id_run_log, run_id, status, started_at, finished_at, duration_ms, stats, message FROM run_log "
+        "WHERE id_task=%s AND kind=%s ORDER BY started_at DESC, id_run_log DESC LIMIT 1",
+        (id_task, kind),
+    )
+    db.commit()
+    return row
+
+
 def run_outcome(stats: dict[str, Any], settings: dict[str, Any]) -> tuple[str, str | None]:
     """Status wpisu ``run_log`` i komunikat z wyniku runu silnika.
 

@@ -110,12 +110,23 @@ def _existing_charsets(db: MySQL, schema: str, table: str) -> dict[str, str | No
     return {r["COLUMN_NAME"]: r["CHARACTER_SET_NAME"] for r in rows}
 
 
-def _existing_keys(db: MySQL, schema: str, table: str) -> set[str]:
+def _existing_keys(db: MySQL, schema: str, table: str) -> dict[str, str]:
+    """Indeksy tabeli: nazwa -> kolumny w kolejności, w postaci ``_key_columns``."""
     rows = db.query(
-        "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s",
+        "SELECT INDEX_NAME, COLUMN_NAME, SUB_PART FROM information_schema.STATISTICS "
+        "WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s ORDER BY INDEX_NAME, SEQ_IN_INDEX",
         (schema, table),
     )
-    return {r["INDEX_NAME"] for r in rows}
+    keys: dict[str, list[str]] = {}
+    for r in rows:
+        part = f"({r['SUB_PART']})" if r["SUB_PART"] else ""
+        keys.setdefault(r["INDEX_NAME"], []).append(f"{r['COLUMN_NAME']}{part}")
+    return {name: ",".join(columns) for name, columns in keys.items()}
+
+
+def _key_columns(definition: str) -> str:
+    """Kolumny indeksu bez odwrotnych apostrofów i spacji (do porównania ze schematem)."""
+    return definition.replace("`", "").replace(" ", "")
 
 
 def _reconcile_table(db: MySQL, schema: str, spec: TableSpec) -> list[str]:
@@ -163,6 +174,19 @@ def _reconcile_table(db: MySQL, schema: str, spec: TableSpec) -> list[str]:
     keys = _existing_keys(db, schema, spec.name)
     for kind, key_name, key_columns in spec.keys:
         if key_name in keys:
+            if keys[key_name] == _key_columns(key_columns):
+                continue
+            if kind != "KEY":
+                actions.append(
+                    f"WARNING: {spec.name}.{key_name} has columns ({keys[key_name]}), the schema says "
+                    f"({_key_columns(key_columns)}); unique key left as is"
+                )
+                continue
+            # Zwykły indeks o zmienionych kolumnach: przebudowa jednym ALTER (dane bez zmian).
+            db.execute(
+                f"ALTER TABLE `{spec.name}` DROP INDEX `{key_name}`, ADD {kind} `{key_name}` ({key_columns})"
+            )
+            actions.append(f"rebuilt {kind.lower()} {spec.name}.{key_name} ({_key_columns(key_columns)})")
             continue
         try:
             db.execute(f"ALTER TABLE `{spec.name}` ADD {kind} `{key_name}` ({key_columns})")

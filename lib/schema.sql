@@ -125,7 +125,7 @@ CREATE TABLE IF NOT EXISTS `task_item` (
   UNIQUE KEY `idx_task_item_remote` (`id_task`,`remote_id`),
   UNIQUE KEY `idx_task_item_key` (`id_task`,`remote_key`),
   KEY `idx_task_item_order` (`id_task`,`source_ord`,`deleted_at`,`status`,`remote_key`,`original_hash`,`local_hash`,`hash_missing`),
-  KEY `idx_task_item_task_status` (`id_task`,`status`),
+  KEY `idx_task_item_task_status` (`id_task`,`status`,`deleted_at`),
   KEY `idx_task_item_hash` (`id_task`,`original_hash`),
   KEY `idx_task_item_status` (`status`),
   KEY `idx_task_item_changed` (`is_changed`)
@@ -144,4 +144,28 @@ CREATE TABLE IF NOT EXISTS `run_log` (
   `stats` TEXT DEFAULT NULL COMMENT 'JSON z licznikami runu',
   `message` TEXT DEFAULT NULL,
   KEY `idx_run_log_task` (`id_task`,`started_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS `review_log` (
+  `id_review_log` BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
+  `id_task` INT UNSIGNED NOT NULL,
+  `id_task_item` BIGINT UNSIGNED NOT NULL,
+  `action` ENUM('accept','reject','edit','partial','undo') NOT NULL COMMENT 'edit = tekst człowieka, partial = część zmian modelu',
+  `reviewer` VARCHAR(64) NOT NULL COMMENT 'kto zdecydował (approved_by)',
+  `session` VARCHAR(64) DEFAULT NULL COMMENT 'sesja strony przeglądu (cofanie); NULL = review.py w terminalu',
+  `status_before` VARCHAR(16) DEFAULT NULL,
+  `status_after` VARCHAR(16) DEFAULT NULL,
+  `approved_by_before` VARCHAR(64) DEFAULT NULL,
+  `approved_at_before` DATETIME DEFAULT NULL,
+  `export_error_before` TEXT DEFAULT NULL,
+  `hash_before` CHAR(64) DEFAULT NULL COMMENT 'local_hash przed decyzją',
+  `hash_after` CHAR(64) DEFAULT NULL COMMENT 'local_hash po decyzji',
+  `text_before` MEDIUMTEXT DEFAULT NULL COMMENT 'text_corrected przed zmianą tekstu (NULL = tekst bez zmian)',
+  `text_after` MEDIUMTEXT DEFAULT NULL COMMENT 'text_corrected po zmianie tekstu',
+  `hunks` TEXT DEFAULT NULL COMMENT 'JSON: numery przyjętych zmian (partial)',
+  `undoes` BIGINT UNSIGNED DEFAULT NULL COMMENT 'undo: cofnięty wpis',
+  `undone_at` DATETIME(3) DEFAULT NULL COMMENT 'kiedy ten wpis cofnięto',
+  `created_at` DATETIME(3) DEFAULT CURRENT_TIMESTAMP(3),
+  KEY `idx_review_log_session` (`session`,`id_task`,`undone_at`),
+  KEY `idx_review_log_item` (`id_task_item`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

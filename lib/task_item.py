@@ -10,6 +10,7 @@ Funkcje nie zatwierdzają transakcji, chyba że docstring mówi inaczej: transak
 (np. partia skanu zapisuje pozycje i licznik zadania razem).
 """
 
+from decimal import Decimal
 from typing import Any
 
 from lib import faults
@@ -543,15 +544,96 @@ def record_export(
 
 # --- przegląd ---------------------------------------------------------------------------
 
-# Kolumny, których potrzebuje reguła decyzji człowieka (``lib.review.refusal_reason``).
+# Kolumny pozycji czytane pod blokadą przy decyzji: reguła odmowy (``lib.review.refusal_reason``),
+# wersja pokazana człowiekowi (``row_updated_at``) i stan "przed" zapisywany w ``review_log``.
 DECISION_COLUMNS = (
-    "id_task_item, id_task, status, deleted_at, is_changed, text_corrected, processed_at, verified_at"
+    "id_task_item, id_task, status, deleted_at, is_changed, text_corrected, processed_at, verified_at, "
+    "approved_by, approved_at, export_error, local_hash, row_updated_at"
 )
-# Kolumny listy pozycji do przeglądu.
+# Kolumny listy pozycji do przeglądu (``review.py list``).
 REVIEW_COLUMNS = (
     "id_task_item, id_task, remote_id, remote_key, status, text_original, text_corrected, change_summary, is_changed, "
     "processed_at, approved_by, approved_at, exported_at, export_error"
 )
+# Kolumny pozycji na stronie przeglądu.
+PAGE_COLUMNS = (
+    "id_task_item, id_task, remote_id, remote_key, status, text_original, text_corrected, change_summary, is_changed, "
+    "processed_at, verified_at, approved_by, approved_at, exported_at, export_error, deleted_at, row_updated_at, "
+    "tokens_input, tokens_output, cost_usd"
+)
+
+
+# Indeks stron pozycji po statusie: (id_task, status, deleted_at) + doklejony przez InnoDB klucz główny.
+# Z deleted_at: pozycje usunięte ze źródła są pomijane w samym indeksie, a liczby pozycji po statusie
+# (``task_counts``) czytają tylko indeks.
+STATUS_PAGE_INDEX = "idx_task_item_task_status"
+# Dodatkowe warunki stron po statusie (stałe, bez parametrów).
+ONLY_CORRECTED = "text_corrected IS NOT NULL"
+ONLY_EXPORT_ERRORS = "export_error IS NOT NULL"
+
+
+def status_page_query(
+    columns: str,
+    id_task: int,
+    status: str,
+    key: int | None,
+    limit: int,
+    *,
+    backwards: bool = False,
+    condition: str | None = None,
+    lock: bool = False,
+) -> tuple[str, list[Any]]:
+    """Zapytanie strony nieusuniętych pozycji zadania o jednym statusie (keyset po ``id_task_item``).
+
+    Jedyny kształt stronicowania pozycji po statusie: strona przeglądu, decyzje ``--all``, zrzut
+    i lista problemów eksportu. Czyta indeks ``(id_task, status, deleted_at)``, do którego InnoDB
+    dokleja klucz główny, od klucza strony: tylko ``limit`` wpisów, niezależnie od głębokości strony
+    i innych zadań.
+
+    ``FORCE INDEX``: bez niego MariaDB 10.11 wybiera przy ``ORDER BY id_task_item LIMIT n`` skan
+    ``PRIMARY`` od początku tabeli (zakłada równomierny rozkład zadań; dla późniejszego zadania
+    czyta pozycje wszystkich wcześniejszych - 1 000 021 wierszy na stronę przy 1 000 000 pozycji),
+    a przy ``ORDER BY id_task, status, id_task_item`` przecięcie indeksów i sortowanie całego
+    statusu. Kształt indeksu tego nie zmienia (sprawdzone ``EXPLAIN`` przy 1 300 000 pozycji, także
+    z ``deleted_at`` w indeksie): plan pierwszej strony zależy od rozkładu zadań w kluczu głównym,
+    którego statystyki nie opisują.
+
+    Args:
+        columns: Kolumny wyniku (stała tego modułu).
+        id_task: Zadanie.
+        status: Status pozycji.
+        key: ``id_task_item`` granicy strony albo ``None`` (pierwsza strona).
+        limit: Maksymalna liczba wierszy.
+        backwards: ``True`` = pozycje przed ``key``, malejąco (poprzednia strona).
+        condition: Dodatkowy warunek (``ONLY_CORRECTED``, ``ONLY_EXPORT_ERRORS``) albo ``None``.
+        lock: ``FOR UPDATE`` (decyzje).
+
+    Returns:
+        Krotka ``(sql, parametry)``.
+    """
+    op, order = ("<", "DESC") if backwards else (">", "ASC")
+    where = "id_task=%s AND status=%s AND deleted_at IS NULL"
+    params: list[Any] = [id_task, status]
+    if key is not None:
+        where += f" AND id_task_item {op} %s"
+        params.append(int(key))
+    if condition:
+        where += f" AND {condition}"
+    sql = (
+        f"SELECT {columns} FROM task_item FORCE INDEX ({STATUS_PAGE_INDEX}) WHERE {where} "
+        f"ORDER BY id_task_item {order} LIMIT %s"
+    )
+    return sql + (" FOR UPDATE" if lock else ""), [*params, limit]
+
+
+def review_page(
+    db: MySQL, id_task: int, status: str, key: int | None, limit: int, backwards: bool = False
+) -> list[dict[str, Any]]:
+    """Strona pozycji do przeglądu w kolejności zapytania (wstecz: malejąco); zatwierdza odczyt."""
+    sql, params = status_page_query(PAGE_COLUMNS, id_task, status, key, limit, backwards=backwards)
+    rows = db.query(sql, params)
+    db.commit()
+    return rows
 
 
 def list_for_review(db: MySQL, id_task: int, status: str | None, limit: int) -> list[dict[str, Any]]:
@@ -576,6 +658,14 @@ def get_item_row(db: MySQL, id_item: int) -> dict[str, Any] | None:
     return row
 
 
+def lock_item(db: MySQL, id_item: int) -> dict[str, Any] | None:
+    """Blokuje (``FOR UPDATE``) jedną pozycję i zwraca jej kolumny decyzji oraz ``text_original``."""
+    return db.query_one(
+        f"SELECT {DECISION_COLUMNS}, text_original FROM task_item WHERE id_task_item=%s FOR UPDATE",
+        (id_item,),
+    )
+
+
 def lock_items_by_id(db: MySQL, id_task: int, ids: list[int]) -> list[dict[str, Any]]:
     """Blokuje (``FOR UPDATE``) wskazane pozycje zadania i zwraca ich kolumny decyzji."""
     return db.query(
@@ -584,92 +674,187 @@ def lock_items_by_id(db: MySQL, id_task: int, ids: list[int]) -> list[dict[str, 
     )
 
 
-def lock_items_page(
-    db: MySQL, id_task: int, after: int, status: str | None, limit: int
-) -> list[dict[str, Any]]:
-    """Blokuje kolejną porcję nieusuniętych pozycji zadania (keyset po ``id_task_item``) i ją zwraca."""
-    where = "id_task=%s AND deleted_at IS NULL AND id_task_item > %s"
-    params: list[Any] = [id_task, after]
-    if status is not None:
-        where += " AND status=%s"
-        params.append(status)
-    return db.query(
-        f"SELECT {DECISION_COLUMNS} FROM task_item WHERE {where} ORDER BY id_task_item LIMIT %s FOR UPDATE",
-        [*params, limit],
-    )
+def lock_items_page(db: MySQL, id_task: int, status: str, after: int, limit: int) -> list[dict[str, Any]]:
+    """Blokuje kolejną porcję nieusuniętych pozycji zadania o statusie (keyset) i ją zwraca."""
+    sql, params = status_page_query(DECISION_COLUMNS, id_task, status, after, limit, lock=True)
+    return db.query(sql, params)
 
 
-def set_decisions(db: MySQL, ids: list[int], decision: str, by: str) -> None:
-    """Zapisuje decyzję człowieka (w transakcji wołającego, po ``lock_items_*``)."""
+def set_decisions(db: MySQL, id_task: int, ids: list[int], decision: str, by: str) -> None:
+    """Zapisuje decyzję człowieka (w transakcji wołającego, po ``lock_items_*``) i zmienia liczniki zadania."""
     if ids:
-        db.execute(
+        _with_counter_change(
+            db,
+            id_task,
+            ids,
             "UPDATE task_item SET status=%s, approved_by=%s, approved_at=NOW(), export_error=NULL "
             f"WHERE id_task_item IN ({_marks(ids)})",
             [decision, by, *ids],
         )
 
 
-def dump_page(
-    db: MySQL, id_task: int, columns: tuple[str, ...], statuses: list[str] | None, after: int, limit: int
-) -> list[dict[str, Any]]:
-    """Strona zrzutu (keyset po ``id_task_item``); bez ``statuses`` - pozycje z korektą. Zatwierdza odczyt."""
-    where = "id_task=%s AND deleted_at IS NULL AND id_task_item > %s"
-    params: list[Any] = [id_task, after]
-    if statuses:
-        where += f" AND status IN ({_marks(statuses)})"
-        params.extend(statuses)
-    else:
-        where += " AND text_corrected IS NOT NULL"
-    rows = db.query(
-        f"SELECT {', '.join(columns)} FROM task_item WHERE {where} ORDER BY id_task_item LIMIT %s",
-        [*params, limit],
+def store_reviewer_text(
+    db: MySQL, id_task: int, id_item: int, text: str, text_hash: str | None, by: str
+) -> None:
+    """Tekst człowieka jako ``text_corrected`` (z ``local_hash``) i akceptacja, w transakcji wołającego."""
+    _with_counter_change(
+        db,
+        id_task,
+        [id_item],
+        "UPDATE task_item SET text_corrected=%s, local_hash=%s, status='accepted', approved_by=%s, "
+        "approved_at=NOW(), export_error=NULL WHERE id_task_item=%s",
+        [text, text_hash, by, id_item],
     )
+
+
+def restore_decision(
+    db: MySQL,
+    id_task: int,
+    id_item: int,
+    state: dict[str, Any],
+    text: tuple[str | None, str | None] | None = None,
+) -> None:
+    """Przywraca stan pozycji sprzed decyzji (cofnięcie), w transakcji wołającego.
+
+    Args:
+        db: Połączenie w transakcji (pozycja zablokowana).
+        id_task: Zadanie (liczniki).
+        id_item: Pozycja.
+        state: ``status``, ``approved_by``, ``approved_at``, ``export_error`` sprzed decyzji.
+        text: ``(text_corrected, local_hash)`` sprzed decyzji albo ``None``, gdy decyzja nie zmieniła tekstu.
+    """
+    assignments = "status=%s, approved_by=%s, approved_at=%s, export_error=%s"
+    params: list[Any] = [state["status"], state["approved_by"], state["approved_at"], state["export_error"]]
+    if text is not None:
+        assignments += ", text_corrected=%s, local_hash=%s"
+        params += list(text)
+    _with_counter_change(
+        db,
+        id_task,
+        [id_item],
+        f"UPDATE task_item SET {assignments} WHERE id_task_item=%s",
+        [*params, id_item],
+    )
+
+
+def export_problems(db: MySQL, id_task: int, limit: int) -> list[dict[str, Any]]:
+    """Pozycje z powodem w ``export_error``: konflikty i zaakceptowane pominięte przez eksport.
+
+    Po jednym zapytaniu na status (``status_page_query``), najwyżej ``limit``
+    pozycji każdego; zatwierdza odczyt.
+    """
+    rows: list[dict[str, Any]] = []
+    for status in ("conflict", "accepted"):
+        sql, params = status_page_query(
+            "id_task_item, remote_key, status, export_error",
+            id_task,
+            status,
+            None,
+            limit,
+            condition=ONLY_EXPORT_ERRORS,
+        )
+        rows += db.query(sql, params)
     db.commit()
     return rows
 
 
-# --- liczniki przeliczane z pozycji -----------------------------------------------------
+def dump_page(
+    db: MySQL,
+    id_task: int,
+    columns: tuple[str, ...],
+    status: str,
+    after: int | None,
+    limit: int,
+    corrected_only: bool,
+) -> list[dict[str, Any]]:
+    """Strona zrzutu pozycji o jednym statusie (``status_page_query``); zatwierdza odczyt."""
+    sql, params = status_page_query(
+        ", ".join(columns),
+        id_task,
+        status,
+        after,
+        limit,
+        condition=ONLY_CORRECTED if corrected_only else None,
+    )
+    rows = db.query(sql, params)
+    db.commit()
+    return rows
+
+
+# --- liczniki przeglądu zadania ---------------------------------------------------------
+
+# Liczniki ``task.records_approved/rejected/exported``: kolumna zadania -> warunek na nieusuniętej
+# pozycji. Jedna definicja dla pełnego przeliczenia (po synchronizacji i eksporcie) i dla zmiany
+# liczników przy decyzji człowieka. Zatwierdzone liczymy razem z wyeksportowanymi i konfliktami
+# (każda z nich była zatwierdzona przez człowieka).
+_REVIEW_COUNTERS = (
+    ("records_approved", "approved_at IS NOT NULL AND status IN ('accepted','exported','conflict')"),
+    ("records_rejected", "status='rejected'"),
+    ("records_exported", "status='exported'"),
+)
+_COUNTER_SUMS = ", ".join(f"COALESCE(SUM({rule}),0) AS {column}" for column, rule in _REVIEW_COUNTERS)
+
+
+def _counter_sums(db: MySQL, ids: list[int]) -> list[int]:
+    """Wkład podanych pozycji w liczniki przeglądu (w kolejności ``_REVIEW_COUNTERS``)."""
+    row = db.query_one(
+        f"SELECT {_COUNTER_SUMS} FROM task_item WHERE deleted_at IS NULL AND id_task_item IN ({_marks(ids)})",
+        ids,
+    )
+    return [int(row[column]) for column, _rule in _REVIEW_COUNTERS]
+
+
+def _with_counter_change(db: MySQL, id_task: int, ids: list[int], sql: str, params: list[Any]) -> None:
+    """Wykonuje zapis decyzji i zmienia liczniki zadania o różnicę wkładu tych pozycji.
+
+    Koszt zależy od liczby zmienianych pozycji, nie od wielkości zadania (pełne przeliczenie przy
+    1 000 000 pozycji to skan całego zadania przy każdym klawiszu). Wołający trzyma blokady wiersza
+    zadania i pozycji, więc różnica jest dokładna; pełne przeliczenie daje ten sam wynik.
+    """
+    before = _counter_sums(db, ids)
+    db.execute(sql, params)
+    change = [a - b for a, b in zip(_counter_sums(db, ids), before, strict=True)]
+    if any(change):
+        # GREATEST: licznik nieaktualny sprzed tej wersji nie może zejść poniżej zera (kolumny UNSIGNED).
+        assignments = ", ".join(
+            f"{column}=GREATEST(CAST({column} AS SIGNED) + %s, 0)" for column, _rule in _REVIEW_COUNTERS
+        )
+        db.execute(f"UPDATE task SET {assignments} WHERE id_task=%s", [*change, id_task])
 
 
 def refresh_review_counters(db: MySQL, id_task: int) -> dict[str, int]:
-    """Przelicza ``records_approved/rejected/exported`` zadania z pozycji i zatwierdza.
+    """Przelicza ``records_approved/rejected/exported`` zadania od nowa ze wszystkich pozycji i zatwierdza.
 
-    Zatwierdzone liczymy razem z już wyeksportowanymi i konfliktami (każda z nich była
-    zatwierdzona przez człowieka).
+    Po synchronizacji i eksporcie (zmieniają wiele pozycji naraz); decyzje człowieka zmieniają
+    liczniki o różnicę w swojej transakcji.
 
     Returns:
-        Słownik z nowymi wartościami liczników.
+        Słownik z nowymi wartościami liczników (``approved``, ``rejected``, ``exported``).
     """
     row = db.query_one(
-        "SELECT COALESCE(SUM(approved_at IS NOT NULL AND status IN ('accepted','exported','conflict')),0) AS approved, "
-        "COALESCE(SUM(status='rejected'),0) AS rejected, COALESCE(SUM(status='exported'),0) AS exported "
-        "FROM task_item WHERE id_task=%s AND deleted_at IS NULL",
-        (id_task,),
+        f"SELECT {_COUNTER_SUMS} FROM task_item WHERE id_task=%s AND deleted_at IS NULL", (id_task,)
     )
-    counters = {k: int(v or 0) for k, v in (row or {}).items()}
-    db.execute(
-        "UPDATE task SET records_approved=%s, records_rejected=%s, records_exported=%s WHERE id_task=%s",
-        (counters.get("approved", 0), counters.get("rejected", 0), counters.get("exported", 0), id_task),
-    )
+    values = [int(row[column]) for column, _rule in _REVIEW_COUNTERS]
+    assignments = ", ".join(f"{column}=%s" for column, _rule in _REVIEW_COUNTERS)
+    db.execute(f"UPDATE task SET {assignments} WHERE id_task=%s", [*values, id_task])
     db.commit()
-    return counters
+    return {
+        column.removeprefix("records_"): value
+        for (column, _rule), value in zip(_REVIEW_COUNTERS, values, strict=True)
+    }
 
 
-# Agregaty pozycji zadania dla widoku stanu (kolumny wyniku ``task_counts``).
-_COUNT_COLUMNS = (
-    "COUNT(i.id_task_item) AS items_total, "
-    "COALESCE(SUM(i.status='pending'),0) AS items_pending, COALESCE(SUM(i.status='outdated'),0) AS items_outdated, "
-    "COALESCE(SUM(i.status='processed'),0) AS items_processed, "
-    "COALESCE(SUM(i.status='accepted'),0) AS items_accepted, "
-    "COALESCE(SUM(i.status='rejected'),0) AS items_rejected, COALESCE(SUM(i.status='exported'),0) AS items_exported, "
-    "COALESCE(SUM(i.status='conflict'),0) AS items_conflict, "
-    "COALESCE(SUM(i.tokens_input),0) AS tokens_input, COALESCE(SUM(i.tokens_output),0) AS tokens_output, "
-    "COALESCE(SUM(i.cost_usd),0) AS cost_usd"
-)
+# Statusy pozycji w agregatach widoku stanu (kolumny ``items_<status>`` wyniku ``task_counts``).
+_COUNTED_STATUSES = ("pending", "outdated", "processed", "accepted", "rejected", "exported", "conflict")
 
 
 def task_counts(db: MySQL, task_columns: str, id_task: int | None = None) -> list[dict[str, Any]]:
-    """Wiersze zadań z agregatami ich nieusuniętych pozycji (statusy, tokeny, koszt) - jedno zapytanie.
+    """Wiersze zadań z agregatami ich nieusuniętych pozycji (statusy, tokeny, koszt).
+
+    Trzy zapytania zamiast jednego złączenia: liczby pozycji po statusie czyta sam indeks
+    ``(id_task, status, deleted_at)`` (0,3 s przy 1 300 000 pozycji), a sumy tokenów i kosztu -
+    jeden sekwencyjny skan tabeli (kolumn nie ma w żadnym indeksie). Złączenie ``task`` z pozycjami
+    czytało pozycje w kolejności indeksu, z losowym dostępem do wierszy (8-9 s przy 1 300 000).
 
     Args:
         db: Połączenie.
@@ -679,11 +864,48 @@ def task_counts(db: MySQL, task_columns: str, id_task: int | None = None) -> lis
     Returns:
         Wiersze rosnąco po ``id_task``: kolumny ``task_columns`` oraz ``items_*``, ``tokens_*``, ``cost_usd``.
     """
-    where, params = ("WHERE t.id_task=%s", (id_task,)) if id_task is not None else ("", ())
-    return db.query(
-        f"SELECT {task_columns}, {_COUNT_COLUMNS} "
-        "FROM task t LEFT JOIN database_connection c ON c.id_database_connection=t.id_database_connection "
-        "LEFT JOIN task_item i ON i.id_task=t.id_task AND i.deleted_at IS NULL "
-        f"{where} GROUP BY t.id_task ORDER BY t.id_task",
+    one = id_task is not None
+    rows = db.query(
+        f"SELECT {task_columns} FROM task t "
+        "LEFT JOIN database_connection c ON c.id_database_connection=t.id_database_connection "
+        f"{'WHERE t.id_task=%s ' if one else ''}ORDER BY t.id_task",
+        (id_task,) if one else (),
+    )
+    if not rows:
+        return rows
+    item_filter, params = (
+        ("id_task=%s AND deleted_at IS NULL", (id_task,)) if one else ("deleted_at IS NULL", ())
+    )
+    counts = db.query(
+        f"SELECT id_task, status, COUNT(*) AS n FROM task_item WHERE {item_filter} GROUP BY id_task, status",
         params,
     )
+    # Wszystkie zadania: skan po kluczu głównym czyta tabelę po kolei; bez wskazówki optymalizator
+    # wybiera kolejność indeksu (id_task, remote_id) z losowym odczytem wierszy - 2-3 razy wolniej.
+    usage = db.query(
+        f"SELECT id_task, COALESCE(SUM(tokens_input),0) AS tokens_input, "
+        "COALESCE(SUM(tokens_output),0) AS tokens_output, COALESCE(SUM(cost_usd),0) AS cost_usd "
+        f"FROM task_item{'' if one else ' FORCE INDEX (PRIMARY)'} WHERE {item_filter} GROUP BY id_task",
+        params,
+    )
+    by_task: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        row.update(
+            {f"items_{s}": 0 for s in _COUNTED_STATUSES}, items_total=0, tokens_input=0, tokens_output=0
+        )
+        row["cost_usd"] = Decimal(0)
+        by_task[int(row["id_task"])] = row
+    for count in counts:
+        row = by_task.get(int(count["id_task"]))
+        if row is not None:
+            row[f"items_{count['status']}"] = int(count["n"])
+            row["items_total"] += int(count["n"])
+    for sums in usage:
+        row = by_task.get(int(sums["id_task"]))
+        if row is not None:
+            row.update(
+                tokens_input=int(sums["tokens_input"]),
+                tokens_output=int(sums["tokens_output"]),
+                cost_usd=sums["cost_usd"],
+            )
+    return rows

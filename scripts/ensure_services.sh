@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Upewnia się, że MariaDB (127.0.0.1:3306) i PostgreSQL (127.0.0.1:5432) działają.
+# Upewnia się, że MariaDB (127.0.0.1:3306) i PostgreSQL (127.0.0.1:5432) działają, a Chromium jest zainstalowany.
 # Uruchamia je, gdy stoją; instaluje przez apt-get, gdy ich brak. Nie pomija testów bazodanowych:
 # jeśli serwera nie da się uruchomić, kończy się błędem.
 set -euo pipefail
@@ -45,6 +45,15 @@ ensure_postgres() {
   wait_port 5432 || { echo "ensure_services: PostgreSQL did not start on 127.0.0.1:5432" >&2; exit 1; }
 }
 
+# Testy strony przeglądu: Chromium z Debiana, sterowany przez Playwright (bez pobierania przeglądarek).
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ]; then return 0; fi
+  echo "ensure_services: installing chromium"
+  apt_install chromium chromium-driver
+  [ -x /usr/bin/chromium ] || { echo "ensure_services: chromium was not installed as /usr/bin/chromium" >&2; exit 1; }
+}
+
 ensure_mariadb
 ensure_postgres
-echo "ensure_services: MariaDB and PostgreSQL are up on 127.0.0.1"
+ensure_chromium
+echo "ensure_services: MariaDB and PostgreSQL are up on 127.0.0.1; chromium is installed"

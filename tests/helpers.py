@@ -207,3 +207,117 @@ def stop_process_group(process) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
+
+
+def start_review_server(env: dict, log_path, timeout_s: float = 30.0):
+    """Startuje ``review.py serve --port 0`` (wolny port) i zwraca ``(proces, adres bazowy)``.
+
+    Wyjście serwera idzie do pliku ``log_path`` (potok mógłby się zapełnić i zatrzymać serwer);
+    adres czytany jest z pierwszej linii, którą serwer wypisuje przy starcie.
+    """
+    import os
+    import re
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import PROJECT_ROOT
+
+    log_file = open(log_path, "w")  # noqa: SIM115 - plik żyje razem z procesem serwera
+    process = subprocess.Popen(
+        [sys.executable, "review.py", "serve", "--port", "0"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, **env},
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = open(log_path, encoding="utf-8").read()
+        match = re.search(r"http://127\.0\.0\.1:(\d+)/\?token=", text)
+        if match:
+            return process, f"http://127.0.0.1:{match.group(1)}"
+        if process.poll() is not None:
+            break
+        time.sleep(0.1)
+    stop_process_group(process)
+    raise AssertionError(f"review.py serve nie wystartował: {open(log_path, encoding='utf-8').read()}")
+
+
+def module_local_env(tmp_dir, extra: dict | None = None) -> dict:
+    """Środowisko świeżej lokalnej bazy dla fixture'ów o zasięgu modułu (bez monkeypatch).
+
+    Baza dostaje schemat; usuwa ją ``drop_local_database``.
+    """
+    import uuid
+
+    from lib.load_config import load_config
+    from lib.schema import init_db
+    from tests.conftest import MYSQL_SERVER
+
+    env = {
+        "DB_LOCAL_HOST": MYSQL_SERVER["host"],
+        "DB_LOCAL_PORT": str(MYSQL_SERVER["port"]),
+        "DB_LOCAL_USER": MYSQL_SERVER["user"],
+        "DB_LOCAL_PASSWORD": MYSQL_SERVER["password"],
+        "DB_LOCAL_NAME": f"ailexia_t_{uuid.uuid4().hex[:10]}",
+        "LOG_DIR": str(tmp_dir / "logs"),
+        "DAGSTER_HOME": str(tmp_dir / "dagster_home"),
+        "ENV_FILE": str(tmp_dir / "no.env"),
+        "OPENAI_API_KEY": "",
+        "OPENAI_BASE_URL": "",
+        **(extra or {}),
+    }
+    (tmp_dir / "dagster_home").mkdir(parents=True, exist_ok=True)
+    init_db(load_config(environ=env))
+    return env
+
+
+def drop_local_database(env: dict) -> None:
+    """Usuwa bazę z ``module_local_env``."""
+    import pymysql
+
+    from tests.conftest import MYSQL_SERVER
+
+    admin = pymysql.connect(**MYSQL_SERVER, autocommit=True)
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{env['DB_LOCAL_NAME']}`")
+    finally:
+        admin.close()
+
+
+# Wiersz database_connection, którego strona przeglądu nie otwiera (pozycje wstawiane wprost).
+UNUSED_SOURCE = {
+    "db_type": "sqlite",
+    "host": "",
+    "port": 0,
+    "db_name": "/nonexistent.sqlite",
+    "db_user": "",
+    "db_password": "",
+}
+
+
+def running_review_server(tmp_dir, token: str):
+    """Kontekst: świeża lokalna baza + ``review.py serve`` z tokenem; na końcu serwer stop, baza usunięta.
+
+    Zwraca (w ``with``) słownik: ``env``, ``base`` (adres), ``settings``, ``tmp``.
+    """
+    import contextlib
+
+    from lib.load_config import load_config
+
+    @contextlib.contextmanager
+    def context():
+        env = module_local_env(tmp_dir, {"REVIEW_TOKEN": token})
+        try:
+            process, base = start_review_server(env, tmp_dir / "serve.log")
+            try:
+                yield {"env": env, "base": base, "settings": load_config(environ=env), "tmp": tmp_dir}
+            finally:
+                stop_process_group(process)
+        finally:
+            drop_local_database(env)
+
+    return context()

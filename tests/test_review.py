@@ -1,6 +1,7 @@
 """Testy przeglądu: różnica słów, akceptacja/odrzucenie z odmowami, zrzut CSV/JSON, CLI review.py."""
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -12,7 +13,7 @@ import pytest
 from lib import review
 from lib.errors import UsageError
 from tests.conftest import PROJECT_ROOT
-from tests.helpers import add_connection, add_task, add_task_item
+from tests.helpers import add_connection, add_task, add_task_item, sha256
 
 SUMMARY = json.dumps(
     {
@@ -231,3 +232,412 @@ def test_cli_usage_errors_are_one_line(local_env, settings):
     assert missing.returncode == 2 and "pozycja 424242 nie istnieje" in missing.stderr
     both = run_review(local_env, "accept", "--id_task", "1", "--by", "x")
     assert both.returncode == 2  # argparse: brak --item/--all
+
+
+# --- model zmian (hunki) -----------------------------------------------------------------------
+
+
+def test_diff_hunks_split_words_punctuation_and_whitespace():
+    hunks = review.diff_hunks("Kot ktury śpi", "Kot, który śpi.")
+    assert [(h.index, h.old, h.new) for h in hunks] == [(0, "", ","), (1, "ktury", "który"), (2, "", ".")]
+    assert [(h.old, h.new) for h in review.diff_hunks("a  b\nc", "a b\r\nc")] == [("  ", " "), ("\n", "\r\n")]
+    assert review.diff_hunks("same", "same") == []
+    assert [(h.old, h.new) for h in review.diff_hunks(None, "nowy")] == [("", "nowy")]
+
+
+def test_apply_hunks_takes_only_the_chosen_changes():
+    a, b = "Kot ktury śpi na oknie", "Kot, który śpi na oknie."
+    assert review.apply_hunks(a, b, [0, 1, 2]) == b
+    assert review.apply_hunks(a, b, []) == a
+    assert review.apply_hunks(a, b, [1]) == "Kot który śpi na oknie"
+    assert review.apply_hunks(a, b, [0, 2]) == "Kot, ktury śpi na oknie."
+    with pytest.raises(UsageError, match="nie ma zmian o numerach"):
+        review.apply_hunks(a, b, [7])
+
+
+def test_show_whitespace_marks_spaces_tabs_and_newlines():
+    assert review.show_whitespace("a  b") == [("a", False), ("·", True), ("·", True), ("b", False)]
+    assert review.show_whitespace("\r\n\t\u00a0") == [("␍", True), ("↵\n", True), ("→", True), ("⍽", True)]
+    assert review.show_whitespace("") == []
+
+
+def test_word_diff_and_segments_rebuild_both_texts():
+    a, b = "Ala  ma\nkota ", "Ala ma\r\nkota."
+    segments = review.diff_segments(a, b)
+    assert "".join(s.text if s.hunk is None else s.hunk.old for s in segments) == a
+    assert "".join(s.text if s.hunk is None else s.hunk.new for s in segments) == b
+
+
+@pytest.mark.parametrize(
+    ("stored", "edited", "expected"),
+    [
+        ("a\r\nb", "a\nb\nc", "a\r\nb\r\nc"),  # konsekwentne CRLF wracają
+        ("a\rb", "a\nb", "a\rb"),  # samo CR
+        ("a\nb", "a\nb c", "a\nb c"),  # LF zostaje
+        ("a\r\nb\nc", "a\nb\nc", "a\nb\nc"),  # mieszane: bez zgadywania
+        ("a b", "a\nb", "a\nb"),  # nowa linia dopisana przez człowieka
+    ],
+)
+def test_restore_line_endings(stored, edited, expected):
+    assert review.restore_line_endings(stored, edited) == expected
+
+
+def test_hunks_property_all_none_and_subsets():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    alphabet = st.sampled_from(list("ab ,.\n\tąę") + ["kot", "pies"])
+    texts = st.lists(alphabet, max_size=12).map("".join)
+
+    @settings(max_examples=200, deadline=None)
+    @given(texts, texts, st.data())
+    def check(a, b, data):
+        hunks = review.diff_hunks(a, b)
+        assert review.apply_hunks(a, b, [h.index for h in hunks]) == b
+        assert review.apply_hunks(a, b, []) == a
+        chosen = data.draw(st.sets(st.sampled_from([h.index for h in hunks]))) if hunks else set()
+        result = review.apply_hunks(a, b, chosen)
+        # Wynik to oryginał z podmienionymi dokładnie wybranymi zmianami (kolejność zachowana).
+        expected = "".join(
+            s.text if s.hunk is None else (s.hunk.new if s.hunk.index in chosen else s.hunk.old)
+            for s in review.diff_segments(a, b)
+        )
+        assert result == expected
+
+    check()
+
+
+# --- decyzje ze strony przeglądu: dziennik, wersje, poprawki, cofanie ------------------------------
+
+
+def _item(db, id_item):
+    return db.query_one("SELECT * FROM task_item WHERE id_task_item=%s", (id_item,))
+
+
+def _log(db, id_item):
+    return db.query("SELECT * FROM review_log WHERE id_task_item=%s ORDER BY id_review_log", (id_item,))
+
+
+def test_set_decision_logs_and_refuses_versions_not_shown(db, task):
+    id_task, ids = task
+    shown = review.item_version(_item(db, ids["ok"]))
+    db.execute("UPDATE task_item SET text_corrected='Kot, który śpi!' WHERE id_task_item=%s", (ids["ok2"],))
+    changed, refused = review.set_decision(
+        db,
+        id_task,
+        [ids["ok"], ids["ok2"]],
+        "accepted",
+        "anna",
+        None,
+        session="s1",
+        expected={ids["ok"]: shown, ids["ok2"]: "2000-01-01T00:00:00"},
+    )
+    assert changed == [ids["ok"]]
+    assert refused == [
+        (ids["ok2"], "pozycja zmieniła się od wyświetlenia (teraz: processed) - sprawdź ją jeszcze raz")
+    ]
+    entry = _log(db, ids["ok"])[0]
+    assert (entry["action"], entry["reviewer"], entry["session"]) == ("accept", "anna", "s1")
+    assert (entry["status_before"], entry["status_after"], entry["text_after"]) == (
+        "processed",
+        "accepted",
+        None,
+    )
+    assert _log(db, ids["ok2"]) == []
+    # CLI (bez sesji) też zostawia ślad.
+    review.set_decision(db, id_task, [ids["ok2"]], "rejected", "jan")
+    assert [(e["action"], e["session"]) for e in _log(db, ids["ok2"])] == [("reject", None)]
+
+
+def test_edit_and_accept_stores_text_with_task_hash_method(db, task):
+    id_task, ids = task
+    db.execute("UPDATE task SET hash_method='md5' WHERE id_task=%s", (id_task,))
+    version = review.item_version(_item(db, ids["ok"]))
+    outcome = review.edit_and_accept(db, ids["ok"], "Kot, który śpi (poprawione).", "anna", "s1", version)
+    assert outcome == review.Outcome(True, None, ids["ok"])
+    row = _item(db, ids["ok"])
+    assert row["text_corrected"] == "Kot, który śpi (poprawione)."
+    assert row["local_hash"] == hashlib.md5("Kot, który śpi (poprawione).".encode()).hexdigest()
+    assert (row["status"], row["approved_by"]) == ("accepted", "anna") and row["approved_at"] is not None
+    entry = _log(db, ids["ok"])[-1]
+    assert (
+        entry["action"] == "edit"
+        and entry["text_before"] == "Kot, który śpi."
+        and entry["hash_after"] == row["local_hash"]
+    )
+    assert db.query_value("SELECT records_approved FROM task WHERE id_task=%s", (id_task,)) == 1
+    # Drugie kliknięcie z tym samym tekstem: nic się nie zmienia, bez odmowy i bez nowego wpisu.
+    again = review.edit_and_accept(db, ids["ok"], "Kot, który śpi (poprawione).", "anna", "s1", version)
+    assert again == review.Outcome(False, None, ids["ok"]) and len(_log(db, ids["ok"])) == 1
+    # Stara wersja i inny tekst: odmowa z opisem, kto zdecydował.
+    stale = review.edit_and_accept(db, ids["ok"], "Inny tekst", "jan", "s2", version)
+    assert (
+        stale.reason
+        == "pozycja zmieniła się od wyświetlenia (teraz: accepted (anna)) - sprawdź ją jeszcze raz"
+    )
+    # Zaakceptowaną pozycję można jeszcze poprawić (przed eksportem).
+    fresh = review.item_version(_item(db, ids["ok"]))
+    assert review.edit_and_accept(db, ids["ok"], "Kot śpi.", "jan", "s2", fresh).changed
+    assert _item(db, ids["ok"])["approved_by"] == "jan"
+
+
+@pytest.mark.parametrize("which", ["outdated", "deleted", "pending", "exported", "changed"])
+def test_edit_refused_by_the_cli_rules(db, task, which):
+    id_task, ids = task
+    before = _item(db, ids[which])
+    outcome = review.edit_and_accept(db, ids[which], "cokolwiek", "anna")
+    assert outcome.changed is False
+    assert outcome.reason == review.refusal_reason(before, "accepted")
+    after = _item(db, ids[which])
+    assert (after["text_corrected"], after["status"]) == (before["text_corrected"], before["status"])
+
+
+def test_edit_keeps_crlf_line_endings(db, task):
+    id_task, ids = task
+    db.execute("UPDATE task_item SET text_corrected='Raz.\\r\\nDwa.' WHERE id_task_item=%s", (ids["ok2"],))
+    review.edit_and_accept(db, ids["ok2"], "Raz.\nDwa i trzy.", "anna")
+    assert _item(db, ids["ok2"])["text_corrected"] == "Raz.\r\nDwa i trzy."
+
+
+def test_accept_hunks_stores_original_with_chosen_changes(db, task):
+    id_task, ids = task
+    version = review.item_version(_item(db, ids["ok"]))
+    assert review.accept_hunks(db, ids["ok"], [], "anna", "s1", version).reason.startswith(
+        "nie wybrano żadnej zmiany"
+    )
+    assert (
+        "nie ma zmian o numerach [9]" in review.accept_hunks(db, ids["ok"], [9], "anna", "s1", version).reason
+    )
+    outcome = review.accept_hunks(db, ids["ok"], [1, 2], "anna", "s1", version)
+    assert outcome.changed
+    row = _item(db, ids["ok"])
+    assert row["text_corrected"] == "Kot który śpi." and row["local_hash"] == sha256("Kot który śpi.")
+    assert row["status"] == "accepted"
+    entry = _log(db, ids["ok"])[-1]
+    assert entry["action"] == "partial" and json.loads(entry["hunks"]) == [1, 2]
+
+
+def test_undo_walks_back_the_sessions_decisions(db, task):
+    id_task, ids = task
+    review.set_decision(db, id_task, [ids["ok"]], "rejected", "anna", session="s1")
+    review.edit_and_accept(db, ids["ok2"], "Ala ma psa.", "anna", "s1")
+    review.set_decision(db, id_task, [ids["ok2"]], "rejected", "jan", session="s2")  # inna sesja
+    # Ostatnia decyzja sesji s1 (poprawka ok2) jest już nadpisana przez s2: odmowa z opisem.
+    refused = review.undo_last(db, id_task, "s1", "anna")
+    assert refused.changed is False and refused.id_item == ids["ok2"]
+    assert refused.reason == "nie można cofnąć: pozycja zmieniła się po tej decyzji (teraz: rejected (jan))"
+    undone = review.undo_last(db, id_task, "s2", "jan")
+    assert undone == review.Outcome(True, None, ids["ok2"])
+    assert _item(db, ids["ok2"])["status"] == "accepted"
+    undone = review.undo_last(db, id_task, "s1", "anna")
+    assert undone.changed and undone.id_item == ids["ok2"]
+    row = _item(db, ids["ok2"])
+    assert (row["status"], row["text_corrected"], row["approved_by"]) == ("processed", "Ala ma psa", None)
+    assert row["local_hash"] == sha256("Ala ma psa")
+    assert review.undo_last(db, id_task, "s1", "anna") == review.Outcome(True, None, ids["ok"])
+    assert _item(db, ids["ok"])["status"] == "processed"
+    assert review.undo_last(db, id_task, "s1", "anna").reason == "nie ma decyzji do cofnięcia w tej sesji"
+    actions = [r["action"] for r in db.query("SELECT action FROM review_log ORDER BY id_review_log")]
+    assert actions == ["reject", "edit", "reject", "undo", "undo", "undo"]
+    assert db.query_value("SELECT records_rejected FROM task WHERE id_task=%s", (id_task,)) == 0
+
+
+def test_undo_refused_after_export(db, task):
+    id_task, ids = task
+    review.set_decision(db, id_task, [ids["ok"]], "accepted", "anna", session="s1")
+    db.execute(
+        "UPDATE task_item SET status='exported', exported_at=NOW() WHERE id_task_item=%s", (ids["ok"],)
+    )
+    outcome = review.undo_last(db, id_task, "s1", "anna")
+    assert outcome.reason == "nie można cofnąć: pozycja zmieniła się po tej decyzji (teraz: exported (anna))"
+    assert _item(db, ids["ok"])["status"] == "exported"
+
+
+def test_two_reviewers_at_once_one_decision_wins(settings, db, task):
+    """Dwie sesje decydują o tej samej pozycji w tej samej chwili: wygrywa jedna, druga widzi jej decyzję."""
+    import threading
+
+    from lib.db_local import connect_local
+
+    id_task, ids = task
+    version = review.item_version(_item(db, ids["ok"]))
+    barrier = threading.Barrier(2)
+    results = {}
+
+    def reviewer(name, decision):
+        conn = connect_local(settings)
+        try:
+            barrier.wait()
+            results[name] = review.set_decision(
+                conn, id_task, [ids["ok"]], decision, name, None, session=name, expected={ids["ok"]: version}
+            )
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=reviewer, args=a) for a in (("anna", "accepted"), ("jan", "rejected"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [n for n, (changed, _r) in results.items() if changed]
+    assert len(winners) == 1
+    loser = "jan" if winners == ["anna"] else "anna"
+    row = _item(db, ids["ok"])
+    assert row["approved_by"] == winners[0]
+    assert results[loser][1] == [
+        (
+            ids["ok"],
+            f"pozycja zmieniła się od wyświetlenia (teraz: {row['status']} ({winners[0]})) - sprawdź ją jeszcze raz",
+        )
+    ]
+    assert len(_log(db, ids["ok"])) == 1
+
+
+def test_cli_edit_opens_editor_and_accepts(local_env, db, task, tmp_path):
+    id_task, ids = task
+    script = tmp_path / "fake_editor.py"
+    script.write_text(
+        "import sys\np = sys.argv[1]\nt = open(p, encoding='utf-8', newline='').read()\n"
+        "open(p, 'w', encoding='utf-8', newline='').write(t.replace('który', 'który naprawdę') + '\\n')\n",
+        encoding="utf-8",
+    )
+    env = {**local_env, "EDITOR": f"{sys.executable} {script}", "VISUAL": ""}
+    result = run_review(env, "edit", str(ids["ok"]), "--by", "ola")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"#{ids['ok']}: poprawka zapisana, status accepted (approved_by=ola)" in result.stdout
+    row = _item(db, ids["ok"])
+    # Nowa linia dopisana przez edytor na końcu pliku nie trafia do tekstu.
+    assert row["text_corrected"] == "Kot, który naprawdę śpi." and row["local_hash"] == sha256(
+        row["text_corrected"]
+    )
+    assert _log(db, ids["ok"])[-1]["action"] == "edit"
+    refused = run_review(env, "edit", str(ids["outdated"]), "--by", "ola")
+    assert refused.returncode == 1 and "odmowa - nieaktualna" in refused.stdout
+    unchanged = run_review(
+        {**local_env, "EDITOR": "true", "VISUAL": ""}, "edit", str(ids["ok2"]), "--by", "ola"
+    )
+    assert unchanged.returncode == 0 and "tekst bez zmian - nic nie zapisano" in unchanged.stdout
+    assert _item(db, ids["ok2"])["status"] == "processed"
+    failing = run_review(
+        {**local_env, "EDITOR": "false", "VISUAL": ""}, "edit", str(ids["ok2"]), "--by", "ola"
+    )
+    assert failing.returncode == 1 and "edytor zakończył się kodem 1" in failing.stderr
+
+
+# --- liczniki zadania zmieniane przy decyzji, zrzut i decyzje --all po statusach ---------------
+
+
+def _counters(db, id_task):
+    return db.query_one(
+        "SELECT records_approved, records_rejected, records_exported FROM task WHERE id_task=%s", (id_task,)
+    )
+
+
+def _recount(db, id_task):
+    from lib import task_item
+
+    task_item.refresh_review_counters(db, id_task)
+    return _counters(db, id_task)
+
+
+def test_decisions_change_counters_exactly_like_a_full_recount(db, task):
+    """Liczniki zmieniane o różnicę w każdej decyzji, poprawce, cofnięciu = pełne przeliczenie."""
+    import random
+
+    id_task, ids = task
+    # Stan początkowy nie musi zgadzać się z pozycjami: decyzje zmieniają liczniki o różnicę.
+    assert _recount(db, id_task) == {"records_approved": 0, "records_rejected": 0, "records_exported": 1}
+    extra = [add_task_item(db, id_task, 100 + n, f"tekst {n} ktury", f"tekst {n} który.") for n in range(12)]
+    db.execute("UPDATE task_item SET status='conflict', approved_at=NOW() WHERE id_task_item=%s", (extra[0],))
+    _recount(db, id_task)
+    decidable = [ids["ok"], ids["ok2"], *extra]
+    rng = random.Random(16)
+    steps = []
+    for step in range(60):
+        kind = rng.choice(["accept", "reject", "edit", "partial", "undo", "undo", "all", "refused"])
+        item = rng.choice(decidable)
+        session = rng.choice(["s1", "s2"])
+        if kind in ("accept", "reject"):
+            review.set_decision(db, id_task, [item], f"{kind}ed", "anna", None, session=session)
+        elif kind == "edit":
+            review.edit_and_accept(db, item, f"poprawka {step}", "jan", session)
+        elif kind == "partial":
+            review.accept_hunks(db, item, [0], "ola", session)
+        elif kind == "undo":
+            review.undo_last(db, id_task, session, "anna")
+        elif kind == "all":
+            review.set_decision(db, id_task, None, rng.choice(["accepted", "rejected"]), "ola", "processed")
+        else:  # odmowy nie zmieniają nic
+            review.set_decision(
+                db, id_task, [ids["deleted"], ids["exported"], ids["pending"]], "accepted", "x"
+            )
+        steps.append(kind)
+        incremental = _counters(db, id_task)
+        assert incremental == _recount(db, id_task), (step, steps)
+    assert {"undo", "edit", "partial", "all"} <= set(steps)
+    # Licznik nieaktualny (np. sprzed tej wersji) nie schodzi poniżej zera.
+    db.execute("UPDATE task SET records_approved=0, records_rejected=0 WHERE id_task=%s", (id_task,))
+    review.set_decision(db, id_task, None, "rejected", "anna", "accepted")
+    counters = _counters(db, id_task)
+    assert counters["records_approved"] == 0 and counters["records_rejected"] >= 0
+
+
+def test_dump_merges_statuses_in_id_order_across_pages(db, task, monkeypatch):
+    """Zrzut czyta każdy status osobno stronami i scala je po ``id_task_item`` (kolejność jak dotąd)."""
+    id_task, ids = task
+    statuses = ["processed", "accepted", "rejected", "conflict"]
+    extra = [
+        add_task_item(db, id_task, 200 + n, f"t{n}", f"T{n}.", status=statuses[n % 4]) for n in range(11)
+    ]
+    monkeypatch.setattr(review, "_DUMP_PAGE", 2)
+    out = io.StringIO()
+    count = review.dump_items(db, id_task, "json", out)
+    dumped = [r["id_task_item"] for r in json.loads(out.getvalue())]
+    expected = sorted([ids["ok"], ids["ok2"], ids["outdated"], ids["changed"], ids["exported"], *extra])
+    assert dumped == expected and count == len(expected)
+    out = io.StringIO()
+    review.dump_items(db, id_task, "csv", out, ["rejected", "accepted"])
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert [int(r["id_task_item"]) for r in rows] == [
+        i for i in extra if statuses[extra.index(i) % 4] in ("rejected", "accepted")
+    ]
+
+
+def test_decision_all_statuses_pages_through_each_status(db, task, monkeypatch):
+    """``--all`` bez filtra statusu: każdy status stronami (keyset), odmowy z powodem, bez pominięć."""
+    id_task, ids = task
+    extra = [add_task_item(db, id_task, 300 + n, f"t{n}", f"T{n}.", status="rejected") for n in range(5)]
+    _recount(db, id_task)
+    monkeypatch.setattr(review, "_DECISION_CHUNK", 2)
+    changed, refused = review.set_decision(db, id_task, None, "accepted", "anna", None)
+    assert sorted(changed) == sorted([ids["ok"], ids["ok2"], *extra])
+    reasons = dict(refused)
+    assert set(reasons) == {ids["outdated"], ids["changed"], ids["pending"], ids["exported"]}
+    assert reasons[ids["exported"]] == "pozycja jest już wyeksportowana do źródła"
+    assert _counters(db, id_task) == _recount(db, id_task)
+
+
+def test_export_report_shows_the_last_export_run_and_problems(db, task):
+    id_task, ids = task
+    db.execute(
+        "INSERT INTO run_log (id_task, kind, run_id, status, started_at, stats) VALUES "
+        "(%s, 'export', 'run-old', 'completed', NOW(3) - INTERVAL 1 HOUR, '{\"exported\": 9}'), "
+        "(%s, 'export', 'run-new', 'completed', NOW(3) - INTERVAL 1 MINUTE, '{\"exported\": 2, \"conflicts\": 1}'), "
+        "(%s, 'sync', 'run-sync', 'completed', NOW(3), NULL)",
+        (id_task, id_task, id_task),
+    )
+    db.execute(
+        "UPDATE task_item SET status='conflict', export_error='tekst w źródle zmienił się' WHERE id_task_item=%s",
+        (ids["ok"],),
+    )
+    db.execute(
+        "UPDATE task_item SET status='accepted', export_error='brak klucza' WHERE id_task_item=%s",
+        (ids["ok2"],),
+    )
+    report = review.export_report(db, id_task)
+    assert report.run["run_id"] == "run-new" and report.stats == {"exported": 2, "conflicts": 1}
+    assert [(p["id_task_item"], p["status"], p["export_error"]) for p in report.problems] == [
+        (ids["ok"], "conflict", "tekst w źródle zmienił się"),
+        (ids["ok2"], "accepted", "brak klucza"),
+    ]
+    assert review.export_report(db, id_task + 1000).run is None

@@ -80,3 +80,33 @@ def test_init_db_reports_unreachable_server(local_env):
     assert result.returncode == 1
     assert "nie można połączyć" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_index_with_changed_columns_is_rebuilt(local_env, settings):
+    """Zwykły indeks o kolumnach innych niż w schema.sql jest przebudowany (dane zostają); drugi raz nic."""
+    init_db(settings)
+    db = connect_local(settings, autocommit=True)
+    try:
+        db.execute(
+            "INSERT INTO task_item (id_task, remote_id, text_original, status) VALUES (1, 1, 'a', 'processed')"
+        )
+        # Starszy schemat: (id_task, status) bez deleted_at.
+        db.execute(
+            "ALTER TABLE task_item DROP INDEX idx_task_item_task_status, "
+            "ADD KEY idx_task_item_task_status (id_task, status)"
+        )
+        actions = init_db(settings)
+        assert actions == ["rebuilt key task_item.idx_task_item_task_status (id_task,status,deleted_at)"]
+        columns = [
+            r["COLUMN_NAME"]
+            for r in db.query(
+                "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA=%s "
+                "AND TABLE_NAME='task_item' AND INDEX_NAME='idx_task_item_task_status' ORDER BY SEQ_IN_INDEX",
+                (settings["DB_LOCAL_NAME"],),
+            )
+        ]
+        assert columns == ["id_task", "status", "deleted_at"]
+        assert db.query_value("SELECT COUNT(*) FROM task_item") == 1
+        assert init_db(settings) == []
+    finally:
+        db.close()
