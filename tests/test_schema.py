@@ -88,7 +88,8 @@ def test_index_with_changed_columns_is_rebuilt(local_env, settings):
     db = connect_local(settings, autocommit=True)
     try:
         db.execute(
-            "INSERT INTO task_item (id_task, remote_id, text_original, status) VALUES (1, 1, 'a', 'processed')"
+            "INSERT INTO task_item (id_task, remote_id, remote_key, source_ord, text_original, status) "
+            "VALUES (1, 1, '[1]', 1, 'a', 'processed')"
         )
         # Starszy schemat: (id_task, status) bez deleted_at.
         db.execute(
