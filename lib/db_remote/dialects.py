@@ -193,6 +193,13 @@ _INFO_SCHEMA_PK = (
     "ORDER BY kcu.ordinal_position"
 )
 
+# Punkty zapisu w składni SQL (MySQL, PostgreSQL, SQLite); MS SQL ma własne (SAVE TRANSACTION).
+_SQL_SAVEPOINTS = {
+    "savepoint": "SAVEPOINT {name}",
+    "rollback_to": "ROLLBACK TO SAVEPOINT {name}",
+    "release": "RELEASE SAVEPOINT {name}",
+}
+
 DIALECTS: dict[str, dict[str, Any]] = {
     "mysql": {
         "quote": ("`", "`"),
@@ -205,9 +212,7 @@ DIALECTS: dict[str, dict[str, Any]] = {
         "begin": "START TRANSACTION",
         # MariaDB nie zamienia porównania wierszy (a, b) > (x, y) na zakres indeksu: warunek rozpisany.
         "row_values": False,
-        "savepoint": "SAVEPOINT {name}",
-        "rollback_to": "ROLLBACK TO SAVEPOINT {name}",
-        "release": "RELEASE SAVEPOINT {name}",
+        **_SQL_SAVEPOINTS,
         "text_nul": True,
         # Schemat = bieżąca baza połączenia, więc zapytania katalogowe mają tylko parametr tabeli.
         "catalog_params": lambda schema, table: (table,),
@@ -243,9 +248,7 @@ DIALECTS: dict[str, dict[str, Any]] = {
         "lock": "SELECT {key}, {column} FROM {table} WHERE {match} FOR UPDATE",
         "begin": None,  # psycopg2 otwiera transakcję sam przy pierwszym zapytaniu
         "row_values": True,
-        "savepoint": "SAVEPOINT {name}",
-        "rollback_to": "ROLLBACK TO SAVEPOINT {name}",
-        "release": "RELEASE SAVEPOINT {name}",
+        **_SQL_SAVEPOINTS,
         # PostgreSQL nie zapisuje znaku NUL w tekście (psycopg2 odrzuca go już przy parametrze).
         "text_nul": False,
         "catalog_params": lambda schema, table: (schema, table),
@@ -319,9 +322,7 @@ DIALECTS: dict[str, dict[str, Any]] = {
         "lock": "SELECT {key}, {column} FROM {table} WHERE {match}",
         "begin": "BEGIN IMMEDIATE",  # blokada zapisu całej bazy na czas porównania i UPDATE
         "row_values": True,
-        "savepoint": "SAVEPOINT {name}",
-        "rollback_to": "ROLLBACK TO SAVEPOINT {name}",
-        "release": "RELEASE SAVEPOINT {name}",
+        **_SQL_SAVEPOINTS,
         "text_nul": True,
         "catalog_params": lambda schema, table: (table,),
         "sql_tables": (
