@@ -140,6 +140,8 @@ CASES: dict[str, dict[str, Any]] = {
             ("b",),
             ("Apple",),
             ("apple",),
+            ("C",),
+            ("c",),
             ("zebra",),
             ("Łódź",),
             ("trail ",),
@@ -151,7 +153,7 @@ CASES: dict[str, dict[str, Any]] = {
         "ddl": "CREATE TABLE items (a TEXT NOT NULL, b INTEGER NOT NULL, body TEXT, PRIMARY KEY (a, b)) WITHOUT ROWID",
         "cols": ("a", "b"),
         "kinds": ("text", "int"),
-        "initial": [(a, b) for a in ("x", "X", "y") for b in (1, 5, 9)],
+        "initial": [(a, b) for a in ("x", "X", "y", "Y") for b in (1, 5, 9)],
         "inserted": [("W", 0), ("x", 3), ("X", 7), ("z", 1)],
     },
     "pg_no_pk_key_column": {
@@ -275,7 +277,8 @@ def test_any_key_sync_resync_export(request, settings, db, name):
     # Eksport: trzy pozycje zaakceptowane, jedna z nich zmieniona w źródle w międzyczasie.
     got = local_items(db, id_task)
     untouched = [k for k in after if k not in changed and k not in [norm(case, i) for i in case["inserted"]]]
-    chosen = [untouched[0], untouched[len(untouched) // 2], untouched[-1]]
+    picks = list(dict.fromkeys([0, len(untouched) // 2, len(untouched) - 1, 1, 2]))[:4]
+    chosen = [untouched[i] for i in picks]
     for key in chosen:
         item = got[expected_key(key, case["kinds"])]
         corrected = item["text_original"] + " [poprawione]"
@@ -287,11 +290,12 @@ def test_any_key_sync_resync_export(request, settings, db, name):
     ids = [got[expected_key(k, case["kinds"])]["id_task_item"] for k in chosen]
     accepted, refused = review.set_decision(db, id_task, ids, "accepted", "test")
     assert sorted(accepted) == sorted(ids) and not refused
-    edited = chosen[1]
+    edited, vanished = chosen[1], chosen[3]
     source_execute(source, f"UPDATE items SET body = %s WHERE {where_key(case)}", ("ktoś zmienił", *edited))
+    source_execute(source, f"DELETE FROM items WHERE {where_key(case)}", vanished)
     before = dict(source_rows(source, case))
     stats = export.run_export(cfg, id_task)
-    assert (stats["exported"], stats["conflicts"]) == (2, 1)
+    assert (stats["exported"], stats["conflicts"]) == (2, 2)
     now = dict(source_rows(source, case))
     for key, text in before.items():
         if key in (chosen[0], chosen[2]):
@@ -299,7 +303,17 @@ def test_any_key_sync_resync_export(request, settings, db, name):
         else:
             assert now[key] == text, key
     statuses = {k: local_items(db, id_task)[expected_key(k, case["kinds"])]["status"] for k in chosen}
-    assert statuses == {chosen[0]: "exported", edited: "conflict", chosen[2]: "exported"}
+    assert statuses == {
+        chosen[0]: "exported",
+        edited: "conflict",
+        chosen[2]: "exported",
+        vanished: "conflict",
+    }
+    reason = db.query_value(
+        "SELECT export_error FROM task_item WHERE id_task=%s AND remote_key=%s",
+        (id_task, expected_key(vanished, case["kinds"])),
+    )
+    assert "nie istnieje" in reason
 
 
 def test_remote_key_compares_byte_for_byte(settings, db, sqlite_source):
