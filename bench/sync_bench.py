@@ -1,251 +1,716 @@
 #!/usr/bin/env python
-"""Benchmark synchronizacji: PostgreSQL (N wierszy polskich tekstów 50-600 znaków) -> MariaDB.
+"""Benchmark synchronizacji: PostgreSQL (N wierszy tekstów 50-600 znaków) -> lokalna MariaDB.
 
-Mierzy w jednym uruchomieniu:
-  (a) baseline - te same wiersze PG -> zwykła tabela MariaDB najszybszą prostą drogą
-      (kursor serwerowy psycopg2 + plik TSV + LOAD DATA LOCAL INFILE),
-  (b) pierwszą synchronizację ``sync.py --id_task N``,
-  (c) resync po zmianie 1% wierszy, usunięciu 0.5% i wstawieniu 0.5%,
-  (d) resync bez zmian,
-oraz szczytowe RSS każdego procesu. Każda faza to osobny proces (czysty pomiar pamięci).
+Dla każdego N ze ``--rows`` benchmark zakłada świeżą bazę PostgreSQL z tabelą
+``texts (id BIGINT PRIMARY KEY, body TEXT)``: polskie teksty z losowo wybranych słów (także znaki
+4-bajtowe i czasem nowa linia), ziarno stałe (``--seed``), więc dane są co do bajtu powtarzalne,
+a wiersze dla mniejszego N są początkiem danych dla większego. W jednym uruchomieniu mierzy:
 
-Użycie: python bench/sync_bench.py --rows 100000 [1000000]
+* ``raw copy`` - miarę odniesienia: ``psql -c "\\copy texts TO plik"`` i
+  ``mariadb --local-infile=1 -e "LOAD DATA LOCAL INFILE 'plik' INTO TABLE plain"``
+  (``plain`` = ``id BIGINT PRIMARY KEY, body TEXT``, utf8mb4), oba procesy mierzone razem;
+* ``dlt`` (gdy zainstalowany): ``sql_table(backend="pyarrow", chunk_size=50000)`` ->
+  ``destination="sqlalchemy"`` (MariaDB przez PyMySQL), ``write_disposition="replace"``;
+* ``Sling`` (gdy zainstalowany): binarka Go z pakietu PyPI ``sling-linux-amd64``,
+  ``--mode full-refresh`` tej samej tabeli do MariaDB;
+* pierwszą synchronizację ``python sync.py --id_task N`` (cały proces; połączenie i zadanie
+  wpisane do zwykłych tabel ``database_connection`` i ``task``);
+* resync po zmianie 1 % wierszy, usunięciu 0,5 % i wstawieniu 0,5 %;
+* resync bez zmian.
+
+Każdy przebieg to osobny proces: czas ścienny całego procesu, wiersze/s, stosunek do ``raw copy``
+i do dlt/Sling, bajty przeczytane ze źródła i szczytowe RSS. Bajty liczy proxy TCP
+(``bench/byte_proxy.py``, ``os.splice`` bez kopiowania do Pythona), przez które wszystkie mierzone
+przebiegi łączą się z PostgreSQL - widać więc, czy resync bez zmian czyta skróty, czy teksty.
+Szczytowe RSS to ``ru_maxrss`` z ``os.wait4`` (największy pojedynczy proces w drzewie potomka:
+dla ``raw copy`` większy z ``psql`` i ``mariadb``). Po każdym przebiegu benchmark sprawdza wynik
+(liczba wierszy i suma MD5 par klucz-tekst równe źródłu; liczniki zadania dokładnie takie, jak
+wynika ze zmian) - błąd kończy benchmark kodem 1. Nieosiągnięty cel nie jest błędem: jest
+oznaczony w tabeli (``MET`` / ``NOT MET``). Wypisywane są też obciążenie (``uptime``) i liczba
+rdzeni, bo inne procesy na maszynie zaburzają czasy; kolumna ``load`` to load average z chwili
+startu danego przebiegu.
+
+Cele (obowiązują przy największym N):
+
+* pierwsza synchronizacja >= 0,5x wiersze/s ``raw copy`` i >= 1,5x wiersze/s dlt;
+* resync bez zmian <= 0,5x czasu ``raw copy`` i <= 0,35x czasu pierwszej synchronizacji;
+* szczytowe RSS ``sync.py`` przy największym N <= 1,2x szczytu przy najmniejszym N;
+* resync 1 %: raportowany, cel orientacyjny <= 0,5x czasu pierwszej synchronizacji.
+
+Serwer MariaDB musi mieć ``local_infile=ON`` (``raw copy`` i Sling ładują ``LOAD DATA LOCAL``);
+benchmark to sprawdza i w razie potrzeby ustawia ``SET GLOBAL local_infile=ON`` (mówi o tym).
+dlt i Sling pochodzą z dodatku ``bench`` (``.venv/bin/pip install -e '.[dev,bench]'``); gdy ich
+nie ma, benchmark je pomija i pisze dlaczego. Nic nie potrzebuje internetu (telemetria dlt i Sling
+wyłączona).
+
+Użycie:
+    .venv/bin/python bench/sync_bench.py --rows 100000 1000000
+
+Opcje:
+    --rows N [N ...]   rozmiary tabeli źródłowej (domyślnie 100000);
+    --seed S           ziarno generatora tekstów (domyślnie 13);
+    --skip-peers       bez dlt i Sling (``raw copy`` zostaje: to miara odniesienia);
+    --no-proxy         połączenia do PostgreSQL bez proxy liczącego bajty (kolumna bajtów pusta;
+                       do sprawdzenia, czy proxy nie zaburza czasów);
+    --project DIR      mierz silnik z innego katalogu projektu (np. drugi worktree) - jego
+                       ``sync.py`` i jego ``.venv/bin/python``, gdy istnieje; dlt i Sling
+                       uruchamiane interpreterem benchmarku;
+    --json             zamiast tabeli wypisz wynik jako JSON (postęp zawsze na stderr);
+    --keep             nie usuwaj baz benchmarku (nazwy wypisane na stderr).
 """
 
 import argparse
+import importlib.util
+import io
 import json
 import os
+import random
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
-import psutil
 import psycopg2
 import pymysql
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lib.db_local import connect_local, tsv_escape  # noqa: E402
-from lib.load_config import load_config  # noqa: E402
-from lib.schema import init_db  # noqa: E402
+from bench.byte_proxy import bytes_read, start_proxy, stop_proxy  # noqa: E402
 
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "password": ""}
-MY = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
+PG_SERVER = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "password": ""}
+MY_SERVER = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
+TABLE = "texts"
+MIB = 2**20
 
-
-def run_measured(cmd: list[str], env: dict) -> tuple[float, float, subprocess.CompletedProcess]:
-    """Uruchamia proces, mierzy czas ścienny i szczytowe RSS (próbkowanie psutil co 20 ms)."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ps = psutil.Process(proc.pid)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            rss = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
-            peak = max(peak, rss)
-        except psutil.Error:
-            pass
-        time.sleep(0.02)
-    out, err = proc.communicate()
-    elapsed = time.perf_counter() - started
-    result = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
-    return elapsed, peak / 2**20, result
+# Słownik generatora: polskie słowa z diakrytykami, trochę znaków 4-bajtowych i rzadka nowa linia.
+WORDS = (
+    "zażółć gęślą jaźń źdźbło łódź żółw chrząszcz brzmi w trzcinie szczebrzeszyn się ślimak "
+    "pójdź kińże tę chmurność w głąb flaszy książka miasto ulica rzeka dzień noc człowiek "
+    "urząd wniosek decyzja termin opłata faktura zamówienie dostawa reklamacja klient umowa "
+    "aneks pełnomocnictwo oświadczenie zaświadczenie wyjaśnienie odpowiedź pytanie prośba "
+    "że bo ale oraz lub więc jednak także również już jeszcze bardzo tylko który która które "
+    "był była było będzie można trzeba należy proszę dziękuję uprzejmie serdecznie pozdrawiam "
+    "Kraków Gdańsk Wrocław Łódź Poznań Szczecin Białystok Rzeszów Zielona Góra Częstochowa "
+    "napewno wogóle niewiem poprostu conajmniej narazie wziąść poszłem "
+    "😀 🙂 👍 𝄞 𠜎 ✓ № § – „ ” … ,"
+).split()
+WORDS += ["\n"] * 2
 
 
-def baseline_phase(pg_db: str, my_db: str) -> None:
-    """Faza (a) w osobnym procesie: kopia PG -> MariaDB najprostszą szybką drogą."""
-    src = psycopg2.connect(dbname=pg_db, **PG)
-    dst = pymysql.connect(database=my_db, local_infile=True, charset="utf8mb4", **MY)
-    with dst.cursor() as cur:
-        cur.execute("DROP TABLE IF EXISTS baseline")
-        cur.execute("CREATE TABLE baseline (id BIGINT PRIMARY KEY, body TEXT) CHARACTER SET utf8mb4")
-    cursor = src.cursor(name="bench")
-    cursor.itersize = 20000
-    cursor.execute("SELECT id, body FROM texts ORDER BY id")
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        while True:
-            rows = cursor.fetchmany(50000)
-            if not rows:
-                break
-            path = os.path.join(tmp, "chunk.tsv")
-            with open(path, "w", encoding="utf-8") as handle:
-                handle.write("".join(f"{k}\t{tsv_escape(t)}\n" for k, t in rows))
-            with dst.cursor() as cur:
-                cur.execute(
-                    "LOAD DATA LOCAL INFILE %s INTO TABLE baseline CHARACTER SET utf8mb4 "
-                    "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' (id, body)",
-                    (path,),
-                )
-            dst.commit()
-    print(json.dumps({"seconds": time.perf_counter() - started}))
+def make_corpus(rng: random.Random, chars: int = 1 << 20) -> str:
+    """Buduje ciąg słów ze słownika, z którego tnie się teksty wierszy."""
+    parts, size = [], 0
+    while size < chars:
+        word = rng.choice(WORDS)
+        parts.append(word)
+        size += len(word) + 1
+    return " ".join(parts).replace(" \n ", "\n")
 
 
-def setup(rows: int) -> tuple[str, str, dict]:
-    """Tworzy bazę PG z danymi i lokalną bazę MariaDB ze schematem; zwraca nazwy i env."""
-    tag = uuid.uuid4().hex[:8]
-    pg_db, my_db = f"ailexia_bench_src_{tag}", f"ailexia_bench_{tag}"
-    admin = psycopg2.connect(dbname="postgres", **PG)
-    admin.autocommit = True
+def generate_rows(rng: random.Random, corpus: str, first_id: int, count: int) -> list[tuple[int, str]]:
+    """Zwraca ``count`` wierszy ``(id, tekst)`` o długości 50-600 znaków, kolejne id od ``first_id``."""
+    rows = []
+    span = len(corpus) - 601
+    for row_id in range(first_id, first_id + count):
+        length = rng.randint(50, 600)
+        start = rng.randrange(span)
+        text = corpus[start : start + length]
+        # Bez spacji na brzegach: to nie jest test przypadków brzegowych porównań z PAD SPACE.
+        if text[0].isspace():
+            text = "A" + text[1:]
+        if text[-1].isspace():
+            text = text[:-1] + "."
+        rows.append((row_id, text))
+    return rows
+
+
+def copy_into_pg(conn, rows: list[tuple[int, str]]) -> None:
+    """Ładuje wiersze do tabeli źródłowej przez ``COPY ... FROM STDIN`` (format tekstowy)."""
+    buffer = io.StringIO()
+    for row_id, text in rows:
+        buffer.write(f"{row_id}\t{text.replace(chr(92), chr(92) * 2).replace(chr(10), chr(92) + 'n')}\n")
+    buffer.seek(0)
+    with conn.cursor() as cur:
+        cur.copy_expert(f"COPY {TABLE} (id, body) FROM STDIN", buffer)
+
+
+def pg_connect(dbname: str):
+    """Połączenie bezpośrednio z PostgreSQL (z pominięciem proxy; nie wlicza się do bajtów)."""
+    conn = psycopg2.connect(dbname=dbname, **PG_SERVER)
+    conn.autocommit = True
+    return conn
+
+
+def my_connect(database: str | None = None):
+    """Połączenie z MariaDB (autocommit, utf8mb4)."""
+    return pymysql.connect(database=database, autocommit=True, charset="utf8mb4", **MY_SERVER)
+
+
+def my_value(database: str | None, sql: str, params: tuple = ()) -> Any:
+    """Pierwsza kolumna pierwszego wiersza zapytania do MariaDB."""
+    conn = my_connect(database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            row = cur.fetchone()
+            return row[0] if row else None
+    finally:
+        conn.close()
+
+
+def create_source(pg_db: str, rows: int, seed: int) -> dict[str, Any]:
+    """Zakłada bazę źródłową z tabelą ``texts`` i N wierszami; zwraca generator do dalszych wstawień."""
+    admin = pg_connect("postgres")
     with admin.cursor() as cur:
         cur.execute(f"CREATE DATABASE \"{pg_db}\" ENCODING 'UTF8' TEMPLATE template0")
     admin.close()
-    src = psycopg2.connect(dbname=pg_db, **PG)
-    src.autocommit = True
-    with src.cursor() as cur:
-        cur.execute("CREATE TABLE texts (id BIGINT PRIMARY KEY, body TEXT)")
-        cur.execute(
-            "INSERT INTO texts SELECT g, substr(repeat(md5(g::text) || ' zażółć gęślą jaźń, źdźbło; ', 20), 1, "
-            "50 + (g * 37) %% 551) FROM generate_series(1, %s) g",
-            (rows,),
+    rng = random.Random(seed)
+    corpus = make_corpus(rng)
+    conn = pg_connect(pg_db)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {TABLE} (id BIGINT PRIMARY KEY, body TEXT)")
+    for first in range(1, rows + 1, 100_000):
+        copy_into_pg(conn, generate_rows(rng, corpus, first, min(100_000, rows + 1 - first)))
+    with conn.cursor() as cur:
+        cur.execute(f"VACUUM ANALYZE {TABLE}")
+    conn.close()
+    return {"rng": rng, "corpus": corpus}
+
+
+def source_fingerprint(pg_db: str) -> dict[str, int]:
+    """Liczba wierszy, bajty tekstów (UTF-8) i suma MD5 par ``id:tekst`` tabeli źródłowej."""
+    conn = pg_connect(pg_db)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                f"SELECT COUNT(*), COALESCE(SUM(octet_length(body)), 0), "
+                f"COALESCE(SUM(('x' || substr(md5(id::text || ':' || body), 1, 12))::bit(48)::bigint), 0) "
+                f"FROM {TABLE}"
+            )
+            count, text_bytes, digest = cur.fetchone()
+    finally:
+        conn.close()
+    return {"rows": int(count), "text_bytes": int(text_bytes), "digest": int(digest)}
+
+
+def mariadb_fingerprint(database: str, sql_from: str, key: str, text: str) -> dict[str, int]:
+    """To samo co ``source_fingerprint`` dla tabeli w MariaDB (``sql_from`` z ewentualnym WHERE)."""
+    conn = my_connect(database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                f"SELECT COUNT(*), COALESCE(SUM(OCTET_LENGTH({text})), 0), "
+                f"COALESCE(SUM(CAST(CONV(SUBSTR(MD5(CONCAT({key}, ':', {text})), 1, 12), 16, 10) AS UNSIGNED)), 0) "
+                f"FROM {sql_from}"
+            )
+            count, text_bytes, digest = cur.fetchone()
+    finally:
+        conn.close()
+    return {"rows": int(count), "text_bytes": int(text_bytes), "digest": int(digest)}
+
+
+def check_same(label: str, expected: dict[str, int], got: dict[str, int]) -> None:
+    """Przerywa benchmark, gdy kopia nie zgadza się ze źródłem co do wierszy lub treści."""
+    if expected != got:
+        raise SystemExit(f"sync_bench: {label}: wynik różni się od źródła: oczekiwano {expected}, jest {got}")
+
+
+def run_measured(cmd: list[str], env: dict[str, str], cwd: Path, proxy: dict | None) -> dict[str, Any]:
+    """Uruchamia proces i zwraca czas ścienny, szczytowe RSS (``os.wait4``), bajty ze źródła i obciążenie.
+
+    Wyjście procesu idzie do plików tymczasowych (nie do potoków), żeby czekanie w ``wait4``
+    nie mogło się zakleszczyć na pełnym potoku.
+    """
+    load = os.getloadavg()[0]
+    before = bytes_read(proxy)[0] if proxy else 0
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    if proc.returncode != 0:
+        raise SystemExit(
+            f"sync_bench: {' '.join(cmd)} zakończone kodem {proc.returncode}:\n{stdout[-2000:]}\n{stderr[-3000:]}"
         )
-        cur.execute("VACUUM ANALYZE texts")
-    src.close()
-    env = {
-        **os.environ,
-        "DB_LOCAL_NAME": my_db,
-        "ENV_FILE": "/nonexistent",
-        "LOG_LEVEL": "WARNING",
-        "DAGSTER_HOME": tempfile.mkdtemp(prefix="ailexia_bench_dh_"),
-        "LOG_DIR": tempfile.mkdtemp(prefix="ailexia_bench_log_"),
+    # Ostatnie bajty mogą być jeszcze w drodze przez proxy, gdy proces już się skończył.
+    time.sleep(0.05)
+    source_bytes = bytes_read(proxy)[0] - before if proxy else None
+    return {
+        "seconds": seconds,
+        "peak_mib": usage.ru_maxrss / 1024,
+        "source_bytes": source_bytes,
+        "load1": load,
+        "stdout": stdout,
     }
-    settings = load_config(environ=env)
-    init_db(settings)
-    db = connect_local(settings, autocommit=True)
-    db.execute(
-        "INSERT INTO database_connection (id_user, alias, db_type, host, port, db_name, db_user, db_password, status) "
-        "VALUES (1, 'bench', 'pgsql', '127.0.0.1', 5432, %s, 'postgres', '', 'active')",
-        (pg_db,),
+
+
+def ensure_local_infile() -> str:
+    """Sprawdza ``local_infile`` serwera MariaDB; włącza je, gdy wyłączone. Zwraca opis dla wyniku."""
+    if int(my_value(None, "SELECT @@GLOBAL.local_infile")):
+        return "MariaDB local_infile=ON (already set on the server)"
+    conn = my_connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET GLOBAL local_infile=ON")
+    finally:
+        conn.close()
+    return "MariaDB local_infile was OFF: the bench ran SET GLOBAL local_infile=ON"
+
+
+def find_sling() -> str | None:
+    """Ścieżka binarki Sling z pakietu ``sling-linux-amd64`` albo ``None``."""
+    if importlib.util.find_spec("sling_linux_amd64") is None:
+        return None
+    import sling_linux_amd64
+
+    return sling_linux_amd64.SLING_BIN if os.path.isfile(sling_linux_amd64.SLING_BIN) else None
+
+
+def peers_available(skip: bool) -> dict[str, str | None]:
+    """Które ścieżki porównawcze da się uruchomić; wartość to powód pominięcia albo ``None``."""
+    reasons: dict[str, str | None] = {}
+    mysql_client = shutil.which("mariadb") or shutil.which("mysql")
+    reasons["raw"] = None if shutil.which("psql") and mysql_client else "psql or mariadb client not on PATH"
+    if skip:
+        reasons["dlt"] = reasons["sling"] = "skipped (--skip-peers)"
+        return reasons
+    missing = [m for m in ("dlt", "pyarrow", "sqlalchemy") if importlib.util.find_spec(m) is None]
+    reasons["dlt"] = (
+        f"not installed ({', '.join(missing)}; pip install -e '.[dev,bench]')" if missing else None
     )
-    db.execute(
-        "INSERT INTO task (id_user, id_database_connection, table_name, column_name) VALUES (1, LAST_INSERT_ID(), 'texts', 'body')"
+    reasons["sling"] = (
+        None if find_sling() else "not installed (sling-linux-amd64; pip install -e '.[dev,bench]')"
     )
-    db.close()
-    return pg_db, my_db, env
+    return reasons
 
 
-def teardown(pg_db: str, my_db: str, env: dict) -> None:
-    """Usuwa bazy benchmarku i jego katalogi tymczasowe."""
-    import shutil
+def run_raw(ctx: dict[str, Any]) -> dict[str, Any]:
+    """``raw copy``: ``psql \\copy`` do pliku + ``LOAD DATA LOCAL INFILE`` do ``plain``, mierzone razem."""
+    peers_db = ctx["peers_db"]
+    conn = my_connect(peers_db)
+    with conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS plain")
+        cur.execute("CREATE TABLE plain (id BIGINT PRIMARY KEY, body TEXT) CHARACTER SET utf8mb4")
+    conn.close()
+    path = os.path.join(ctx["workdir"], "raw_copy.tsv")
+    client = shutil.which("mariadb") or shutil.which("mysql")
+    script = (
+        f"psql -q -X -h 127.0.0.1 -p {ctx['pg_port']} -U postgres -d {ctx['pg_db']} "
+        f"-c \"\\copy {TABLE} TO '{path}'\" && "
+        f"{client} -h 127.0.0.1 -P 3306 -u root --local-infile=1 --default-character-set=utf8mb4 {peers_db} "
+        f"-e \"LOAD DATA LOCAL INFILE '{path}' INTO TABLE plain CHARACTER SET utf8mb4\""
+    )
+    result = run_measured(["bash", "-c", script], ctx["env"], ROOT, ctx["proxy"])
+    os.unlink(path)
+    check_same("raw copy", ctx["expected"], mariadb_fingerprint(peers_db, "plain", "id", "body"))
+    return result
 
-    for key in ("DAGSTER_HOME", "LOG_DIR"):
-        shutil.rmtree(env[key], ignore_errors=True)
-    admin = psycopg2.connect(dbname="postgres", **PG)
-    admin.autocommit = True
+
+DLT_CODE = """
+import sys
+import dlt
+from dlt.sources.sql_database import sql_table
+
+pg_url, my_url, dataset, workdir = sys.argv[1:5]
+pipeline = dlt.pipeline(
+    pipeline_name="sync_bench_dlt",
+    destination=dlt.destinations.sqlalchemy(credentials=my_url),
+    dataset_name=dataset,
+    pipelines_dir=workdir,
+)
+table = sql_table(credentials=pg_url, table="texts", backend="pyarrow", chunk_size=50000)
+info = pipeline.run(table, write_disposition="replace")
+print(info)
+"""
+
+
+def run_dlt(ctx: dict[str, Any]) -> dict[str, Any]:
+    """dlt 1.x: ``sql_table`` (pyarrow, 50 000 wierszy na porcję) -> sqlalchemy (MariaDB, PyMySQL)."""
+    dataset = f"{ctx['peers_db']}_dlt"
+    pg_url = f"postgresql+psycopg2://postgres@127.0.0.1:{ctx['pg_port']}/{ctx['pg_db']}"
+    my_url = f"mysql+pymysql://root@127.0.0.1:3306/{ctx['peers_db']}?charset=utf8mb4"
+    workdir = os.path.join(ctx["workdir"], "dlt")
+    env = dict(ctx["env"], RUNTIME__DLTHUB_TELEMETRY="false", DLT_DATA_DIR=workdir)
+    cmd = [sys.executable, "-c", DLT_CODE, pg_url, my_url, dataset, workdir]
+    result = run_measured(cmd, env, Path(ctx["workdir"]), ctx["proxy"])
+    check_same("dlt", ctx["expected"], mariadb_fingerprint(dataset, TABLE, "id", "body"))
+    if not ctx["keep"]:
+        my_value(None, f"DROP DATABASE IF EXISTS `{dataset}`")
+    return result
+
+
+def run_sling(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Sling (binarka Go z PyPI): ``--mode full-refresh`` tabeli źródłowej do MariaDB."""
+    home = os.path.join(ctx["workdir"], "sling")
+    os.makedirs(home, exist_ok=True)
+    env = dict(
+        ctx["env"],
+        SLING_HOME_DIR=home,
+        SLING_DISABLE_TELEMETRY="true",
+        SLING_LOADED_AT_COLUMN="false",
+    )
+    cmd = [
+        find_sling(),
+        "run",
+        "--src-conn",
+        f"postgresql://postgres@127.0.0.1:{ctx['pg_port']}/{ctx['pg_db']}?sslmode=disable",
+        "--src-stream",
+        f"public.{TABLE}",
+        "--tgt-conn",
+        f"mysql://root@127.0.0.1:3306/{ctx['peers_db']}",
+        "--tgt-object",
+        f"{ctx['peers_db']}.texts_sling",
+        "--mode",
+        "full-refresh",
+    ]
+    result = run_measured(cmd, env, Path(home), ctx["proxy"])
+    check_same("Sling", ctx["expected"], mariadb_fingerprint(ctx["peers_db"], "texts_sling", "id", "body"))
+    if not ctx["keep"]:
+        my_value(ctx["peers_db"], "DROP TABLE IF EXISTS texts_sling")
+    return result
+
+
+def register_task(ctx: dict[str, Any]) -> int:
+    """Zakłada schemat lokalnej bazy (``sync.py --init-db``) i wpisuje połączenie oraz zadanie."""
+    subprocess.run(
+        [ctx["python"], "sync.py", "--init-db"],
+        cwd=ctx["project"],
+        env=ctx["env"],
+        check=True,
+        capture_output=True,
+    )
+    conn = my_connect(ctx["local_db"])
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO database_connection (id_user, alias, db_type, host, port, db_name, db_user, "
+                "db_password, status) VALUES (1, 'bench', 'pgsql', '127.0.0.1', %s, %s, 'postgres', '', 'active')",
+                (ctx["pg_port"], ctx["pg_db"]),
+            )
+            cur.execute(
+                "INSERT INTO task (id_user, id_database_connection, table_name, column_name) "
+                "VALUES (1, %s, %s, 'body')",
+                (cur.lastrowid, TABLE),
+            )
+            return int(cur.lastrowid)
+    finally:
+        conn.close()
+
+
+def run_sync(ctx: dict[str, Any], id_task: int, expected_counters: dict[str, int]) -> dict[str, Any]:
+    """Jeden proces ``sync.py --id_task N``; sprawdza pozycje i liczniki zadania po nim."""
+    result = run_measured(
+        [ctx["python"], "sync.py", "--id_task", str(id_task)], ctx["env"], ctx["project"], ctx["proxy"]
+    )
+    conn = my_connect(ctx["local_db"])
+    try:
+        with conn.cursor(pymysql.cursors.DictCursor) as cur:
+            cur.execute(
+                "SELECT status, records_new, records_updated, records_deleted FROM task WHERE id_task=%s",
+                (id_task,),
+            )
+            task = cur.fetchone()
+    finally:
+        conn.close()
+    counters = {k: int(task[k]) for k in expected_counters}
+    if task["status"] != "completed" or counters != expected_counters:
+        raise SystemExit(
+            f"sync_bench: zadanie po sync.py: status {task['status']}, liczniki {counters}, "
+            f"oczekiwano completed i {expected_counters}"
+        )
+    items = f"task_item WHERE id_task={int(id_task)} AND deleted_at IS NULL"
+    check_same(
+        "sync.py", ctx["expected"], mariadb_fingerprint(ctx["local_db"], items, "remote_id", "text_original")
+    )
+    result["counters"] = counters
+    return result
+
+
+def change_source(ctx: dict[str, Any], source: dict[str, Any], rows: int) -> dict[str, int]:
+    """Zmienia 1 % wierszy, usuwa 0,5 % i wstawia 0,5 % nowych; zwraca oczekiwane liczniki resyncu."""
+    conn = pg_connect(ctx["pg_db"])
+    with conn.cursor() as cur:
+        cur.execute(f"UPDATE {TABLE} SET body = body || ' — poprawka 🙂' WHERE id % 100 = 7")
+        updated = cur.rowcount
+        cur.execute(f"DELETE FROM {TABLE} WHERE id % 200 = 3")
+        deleted = cur.rowcount
+    inserted = rows // 200
+    copy_into_pg(conn, generate_rows(source["rng"], source["corpus"], rows + 1, inserted))
+    with conn.cursor() as cur:
+        cur.execute(f"VACUUM ANALYZE {TABLE}")
+    conn.close()
+    return {"records_new": inserted, "records_updated": updated, "records_deleted": deleted}
+
+
+def log(message: str) -> None:
+    """Postęp na stderr (stdout zostaje na tabelę albo JSON)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def bench_one(rows: int, args: argparse.Namespace, reasons: dict[str, str | None]) -> dict[str, Any]:
+    """Wszystkie przebiegi dla jednego N na świeżej tabeli źródłowej."""
+    tag = uuid.uuid4().hex[:8]
+    project = Path(args.project).resolve() if args.project else ROOT
+    project_python = project / ".venv" / "bin" / "python"
+    workdir = tempfile.mkdtemp(prefix="ailexia_sync_bench_")
+    ctx: dict[str, Any] = {
+        "pg_db": f"ailexia_bench_src_{tag}",
+        "local_db": f"ailexia_bench_{tag}",
+        "peers_db": f"ailexia_bench_peers_{tag}",
+        "workdir": workdir,
+        "keep": args.keep,
+        "project": project,
+        "python": str(project_python) if args.project and project_python.exists() else sys.executable,
+        "proxy": None,
+    }
+    ctx["env"] = {
+        **os.environ,
+        "DB_LOCAL_HOST": MY_SERVER["host"],
+        "DB_LOCAL_PORT": str(MY_SERVER["port"]),
+        "DB_LOCAL_USER": MY_SERVER["user"],
+        "DB_LOCAL_PASSWORD": MY_SERVER["password"],
+        "DB_LOCAL_NAME": ctx["local_db"],
+        "ENV_FILE": os.path.join(workdir, "no.env"),
+        "LOG_LEVEL": "WARNING",
+        "LOG_DIR": os.path.join(workdir, "logs"),
+        "DAGSTER_HOME": os.path.join(workdir, "dagster_home"),
+        "PGPASSWORD": "",
+    }
+    os.makedirs(ctx["env"]["DAGSTER_HOME"])
+    runs: list[dict[str, Any]] = []
+    skipped: dict[str, str] = {}
+    try:
+        log(f"N={rows}: generating source table {ctx['pg_db']}.{TABLE}")
+        source = create_source(ctx["pg_db"], rows, args.seed)
+        ctx["expected"] = source_fingerprint(ctx["pg_db"])
+        my_value(None, f"CREATE DATABASE `{ctx['peers_db']}` CHARACTER SET utf8mb4")
+        if not args.no_proxy:
+            ctx["proxy"] = start_proxy(PG_SERVER["host"], PG_SERVER["port"])
+        ctx["pg_port"] = ctx["proxy"]["port"] if ctx["proxy"] else PG_SERVER["port"]
+
+        for name, label, function in (
+            ("raw", "raw copy (psql \\copy + LOAD DATA)", run_raw),
+            ("dlt", "dlt (pyarrow -> sqlalchemy)", run_dlt),
+            ("sling", "Sling full-refresh", run_sling),
+        ):
+            if reasons[name]:
+                skipped[name] = reasons[name]
+                log(f"N={rows}: {label}: {reasons[name]}")
+                continue
+            log(f"N={rows}: {label}")
+            runs.append({"path": name, "label": label, **function(ctx)})
+
+        id_task = register_task(ctx)
+        log(f"N={rows}: initial sync.py --id_task {id_task}")
+        runs.append(
+            {
+                "path": "initial",
+                "label": "sync.py initial",
+                **run_sync(ctx, id_task, {"records_new": rows, "records_updated": 0, "records_deleted": 0}),
+            }
+        )
+        counters = change_source(ctx, source, rows)
+        ctx["expected"] = source_fingerprint(ctx["pg_db"])
+        log(f"N={rows}: resync after 1 % changed / 0.5 % deleted / 0.5 % inserted {counters}")
+        runs.append(
+            {"path": "resync_1pct", "label": "sync.py resync 1 %", **run_sync(ctx, id_task, counters)}
+        )
+        log(f"N={rows}: no-change resync")
+        nothing = {"records_new": 0, "records_updated": 0, "records_deleted": 0}
+        runs.append(
+            {"path": "resync_none", "label": "sync.py resync no change", **run_sync(ctx, id_task, nothing)}
+        )
+    finally:
+        if ctx["proxy"]:
+            stop_proxy(ctx["proxy"])
+        teardown(ctx)
+    for run in runs:
+        run.pop("stdout", None)
+        run["rows"] = rows
+        run["rows_per_s"] = rows / run["seconds"]
+    return {
+        "rows": rows,
+        "source_text_mib": ctx["expected"]["text_bytes"] / MIB,
+        "runs": runs,
+        "skipped": skipped,
+    }
+
+
+def teardown(ctx: dict[str, Any]) -> None:
+    """Usuwa bazy i katalog roboczy (albo, z ``--keep``, wypisuje ich nazwy)."""
+    if ctx["keep"]:
+        log(
+            f"kept: PostgreSQL {ctx['pg_db']}, MariaDB {ctx['local_db']}, {ctx['peers_db']}, dir {ctx['workdir']}"
+        )
+        return
+    shutil.rmtree(ctx["workdir"], ignore_errors=True)
+    admin = pg_connect("postgres")
     with admin.cursor() as cur:
         cur.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname=%s AND pid<>pg_backend_pid()",
-            (pg_db,),
+            (ctx["pg_db"],),
         )
-        cur.execute(f'DROP DATABASE IF EXISTS "{pg_db}"')
+        cur.execute(f'DROP DATABASE IF EXISTS "{ctx["pg_db"]}"')
     admin.close()
-    conn = pymysql.connect(autocommit=True, **MY)
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{my_db}`")
-    conn.close()
+    for name in (ctx["local_db"], ctx["peers_db"], f"{ctx['peers_db']}_dlt"):
+        my_value(None, f"DROP DATABASE IF EXISTS `{name}`")
 
 
-def engine_seconds(env: dict) -> float:
-    """Czas pracy silnika ostatniego runu (suma run_log skanu i weryfikacji bez startu procesu)."""
-    db = connect_local(load_config(environ=env), autocommit=True)
-    try:
-        rows = db.query("SELECT duration_ms FROM run_log ORDER BY id_run_log DESC LIMIT 2")
-        return sum(int(r["duration_ms"]) for r in rows) / 1000
-    finally:
-        db.close()
+def evaluate_targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Oblicza cele z issue 13 dla każdego N i cel pamięci między najmniejszym a największym N."""
+    targets = []
+    for result in results:
+        by = {run["path"]: run for run in result["runs"]}
+        initial, none, one = by.get("initial"), by.get("resync_none"), by.get("resync_1pct")
+        raw, dlt = by.get("raw"), by.get("dlt")
+        checks = [
+            ("initial sync rows/s >= 0.5x raw copy", raw and raw["seconds"] / initial["seconds"], ">=", 0.5),
+            ("initial sync rows/s >= 1.5x dlt", dlt and dlt["seconds"] / initial["seconds"], ">=", 1.5),
+            ("no-change resync time <= 0.5x raw copy", raw and none["seconds"] / raw["seconds"], "<=", 0.5),
+            ("no-change resync time <= 0.35x initial", none["seconds"] / initial["seconds"], "<=", 0.35),
+            ("1 % resync time <= 0.5x initial (aim)", one["seconds"] / initial["seconds"], "<=", 0.5),
+        ]
+        for name, value, op, limit in checks:
+            met = None if not value else (value >= limit if op == ">=" else value <= limit)
+            targets.append({"rows": result["rows"], "target": name, "value": value or None, "met": met})
+    if len(results) > 1:
+        ordered = sorted(results, key=lambda r: r["rows"])
 
+        def sync_peak(result: dict[str, Any]) -> float:
+            return max(r["peak_mib"] for r in result["runs"] if r["path"].startswith(("initial", "resync")))
 
-def bench(rows: int) -> list[dict]:
-    pg_db, my_db, env = setup(rows)
-    results = []
-    try:
-        t, mib, out = run_measured([sys.executable, __file__, "--phase-baseline", pg_db, my_db], env)
-        base_s = json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
-        results.append(
-            {"phase": "(a) baseline PG->MariaDB", "seconds": base_s, "wall": t, "engine": base_s, "mib": mib}
+        low, high = sync_peak(ordered[0]), sync_peak(ordered[-1])
+        targets.append(
+            {
+                "rows": ordered[-1]["rows"],
+                "target": f"sync.py peak RSS at N={ordered[-1]['rows']} <= 1.2x N={ordered[0]['rows']}",
+                "value": high / low,
+                "met": high / low <= 1.2,
+                "detail": f"{high:.1f} MiB / {low:.1f} MiB",
+            }
         )
-        sync_cmd = [sys.executable, "sync.py", "--id_task", "1"]
-        t, mib, _ = run_measured(sync_cmd, env)
-        results.append({"phase": "(b) initial sync.py", "wall": t, "engine": engine_seconds(env), "mib": mib})
-        src = psycopg2.connect(dbname=pg_db, **PG)
-        src.autocommit = True
-        with src.cursor() as cur:
-            cur.execute("UPDATE texts SET body = body || ' (zmiana)' WHERE id % 100 = 7")
-            cur.execute("DELETE FROM texts WHERE id % 200 = 3")
-            cur.execute(
-                "INSERT INTO texts SELECT g, 'nowy wiersz ' || g FROM generate_series(%s, %s) g",
-                (rows + 1, rows + rows // 200),
-            )
-        src.close()
-        t, mib, _ = run_measured(sync_cmd, env)
-        results.append(
-            {"phase": "(c) resync 1%/0.5%/0.5%", "wall": t, "engine": engine_seconds(env), "mib": mib}
-        )
-        t, mib, _ = run_measured(sync_cmd, env)
-        results.append(
-            {"phase": "(d) resync, no change", "wall": t, "engine": engine_seconds(env), "mib": mib}
-        )
-        db = connect_local(load_config(environ=env), autocommit=True)
-        task = db.query_one(
-            "SELECT status, records_new, records_updated, records_deleted FROM task WHERE id_task=1"
-        )
-        db.close()
-        assert task["status"] == "completed", task
-    finally:
-        teardown(pg_db, my_db, env)
-    for r in results:
-        r["rows"] = rows
-        r["rows_per_s"] = rows / r["engine"]
-        r["ratio"] = r["rows_per_s"] / (rows / base_s)
-    return results
+    return targets
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+def _ratio(by: dict[str, dict[str, Any]], peer: str, run: dict[str, Any]) -> str:
+    """Czas ścieżki ``peer`` podzielony przez czas przebiegu ``run`` (albo ``-``, gdy jej nie mierzono)."""
+    return f"{by[peer]['seconds'] / run['seconds']:.2f}" if peer in by else "-"
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """Tabela tekstowa wyników i celów."""
+    lines = [
+        f"machine: {report['cores']} cores; uptime at start: {report['uptime_start']}",
+        f"                    uptime at end:   {report['uptime_end']}",
+        report["local_infile"],
+        f"source bytes: {report['bytes_note']}",
+        "",
+    ]
+    header = (
+        f"{'path':<36}{'N':>9}{'s':>9}{'rows/s':>10}{'x raw':>7}{'x dlt':>7}{'x Sling':>8}"
+        f"{'src MiB':>9}{'peak MiB':>9}{'load':>6}"
     )
-    parser.add_argument("--rows", type=int, nargs="+", default=[100000])
-    parser.add_argument("--phase-baseline", nargs=2, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.phase_baseline:
-        baseline_phase(*args.phase_baseline)
-        return
-    all_results = []
-    for rows in args.rows:
-        all_results.extend(bench(rows))
-    print(f"{'phase':28} {'N':>9} {'engine s':>9} {'wall s':>8} {'rows/s':>9} {'x base':>7} {'peak MiB':>9}")
-    for r in all_results:
-        print(
-            f"{r['phase']:28} {r['rows']:>9} {r['engine']:>9.2f} {r.get('wall', r['engine']):>8.2f} "
-            f"{r['rows_per_s']:>9.0f} {r['ratio']:>7.2f} {r['mib']:>9.1f}"
-        )
-    print()
-    for rows in args.rows:
-        by = {r["phase"][:3]: r for r in all_results if r["rows"] == rows}
-        initial_ratio = by["(b)"]["ratio"]
-        nochange = by["(d)"]["engine"] / by["(b)"]["engine"]
-        print(
-            f"N={rows}: initial sync = {initial_ratio:.2f}x baseline rows/s (target >= 0.5: "
-            f"{'met' if initial_ratio >= 0.5 else 'NOT met'}); no-change resync = {nochange:.2f}x initial time "
-            f"(target <= 0.35: {'met' if nochange <= 0.35 else 'NOT met'})"
-        )
-    if len(args.rows) > 1:
-        lo, hi = min(args.rows), max(args.rows)
-        peak = {
-            n: max(r["mib"] for r in all_results if r["rows"] == n and not r["phase"].startswith("(a)"))
-            for n in (lo, hi)
-        }
-        ratio = peak[hi] / peak[lo]
-        print(
-            f"peak RSS of sync.py at N={hi} / N={lo} = {ratio:.2f} (target <= 1.2: {'met' if ratio <= 1.2 else 'NOT met'})"
-        )
+    for result in report["results"]:
+        by = {run["path"]: run for run in result["runs"]}
+        lines.append(f"N={result['rows']}: source texts {result['source_text_mib']:.1f} MiB (UTF-8)")
+        lines.append(header)
+        lines.append("-" * len(header))
+        for run in result["runs"]:
+            src = "-" if run["source_bytes"] is None else f"{run['source_bytes'] / MIB:.1f}"
+            lines.append(
+                f"{run['label']:<36}{run['rows']:>9}{run['seconds']:>9.2f}{run['rows_per_s']:>10.0f}"
+                f"{_ratio(by, 'raw', run):>7}{_ratio(by, 'dlt', run):>7}{_ratio(by, 'sling', run):>8}{src:>9}{run['peak_mib']:>9.1f}"
+                f"{run['load1']:>6.2f}"
+            )
+        for name, reason in result["skipped"].items():
+            lines.append(f"  ({name} not measured: {reason})")
+        lines.append("")
+    lines.append(
+        "x raw / x dlt / x Sling = that path's time / this row's time (= ratio of rows/s at the same N)"
+    )
+    lines.append("targets (binding at the largest N):")
+    for target in report["targets"]:
+        mark = {True: "MET", False: "NOT MET", None: "n/a"}[target["met"]]
+        value = "-" if target["value"] is None else f"{target['value']:.2f}x"
+        detail = f" ({target['detail']})" if target.get("detail") else ""
+        lines.append(f"  N={target['rows']:<9} {target['target']:<44} {value:>8}{detail}  {mark}")
+    return "\n".join(lines)
+
+
+def uptime() -> str:
+    """Wynik ``uptime`` (obciążenie maszyny) albo load average, gdy polecenia brak."""
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "load average: " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Punkt wejścia: mierzy, drukuje tabelę (albo JSON); kod 1, gdy któryś wynik jest błędny."""
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--skip-peers", action="store_true", help="bez dlt i Sling")
+    parser.add_argument("--no-proxy", action="store_true", help="bez proxy liczącego bajty źródła")
+    parser.add_argument("--project", help="katalog projektu, którego sync.py mierzyć")
+    parser.add_argument("--json", action="store_true", help="wynik jako JSON")
+    parser.add_argument("--keep", action="store_true", help="nie usuwaj baz benchmarku")
+    args = parser.parse_args(argv)
+    if any(n < 400 for n in args.rows):
+        parser.error("--rows: co najmniej 400 wierszy (1 % zmian musi coś zmienić)")
+
+    report: dict[str, Any] = {"cores": os.cpu_count(), "uptime_start": uptime()}
+    reasons = peers_available(args.skip_peers)
+    report["local_infile"] = ensure_local_infile()
+    report["bytes_note"] = (
+        "not measured (--no-proxy)"
+        if args.no_proxy
+        else "server->client bytes through a splice() byte-counting TCP proxy in front of PostgreSQL, "
+        "used by every measured run (same path for all, so the timings stay comparable)"
+    )
+    report["results"] = [bench_one(rows, args, reasons) for rows in args.rows]
+    report["uptime_end"] = uptime()
+    report["targets"] = evaluate_targets(report["results"])
+    report["engine"] = str(Path(args.project).resolve() if args.project else ROOT)
+    report["engine_commit"] = git_head(Path(report["engine"]))
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        print(f"engine: {report['engine']} @ {report['engine_commit']}")
+        print(format_report(report))
+    return 0
+
+
+def git_head(path: Path) -> str:
+    """Skrót commita i gałąź katalogu projektu (do opisania, co zmierzono)."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(path), "log", "-1", "--format=%h %s"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        branch = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "--abbrev-ref", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        return f"{branch} {head}"
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
