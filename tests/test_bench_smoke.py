@@ -4,12 +4,16 @@ Liczby z tak małych przebiegów nic nie mówią o wydajności - sprawdzamy tylk
 przechodzi wszystkie scenariusze i drukuje tabelę z poprawnymi licznikami zapytań.
 """
 
+import json
 import os
+import random
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
+import pymysql
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -40,3 +44,68 @@ def test_ai_bench_small_run_prints_all_scenarios(settings):
     # (pozycje, różne teksty, zapytania): każdy różny tekst wysłany dokładnie raz.
     assert rows[("unikalne", 32)] == (60, 60, 60)
     assert rows[("30% duplikatów", 32)] == (60, 42, 42)
+
+
+def test_sync_bench_small_run_checks_every_path():
+    """2 000 wierszy bez dlt i Sling: raw copy i trzy procesy ``sync.py`` z dokładnymi licznikami."""
+    result = _run(["bench/sync_bench.py", "--rows", "2000", "--skip-peers", "--json"], timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    (only,) = report["results"]
+    runs = {run["path"]: run for run in only["runs"]}
+    assert list(runs) == ["raw", "initial", "resync_1pct", "resync_none"]
+    assert set(only["skipped"]) == {"dlt", "sling"}
+    # 1 % z 2 000 zmienionych, 0,5 % usuniętych, 0,5 % wstawionych - liczniki zadania co do sztuki.
+    assert runs["initial"]["counters"] == {"records_new": 2000, "records_updated": 0, "records_deleted": 0}
+    assert runs["resync_1pct"]["counters"] == {
+        "records_new": 10,
+        "records_updated": 20,
+        "records_deleted": 10,
+    }
+    assert runs["resync_none"]["counters"] == {"records_new": 0, "records_updated": 0, "records_deleted": 0}
+    text_bytes = only["source_text_mib"] * 2**20
+    # Proxy liczy bajty naprawdę: kopia i pierwsza synchronizacja muszą przeczytać wszystkie teksty.
+    assert runs["raw"]["source_bytes"] >= text_bytes
+    assert runs["initial"]["source_bytes"] >= text_bytes
+    for run in runs.values():
+        assert run["seconds"] > 0 and run["peak_mib"] > 1
+    targets = [t for t in report["targets"] if t["rows"] == 2000]
+    assert len(targets) == 5
+    assert [t["met"] is None for t in targets] == [False, True, False, False, False]  # tylko cel dlt bez dlt
+
+
+def test_sync_bench_fingerprints_see_one_changed_character(pg_source):
+    """Sprawdzenie wyniku w benchmarku porównuje treść: zmiana jednego znaku (4-bajtowego) jest widoczna."""
+    from bench import sync_bench
+
+    rows = sync_bench.generate_rows(
+        random.Random(1), sync_bench.make_corpus(random.Random(1), 20_000), 1, 300
+    )
+    assert all(50 <= len(text) <= 600 for _, text in rows)
+    # Teksty zawierają znaki 4-bajtowe (utf8mb4), nie tylko polskie 2-bajtowe.
+    assert any(any(len(ch.encode()) == 4 for ch in text) for _, text in rows)
+    conn = pg_source["conn"]
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE texts (id BIGINT PRIMARY KEY, body TEXT)")
+    sync_bench.copy_into_pg(conn, rows)
+    name = f"ailexia_t_{uuid.uuid4().hex[:10]}"
+    admin = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True, charset="utf8mb4")
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+            cur.execute(
+                f"CREATE TABLE `{name}`.plain (id BIGINT PRIMARY KEY, body TEXT) CHARACTER SET utf8mb4"
+            )
+            cur.executemany(f"INSERT INTO `{name}`.plain VALUES (%s, %s)", rows)
+        source = sync_bench.source_fingerprint(pg_source["db_name"])
+        assert source["rows"] == 300
+        assert sync_bench.mariadb_fingerprint(name, "plain", "id", "body") == source
+        with admin.cursor() as cur:
+            cur.execute(
+                f"UPDATE `{name}`.plain SET body = CONCAT(SUBSTR(body, 1, 10), '🙂', SUBSTR(body, 12)) WHERE id=7"
+            )
+        assert sync_bench.mariadb_fingerprint(name, "plain", "id", "body") != source
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
