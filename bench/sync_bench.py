@@ -22,8 +22,8 @@ Każdy przebieg to osobny proces: czas ścienny całego procesu, wiersze/s, stos
 i do dlt/Sling, bajty przeczytane ze źródła i szczytowe RSS. Bajty liczy proxy TCP
 (``bench/byte_proxy.py``, ``os.splice`` bez kopiowania do Pythona), przez które wszystkie mierzone
 przebiegi łączą się z PostgreSQL - widać więc, czy resync bez zmian czyta skróty, czy teksty.
-Szczytowe RSS to ``ru_maxrss`` z ``os.wait4`` (największy pojedynczy proces w drzewie potomka:
-dla ``raw copy`` większy z ``psql`` i ``mariadb``). Po każdym przebiegu benchmark sprawdza wynik
+Szczytowe RSS to największe ``VmHWM`` pojedynczego procesu w drzewie potomka, próbkowane co 50 ms
+(dla ``raw copy`` większy z ``psql`` i ``mariadb``). Po każdym przebiegu benchmark sprawdza wynik
 (liczba wierszy i suma MD5 par klucz-tekst równe źródłu; liczniki zadania dokładnie takie, jak
 wynika ze zmian) - błąd kończy benchmark kodem 1. Nieosiągnięty cel nie jest błędem: jest
 oznaczony w tabeli (``MET`` / ``NOT MET``). Wypisywane są też obciążenie (``uptime``) i liczba
@@ -69,11 +69,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg2
 import pymysql
 
@@ -220,19 +222,55 @@ def check_same(label: str, expected: dict[str, int], got: dict[str, int]) -> Non
         raise SystemExit(f"sync_bench: {label}: wynik różni się od źródła: oczekiwano {expected}, jest {got}")
 
 
-def run_measured(cmd: list[str], env: dict[str, str], cwd: Path, proxy: dict | None) -> dict[str, Any]:
-    """Uruchamia proces i zwraca czas ścienny, szczytowe RSS (``os.wait4``), bajty ze źródła i obciążenie.
+def _hwm_kib(pid: int) -> int:
+    """``VmHWM`` procesu (szczyt RSS od jego ``exec``) w KiB; 0, gdy proces już nie istnieje."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
-    Wyjście procesu idzie do plików tymczasowych (nie do potoków), żeby czekanie w ``wait4``
-    nie mogło się zakleszczyć na pełnym potoku.
+
+def _sample_peak(pid: int, stop: threading.Event, peak: list[int]) -> None:
+    """Co 50 ms odczytuje ``VmHWM`` procesu i jego potomków; w ``peak[0]`` największa wartość."""
+    try:
+        root = psutil.Process(pid)
+    except psutil.Error:
+        return
+    while not stop.is_set():
+        try:
+            pids = [pid] + [child.pid for child in root.children(recursive=True)]
+        except psutil.Error:
+            pids = [pid]
+        peak[0] = max([peak[0]] + [_hwm_kib(p) for p in pids])
+        stop.wait(0.05)
+
+
+def run_measured(cmd: list[str], env: dict[str, str], cwd: Path, proxy: dict | None) -> dict[str, Any]:
+    """Uruchamia proces i zwraca czas ścienny, szczytowe RSS, bajty ze źródła i obciążenie.
+
+    Szczytowe RSS to największe ``VmHWM`` pojedynczego procesu w drzewie potomka, próbkowane co
+    50 ms (``VmHWM`` to znacznik najwyższego poziomu, więc próbka po szczycie go pokazuje).
+    Nie ``ru_maxrss`` z ``wait4``: proces uruchomiony przez ``vfork`` + ``exec`` dziedziczy w nim
+    szczyt rodzica (tu: benchmarku, który generował dane), co zawyżało wynik. Wyjście procesu idzie
+    do plików tymczasowych, żeby czekanie w ``wait4`` nie zakleszczyło się na pełnym potoku.
     """
     load = os.getloadavg()[0]
     before = bytes_read(proxy)[0] if proxy else 0
+    peak = [0]
+    stop = threading.Event()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
+        sampler = threading.Thread(target=_sample_peak, args=(proc.pid, stop, peak), daemon=True)
+        sampler.start()
+        _, status, _ = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - started
+        stop.set()
+        sampler.join()
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
@@ -246,7 +284,7 @@ def run_measured(cmd: list[str], env: dict[str, str], cwd: Path, proxy: dict | N
     source_bytes = bytes_read(proxy)[0] - before if proxy else None
     return {
         "seconds": seconds,
-        "peak_mib": usage.ru_maxrss / 1024,
+        "peak_mib": peak[0] / 1024,
         "source_bytes": source_bytes,
         "load1": load,
         "stdout": stdout,
