@@ -55,7 +55,8 @@ Opcje:
     --project DIR      mierz silnik z innego katalogu projektu (np. drugi worktree) - jego
                        ``sync.py`` i jego ``.venv/bin/python``, gdy istnieje; dlt i Sling
                        uruchamiane interpreterem benchmarku;
-    --json             zamiast tabeli wypisz wynik jako JSON (postęp zawsze na stderr);
+    --json [PLIK]      wynik także jako JSON: bez PLIKU zamiast tabeli na stdout, z PLIKIEM
+                       tabela na stdout i JSON do pliku (postęp zawsze na stderr);
     --keep             nie usuwaj baz benchmarku (nazwy wypisane na stderr).
 """
 
@@ -647,6 +648,7 @@ def _ratio(by: dict[str, dict[str, Any]], peer: str, run: dict[str, Any]) -> str
 def format_report(report: dict[str, Any]) -> str:
     """Tabela tekstowa wyników i celów."""
     lines = [
+        f"engine: {report['engine']} @ {report['engine_commit']}",
         f"machine: {report['cores']} cores; uptime at start: {report['uptime_start']}",
         f"                    uptime at end:   {report['uptime_end']}",
         report["local_infile"],
@@ -702,7 +704,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-peers", action="store_true", help="bez dlt i Sling")
     parser.add_argument("--no-proxy", action="store_true", help="bez proxy liczącego bajty źródła")
     parser.add_argument("--project", help="katalog projektu, którego sync.py mierzyć")
-    parser.add_argument("--json", action="store_true", help="wynik jako JSON")
+    parser.add_argument(
+        "--json", nargs="?", const="-", metavar="PLIK", help="wynik jako JSON (na stdout albo do PLIKU)"
+    )
     parser.add_argument("--keep", action="store_true", help="nie usuwaj baz benchmarku")
     args = parser.parse_args(argv)
     if any(n < 400 for n in args.rows):
@@ -722,11 +726,12 @@ def main(argv: list[str] | None = None) -> int:
     report["targets"] = evaluate_targets(report["results"])
     report["engine"] = str(Path(args.project).resolve() if args.project else ROOT)
     report["engine_commit"] = git_head(Path(report["engine"]))
-    if args.json:
+    if args.json == "-":
         print(json.dumps(report, indent=2, ensure_ascii=False))
-    else:
-        print(f"engine: {report['engine']} @ {report['engine_commit']}")
-        print(format_report(report))
+        return 0
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    print(format_report(report))
     return 0
 
 
