@@ -19,7 +19,8 @@ a wiersze dla mniejszego N są początkiem danych dla większego. W jednym uruch
 * resync bez zmian.
 
 Każdy przebieg to osobny proces: czas ścienny całego procesu, wiersze/s, stosunek do ``raw copy``
-i do dlt/Sling, bajty przeczytane ze źródła i szczytowe RSS. Bajty liczy proxy TCP
+i do dlt/Sling, bajty przeczytane ze źródła i szczytowe RSS; dla ``sync.py`` dodatkowo (tylko
+informacyjnie) czas pracy runu z ``run_log``, bez startu procesu i Dagstera. Bajty liczy proxy TCP
 (``bench/byte_proxy.py``, ``os.splice`` bez kopiowania do Pythona), przez które wszystkie mierzone
 przebiegi łączą się z PostgreSQL - widać więc, czy resync bez zmian czyta skróty, czy teksty.
 Szczytowe RSS to największe ``VmHWM`` pojedynczego procesu w drzewie potomka, próbkowane co 50 ms
@@ -471,7 +472,25 @@ def run_sync(ctx: dict[str, Any], id_task: int, expected_counters: dict[str, int
         "sync.py", ctx["expected"], mariadb_fingerprint(ctx["local_db"], items, "remote_id", "text_original")
     )
     result["counters"] = counters
+    result["engine_s"] = engine_seconds(ctx["local_db"], id_task)
     return result
+
+
+def engine_seconds(local_db: str, id_task: int) -> float | None:
+    """Czas pracy silnika w ostatnim runie zadania (suma ``run_log.duration_ms``), bez startu procesu.
+
+    Tylko informacyjnie (cele liczą cały proces); ``None``, gdy schemat tego nie udostępnia.
+    """
+    try:
+        total = my_value(
+            local_db,
+            "SELECT SUM(duration_ms) FROM run_log WHERE id_task=%s "
+            "AND run_id=(SELECT run_id FROM task WHERE id_task=%s)",
+            (id_task, id_task),
+        )
+    except pymysql.MySQLError:
+        return None
+    return None if total is None else int(total) / 1000
 
 
 def change_source(ctx: dict[str, Any], source: dict[str, Any], rows: int) -> dict[str, int]:
@@ -657,7 +676,7 @@ def format_report(report: dict[str, Any]) -> str:
     ]
     header = (
         f"{'path':<36}{'N':>9}{'s':>9}{'rows/s':>10}{'x raw':>7}{'x dlt':>7}{'x Sling':>8}"
-        f"{'src MiB':>9}{'peak MiB':>9}{'load':>6}"
+        f"{'src MiB':>9}{'peak MiB':>9}{'load':>6}{'engine s':>9}"
     )
     for result in report["results"]:
         by = {run["path"]: run for run in result["runs"]}
@@ -666,10 +685,11 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append("-" * len(header))
         for run in result["runs"]:
             src = "-" if run["source_bytes"] is None else f"{run['source_bytes'] / MIB:.1f}"
+            engine = "" if run.get("engine_s") is None else f"{run['engine_s']:.2f}"
             lines.append(
                 f"{run['label']:<36}{run['rows']:>9}{run['seconds']:>9.2f}{run['rows_per_s']:>10.0f}"
                 f"{_ratio(by, 'raw', run):>7}{_ratio(by, 'dlt', run):>7}{_ratio(by, 'sling', run):>8}{src:>9}{run['peak_mib']:>9.1f}"
-                f"{run['load1']:>6.2f}"
+                f"{run['load1']:>6.2f}{engine:>9}"
             )
         for name, reason in result["skipped"].items():
             lines.append(f"  ({name} not measured: {reason})")
