@@ -109,3 +109,20 @@ def test_sync_bench_fingerprints_see_one_changed_character(pg_source):
         with admin.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
         admin.close()
+
+
+def test_sync_bench_without_bench_extra_skips_peers_and_says_why(monkeypatch):
+    """Instalacja samego ``dev`` (bez dodatku ``bench``): dlt i Sling pominięte z powodem, raw copy zostaje."""
+    import importlib.util
+
+    from bench import sync_bench
+
+    real_find_spec = importlib.util.find_spec
+    hidden = {"dlt", "pyarrow", "sling_linux_amd64"}
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name in hidden else real_find_spec(name, *a)
+    )
+    reasons = sync_bench.peers_available(skip=False)
+    assert reasons["raw"] is None
+    assert "not installed" in reasons["dlt"] and "dlt" in reasons["dlt"] and "pyarrow" in reasons["dlt"]
+    assert "not installed" in reasons["sling"]
