@@ -60,6 +60,8 @@ class MySQL:
         log_sql: ``True`` loguje każde zapytanie z parametrami i czasem.
         autocommit: Tryb autocommit.
         connect_timeout: Limit czasu połączenia w sekundach.
+        local_infile: ``True`` pozwala na ``LOAD DATA LOCAL INFILE`` (pierwsza synchronizacja);
+            serwer może wtedy poprosić o plik klienta, więc tylko dla połączeń skanu.
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class MySQL:
         log_sql: bool = False,
         autocommit: bool = False,
         connect_timeout: int = 10,
+        local_infile: bool = False,
     ) -> None:
         # "localhost" w PyMySQL i tak idzie po TCP, ale jawnie wymuszamy adres IP.
         self.host = "127.0.0.1" if host in ("localhost", "") else host
@@ -82,6 +85,7 @@ class MySQL:
         self.log_sql = log_sql
         self.autocommit = autocommit
         self.connect_timeout = connect_timeout
+        self.local_infile = local_infile
         self.conn: pymysql.connections.Connection | None = None
         self.in_transaction = False
         self.last_insert_id = 0
@@ -107,6 +111,7 @@ class MySQL:
                 autocommit=self.autocommit,
                 connect_timeout=self.connect_timeout,
                 cursorclass=pymysql.cursors.DictCursor,
+                local_infile=self.local_infile,
             )
         except pymysql.MySQLError as exc:
             where = f"{self.user}@{self.host}:{self.port}/{self.database or ''}"

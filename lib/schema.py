@@ -47,6 +47,15 @@ BACKFILLS = [
 # Indeksy starszych schematów zastąpione innymi (usuwane po dodaniu nowych): (tabela, indeks, powód).
 OBSOLETE_KEYS = [
     ("task_item", "idx_task_item_fingerprint", "replaced by idx_task_item_order (source order, any key)"),
+    # Każdy indeks kosztuje przy pierwszej synchronizacji (LOAD DATA): zostają tylko te, których
+    # używa jakieś zapytanie (README, "How sync works" -> indeksy task_item).
+    (
+        "task_item",
+        "idx_task_item_remote",
+        "no query reads by remote_id; idx_task_item_key keeps items unique",
+    ),
+    ("task_item", "idx_task_item_status", "every status query filters by id_task: idx_task_item_task_status"),
+    ("task_item", "idx_task_item_changed", "no query filters by is_changed alone"),
 ]
 
 _VARCHAR_RE = re.compile(r"(?i)^varchar\((\d+)\)")

@@ -122,13 +122,10 @@ CREATE TABLE IF NOT EXISTS `task_item` (
   `cost_usd` DECIMAL(10,6) DEFAULT 0 COMMENT 'Koszt przetworzenia AI dla tego rekordu',
   `row_updated_at` DATETIME(6) DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6) COMMENT 'Wersja wiersza',
   `hash_missing` TINYINT(1) AS (`text_original` IS NOT NULL AND `original_hash` IS NULL) STORED COMMENT '1 = tekst bez hasha (weryfikacja)',
-  UNIQUE KEY `idx_task_item_remote` (`id_task`,`remote_id`),
   UNIQUE KEY `idx_task_item_key` (`id_task`,`remote_key`),
   KEY `idx_task_item_order` (`id_task`,`source_ord`,`deleted_at`,`status`,`remote_key`,`original_hash`,`local_hash`,`hash_missing`),
   KEY `idx_task_item_task_status` (`id_task`,`status`,`deleted_at`),
-  KEY `idx_task_item_hash` (`id_task`,`original_hash`),
-  KEY `idx_task_item_status` (`status`),
-  KEY `idx_task_item_changed` (`is_changed`)
+  KEY `idx_task_item_hash` (`id_task`,`original_hash`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE IF NOT EXISTS `run_log` (

@@ -19,12 +19,12 @@ from typing import Any, NamedTuple
 
 import pymysql
 
-from lib import db_remote, faults, task_item
+from lib import db_remote, faults, sync_load, task_item
 from lib.control import StopCheck
 from lib.db_local import MySQL, error_code, retry_on_deadlock
 from lib.db_remote import decode_key, encode_key
 from lib.db_utils import get_logger, hash_text
-from lib.errors import TaskError
+from lib.errors import RemoteError, TaskError
 from lib.runs import run_with_task_lock
 from lib.source import exports_in_place, hasher, open_source, resolve_task_target
 from lib.task import (
@@ -122,6 +122,13 @@ class _Batch:
     deleted: list[int] = field(default_factory=list)
     scanned: int = 0
     unchanged: int = 0
+    # Pierwsza synchronizacja: plik TSV nowych pozycji i liczba jego wierszy (``task_item.load_items``).
+    load: tuple[str, int] | None = None
+
+    @property
+    def created(self) -> int:
+        """Nowe pozycje partii (wstawione, załadowane i przywrócone)."""
+        return len(self.new) + len(self.revived) + (self.load[1] if self.load else 0)
 
 
 @dataclass
@@ -153,8 +160,19 @@ class _Scan:
     last_commit: float = field(default_factory=time.monotonic)
 
 
-def _prepare_page(page: list[tuple[Any, str | None]], hash_of, single_int: bool) -> list[_Row]:
-    """Liczy ``remote_key`` i hash tekstu każdego wiersza strony."""
+# Tekst wiersza strony hashy, którego nie czytaliśmy (nigdy nie trafia do zapisu: nowe i zmienione
+# wiersze dostają tekst w ``_with_texts``).
+_UNREAD: Any = object()
+
+
+def _prepare_page(
+    page: list[tuple[Any, str | None]], hash_of, single_int: bool, hashed: bool = False
+) -> list[_Row]:
+    """Liczy ``remote_key`` i hash tekstu każdego wiersza strony.
+
+    ``hashed``: strona ``(klucz, hash liczony przez źródło)`` - tekst nieprzeczytany (``_UNREAD``),
+    poza tekstem NULL (hash ``None``), który jest znany bez czytania.
+    """
     rows = []
     for key, text in page:
         remote_key = encode_key(key)
@@ -164,14 +182,115 @@ def _prepare_page(page: list[tuple[Any, str | None]], hash_of, single_int: bool)
                 f"a task_item.remote_key mieści {MAX_REMOTE_KEY}; wskaż krótszy klucz w task.key_column"
             )
         remote_id = key if single_int and -(2**63) <= key < 2**63 else None
-        rows.append(_Row(key, remote_key, remote_id, text, hash_text(text, hash_of)))
+        if hashed:
+            rows.append(_Row(key, remote_key, remote_id, None if text is None else _UNREAD, text))
+        else:
+            rows.append(_Row(key, remote_key, remote_id, text, hash_text(text, hash_of)))
     return rows
+
+
+# Strona hashy liczonych przez źródło ma tyle stron keyset (mało zapytań przy resync bez zmian).
+_HASH_PAGE_FACTOR = 20
+
+
+class _TextReader:
+    """Teksty wierszy po kluczach, osobnym połączeniem ze źródłem (główne czyta wątek stron)."""
+
+    def __init__(
+        self, conn_row: dict[str, Any], settings: dict[str, Any], target: db_remote.Target, hash_of
+    ) -> None:
+        self.conn_row, self.settings, self.target, self.hash_of = conn_row, settings, target, hash_of
+        self.rconn: db_remote.RemoteConn | None = None
+
+    def read(self, keys: list[Any]) -> dict[Any, tuple[str | None, str | None]]:
+        """``klucz -> (tekst, hash)`` dla wierszy, które są w źródle."""
+        if self.rconn is None:
+            self.rconn = db_remote.connect(self.conn_row, self.settings)
+        found = db_remote.fetch_by_keys(self.rconn, self.target, keys)
+        return {key: (values[0], hash_text(values[0], self.hash_of)) for key, values in found.items()}
+
+    def close(self) -> None:
+        if self.rconn is not None:
+            db_remote.close(self.rconn)
+
+
+def _source_hashes(
+    rconn: db_remote.RemoteConn, target: db_remote.Target, task_row: dict[str, Any], after: Any, limit: int
+) -> str | None:
+    """Wyrażenie hasha liczonego przez źródło, jeśli daje te same hashe co ``hash_text``; inaczej ``None``.
+
+    Sprawdzenie na prawdziwych danych: pierwsza strona skanu czytana raz z tekstami, raz z hashami
+    źródła - muszą się zgadzać co do wiersza (stary MS SQL bez sortowań UTF-8, nietypowe kodowanie
+    kolumny). Błąd zapytania albo różnica = skan czyta teksty, jak przy SQLite.
+    """
+    method = task_row.get("hash_method") or "sha256"
+    expression = db_remote.source_hash_sql(rconn, target, method)
+    if expression is None:
+        return None
+    hash_of = hasher(task_row)
+    try:
+        hashed = db_remote.fetch_hash_page(rconn, target, after, limit, expression)
+    except RemoteError as exc:
+        log.info("zadanie %s: źródło nie liczy hashy (%s) - skan czyta teksty", task_row["id_task"], exc)
+        return None
+    texts = db_remote.fetch_page(rconn, target, after, limit)
+    if hashed != [(key, hash_text(text, hash_of)) for key, text in texts]:
+        log.info(
+            "zadanie %s: hash liczony przez źródło różni się od hasha tekstu - skan czyta teksty",
+            task_row["id_task"],
+        )
+        return None
+    return expression
 
 
 def _page_fingerprint(rows: list[_Row]) -> str:
     """Odcisk strony: sha256 z linii ``remote_key<TAB>hash`` (format ``task_item.local_fingerprint``)."""
     joined = "\n".join(f"{row.remote_key}\t{row.digest or ''}" for row in rows)
     return hashlib.sha256(joined.encode("utf-8")).hexdigest()
+
+
+def _page_unchanged(scan: _Scan, rows: list[_Row]) -> bool:
+    """Czy strona źródła jest bez zmian: odcisk równy odciskowi kolejnych pozycji z indeksu.
+
+    Tak: te same klucze w tej samej kolejności, te same hashe, bez usuniętych pomiędzy; wtedy
+    wiersze są liczone jako niezmienione i kotwica przechodzi na ostatnią pozycję.
+    """
+    count, fingerprint, last_ord = task_item.next_fingerprint(
+        scan.db, scan.id_task, scan.anchor, len(rows), scan.in_place
+    )
+    if count != len(rows) or fingerprint != _page_fingerprint(rows):
+        return False
+    scan.batch.unchanged += len(rows)
+    scan.anchor = last_ord
+    return True
+
+
+def _with_texts(scan: _Scan, rows: list[_Row], local: dict[str, tuple], fill: "_TextReader") -> list[_Row]:
+    """Strona hashy z tekstami wierszy nowych i zmienionych (reszty teksty nie są potrzebne).
+
+    Tekst jest czytany po kluczu osobnym połączeniem; hash liczony od nowa z przeczytanego tekstu
+    (źródło mogło się zmienić między odczytami - pozycja dostaje tekst i hash zgodne ze sobą).
+    """
+    wanted = []
+    for row in rows:
+        if row.text is not _UNREAD:
+            continue
+        item = local.get(row.remote_key)
+        if item is None or row.digest != task_item.reference_hash(item[4], item[2], item[3], scan.in_place):
+            wanted.append(row.key)
+    if not wanted:
+        return rows
+    found = fill.read(wanted)
+    wanted_set = set(wanted)
+    result = []
+    for row in rows:
+        if row.key in wanted_set:
+            if row.key not in found:
+                continue
+            text, digest = found[row.key]
+            row = row._replace(text=text, digest=digest)
+        result.append(row)
+    return result
 
 
 def _compare(batch: _Batch, row: _Row, item: tuple, in_place: bool) -> None:
@@ -237,8 +356,12 @@ def _place(
     return high
 
 
-def _merge_page(scan: _Scan, rows: list[_Row]) -> None:
+def _merge_page(scan: _Scan, rows: list[_Row], fill: "_TextReader | None" = None) -> None:
     """Porównuje stronę źródła (w porządku źródła) z pozycjami zadania i dopisuje różnice do partii.
+
+    Strona hashy (wiersze bez tekstu, ``_UNREAD``) dostaje teksty z ``fill`` tylko dla wierszy nowych
+    i zmienionych; wiersz, który zniknął ze źródła między odczytami, jest pomijany (tak, jakby go
+    nie było na stronie - następna strona albo następny skan oznaczy go jako usunięty).
 
     Pozycje w porządku źródła (``source_ord``) są zgodne z tym porządkiem dla wszystkich znanych
     kluczy, więc aktywne pozycje z przedziału ``(anchor, pozycja ostatniego dopasowanego wiersza]``,
@@ -249,23 +372,14 @@ def _merge_page(scan: _Scan, rows: list[_Row]) -> None:
         _OrderChanged: Znany klucz przyszedł w innej kolejności niż jego pozycja (tylko ``assigned``).
     """
     db, id_task, batch = scan.db, scan.id_task, scan.batch
-    if scan.initial:
-        if scan.mode == "key":
-            batch.new.extend((r.remote_key, r.remote_id, r.key, r.text, r.digest) for r in rows)
-            scan.anchor = rows[-1].key
-        else:
-            _place(scan, [(row, None) for row in rows], None, False, {})
+    if scan.mode != "rerank" and _page_unchanged(scan, rows):
         return
-    last = rows[-1]
-    if scan.mode != "rerank":
-        count, fingerprint, last_ord = task_item.next_fingerprint(
-            db, id_task, scan.anchor, len(rows), scan.in_place
-        )
-        if count == len(rows) and fingerprint == _page_fingerprint(rows):
-            batch.unchanged += len(rows)
-            scan.anchor = last_ord
-            return
     local = task_item.items_by_keys(db, id_task, [row.remote_key for row in rows])
+    if fill is not None:
+        rows = _with_texts(scan, rows, local, fill)
+        if not rows:
+            return
+    last = rows[-1]
     if scan.mode == "rerank":
         for row in rows:
             item = local.get(row.remote_key)
@@ -333,6 +447,8 @@ def _write_batch(scan: _Scan, final: bool, progress: float, work_ms: int) -> int
         lock_task_row(db, id_task)
         try:
             task_item.insert_items(db, id_task, batch.new)
+            if batch.load is not None:
+                task_item.load_items(db, id_task, *batch.load)
         except pymysql.err.IntegrityError as exc:
             if error_code(exc) != 1062:
                 raise
@@ -355,7 +471,7 @@ def _write_batch(scan: _Scan, final: bool, progress: float, work_ms: int) -> int
             id_task,
             position,
             scanned=batch.scanned,
-            new=len(batch.new) + len(batch.revived),
+            new=batch.created,
             updated=len(batch.changed),
             deleted=deleted,
             progress=progress,
@@ -381,7 +497,7 @@ def _flush(scan: _Scan, final: bool, progress: Progress | None) -> None:
     faults.checkpoint("sync.fetch")
     stats = scan.stats
     stats["fetched"] += batch.scanned
-    stats["new"] += len(batch.new) + len(batch.revived)
+    stats["new"] += batch.created
     stats["updated"] += len(batch.changed)
     stats["deleted"] += deleted
     stats["unchanged"] += batch.unchanged
@@ -440,6 +556,93 @@ def _start_rerank(scan: _Scan) -> str:
     return marker
 
 
+def _scan_pages(
+    scan: _Scan,
+    pages: Iterator[list[_Row]],
+    target: db_remote.Target,
+    batch_size: int,
+    commit_rows: int,
+    fill: "_TextReader | None",
+    progress: Progress | None,
+    should_stop: StopCheck | None,
+) -> tuple[str | None, bool]:
+    """Porównuje kolejne strony źródła z pozycjami i zatwierdza partie.
+
+    Strona hashy (``fill``) ma ``_HASH_PAGE_FACTOR`` stron keyset: gdy jej odcisk zgadza się
+    z lokalnym, cała jest bez zmian; inaczej jest dzielona na strony po ``batch_size`` wierszy,
+    porównywane osobno (teksty tylko wierszy, które się różnią).
+
+    Returns:
+        ``(powód zatrzymania albo None, czy zacząć od nowa z nową numeracją)``.
+    """
+    for rows in pages:
+        if scan.mode == "key" and any(row.remote_id is None for row in rows):
+            raise TaskError(f"klucz tabeli {target.table!r} nie mieści się w BIGINT; wskaż inny klucz")
+        # Duża strona hashy bez zmian jednym porównaniem; inaczej strony po batch_size (każda z odciskiem).
+        whole = len(rows) > batch_size and scan.mode != "rerank" and _page_unchanged(scan, rows)
+        parts = [rows] if whole else [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+        for part in parts:
+            if not whole:
+                try:
+                    _merge_page(scan, part, fill)
+                except _OrderChanged:
+                    _start_rerank(scan)
+                    return None, True
+            scan.batch.scanned += len(part)
+            scan.last_key, scan.last_row = part[-1].key, part[-1]
+            scan.scanned += len(part)
+            if scan.batch.scanned >= commit_rows or time.monotonic() - scan.last_commit >= _COMMIT_EVERY_S:
+                _flush(scan, False, progress)
+                stopped = should_stop() if should_stop else None
+                if stopped:
+                    return stopped, False
+    return None, False
+
+
+def _load_initial(
+    scan: _Scan,
+    rconn: db_remote.RemoteConn,
+    target: db_remote.Target,
+    hash_of,
+    batch_size: int,
+    commit_rows: int,
+    progress: Progress | None,
+    should_stop: StopCheck | None,
+) -> str | None:
+    """Pierwsza synchronizacja: partie ``lib.sync_load`` ładowane ``LOAD DATA`` (jedna transakcja na partię).
+
+    Returns:
+        Powód zatrzymania (pauza) albo ``None``, gdy źródło zostało przeczytane do końca.
+    """
+    chunks = sync_load.stream_chunks(
+        rconn,
+        target,
+        scan.last_key,
+        scan.mode,
+        scan.anchor,
+        hash_of,
+        batch_size,
+        commit_rows,
+        GAP,
+        MAX_REMOTE_KEY,
+    )
+    try:
+        for chunk in chunks:
+            scan.batch.load = (chunk.path, chunk.rows)
+            scan.batch.scanned += chunk.rows
+            scan.last_key = chunk.last_key
+            scan.last_row = _Row(chunk.last_key, chunk.remote_key, chunk.remote_id, None, None)
+            scan.anchor = chunk.last_ord
+            scan.scanned += chunk.rows
+            _flush(scan, False, progress)
+            stopped = should_stop() if should_stop else None
+            if stopped:
+                return stopped
+    finally:
+        chunks.close()
+    return None
+
+
 def _scan(
     db: MySQL,
     settings: dict[str, Any],
@@ -467,7 +670,7 @@ def _scan(
         }
     resuming, marker = _start_operation(db, task_row, run_id)
     faults.checkpoint("sync.init")
-    rconn, _conn_row = open_source(db, task_row, settings)
+    rconn, conn_row = open_source(db, task_row, settings)
     try:
         target = resolve_task_target(rconn, task_row)
         hash_of = hasher(task_row)
@@ -514,38 +717,48 @@ def _scan(
         )
         stopped = None
         single_int = target.single_integer_key
-        # GROUP_CONCAT odcisku strony: BATCH_SIZE wierszy z kluczem do 700 znaków.
-        db.execute("SET SESSION group_concat_max_len = %s", (max(1 << 20, batch_size * 3200),))
+        # GROUP_CONCAT odcisku strony: do BATCH_SIZE * _HASH_PAGE_FACTOR wierszy z kluczem do 700 znaków.
+        db.execute(
+            "SET SESSION group_concat_max_len = %s", (max(1 << 20, batch_size * _HASH_PAGE_FACTOR * 3200),)
+        )
         restart = True
-        while restart:
+        if scan.initial and scan.mode != "rerank":
             restart = False
-            pages = _prefetch(db_remote.iter_pages(rconn, target, scan.last_key, batch_size), _PREFETCH_PAGES)
-            try:
-                for page in pages:
-                    rows = _prepare_page(page, hash_of, single_int)
-                    if scan.mode == "key" and any(row.remote_id is None for row in rows):
-                        raise TaskError(
-                            f"klucz tabeli {target.table!r} nie mieści się w BIGINT; wskaż inny klucz"
-                        )
-                    try:
-                        _merge_page(scan, rows)
-                    except _OrderChanged:
-                        _start_rerank(scan)
-                        restart = True
-                        break
-                    scan.batch.scanned += len(rows)
-                    scan.last_key, scan.last_row = page[-1][0], rows[-1]
-                    scan.scanned += len(page)
-                    if (
-                        scan.batch.scanned >= commit_rows
-                        or time.monotonic() - scan.last_commit >= _COMMIT_EVERY_S
-                    ):
-                        _flush(scan, False, progress)
-                        stopped = should_stop() if should_stop else None
-                        if stopped:
-                            break
-            finally:
-                pages.close()
+            stopped = _load_initial(
+                scan, rconn, target, hash_of, batch_size, commit_rows, progress, should_stop
+            )
+        hashes = None if scan.initial else _source_hashes(rconn, target, task_row, scan.last_key, batch_size)
+        fill = _TextReader(conn_row, settings, target, hash_of) if hashes else None
+        try:
+            while restart:
+                restart = False
+                if hashes:
+                    pages = _prefetch(
+                        (
+                            _prepare_page(page, None, single_int, hashed=True)
+                            for page in db_remote.iter_pages(
+                                rconn, target, scan.last_key, batch_size * _HASH_PAGE_FACTOR, hash_sql=hashes
+                            )
+                        ),
+                        _PREFETCH_PAGES,
+                    )
+                else:
+                    pages = _prefetch(
+                        (
+                            _prepare_page(page, hash_of, single_int)
+                            for page in db_remote.iter_pages(rconn, target, scan.last_key, batch_size)
+                        ),
+                        _PREFETCH_PAGES,
+                    )
+                try:
+                    stopped, restart = _scan_pages(
+                        scan, pages, target, batch_size, commit_rows, fill, progress, should_stop
+                    )
+                finally:
+                    pages.close()
+        finally:
+            if fill is not None:
+                fill.close()
         if stopped:
             mark_paused(db, id_task, stopped)
         else:

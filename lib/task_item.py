@@ -13,8 +13,11 @@ Funkcje nie zatwierdzają transakcji, chyba że docstring mówi inaczej: transak
 from decimal import Decimal
 from typing import Any
 
+import pymysql
+
 from lib import faults
 from lib.db_local import MySQL, retry_on_deadlock
+from lib.errors import LocalDbError
 
 # --- reguły -----------------------------------------------------------------------------
 
@@ -200,6 +203,45 @@ def insert_items(
             "VALUES (%s, %s, %s, %s, %s, %s)",
             [(id_task, *row) for row in rows],
         )
+
+
+# Kolumny pliku TSV pierwszej synchronizacji (``load_items``), w kolejności pól linii.
+LOAD_COLUMNS = ("remote_key", "remote_id", "source_ord", "text_original", "original_hash")
+
+
+def load_items(db: MySQL, id_task: int, path: str, rows: int) -> None:
+    """Wstawia nowe pozycje z pliku TSV przez ``LOAD DATA LOCAL INFILE`` (pierwsza synchronizacja).
+
+    Plik: linie ``remote_key, remote_id, source_ord, tekst, hash`` (``LOAD_COLUMNS``) rozdzielone
+    tabulatorem, ucieczki jak ``db_local.tsv_escape`` (``\\N`` = NULL); status ``pending`` i reszta
+    kolumn z wartości domyślnych, jak przy ``insert_items``. Przy ``LOCAL`` serwer zamienia błędy
+    wierszy (powtórzony klucz, obcięcie) na ostrzeżenia i pomija wiersz, więc liczba wstawionych
+    wierszy i ostrzeżenia są sprawdzane tutaj.
+
+    Args:
+        db: Połączenie z ``local_infile`` (transakcja wołającego).
+        id_task: Zadanie.
+        path: Ścieżka pliku TSV.
+        rows: Liczba linii pliku.
+
+    Raises:
+        pymysql.IntegrityError: Klucz powtórzony (kod 1062, komunikat serwera) - jak ``insert_items``.
+        LocalDbError: Inne ostrzeżenie serwera (wiersz nie zostałby zapisany dokładnie).
+    """
+    loaded = db.execute(
+        "LOAD DATA LOCAL INFILE %s INTO TABLE task_item CHARACTER SET utf8mb4 "
+        "FIELDS TERMINATED BY '\\t' ENCLOSED BY '' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' STARTING BY '' "
+        f"({', '.join(LOAD_COLUMNS)}) SET id_task=%s",
+        (path, id_task),
+    )
+    warnings = db.query("SHOW WARNINGS LIMIT 3")
+    if loaded == rows and not warnings:
+        return
+    for warning in warnings:
+        if int(warning["Code"]) == 1062:
+            raise pymysql.err.IntegrityError(1062, warning["Message"])
+    described = "; ".join(f"{w['Code']}: {w['Message']}" for w in warnings) or "bez ostrzeżeń"
+    raise LocalDbError(f"LOAD DATA wstawiło {loaded} z {rows} pozycji ({described})")
 
 
 def revive_items(db: MySQL, ids: list[int]) -> None:

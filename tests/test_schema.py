@@ -111,3 +111,43 @@ def test_index_with_changed_columns_is_rebuilt(local_env, settings):
         assert init_db(settings) == []
     finally:
         db.close()
+
+
+def test_unused_item_indexes_are_dropped_by_init_db(local_env, settings):
+    """Baza z indeksami starszego schematu (remote_id, status, is_changed): --init-db je usuwa, dane zostają."""
+    init_db(settings)
+    db = connect_local(settings, autocommit=True)
+    try:
+        db.execute(
+            "INSERT INTO task_item (id_task, remote_id, remote_key, source_ord, text_original) "
+            "VALUES (1, 1, '[1]', 1, 'a')"
+        )
+        db.execute(
+            "ALTER TABLE task_item ADD UNIQUE KEY idx_task_item_remote (id_task, remote_id), "
+            "ADD KEY idx_task_item_status (status), ADD KEY idx_task_item_changed (is_changed)"
+        )
+        actions = init_db(settings)
+        assert sorted(a.split(" (")[0] for a in actions) == [
+            "dropped index task_item.idx_task_item_changed",
+            "dropped index task_item.idx_task_item_remote",
+            "dropped index task_item.idx_task_item_status",
+        ]
+        names = {
+            r["INDEX_NAME"]
+            for r in db.query(
+                "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA=%s "
+                "AND TABLE_NAME='task_item'",
+                (settings["DB_LOCAL_NAME"],),
+            )
+        }
+        assert names == {
+            "PRIMARY",
+            "idx_task_item_key",
+            "idx_task_item_order",
+            "idx_task_item_task_status",
+            "idx_task_item_hash",
+        }
+        assert db.query_value("SELECT COUNT(*) FROM task_item") == 1
+        assert init_db(settings) == []
+    finally:
+        db.close()

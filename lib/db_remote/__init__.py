@@ -26,16 +26,23 @@ from lib.db_remote.dialects import (
 )
 from lib.db_remote.keys import Key, canonical_key, decode_key, encode_key, key_values
 from lib.db_remote.reads import (
+    COPY_NULL,
     KEYS_PER_QUERY,
+    can_copy,
+    copy_rows,
+    copy_unescape,
     count_rows,
     fetch_by_keys,
+    fetch_hash_page,
     fetch_page,
     iter_pages,
     max_key,
     page_sql,
+    source_hash_sql,
 )
 
 __all__ = [
+    "COPY_NULL",
     "DIALECTS",
     "INTEGER_TYPES",
     "KEYS_PER_QUERY",
@@ -45,6 +52,9 @@ __all__ = [
     "RemoteConn",
     "Target",
     "build_target",
+    "can_copy",
+    "copy_rows",
+    "copy_unescape",
     "canonical_key",
     "decode_key",
     "encode_key",
@@ -56,6 +66,7 @@ __all__ = [
     "connection_label",
     "count_rows",
     "fetch_by_keys",
+    "fetch_hash_page",
     "fetch_page",
     "iter_pages",
     "lock_sql",
@@ -64,5 +75,6 @@ __all__ = [
     "page_sql",
     "quote_identifier",
     "resolve_target",
+    "source_hash_sql",
     "update_sql",
 ]

@@ -62,6 +62,8 @@ class Target(NamedTuple):
     key_columns: tuple[KeyColumn, ...]
     extra_columns: tuple[str, ...]
     quoted_extra: dict[str, str]
+    # Typ kolumny tekstowej z katalogu (szybkie ścieżki odczytu zależą od typu); pusty = nieznany.
+    column_type: str = ""
 
     @property
     def key(self) -> str:
@@ -91,6 +93,7 @@ def build_target(
     column: str,
     keys: Sequence[tuple[str, str, str]],
     extra_columns: Sequence[str] = (),
+    column_type: str = "",
 ) -> Target:
     """Składa ``Target`` z nazw z katalogu, cytując je według dialektu.
 
@@ -101,6 +104,7 @@ def build_target(
         column: Kolumna tekstowa.
         keys: Kolumny klucza ``(nazwa, rodzaj, typ z katalogu)`` w kolejności klucza.
         extra_columns: Kolumny dodatkowe (np. kolumna eksportu).
+        column_type: Typ kolumny tekstowej z katalogu.
 
     Returns:
         ``Target``.
@@ -121,6 +125,7 @@ def build_target(
         ),
         extra_columns=tuple(extra_columns),
         quoted_extra={name: quote_identifier(db_type, name) for name in extra_columns},
+        column_type=column_type,
     )
 
 
@@ -271,14 +276,14 @@ def resolve_target(
     schema, table = _find_table(rconn, table_name)
     columns = _catalog(rconn, "sql_columns", schema, table)
     shown = table if schema is None else f"{schema}.{table}"
-    column, _ = _find_column(columns, column_name, shown, rconn.label, "column_name")
+    column, column_type = _find_column(columns, column_name, shown, rconn.label, "column_name")
     extra: list[str] = []
     for name in extra_columns:
         found, _ = _find_column(columns, name, shown, rconn.label, "export_column")
         if found not in extra:
             extra.append(found)
     keys = _resolve_key(rconn, columns, schema, table, shown, key_column)
-    return build_target(db_type, schema, table, column, keys, extra)
+    return build_target(db_type, schema, table, column, keys, extra, column_type)
 
 
 def _split_key_names(key_column: str) -> list[str]:

@@ -214,6 +214,15 @@ DIALECTS: dict[str, dict[str, Any]] = {
         "row_values": False,
         **_SQL_SAVEPOINTS,
         "text_nul": True,
+        # Hash tekstu liczony przez źródło (te same bajty UTF-8 co ``db_utils.hash_text``); tylko dla
+        # typów kolumn z ``hash_types`` (BLOB: CONVERT zamieniłby błędne bajty na '?').
+        "text_hash": {
+            "sha256": "SHA2(CONVERT({column} USING utf8mb4), 256)",
+            "md5": "MD5(CONVERT({column} USING utf8mb4))",
+            "sha1": "SHA1(CONVERT({column} USING utf8mb4))",
+        },
+        "hash_types": ("char", "varchar", "tinytext", "text", "mediumtext", "longtext"),
+        "copy": None,
         # Schemat = bieżąca baza połączenia, więc zapytania katalogowe mają tylko parametr tabeli.
         "catalog_params": lambda schema, table: (table,),
         "sql_tables": (
@@ -251,6 +260,25 @@ DIALECTS: dict[str, dict[str, Any]] = {
         **_SQL_SAVEPOINTS,
         # PostgreSQL nie zapisuje znaku NUL w tekście (psycopg2 odrzuca go już przy parametrze).
         "text_nul": False,
+        # char(n)/bpchar poza listą: rzutowanie na text obcina spacje, które sterownik zwraca.
+        "text_hash": {
+            "sha256": "encode(sha256(convert_to({column}, 'UTF8')), 'hex')",
+            "md5": "md5(convert_to({column}, 'UTF8'))",
+        },
+        "hash_types": ("text", "character varying", "varchar", "citext", "name"),
+        # COPY (SELECT ...) TO STDOUT: strumień całej tabeli w porządku klucza (pierwsza synchronizacja);
+        # format tekstowy COPY daje tekst tak jak kursor tylko dla typów z ``copy_types``.
+        "copy": "COPY (SELECT {key}, {column} FROM {table} WHERE {where} ORDER BY {key}) TO STDOUT",
+        "copy_types": (
+            "text",
+            "character varying",
+            "varchar",
+            "character",
+            "char",
+            "bpchar",
+            "citext",
+            "name",
+        ),
         "catalog_params": lambda schema, table: (schema, table),
         # Porównanie bez wielkości liter tylko zawęża wyniki; decyduje _pick_name.
         "sql_tables": (
@@ -291,6 +319,17 @@ DIALECTS: dict[str, dict[str, Any]] = {
         "rollback_to": "ROLLBACK TRANSACTION {name}",
         "release": None,  # punkt zapisu w T-SQL nie wymaga zwolnienia
         "text_nul": True,
+        # UTF-16 (nvarchar) -> UTF-8 przez sortowanie _UTF8 (SQL Server 2019+); starszy serwer odrzuca
+        # zapytanie albo daje inny hash - skan sprawdza to na pierwszej stronie i czyta wtedy teksty.
+        "text_hash": {
+            method: (
+                f"LOWER(CONVERT(VARCHAR(64), HASHBYTES('{name}', CAST(CAST({{column}} AS NVARCHAR(MAX)) "
+                "COLLATE Latin1_General_100_BIN2_UTF8 AS VARCHAR(MAX))), 2))"
+            )
+            for method, name in (("sha256", "SHA2_256"), ("md5", "MD5"), ("sha1", "SHA1"))
+        },
+        "hash_types": ("nvarchar", "varchar", "nchar", "char"),
+        "copy": None,
         "catalog_params": lambda schema, table: (schema, table),
         "sql_tables": (
             "SELECT TABLE_SCHEMA, TABLE_NAME FROM INFORMATION_SCHEMA.TABLES "
@@ -324,6 +363,9 @@ DIALECTS: dict[str, dict[str, Any]] = {
         "row_values": True,
         **_SQL_SAVEPOINTS,
         "text_nul": True,
+        "text_hash": {},  # SQLite nie ma funkcji skrótu: skan czyta teksty
+        "hash_types": (),
+        "copy": None,
         "catalog_params": lambda schema, table: (table,),
         "sql_tables": (
             "SELECT NULL, name FROM sqlite_master WHERE type IN ('table', 'view') AND name = ? COLLATE NOCASE"

@@ -1,10 +1,12 @@
 """Odczyt ze źródła: liczba wierszy, strony po kluczu (keyset, nigdy OFFSET), wiersze po kluczach."""
 
-from collections.abc import Iterator, Sequence
+import contextlib
+import re
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from lib.db_remote.catalog import Target
-from lib.db_remote.dialects import RemoteConn, _dialect, _driver_errors, _read
+from lib.db_remote.catalog import Target, _normalize_type
+from lib.db_remote.dialects import RemoteConn, _dialect, _driver_errors, _read, _rollback
 from lib.db_remote.keys import (
     Key,
     after_key_params,
@@ -78,7 +80,9 @@ def max_key(rconn: RemoteConn, target: Target) -> Key | None:
     return None if value is None else canonical_key(target, (value,))
 
 
-def page_sql(db_type: str, target: Target, first_page: bool, limit: int) -> str:
+def page_sql(
+    db_type: str, target: Target, first_page: bool, limit: int, column_sql: str | None = None
+) -> str:
     """Buduje zapytanie jednej strony (kolumny klucza, tekst) stronicowanej po kluczu.
 
     Strona idzie w porządku źródła (``ORDER BY`` kolumn klucza, ich sortowanie i indeks), nigdy
@@ -89,6 +93,7 @@ def page_sql(db_type: str, target: Target, first_page: bool, limit: int) -> str:
         target: Wynik ``resolve_target``.
         first_page: ``True`` = bez warunku na klucz (bez parametrów).
         limit: Maksymalna liczba wierszy strony.
+        column_sql: Wyrażenie zamiast kolumny tekstowej (np. hash liczony przez źródło).
 
     Returns:
         SQL z parametrami ``after_key_params`` (``%s`` albo ``?``), chyba że ``first_page``.
@@ -100,7 +105,7 @@ def page_sql(db_type: str, target: Target, first_page: bool, limit: int) -> str:
     where = _keys_not_null(target) if first_page else after_key_sql(dialect, target)
     return dialect["page"].format(
         key=target.quoted_key,
-        column=target.quoted_column,
+        column=target.quoted_column if column_sql is None else column_sql,
         table=target.quoted_table,
         where=where,
         limit=limit,
@@ -138,7 +143,7 @@ def fetch_page(
 
 
 def iter_pages(
-    rconn: RemoteConn, target: Target, after_key: Key | None, limit: int
+    rconn: RemoteConn, target: Target, after_key: Key | None, limit: int, hash_sql: str | None = None
 ) -> Iterator[list[tuple[Key, str | None]]]:
     """Iteruje po stronach tabeli źródłowej (keyset, nigdy OFFSET).
 
@@ -150,6 +155,7 @@ def iter_pages(
         target: Wynik ``resolve_target``.
         after_key: Klucz, od którego (wyłącznie) zacząć, albo ``None`` od początku.
         limit: Rozmiar strony.
+        hash_sql: Wyrażenie ``source_hash_sql``: strony ``(klucz, hash)`` zamiast ``(klucz, tekst)``.
 
     Yields:
         Listy krotek ``(klucz, text)`` w porządku źródła.
@@ -158,7 +164,10 @@ def iter_pages(
         RemoteError: Gdy źródło zwróci błąd.
     """
     while True:
-        page = fetch_page(rconn, target, after_key, limit)
+        if hash_sql is None:
+            page = fetch_page(rconn, target, after_key, limit)
+        else:
+            page = fetch_hash_page(rconn, target, after_key, limit, hash_sql)
         if page:
             yield page
         if len(page) < limit:
@@ -234,3 +243,135 @@ def fetch_by_keys(
             for row in _read(rconn, "odczyt wierszy po kluczach", sql, match_keys_params(chunk)):
                 result[canonical_key(target, row[:width])] = tuple(_to_text(value) for value in row[width:])
     return result
+
+
+# --- hash tekstu liczony przez źródło ------------------------------------------------------
+
+
+def source_hash_sql(rconn: RemoteConn, target: Target, method: str) -> str | None:
+    """Wyrażenie SQL hasha tekstu kolumny liczonego przez źródło albo ``None``, gdy źródło nie umie.
+
+    Hash ma być tym samym co ``db_utils.hash_text`` (metoda zadania nad bajtami UTF-8, szesnastkowo
+    małymi literami, NULL dla NULL). ``None``: dialekt bez funkcji skrótu (SQLite), metoda, której
+    dialekt nie ma (np. sha1 w PostgreSQL), albo typ kolumny, dla którego hash źródła widziałby
+    inne bajty niż sterownik (BLOB, bytea, char(n) w PostgreSQL). Czy wynik naprawdę się zgadza,
+    sprawdza wołający na pierwszej stronie (np. stary MS SQL bez sortowań UTF-8).
+
+    Args:
+        rconn: Połączenie zwrócone przez ``connect``.
+        target: Wynik ``resolve_target``.
+        method: ``task.hash_method``.
+
+    Returns:
+        Wyrażenie z zacytowaną kolumną albo ``None``.
+    """
+    template = rconn.dialect["text_hash"].get(method)
+    if template is None or _normalize_type(target.column_type) not in rconn.dialect["hash_types"]:
+        return None
+    return template.format(column=target.quoted_column)
+
+
+def fetch_hash_page(
+    rconn: RemoteConn, target: Target, after_key: Key | None, limit: int, hash_sql: str
+) -> list[tuple[Key, str | None]]:
+    """Jak ``fetch_page``, ale zamiast tekstu hash liczony przez źródło (``source_hash_sql``).
+
+    Ta sama strona keyset w porządku źródła; ze źródła idzie klucz i 64 znaki hasha zamiast tekstu.
+
+    Returns:
+        Lista krotek ``(klucz, hash albo None dla tekstu NULL)``.
+
+    Raises:
+        RemoteError: Gdy źródło zwróci błąd.
+    """
+    first = after_key is None
+    sql = page_sql(rconn.db_type, target, first, limit, column_sql=hash_sql)
+    params = () if first else after_key_params(rconn.dialect, target, after_key)
+    width = len(target.key_columns)
+    with _driver_errors(rconn, "odczyt hashy strony"):
+        rows = _read(rconn, "odczyt hashy strony", sql, params)
+        return [
+            (canonical_key(target, row[:width]), None if row[width] is None else str(row[width]).lower())
+            for row in rows
+        ]
+
+
+# --- strumień całej tabeli (COPY) -----------------------------------------------------------
+
+# Sekwencje ucieczki formatu tekstowego COPY (PostgreSQL nie wysyła ósemkowych ani szesnastkowych).
+_COPY_ESCAPES = {
+    ord("b"): b"\b",
+    ord("f"): b"\f",
+    ord("n"): b"\n",
+    ord("r"): b"\r",
+    ord("t"): b"\t",
+    ord("v"): b"\v",
+    ord("\\"): b"\\",
+}
+_COPY_ESCAPE_RE = re.compile(rb"\\(.)", re.S)
+COPY_NULL = b"\\N"
+
+
+def copy_unescape(field: bytes) -> str | None:
+    """Pole wiersza COPY (format tekstowy) -> tekst; ``\\N`` -> ``None``.
+
+    Raises:
+        UnicodeDecodeError: Bajty nie są poprawnym UTF-8.
+    """
+    if field == COPY_NULL:
+        return None
+    if b"\\" in field:
+        field = _COPY_ESCAPE_RE.sub(lambda m: _COPY_ESCAPES.get(m.group(1)[0], m.group(1)), field)
+    return field.decode("utf-8")
+
+
+def can_copy(rconn: RemoteConn, target: Target) -> bool:
+    """Czy źródło umie oddać całą tabelę strumieniem COPY z tekstem takim jak kursor (``copy_rows``)."""
+    return bool(rconn.dialect["copy"]) and _normalize_type(target.column_type) in rconn.dialect.get(
+        "copy_types", ()
+    )
+
+
+def copy_rows(
+    rconn: RemoteConn, target: Target, after_key: Key | None, write: Callable[[bytes], Any]
+) -> None:
+    """Strumień wierszy ``(kolumny klucza, tekst)`` za ``after_key`` w porządku źródła (PostgreSQL ``COPY``).
+
+    Jedno zapytanie zamiast stron: serwer wysyła wiersze, a ``write`` dostaje każdy wiersz osobno
+    jako bajty formatu tekstowego COPY (pola rozdzielone tabulatorem, ``\\n`` na końcu, ucieczki
+    odwraca ``copy_unescape``). Wyjątek z ``write`` przerywa strumień i wychodzi z funkcji.
+    Wartości klucza idą do SQL jako literały przygotowane przez sterownik (COPY nie ma parametrów).
+
+    Args:
+        rconn: Połączenie zwrócone przez ``connect`` (dialekt z ``copy``; patrz ``can_copy``).
+        target: Wynik ``resolve_target``.
+        after_key: Klucz, za którym zacząć, albo ``None`` od początku.
+        write: Wołana z każdym wierszem.
+
+    Raises:
+        RemoteError: Gdy źródło zwróci błąd.
+    """
+    dialect = rconn.dialect
+    with _driver_errors(rconn, "odczyt tabeli (COPY)"):
+        cursor = rconn.conn.cursor()
+        try:
+            if after_key is None:
+                where = _keys_not_null(target)
+            else:
+                # Znak NUL nie występuje w identyfikatorach PostgreSQL: bezpieczny znacznik parametru.
+                marked = after_key_sql({**dialect, "placeholder": "\0"}, target).split("\0")
+                values = after_key_params(dialect, target, after_key)
+                literals = [cursor.mogrify("%s", (value,)).decode("utf-8") for value in values]
+                where = marked[0] + "".join(
+                    lit + part for lit, part in zip(literals, marked[1:], strict=True)
+                )
+            sql = dialect["copy"].format(
+                key=target.quoted_key, column=target.quoted_column, table=target.quoted_table, where=where
+            )
+            sink = type("CopySink", (), {})()
+            sink.write = write
+            cursor.copy_expert(sql, sink)
+        finally:
+            with contextlib.suppress(Exception):
+                cursor.close()
+        _rollback(rconn)

@@ -1,0 +1,266 @@
+"""Pierwsza synchronizacja zadania bez pozycji: strumień źródła -> partie TSV dla ``LOAD DATA``.
+
+Zadanie bez żadnej pozycji nie ma czego porównywać: każdy wiersz źródła jest nową pozycją.
+Wątek czytający bierze całą tabelę w porządku źródła - z PostgreSQL jednym strumieniem
+``COPY (SELECT klucz, tekst ... ORDER BY klucz) TO STDOUT``, z innych źródeł stronami keyset
+(``db_remote.iter_pages``) - liczy ``remote_key``, ``source_ord`` i hash każdego tekstu, zapisuje
+linie TSV (kolumny ``task_item.LOAD_COLUMNS``) i oddaje je partiami po ``COMMIT_ROWS`` wierszy
+(albo co ~2 s). Wątek główny (``lib/sync.py``) ładuje każdą partię jednym ``LOAD DATA LOCAL INFILE``
+w transakcji razem z pozycją w źródle, więc odczyt i hashowanie (Python) nakładają się na zapis
+MariaDB (drugi rdzeń), a wznowienie działa jak w skanie stronami.
+
+Teksty zostają bajt w bajt: pole COPY bez znaku ``\\`` jest już dokładnie tekstem (tabulator,
+nowa linia i CR zawsze są w nim ucieczką), więc idzie do pliku i do hasha bez dekodowania; pole
+z ucieczkami jest dekodowane (``db_remote.copy_unescape``) i kodowane na nowo regułą
+``db_local.tsv_escape`` (``LOAD DATA`` nie zna np. ``\\f`` z COPY).
+"""
+
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+from lib import db_remote
+from lib.db_local import tsv_escape
+from lib.db_remote import COPY_NULL, canonical_key, copy_unescape, encode_key
+from lib.errors import TaskError
+
+# Partia jest oddawana najpóźniej po tylu sekundach (postęp, pauza i wznowienie nie czekają na COMMIT_ROWS).
+COMMIT_EVERY_S = 2.0
+# Ile gotowych partii czeka na załadowanie (pamięć ograniczona, niezależna od wielkości tabeli).
+_QUEUE_CHUNKS = 2
+# Co ile wierszy sprawdzać zegar partii.
+_CLOCK_EVERY = 1024
+
+
+class Chunk(NamedTuple):
+    """Partia gotowa do ``task_item.load_items``: plik TSV i pozycja ostatniego wiersza w źródle."""
+
+    path: str
+    rows: int
+    last_key: Any
+    remote_key: str
+    remote_id: int | None
+    last_ord: int
+
+
+class _Stopped(Exception):
+    """Wątek główny przestał odbierać partie (pauza, błąd): strumień źródła jest przerywany."""
+
+
+class _Encoder:
+    """Zamienia wiersze źródła na linie TSV i oddaje je partiami (``Chunk``) przez ``put``.
+
+    Args:
+        target: Wynik ``resolve_target``.
+        mode: ``key`` (``source_ord`` = klucz całkowity) albo ``assigned`` (pozycje co ``gap``).
+        anchor: ``source_ord`` ostatniego zatwierdzonego wiersza (wznowienie) albo ``None``.
+        hash_of: Konstruktor hashlib metody zadania.
+        commit_rows: Najwięcej wierszy w partii.
+        directory: Katalog plików partii.
+        put: Oddaje gotową partię (blokuje, gdy kolejka jest pełna).
+        gap: Odstęp pozycji w trybie ``assigned``.
+        max_key: Najdłuższy ``remote_key``.
+    """
+
+    def __init__(
+        self,
+        target: db_remote.Target,
+        mode: str,
+        anchor: int | None,
+        hash_of: Callable[[bytes], Any],
+        commit_rows: int,
+        directory: str,
+        put: Callable[[Chunk], None],
+        gap: int,
+        max_key: int,
+    ) -> None:
+        self.target = target
+        self.width = len(target.key_columns)
+        self.single_int = target.single_integer_key
+        self.fast = mode == "key" and self.single_int
+        self.mode = mode
+        self.ord = 0 if anchor is None else anchor
+        self.hash_of = hash_of
+        self.commit_rows = commit_rows
+        self.directory = directory
+        self.put = put
+        self.gap = gap
+        self.max_key = max_key
+        self.lines: list[bytes] = []
+        self.last: tuple[Any, str, int | None] | None = None
+        self.last_int: bytes = b""
+        self.started = time.monotonic()
+        self.count = 0
+
+    def _text(self, field: bytes) -> tuple[bytes, bytes]:
+        """Pole tekstu COPY -> (pole TSV, hash TSV)."""
+        if field == COPY_NULL:
+            return COPY_NULL, COPY_NULL
+        if b"\\" not in field:
+            return field, self.hash_of(field).hexdigest().encode()
+        text = copy_unescape(field)
+        assert text is not None
+        return tsv_escape(text).encode(), self.hash_of(text.encode()).hexdigest().encode()
+
+    def copy_line(self, line: bytes) -> None:
+        """Jeden wiersz strumienia COPY (``write`` dla ``db_remote.copy_rows``)."""
+        if self.fast:
+            key, _tab, field = line.partition(b"\t")
+            text, digest = self._text(field[:-1])
+            self.lines.append(b"[%b]\t%b\t%b\t%b\t%b\n" % (key, key, key, text, digest))
+            self.last_int = key
+            self._tick()
+            return
+        fields = line[:-1].split(b"\t")
+        key = canonical_key(self.target, [copy_unescape(value) for value in fields[: self.width]])
+        text, digest = self._text(fields[self.width])
+        self._keyed(key, text, digest)
+
+    def row(self, key: Any, text: str | None) -> None:
+        """Jeden wiersz strony keyset ``(klucz, tekst)``."""
+        if text is None:
+            field = digest = COPY_NULL
+        else:
+            field = tsv_escape(text).encode()
+            digest = self.hash_of(text.encode("utf-8", "surrogatepass")).hexdigest().encode()
+        self._keyed(key, field, digest)
+
+    def _keyed(self, key: Any, text: bytes, digest: bytes) -> None:
+        remote_key = encode_key(key)
+        if len(remote_key) > self.max_key:
+            raise TaskError(
+                f"klucz wiersza źródła {remote_key[:80]}… ma {len(remote_key)} znaków w postaci JSON, "
+                f"a task_item.remote_key mieści {self.max_key}; wskaż krótszy klucz w task.key_column"
+            )
+        remote_id = key if self.single_int and -(2**63) <= key < 2**63 else None
+        if self.mode == "key":
+            if remote_id is None:
+                raise TaskError(
+                    f"klucz tabeli {self.target.table!r} nie mieści się w BIGINT; wskaż inny klucz"
+                )
+            self.ord = remote_id
+        else:
+            self.ord += self.gap
+        shown_id = COPY_NULL if remote_id is None else str(remote_id).encode()
+        self.lines.append(
+            b"%b\t%b\t%d\t%b\t%b\n" % (tsv_escape(remote_key).encode(), shown_id, self.ord, text, digest)
+        )
+        self.last = (key, remote_key, remote_id)
+        self._tick()
+
+    def _tick(self) -> None:
+        if len(self.lines) >= self.commit_rows or (
+            len(self.lines) % _CLOCK_EVERY == 0 and time.monotonic() - self.started >= COMMIT_EVERY_S
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Zapisuje zebrane linie do pliku i oddaje partię (nic, gdy pusta)."""
+        if not self.lines:
+            return
+        if self.last_int:  # szybka ścieżka COPY zapamiętuje tylko bajty ostatniego klucza
+            key = int(self.last_int)
+            last = (key, f"[{key}]", key)
+            self.ord = key
+        else:
+            assert self.last is not None
+            last = self.last
+        self.count += 1
+        path = os.path.join(self.directory, f"part{self.count}.tsv")
+        with open(path, "wb") as handle:
+            handle.write(b"".join(self.lines))
+        chunk = Chunk(path, len(self.lines), last[0], last[1], last[2], self.ord)
+        self.lines = []
+        self.put(chunk)
+        self.started = time.monotonic()
+
+
+def stream_chunks(
+    rconn: db_remote.RemoteConn,
+    target: db_remote.Target,
+    after_key: Any,
+    mode: str,
+    anchor: int | None,
+    hash_of: Callable[[bytes], Any],
+    page_size: int,
+    commit_rows: int,
+    gap: int,
+    max_key: int,
+) -> Iterator[Chunk]:
+    """Partie nowych pozycji całej tabeli za ``after_key``, czytane i kodowane w osobnym wątku.
+
+    Plik partii jest usuwany, gdy wołający poprosi o następną (albo zamknie iterator), więc ma
+    zakończyć z nią pracę (``LOAD DATA`` i commit) przed kolejnym krokiem pętli.
+
+    Args:
+        rconn: Połączenie ze źródłem (używa go tylko wątek czytający).
+        target: Wynik ``resolve_target``.
+        after_key: Ostatni zatwierdzony klucz (wznowienie) albo ``None``.
+        mode: ``key`` albo ``assigned`` (jak ``lib.sync``).
+        anchor: ``source_ord`` ostatniego zatwierdzonego wiersza albo ``None``.
+        hash_of: Konstruktor hashlib metody zadania.
+        page_size: Rozmiar strony keyset (źródła bez COPY).
+        commit_rows: Najwięcej wierszy w partii.
+        gap: Odstęp pozycji w trybie ``assigned``.
+        max_key: Najdłuższy ``remote_key``.
+
+    Yields:
+        ``Chunk`` w porządku źródła.
+
+    Raises:
+        RemoteError, TaskError: Błąd odczytu albo klucza (z wątku czytającego).
+    """
+    box: queue.Queue = queue.Queue(maxsize=_QUEUE_CHUNKS)
+    stop = threading.Event()
+    end = object()
+    directory = tempfile.mkdtemp(prefix="ailexia_load_")
+
+    def put(item: Any) -> None:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped
+
+    encoder = _Encoder(target, mode, anchor, hash_of, commit_rows, directory, put, gap, max_key)
+
+    def reader() -> None:
+        try:
+            if db_remote.can_copy(rconn, target):
+                db_remote.copy_rows(rconn, target, after_key, encoder.copy_line)
+            else:
+                for page in db_remote.iter_pages(rconn, target, after_key, page_size):
+                    for key, text in page:
+                        encoder.row(key, text)
+            encoder.flush()
+            put(end)
+        except _Stopped:
+            return
+        except BaseException as exc:  # błąd odczytu przekazujemy do wątku głównego
+            try:
+                put(exc)
+            except _Stopped:
+                return
+
+    thread = threading.Thread(target=reader, name="source-loader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = box.get()
+            if item is end:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            os.unlink(item.path)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        shutil.rmtree(directory, ignore_errors=True)
