@@ -334,17 +334,21 @@ def claim_for_ai(
     count: int,
     max_attempts: int,
     claim_timeout_s: int,
-    lock_prefix: str,
+    lock_prefix: str | tuple[str, ...],
 ) -> list[dict[str, Any]]:
     """Rezerwuje do ``count`` pozycji dla operacji AI w krótkiej transakcji (SKIP LOCKED) i je zwraca.
 
     Wolne są pozycje bez rezerwacji albo z rezerwacją innej operacji, która jest starsza niż
-    ``claim_timeout_s`` albo której blokada (``lock_prefix`` + uuid) jest wolna (właściciel nie żyje).
-    Transakcja jest zatwierdzana tutaj (ponawiana po zakleszczeniu).
+    ``claim_timeout_s`` albo której wszystkie blokady (``lock_prefix`` + uuid; run AI trzyma dwie,
+    na dwóch sesjach) są wolne - właściciel nie żyje. Zabicie jednej sesji runu nie oddaje więc
+    jego pozycji innemu runowi. Transakcja jest zatwierdzana tutaj (ponawiana po zakleszczeniu).
 
     Returns:
         Wiersze ``(id_task_item, text_original, original_hash)`` w kolejności ``id_task_item``.
     """
+
+    prefixes = (lock_prefix,) if isinstance(lock_prefix, str) else tuple(lock_prefix)
+    dead_sql = " AND ".join(["IS_FREE_LOCK(CONCAT(%s, i.claim_uuid)) = 1"] * len(prefixes))
 
     def work() -> list[dict[str, Any]]:
         db.begin()
@@ -353,9 +357,9 @@ def claim_for_ai(
             f"WHERE i.id_task=%s AND {ai_eligible_sql('i')} "
             "AND (i.claim_uuid IS NULL OR (i.claim_uuid <> %s AND (i.claimed_at IS NULL "
             "OR i.claimed_at < NOW() - INTERVAL %s SECOND "
-            "OR IS_FREE_LOCK(CONCAT(%s, i.claim_uuid)) = 1))) "
+            f"OR ({dead_sql})))) "
             "ORDER BY i.id_task_item LIMIT %s FOR UPDATE SKIP LOCKED",
-            (id_task, max_attempts, operation, claim_timeout_s, lock_prefix, count),
+            (id_task, max_attempts, operation, claim_timeout_s, *prefixes, count),
         )
         if rows:
             ids = [row["id_task_item"] for row in rows]
@@ -462,6 +466,31 @@ def store_ai_result(
             original_hash,
         ),
     )
+
+
+def store_ai_results(db: MySQL, operation: str, results: list[dict[str, Any]]) -> list[int]:
+    """Zapisuje wyniki kilku pozycji (paczka) w jednej transakcji, każdy jak ``store_ai_result``.
+
+    Jedna transakcja: po nagłej śmierci procesu albo cała paczka jest zapisana, albo nic -
+    następny run nie może zapłacić drugi raz za część paczki, a za resztę nie.
+
+    Args:
+        db: Połączenie (autocommit; transakcja otwierana tutaj).
+        operation: Identyfikator operacji, która trzyma rezerwacje.
+        results: Słowniki z kluczami argumentów ``store_ai_result``: ``ids``, ``original_hash``,
+            ``text``, ``text_hash``, ``summary``, ``tokens_input``, ``tokens_output``, ``cost``.
+
+    Returns:
+        Liczby zapisanych pozycji, w kolejności ``results``.
+    """
+
+    def work() -> list[int]:
+        db.begin()
+        counts = [store_ai_result(db, operation=operation, **result) for result in results]
+        db.commit()
+        return counts
+
+    return retry_on_deadlock(work, db=db)
 
 
 def store_ai_error(db: MySQL, id_item: int, operation: str, original_hash: str | None, message: str) -> int:
