@@ -14,7 +14,6 @@ import email.utils
 import json
 import random
 import threading
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, NamedTuple
 
 import openai
@@ -22,6 +21,7 @@ from openai.types.chat import ChatCompletion
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from lib import prompts
+from lib.ai_cost import compute_cost  # noqa: F401 - dawne miejsce funkcji (importy zewnętrzne)
 from lib.db_utils import get_logger, mask_secrets
 from lib.errors import AiError, AiItemError
 
@@ -32,7 +32,6 @@ RESPONSE_FORMATS = ("json_schema", "json_object", "text")
 RETRY_AFTER_CAP_S = 120.0
 BACKOFF_CAP_S = 30.0
 _FORMAT_WORDS = ("response_format", "json_schema", "json_object", "schema", "grammar")
-_MTOK = Decimal(1_000_000)
 
 
 class CompletionResult(NamedTuple):
@@ -69,33 +68,6 @@ def make_capability_state() -> dict[str, Any]:
         Słownik ``{"mode": None, "requests": 0, ...}`` współdzielony przez wątki runu.
     """
     return {"mode": None, "requests": 0, "lock": threading.Lock(), "probe_lock": threading.Lock()}
-
-
-def compute_cost(
-    tokens_input: int, tokens_cached: int, tokens_output: int, model_row: dict[str, Any]
-) -> Decimal:
-    """Liczy koszt zapytania w USD z cen modelu (USD za milion tokenów).
-
-    Tokeny z cache (część ``tokens_input``) liczone są po ``price_cached_input_per_mtok``,
-    a gdy ta cena jest NULL - jak zwykłe wejście.
-
-    Args:
-        tokens_input: Tokeny wejściowe razem z tokenami z cache (``usage.prompt_tokens``).
-        tokens_cached: Tokeny wejściowe obsłużone z cache.
-        tokens_output: Tokeny wyjściowe.
-        model_row: Wiersz ``ai_model``.
-
-    Returns:
-        Koszt zaokrąglony do 6 miejsc (jak kolumna ``task_item.cost_usd``).
-    """
-    price_in = Decimal(str(model_row.get("price_input_per_mtok") or 0))
-    price_out = Decimal(str(model_row.get("price_output_per_mtok") or 0))
-    cached_price = model_row.get("price_cached_input_per_mtok")
-    price_cached = price_in if cached_price is None else Decimal(str(cached_price))
-    cached = max(0, min(int(tokens_cached or 0), int(tokens_input or 0)))
-    uncached = int(tokens_input or 0) - cached
-    cost = (uncached * price_in + cached * price_cached + int(tokens_output or 0) * price_out) / _MTOK
-    return cost.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
 
 
 def _status(exc: BaseException) -> int | None:
@@ -184,6 +156,28 @@ def _make_wait(base_s: float):
     return wait
 
 
+class Shape(NamedTuple):
+    """Kształt odpowiedzi: nazwa i schemat JSON dla ``response_format=json_schema``."""
+
+    name: str
+    schema: dict[str, Any]
+
+
+SINGLE = Shape("correction", prompts.ANSWER_SCHEMA)
+PACK = Shape("correction_pack", prompts.PACK_ANSWER_SCHEMA)
+
+
+class RawResult(NamedTuple):
+    """Surowa odpowiedź (bez sprawdzenia treści) z rachunkiem wszystkich wysłanych zapytań."""
+
+    content: str | None
+    tokens_input: int
+    tokens_output: int
+    tokens_cached: int
+    requests: int
+    response_format: str
+
+
 def _request(
     client: openai.OpenAI,
     model_row: dict[str, Any],
@@ -192,23 +186,30 @@ def _request(
     settings: dict[str, Any],
     state: dict[str, Any],
     counter: list[int],
+    shape: Shape = SINGLE,
+    max_tokens: int | None = None,
 ) -> Any:
-    """Wysyła jedno zapytanie (z ponowieniami przy błędach przejściowych)."""
+    """Wysyła jedno zapytanie (z ponowieniami przy błędach przejściowych).
+
+    ``max_tokens`` (gdy model nie ma ``max_output_tokens``) ogranicza odpowiedź - tak budżet
+    ``AI_MAX_COST_USD`` ma prawdziwe górne ograniczenie kosztu zapytania.
+    """
     kwargs: dict[str, Any] = {"model": model_row["model"], "messages": messages}
     if model_row.get("temperature") is not None:
         kwargs["temperature"] = float(model_row["temperature"])
-    if model_row.get("max_output_tokens"):
+    limit = int(model_row["max_output_tokens"]) if model_row.get("max_output_tokens") else max_tokens
+    if limit:
         # api.openai.com zna już tylko max_completion_tokens dla nowych modeli; serwery zgodne - max_tokens.
         key = (
             "max_tokens"
             if model_row.get("base_url") or settings["OPENAI_BASE_URL"]
             else "max_completion_tokens"
         )
-        kwargs[key] = int(model_row["max_output_tokens"])
+        kwargs[key] = int(limit)
     if mode == "json_schema":
         kwargs["response_format"] = {
             "type": "json_schema",
-            "json_schema": {"name": "correction", "strict": True, "schema": prompts.ANSWER_SCHEMA},
+            "json_schema": {"name": shape.name, "strict": True, "schema": shape.schema},
         }
     elif mode == "json_object":
         kwargs["response_format"] = {"type": "json_object"}
@@ -282,67 +283,37 @@ def _content(response: Any) -> str | None:
 def _validate(content: str | None, original: str | None) -> dict[str, Any]:
     """Parsuje odpowiedź i sprawdza, czy placeholdery/znaczniki przetrwały."""
     answer = prompts.parse_answer(content)
-    if original:
-        if not answer["text"].strip():
-            raise ValueError("model zwrócił pusty tekst")
-        missing = prompts.check_preserved(original, answer["text"])
-        if missing:
-            raise ValueError(f"w odpowiedzi brakuje placeholderów/znaczników: {', '.join(missing[:10])}")
+    prompts.check_answer(original, answer)
     return answer
 
 
-def complete(
+def _first_response(
     client: openai.OpenAI,
     model_row: dict[str, Any],
     messages: list[dict[str, str]],
     settings: dict[str, Any],
-    capability_state: dict[str, Any],
-    original_text: str | None = None,
-) -> CompletionResult:
-    """Wysyła tekst do modelu i zwraca sprawdzoną odpowiedź.
+    state: dict[str, Any],
+    counter: list[int],
+    shape: Shape,
+    max_tokens: int | None,
+) -> tuple[Any, str]:
+    """Wysyła zapytanie w wykrytym formacie; pierwsze w runie wykrywa format (inne wątki czekają)."""
+    mode = state["mode"]
+    if mode is None:
+        with state["probe_lock"]:
+            mode = state["mode"]
+            if mode is None:
+                return _probe(client, model_row, messages, settings, state, counter, shape, max_tokens)
+    response = _request(client, model_row, messages, mode, settings, state, counter, shape, max_tokens)
+    return response, mode
 
-    Pierwsze wywołanie w runie wykrywa obsługiwany ``response_format`` (pozostałe wątki czekają
-    na wynik). Błędy przejściowe (429, 5xx, timeout, połączenie) są ponawiane z backoffem
-    i ``Retry-After``; niepoprawna odpowiedź dostaje jedną próbę naprawy.
 
-    Args:
-        client: Klient z ``make_client``.
-        model_row: Wiersz ``ai_model``.
-        messages: Wiadomości z ``prompts.build_messages``.
-        settings: Ustawienia (``AI_MAX_RETRIES``, opcjonalnie ``AI_BACKOFF_S``).
-        capability_state: Stan runu z ``make_capability_state``.
-        original_text: Tekst źródłowy do kontroli placeholderów (``None`` = bez kontroli).
-
-    Returns:
-        ``CompletionResult`` z tekstem, poprawkami i tokenami (suma wszystkich zapytań).
-
-    Raises:
-        AiError: Błąd dotyczący całego runu (401, 403, 404, brak środków).
-        AiItemError: Błąd tej pozycji po wyczerpaniu ponowień albo po nieudanej naprawie.
-    """
-    counter = [0]
+def _api_errors(
+    client: openai.OpenAI, model_row: dict[str, Any], settings: dict[str, Any], counter: list[int], call
+):
+    """Wywołuje ``call()``; błędy API zamienia na ``AiError`` (cały run) albo ``AiItemError`` (te pozycje)."""
     try:
-        mode = capability_state["mode"]
-        if mode is None:
-            with capability_state["probe_lock"]:
-                mode = capability_state["mode"]
-                if mode is None:
-                    response, mode = _probe(client, model_row, messages, settings, capability_state, counter)
-                    return _finish(
-                        client,
-                        model_row,
-                        messages,
-                        settings,
-                        capability_state,
-                        mode,
-                        response,
-                        original_text,
-                        counter,
-                    )
-        response = _request(client, model_row, messages, mode, settings, capability_state, counter)
-        return _finish(
-            client, model_row, messages, settings, capability_state, mode, response, original_text, counter
-        )
+        return call()
     except (AiError, AiItemError):
         raise
     except openai.APIError as exc:
@@ -357,6 +328,94 @@ def complete(
         ) from None
 
 
+def complete(
+    client: openai.OpenAI,
+    model_row: dict[str, Any],
+    messages: list[dict[str, str]],
+    settings: dict[str, Any],
+    capability_state: dict[str, Any],
+    original_text: str | None = None,
+    max_tokens: int | None = None,
+) -> CompletionResult:
+    """Wysyła tekst do modelu i zwraca sprawdzoną odpowiedź.
+
+    Pierwsze wywołanie w runie wykrywa obsługiwany ``response_format`` (pozostałe wątki czekają
+    na wynik). Błędy przejściowe (429, 5xx, timeout, połączenie) są ponawiane z backoffem
+    i ``Retry-After``; niepoprawna odpowiedź dostaje jedną próbę naprawy.
+
+    Args:
+        client: Klient z ``make_client``.
+        model_row: Wiersz ``ai_model``.
+        messages: Wiadomości z ``prompts.build_messages``.
+        settings: Ustawienia (``AI_MAX_RETRIES``, opcjonalnie ``AI_BACKOFF_S``).
+        capability_state: Stan runu z ``make_capability_state``.
+        original_text: Tekst źródłowy do kontroli placeholderów (``None`` = bez kontroli).
+        max_tokens: Ograniczenie odpowiedzi, gdy model nie ma ``max_output_tokens`` (budżet).
+
+    Returns:
+        ``CompletionResult`` z tekstem, poprawkami i tokenami (suma wszystkich zapytań).
+
+    Raises:
+        AiError: Błąd dotyczący całego runu (401, 403, 404, brak środków).
+        AiItemError: Błąd tej pozycji po wyczerpaniu ponowień albo po nieudanej naprawie.
+    """
+    counter = [0]
+
+    def call() -> CompletionResult:
+        response, mode = _first_response(
+            client, model_row, messages, settings, capability_state, counter, SINGLE, max_tokens
+        )
+        return _finish(
+            client,
+            model_row,
+            messages,
+            settings,
+            capability_state,
+            mode,
+            response,
+            original_text,
+            counter,
+            max_tokens,
+        )
+
+    return _api_errors(client, model_row, settings, counter, call)
+
+
+def request_pack(
+    client: openai.OpenAI,
+    model_row: dict[str, Any],
+    messages: list[dict[str, str]],
+    settings: dict[str, Any],
+    capability_state: dict[str, Any],
+    max_tokens: int | None = None,
+) -> RawResult:
+    """Wysyła paczkę tekstów (``lib/ai_pack.py``) i zwraca surową odpowiedź z rachunkiem.
+
+    Format odpowiedzi jak w ``complete`` (wykrywanie json_schema -> json_object -> instrukcje,
+    ponowienia błędów przejściowych). Bez próby naprawy: treść sprawdza ``ai_pack.parse_pack``
+    pozycja po pozycji, a złe pozycje silnik wysyła potem pojedynczo - paczka nie jest
+    wysyłana drugi raz.
+
+    Raises:
+        AiError: Błąd dotyczący całego runu (401, 403, 404, brak środków).
+        AiItemError: Zapytanie nie dało odpowiedzi (po ponowieniach).
+    """
+    counter = [0]
+
+    def call() -> RawResult:
+        response, mode = _first_response(
+            client, model_row, messages, settings, capability_state, counter, PACK, max_tokens
+        )
+        tokens_in, tokens_out, tokens_cached = _usage(response)
+        try:
+            content = _content(response)
+        except (ValueError, AttributeError, TypeError):
+            content = None
+        return RawResult(content, tokens_in, tokens_out, tokens_cached, counter[0], mode)
+
+    return _api_errors(client, model_row, settings, counter, call)
+
+
 def _probe(
     client: openai.OpenAI,
     model_row: dict[str, Any],
@@ -364,11 +423,15 @@ def _probe(
     settings: dict[str, Any],
     state: dict[str, Any],
     counter: list[int],
+    shape: Shape = SINGLE,
+    max_tokens: int | None = None,
 ) -> tuple[Any, str]:
     """Próbuje formatów od najlepszego; zapamiętuje pierwszy przyjęty przez serwer."""
     for mode in RESPONSE_FORMATS:
         try:
-            response = _request(client, model_row, messages, mode, settings, state, counter)
+            response = _request(
+                client, model_row, messages, mode, settings, state, counter, shape, max_tokens
+            )
         except openai.APIStatusError as exc:
             status = _status(exc) or 0
             rejected = mode != "text" and (status in (400, 415, 422) or status >= 500)
@@ -392,6 +455,7 @@ def _finish(
     response: Any,
     original_text: str | None,
     counter: list[int],
+    max_tokens: int | None = None,
 ) -> CompletionResult:
     """Parsuje odpowiedź; przy niepoprawnej prosi raz o naprawę."""
     tokens_in, tokens_out, tokens_cached = _usage(response)
@@ -411,6 +475,8 @@ def _finish(
             settings,
             state,
             counter,
+            SINGLE,
+            max_tokens,
         )
         more_in, more_out, more_cached = _usage(retry)
         tokens_in, tokens_out, tokens_cached = (
