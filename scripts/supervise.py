@@ -91,7 +91,9 @@ def main(argv: list[str]) -> int:
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 if _signal_group(pgid, signal.SIGKILL):
-                    print("supervise: Dagster nie zamknął się w czasie - SIGKILL", file=sys.stderr, flush=True)
+                    print(
+                        "supervise: Dagster nie zamknął się w czasie - SIGKILL", file=sys.stderr, flush=True
+                    )
                 child.wait()
                 break
             time.sleep(0.1)
