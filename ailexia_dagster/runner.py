@@ -12,6 +12,7 @@ from dagster import DagsterInstance, materialize
 
 from ailexia_dagster.constants import PARTITION_NAME, TAG_CONNECTION, TAG_ID_TASK, TAG_KIND, TAG_MAX_SECONDS
 from ailexia_dagster.resources import AilexiaResource
+from lib import progress
 from lib.load_config import PROJECT_ROOT
 
 
@@ -60,6 +61,10 @@ def materialize_task(
     """
     key = str(id_task)
     instance.add_dynamic_partitions(PARTITION_NAME, [key])
+    # Pasek postępu na terminalu: konsola Dagstera tylko z ostrzeżeniami (linie postępu są w runie).
+    run_config = (
+        {"loggers": {"console": {"config": {"log_level": "WARNING"}}}} if progress.bar_active() else None
+    )
     result = materialize(
         assets,
         instance=instance,
@@ -67,6 +72,7 @@ def materialize_task(
         resources={"ailexia": AilexiaResource(env_file=env_file)},
         tags=tags,
         raise_on_error=False,
+        run_config=run_config,
     )
     if result.success:
         return True, None
