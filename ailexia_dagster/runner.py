@@ -10,10 +10,19 @@ from typing import Any
 
 from dagster import DagsterInstance, materialize
 
-from ailexia_dagster.constants import PARTITION_NAME, TAG_CONNECTION, TAG_ID_TASK, TAG_KIND, TAG_MAX_SECONDS
+from ailexia_dagster.constants import (
+    PARTITION_NAME,
+    TAG_CONNECTION,
+    TAG_ID_TASK,
+    TAG_KIND,
+    TAG_MAX_SECONDS,
+    TAG_PROCESS,
+)
+from ailexia_dagster.dead_runs import close_dead_script_runs
 from ailexia_dagster.resources import AilexiaResource
 from lib import progress
 from lib.load_config import PROJECT_ROOT
+from lib.runs import process_token
 
 
 def get_instance(settings: dict[str, Any]) -> DagsterInstance:
@@ -60,7 +69,9 @@ def materialize_task(
         Krotka ``(sukces, komunikat pierwszego błędu kroku albo None)``.
     """
     key = str(id_task)
+    close_dead_script_runs(instance)
     instance.add_dynamic_partitions(PARTITION_NAME, [key])
+    tags = {**tags, TAG_PROCESS: process_token()}
     # Pasek postępu na terminalu: konsola Dagstera tylko z ostrzeżeniami (linie postępu są w runie).
     run_config = (
         {"loggers": {"console": {"config": {"log_level": "WARNING"}}}} if progress.bar_active() else None

@@ -14,6 +14,8 @@ Obie budują wynik ``run_log`` tą samą funkcją ``run_outcome``.
 import contextlib
 import hashlib
 import json
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -387,3 +389,46 @@ def _record_interrupt(settings: dict[str, Any], db: MySQL, id_task: int, id_log:
         finally:
             fresh.close()
     log.warning("zadanie %s: run przerwany z zewnątrz - zapisano pauzę (signal)", id_task)
+
+
+# --- tożsamość procesu runu (runy skryptów w instancji Dagstera) ------------------------
+
+
+def _process_start_ticks(pid: int) -> str | None:
+    """Chwila startu procesu z ``/proc/<pid>/stat`` (pole 22) albo ``None`` (brak procesu / brak /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return fields[19] if len(fields) > 19 else None
+
+
+def process_token(pid: int | None = None) -> str:
+    """Tożsamość procesu ``host:pid:start`` do tagu runu; start odróżnia proces od późniejszego z tym pid."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{_process_start_ticks(pid) or ''}"
+
+
+def process_alive(token: str) -> bool | None:
+    """Czy proces z ``process_token`` jeszcze żyje.
+
+    Returns:
+        ``True``/``False`` na tej samej maszynie; ``None``, gdy token jest z innej maszyny albo
+        nieczytelny (tego nie da się sprawdzić stąd).
+    """
+    parts = token.rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    host, pid_text, start = parts
+    if host != socket.gethostname():
+        return None
+    pid = int(pid_text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # proces istnieje, tylko należy do kogoś innego
+    current = _process_start_ticks(pid)
+    return not (start and current and current != start)
