@@ -21,6 +21,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import psutil
+
 from lib.db_local import MySQL, connect_local, is_dropped
 from lib.db_utils import get_logger
 from lib.errors import AilexiaError, TaskBusyError, TaskError, UsageError
@@ -394,20 +396,20 @@ def _record_interrupt(settings: dict[str, Any], db: MySQL, id_task: int, id_log:
 # --- tożsamość procesu runu (runy skryptów w instancji Dagstera) ------------------------
 
 
-def _process_start_ticks(pid: int) -> str | None:
-    """Chwila startu procesu z ``/proc/<pid>/stat`` (pole 22) albo ``None`` (brak procesu / brak /proc)."""
+def _process_started(pid: int) -> str | None:
+    """Chwila startu procesu (psutil) jako tekst albo ``None``, gdy procesu nie ma."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
+        return f"{psutil.Process(pid).create_time():.2f}"
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return None
-    return fields[19] if len(fields) > 19 else None
+    except psutil.Error:
+        return ""  # istnieje, ale nie da się go odczytać
 
 
 def process_token(pid: int | None = None) -> str:
     """Tożsamość procesu ``host:pid:start`` do tagu runu; start odróżnia proces od późniejszego z tym pid."""
     pid = os.getpid() if pid is None else pid
-    return f"{socket.gethostname()}:{pid}:{_process_start_ticks(pid) or ''}"
+    return f"{socket.gethostname()}:{pid}:{_process_started(pid) or ''}"
 
 
 def process_alive(token: str) -> bool | None:
@@ -423,12 +425,8 @@ def process_alive(token: str) -> bool | None:
     host, pid_text, start = parts
     if host != socket.gethostname():
         return None
-    pid = int(pid_text)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    current = _process_started(int(pid_text))
+    if current is None:
         return False
-    except PermissionError:
-        pass  # proces istnieje, tylko należy do kogoś innego
-    current = _process_start_ticks(pid)
+    # Ten sam pid, inna chwila startu = inny (późniejszy) proces: nasz nie żyje.
     return not (start and current and current != start)

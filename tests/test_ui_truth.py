@@ -5,16 +5,17 @@ Prawdziwy ``dagster-webserver`` na instancji testu (SQLite w ``DAGSTER_HOME``) i
 materializacje i obserwacje partycji, wykonania asset checków i listę runów z tagami.
 """
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
-import requests
 
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import add_connection, add_task, source_execute, stop_process_group
@@ -77,9 +78,9 @@ def webserver(local_env, settings, tmp_path):
             assert process.poll() is None, log_path.read_text()[-3000:]
             assert time.monotonic() < deadline, log_path.read_text()[-3000:]
             try:
-                if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok:
-                    break
-            except requests.RequestException:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
+                break
+            except OSError:
                 pass
             time.sleep(0.5)
         yield url
@@ -89,11 +90,12 @@ def webserver(local_env, settings, tmp_path):
 
 def ui_state(url: str, id_task: int) -> dict:
     """Stan zadania tak, jak widzi go UI (jedno zapytanie GraphQL)."""
-    response = requests.post(
-        url, json={"query": QUERY, "variables": {"partition": str(id_task), "tag": str(id_task)}}, timeout=60
+    payload = json.dumps({"query": QUERY, "variables": {"partition": str(id_task), "tag": str(id_task)}})
+    request = urllib.request.Request(
+        url, data=payload.encode(), headers={"Content-Type": "application/json"}, method="POST"
     )
-    response.raise_for_status()
-    body = response.json()
+    with urllib.request.urlopen(request, timeout=60) as response:
+        body = json.loads(response.read())
     assert "errors" not in body, body["errors"]
     data = body["data"]
     nodes = {"/".join(node["assetKey"]["path"]): node for node in data["assetNodes"]}
