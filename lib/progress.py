@@ -281,6 +281,8 @@ def tracking(
 
     def send(final: bool = False) -> None:
         figs = current()
+        if final and figs is None:
+            return  # etap bez partii (krótki): linia końcowa nic by nie powiedziała
         if emit is not None:
             try:
                 emit(format_line(kind, id_task, figs, time.monotonic() - started), figs or {})
