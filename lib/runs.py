@@ -146,7 +146,11 @@ def close_abandoned_runs(
             f"UPDATE run_log SET status='error', message=%s WHERE status='running' AND id_run_log IN ({id_marks})",
             (ABANDONED_RUN_MESSAGE, *ids),
         )
-        log.warning("zadanie %s: zamknięto porzucone wpisy run_log %s (proces runu nie żyje)", id_task, ids)
+        log.warning(
+            "zadanie %s: zamknięto porzucone wpisy run_log %s (proces runu nie żyje)",
+            id_task,
+            ", ".join(str(i) for i in ids),
+        )
     db.commit()
     return len(ids)
 
