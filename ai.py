@@ -57,11 +57,24 @@ def run_one(
     if limit:
         tags[TAG_LIMIT] = str(limit)
     ok, message = materialize_task(instance, [ai_corrections], id_task, tags, env_file)
+    if not ok and _task_status(settings, id_task) == "cancelled":
+        # Operator anulował zadanie w trakcie: run zatrzymany na żądanie (w Dagsterze: Canceled).
+        print(f"ai: zadanie {id_task}: anulowane - run zatrzymany")
+        return 0
     if not ok:
         print(f"ai: zadanie {id_task}: {message}", file=sys.stderr)
         return 1
     print(f"ai: zadanie {id_task}: gotowe")
     return 0
+
+
+def _task_status(settings: dict, id_task: int) -> str | None:
+    """Bieżący status zadania (po runie)."""
+    db = connect_local(settings, autocommit=True)
+    try:
+        return get_task(db, id_task)["status"]
+    finally:
+        db.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,4 +117,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from lib.progress import terminal
+
+    # Na terminalu pasek postępu; w cronie linie postępu co PROGRESS_EVERY_S z logu runu.
+    with terminal():
+        code = main()
+    sys.exit(code)

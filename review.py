@@ -28,7 +28,7 @@ from typing import Any
 
 import pymysql
 
-from lib import review
+from lib import progress, review
 from lib.db_local import connect_local
 from lib.db_utils import setup_logging
 from lib.errors import AilexiaError, UsageError
@@ -144,11 +144,21 @@ def cmd_decide(db, args: argparse.Namespace) -> int:
     return 1 if refused else 0
 
 
+def _stderr_line(line: str, _figures: dict[str, float]) -> None:
+    """Linia postępu dla crona / pliku logu."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def cmd_dump(db, args: argparse.Namespace) -> int:
     statuses = [s.strip() for value in args.status or [] for s in value.split(",") if s.strip()] or None
     if args.output:
-        with open(args.output, "w", encoding="utf-8", newline="") as out:
-            count = review.dump_items(db, args.id_task, args.format, out, statuses)
+        # Zrzut do pliku: pasek na terminalu (progress.terminal), inaczej linie co kilka sekund na stderr.
+        with (
+            progress.terminal() as bar,
+            progress.tracking("dump", args.id_task, None if bar else _stderr_line) as report,
+            open(args.output, "w", encoding="utf-8", newline="") as out,
+        ):
+            count = review.dump_items(db, args.id_task, args.format, out, statuses, progress=report)
         print(f"dump: {count} pozycji zapisano do {args.output}", file=sys.stderr)
     else:
         review.dump_items(db, args.id_task, args.format, sys.stdout, statuses)

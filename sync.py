@@ -162,4 +162,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from lib.progress import terminal
+
+    # Na terminalu pasek postępu; w cronie linie postępu co PROGRESS_EVERY_S z logu runu.
+    with terminal():
+        code = main()
+    sys.exit(code)

@@ -18,6 +18,10 @@ TAG_KIND = "ailexia/kind"
 TAG_MAX_SECONDS = "ailexia/max_seconds"
 TAG_LIMIT = "ailexia/limit"
 TAG_REQUEST = "ailexia/request"
+# Wynik runu dla ludzi (scanned, completed, processed, exported, paused (...), cancelled).
+TAG_OUTCOME = "ailexia/outcome"
+# Proces runu skryptu (host:pid:start) - do zamykania runów zabitych skryptów.
+TAG_PROCESS = "ailexia/process"
 
 # Sensory.
 TASK_SENSOR = "task_sensor"

@@ -10,9 +10,19 @@ from typing import Any
 
 from dagster import DagsterInstance, materialize
 
-from ailexia_dagster.constants import PARTITION_NAME, TAG_CONNECTION, TAG_ID_TASK, TAG_KIND, TAG_MAX_SECONDS
+from ailexia_dagster.constants import (
+    PARTITION_NAME,
+    TAG_CONNECTION,
+    TAG_ID_TASK,
+    TAG_KIND,
+    TAG_MAX_SECONDS,
+    TAG_PROCESS,
+)
+from ailexia_dagster.dead_runs import close_dead_script_runs
 from ailexia_dagster.resources import AilexiaResource
+from lib import progress
 from lib.load_config import PROJECT_ROOT
+from lib.runs import process_token
 
 
 def get_instance(settings: dict[str, Any]) -> DagsterInstance:
@@ -59,7 +69,13 @@ def materialize_task(
         Krotka ``(sukces, komunikat pierwszego błędu kroku albo None)``.
     """
     key = str(id_task)
+    close_dead_script_runs(instance)
     instance.add_dynamic_partitions(PARTITION_NAME, [key])
+    tags = {**tags, TAG_PROCESS: process_token()}
+    # Pasek postępu na terminalu: konsola Dagstera tylko z ostrzeżeniami (linie postępu są w runie).
+    run_config = (
+        {"loggers": {"console": {"config": {"log_level": "WARNING"}}}} if progress.bar_active() else None
+    )
     result = materialize(
         assets,
         instance=instance,
@@ -67,6 +83,7 @@ def materialize_task(
         resources={"ailexia": AilexiaResource(env_file=env_file)},
         tags=tags,
         raise_on_error=False,
+        run_config=run_config,
     )
     if result.success:
         return True, None

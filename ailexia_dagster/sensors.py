@@ -29,6 +29,7 @@ from ailexia_dagster.constants import (
     TAG_REQUEST,
     TASK_SENSOR,
 )
+from ailexia_dagster.dead_runs import close_dead_script_runs
 from ailexia_dagster.jobs import ai_job, sync_job
 from ailexia_dagster.resources import AilexiaResource
 from ailexia_dagster.runner import run_tags
@@ -95,6 +96,8 @@ def task_sensor(context: SensorEvaluationContext, ailexia: AilexiaResource) -> S
     settings = ailexia.settings("sensor")
     stale_s = int(settings["SENSOR_STALE_QUEUED_S"])
     instance = context.instance
+    for run_id in close_dead_script_runs(instance):
+        context.log.warning(f"ailexia: run skryptu {run_id} zamknięty jako nieudany (proces nie żyje)")
     db = connect_local(settings)
     try:
         candidates = scheduling.sync_candidates(db, stale_s, min(stale_s, scheduling.ORPHAN_GRACE_S))

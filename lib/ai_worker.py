@@ -891,6 +891,8 @@ def run_ai(
             settings["AI_CONCURRENCY"],
         )
         run = _make_run(settings, task, model, client, control, operation, limit, stats)
+        eligible = task_item.count_ai_eligible(control, id_task, run.max_attempts)
+        stats["items_total"] = min(eligible, limit) if limit else eligible
         try:
             try:
                 _run_loop(run, should_stop, progress)
@@ -908,7 +910,17 @@ def run_ai(
             _finish_stats(control, settings, id_task, stats, started, operation, quiet=True)
             raise
         _finish_stats(control, settings, id_task, stats, started, operation)
-        log.info("zadanie %s: koniec AI %s", id_task, stats)
+        log.info(
+            "zadanie %s: koniec AI - przetworzone %s, błędy %s, pominięte %s, tokeny %s, koszt %.4f USD, %s s%s",
+            id_task,
+            stats["processed"],
+            stats["failed"],
+            stats["skipped"],
+            stats["tokens_input"] + stats["tokens_output"],
+            stats["cost_usd"],
+            stats["duration_s"],
+            f", zatrzymany ({stats['stopped']})" if stats["stopped"] else "",
+        )
         return stats
 
     return run_with_operation_lock(

@@ -198,6 +198,7 @@ def _export(
             write_column or target.column,
             target.column,
         )
+        stats["items_total"] = task_item.count_for_export(db, id_task)
         after = 0
         while True:
             items = task_item.export_batch(db, id_task, after, settings["BATCH_SIZE"])

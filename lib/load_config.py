@@ -70,6 +70,11 @@ SETTINGS_SPEC: dict[str, tuple[str, Any, str]] = {
         600,
         "Po ilu sekundach zadanie queued bez żywego runu jest podejmowane ponownie",
     ),
+    "PROGRESS_EVERY_S": (
+        "float",
+        5.0,
+        "Co ile sekund linia postępu (skan, AI, eksport) w logu runu Dagstera i w logu crona (do 10)",
+    ),
     "REVIEW_TOKEN": (
         "secret",
         "",

@@ -792,7 +792,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def dump_items(db: MySQL, id_task: int, fmt: str, out: TextIO, statuses: list[str] | None = None) -> int:
+# Co tyle pozycji zrzut zgłasza postęp.
+_DUMP_PROGRESS_ROWS = 1000
+
+
+def dump_items(
+    db: MySQL,
+    id_task: int,
+    fmt: str,
+    out: TextIO,
+    statuses: list[str] | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> int:
     """Zapisuje pozycje zadania do CSV albo JSON (dla osób, które przeglądają poza systemem).
 
     Bez ``statuses`` zrzut obejmuje każdą nieusuniętą pozycję z korektą (``text_corrected``).
@@ -804,6 +815,7 @@ def dump_items(db: MySQL, id_task: int, fmt: str, out: TextIO, statuses: list[st
         fmt: ``csv`` albo ``json``.
         out: Otwarty plik tekstowy (albo ``sys.stdout``).
         statuses: Statusy pozycji do zrzutu albo ``None``.
+        progress: Wołana co ``_DUMP_PROGRESS_ROWS`` pozycji z ``{"done": zapisane}`` (pasek skryptu).
 
     Returns:
         Liczba zapisanych pozycji.
@@ -824,6 +836,8 @@ def dump_items(db: MySQL, id_task: int, fmt: str, out: TextIO, statuses: list[st
         for row in _iter_dump_rows(db, id_task, statuses):
             writer.writerow(["" if row[c] is None else _plain(row[c]) for c in DUMP_COLUMNS])
             count += 1
+            if progress is not None and count % _DUMP_PROGRESS_ROWS == 0:
+                progress({"done": count})
         return count
     out.write("[")
     for row in _iter_dump_rows(db, id_task, statuses):
@@ -832,5 +846,7 @@ def dump_items(db: MySQL, id_task: int, fmt: str, out: TextIO, statuses: list[st
             record["change_summary"] = parse_summary(row["change_summary"])
         out.write(("\n" if count == 0 else ",\n") + json.dumps(record, ensure_ascii=False))
         count += 1
+        if progress is not None and count % _DUMP_PROGRESS_ROWS == 0:
+            progress({"done": count})
     out.write("\n]\n" if count else "]\n")
     return count

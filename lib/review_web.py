@@ -680,7 +680,7 @@ def create_app(
             log.info(
                 "zadanie %s: eksport uruchomiony ze strony przeglądu (%s)",
                 id_task,
-                request.session.get("name"),
+                request.session.get("name") or "bez nazwy",
             )
             threading.Thread(
                 target=_run_export, args=(id_task,), name=f"export-{id_task}", daemon=True

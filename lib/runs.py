@@ -14,10 +14,14 @@ Obie budują wynik ``run_log`` tą samą funkcją ``run_outcome``.
 import contextlib
 import hashlib
 import json
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
+
+import psutil
 
 from lib.db_local import MySQL, connect_local, is_dropped
 from lib.db_utils import get_logger
@@ -151,7 +155,11 @@ def close_abandoned_runs(
             f"UPDATE run_log SET status='error', message=%s WHERE status='running' AND id_run_log IN ({id_marks})",
             (ABANDONED_RUN_MESSAGE, *ids),
         )
-        log.warning("zadanie %s: zamknięto porzucone wpisy run_log %s (proces runu nie żyje)", id_task, ids)
+        log.warning(
+            "zadanie %s: zamknięto porzucone wpisy run_log %s (proces runu nie żyje)",
+            id_task,
+            ", ".join(str(i) for i in ids),
+        )
     db.commit()
     return len(ids)
 
@@ -419,3 +427,42 @@ def _record_interrupt(settings: dict[str, Any], db: MySQL, id_task: int, id_log:
         finally:
             fresh.close()
     log.warning("zadanie %s: run przerwany z zewnątrz - zapisano pauzę (signal)", id_task)
+
+
+# --- tożsamość procesu runu (runy skryptów w instancji Dagstera) ------------------------
+
+
+def _process_started(pid: int) -> str | None:
+    """Chwila startu procesu (psutil) jako tekst albo ``None``, gdy procesu nie ma."""
+    try:
+        return f"{psutil.Process(pid).create_time():.2f}"
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return None
+    except psutil.Error:
+        return ""  # istnieje, ale nie da się go odczytać
+
+
+def process_token(pid: int | None = None) -> str:
+    """Tożsamość procesu ``host:pid:start`` do tagu runu; start odróżnia proces od późniejszego z tym pid."""
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{_process_started(pid) or ''}"
+
+
+def process_alive(token: str) -> bool | None:
+    """Czy proces z ``process_token`` jeszcze żyje.
+
+    Returns:
+        ``True``/``False`` na tej samej maszynie; ``None``, gdy token jest z innej maszyny albo
+        nieczytelny (tego nie da się sprawdzić stąd).
+    """
+    parts = token.rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    host, pid_text, start = parts
+    if host != socket.gethostname():
+        return None
+    current = _process_started(int(pid_text))
+    if current is None:
+        return False
+    # Ten sam pid, inna chwila startu = inny (późniejszy) proces: nasz nie żyje.
+    return not (start and current and current != start)

@@ -555,6 +555,16 @@ def count_given_up(db: MySQL, id_task: int, max_attempts: int) -> int:
     )
 
 
+def count_ai_eligible(db: MySQL, id_task: int, max_attempts: int) -> int:
+    """Ile pozycji zadania może teraz wziąć AI (mianownik postępu runu AI); zatwierdza odczyt."""
+    count = db.query_value(
+        f"SELECT COUNT(*) FROM task_item i WHERE i.id_task=%s AND {ai_eligible_sql('i')}",
+        (id_task, max_attempts),
+    )
+    db.commit()
+    return int(count or 0)
+
+
 def ai_workload(db: MySQL, id_task: int, max_attempts: int) -> dict[str, int]:
     """Ile pracy czeka na AI: pozycje, różne teksty i suma znaków różnych tekstów.
 
@@ -584,12 +594,22 @@ def ai_workload(db: MySQL, id_task: int, max_attempts: int) -> dict[str, int]:
 # --- eksport ----------------------------------------------------------------------------
 
 
+# Pozycje do eksportu (parametr ``%s`` = id_task): jedna reguła dla partii i dla licznika postępu.
+_EXPORT_WHERE = "id_task=%s AND status='accepted' AND deleted_at IS NULL AND remote_key IS NOT NULL"
+
+
+def count_for_export(db: MySQL, id_task: int) -> int:
+    """Ile pozycji czeka na eksport (mianownik postępu eksportu); zatwierdza odczyt."""
+    count = int(db.query_value(f"SELECT COUNT(*) FROM task_item WHERE {_EXPORT_WHERE}", (id_task,)) or 0)
+    db.commit()
+    return count
+
+
 def export_batch(db: MySQL, id_task: int, after: int, limit: int) -> list[dict[str, Any]]:
     """Kolejna partia pozycji ``accepted`` do eksportu (keyset po ``id_task_item``); zatwierdza odczyt."""
     rows = db.query(
         "SELECT id_task_item, remote_key, text_original, text_corrected, local_hash FROM task_item "
-        "WHERE id_task=%s AND status='accepted' AND deleted_at IS NULL AND remote_key IS NOT NULL "
-        "AND id_task_item > %s ORDER BY id_task_item LIMIT %s",
+        f"WHERE {_EXPORT_WHERE} AND id_task_item > %s ORDER BY id_task_item LIMIT %s",
         (id_task, after, limit),
     )
     db.commit()

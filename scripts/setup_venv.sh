@@ -10,6 +10,8 @@ fi
 extra=""
 [ "${1:-}" = "dev" ] && extra="[dev]"
 stamp=".venv/.installed$extra"
+# Instalacja z [dev] zawiera zwykłą: run.sh po testach nie instaluje drugi raz.
+[ -z "$extra" ] && [ -f ".venv/.installed[dev]" ] && [ ! pyproject.toml -nt ".venv/.installed[dev]" ] && exit 0
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --disable-pip-version-check -e ".$extra"
   touch "$stamp"

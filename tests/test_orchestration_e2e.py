@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from ailexia_dagster.constants import TAG_CONNECTION, TAG_ID_TASK, TAG_KIND
 from tests.helpers import (
@@ -169,7 +169,10 @@ def test_terminating_run_in_ui_pauses_task(db, pg_source, daemon):
         process,
         log_path,
     )
-    assert finished.status in (DagsterRunStatus.CANCELED, DagsterRunStatus.SUCCESS)
+    # Issue 15: zakończony z UI run jest Canceled (nie Success) i nie materializuje partycji.
+    assert finished.status == DagsterRunStatus.CANCELED
+    assert finished.tags.get("ailexia/outcome") == "paused (signal)"
+    assert str(id_task) not in instance.get_materialized_partitions(AssetKey("remote_snapshot"))
     # Pauza z sygnału: sensor wznawia zadanie i kończy synchronizację od zapisanego klucza.
     row = wait_for(
         lambda: (
@@ -184,3 +187,10 @@ def test_terminating_run_in_ui_pauses_task(db, pg_source, daemon):
     )
     assert row["records_new"] == 400000
     assert db.query_value("SELECT COUNT(*) FROM task_item WHERE id_task=%s", (id_task,)) == 400000
+    wait_for(
+        lambda: str(id_task) in instance.get_materialized_partitions(AssetKey("remote_snapshot")),
+        60,
+        "partycja zmaterializowana przez run wznawiający",
+        process,
+        log_path,
+    )

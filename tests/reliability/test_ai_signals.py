@@ -106,6 +106,10 @@ def assert_rerun_completes(local_env, db, id_task: int, fake_openai) -> None:
         ai_cmd(id_task), cwd=PROJECT_ROOT, env=env_for(local_env), capture_output=True, text=True, timeout=120
     )
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    # Issue 15: linia postępu AI w logu runu (pozycje, tokeny, koszt), bez None.
+    lines = [line for line in rerun.stderr.splitlines() if f"AI zadania {id_task}:" in line]
+    assert lines and "pozycji" in lines[-1] and "tokeny" in lines[-1] and "USD" in lines[-1], rerun.stderr
+    assert "None" not in "\n".join(lines)
     assert processed(db, id_task) == ITEMS
     sent = sent_per_text(fake_openai)
     assert len(sent) == ITEMS and set(sent.values()) == {1}  # żaden tekst nie opłacony dwa razy
