@@ -14,9 +14,22 @@ from ailexia_dagster.constants import PARTITION_NAME, TAG_CONNECTION, TAG_ID_TAS
 from ailexia_dagster.resources import AilexiaResource
 from lib.load_config import PROJECT_ROOT
 
+# Zmienne magazynu PostgreSQL z deploy/dagster.yaml: Dagster czyta je tylko ze środowiska procesu.
+DAGSTER_PG_VARS = (
+    "DAGSTER_PG_HOST",
+    "DAGSTER_PG_PORT",
+    "DAGSTER_PG_USER",
+    "DAGSTER_PG_PASSWORD",
+    "DAGSTER_PG_DB",
+)
+
 
 def get_instance(settings: dict[str, Any]) -> DagsterInstance:
-    """Zwraca instancję Dagstera z ``DAGSTER_HOME`` (tworzy katalog i ``dagster.yaml``, gdy brak)."""
+    """Zwraca instancję Dagstera z ``DAGSTER_HOME`` (tworzy katalog i ``dagster.yaml``, gdy brak).
+
+    Zmienne ``DAGSTER_PG_*`` zapisane w ``.env`` trafiają do środowiska procesu (środowisko
+    wygrywa), bo ``dagster.yaml`` z magazynem PostgreSQL czyta je przez ``env:``.
+    """
     home = Path(settings["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
@@ -24,6 +37,10 @@ def get_instance(settings: dict[str, Any]) -> DagsterInstance:
     if not config.exists() and example.exists():
         shutil.copy(example, config)
     os.environ["DAGSTER_HOME"] = str(home)
+    from_file = settings.get("_env_file_values", {})
+    for name in DAGSTER_PG_VARS:
+        if name not in os.environ and name in from_file:
+            os.environ[name] = from_file[name]
     return DagsterInstance.get()
 
 
