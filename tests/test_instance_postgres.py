@@ -8,10 +8,8 @@ Na koniec baza instancji jest usuwana.
 """
 
 import os
-import shutil
 import subprocess
 import sys
-import uuid
 
 import pytest
 from dagster import (
@@ -27,62 +25,12 @@ from ailexia_dagster.constants import PARTITION_NAME, TAG_CONNECTION, TAG_ID_TAS
 from ailexia_dagster.definitions import defs
 from ailexia_dagster.resources import AilexiaResource
 from ailexia_dagster.sensors import task_sensor
-from tests.conftest import PG_SERVER, PROJECT_ROOT, _pg_admin
+from tests.conftest import PROJECT_ROOT
+from tests.deployment import pg_instance_fixture, pg_query  # noqa: F401
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.helpers import add_connection, add_model, add_task, create_text_table
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def drop_pg_database(name: str) -> None:
-    """Usuwa bazę PostgreSQL (najpierw kończy jej sesje)."""
-    admin = _pg_admin()
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname=%s AND pid<>pg_backend_pid()",
-                (name,),
-            )
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    finally:
-        admin.close()
-
-
-@pytest.fixture
-def pg_instance(local_env, monkeypatch):
-    """Świeża baza PostgreSQL jako magazyn instancji; ``DAGSTER_HOME/dagster.yaml`` = ``deploy/dagster.yaml``."""
-    name = f"ailexia_dg_{uuid.uuid4().hex[:10]}"
-    admin = _pg_admin()
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")
-    admin.close()
-    env = {
-        "DAGSTER_PG_HOST": PG_SERVER["host"],
-        "DAGSTER_PG_PORT": str(PG_SERVER["port"]),
-        "DAGSTER_PG_USER": PG_SERVER["user"],
-        "DAGSTER_PG_PASSWORD": PG_SERVER["password"],
-        "DAGSTER_PG_DB": name,
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    shutil.copy(
-        PROJECT_ROOT / "deploy" / "dagster.yaml", os.path.join(local_env["DAGSTER_HOME"], "dagster.yaml")
-    )
-    try:
-        yield {**local_env, **env}
-    finally:
-        drop_pg_database(name)
-
-
-def pg_query(db_name: str, sql: str, params=None) -> list[tuple]:
-    """Zapytanie do bazy instancji (bez Dagstera): to, co zapisały procesy skryptów."""
-    conn = _pg_admin(db_name)
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall()
-    finally:
-        conn.close()
 
 
 def run_script(script: str, env: dict, *args: str) -> subprocess.CompletedProcess:
