@@ -5,6 +5,7 @@ Przykłady:
     python ai.py --id_task 7 [--limit 100]   # przetwórz pozycje pending/outdated zadania 7
     python ai.py                             # wszystkie zadania z aktywnym modelem i pozycjami do zrobienia
     python ai.py --id_task 7 --dry-run       # ile pozycji, znaków, tokenów i kosztu - bez wysyłania
+    python ai.py --id_task 7 --queue [--wait]  # wstaw run do kolejki Dagstera zamiast pracy w tym procesie
 
 Kody wyjścia jak w sync.py: 0 sukces (też pauza na żądanie), 1 błąd runu, 2 błąd użycia/konfiguracji.
 """
@@ -29,8 +30,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=None, help="najwyżej tyle pozycji w tym runie")
     parser.add_argument("--dry-run", action="store_true", help="tylko policz pozycje, znaki, tokeny i koszt")
     parser.add_argument("--max-seconds", type=float, default=None, help="limit czasu runu; potem pauza")
+    parser.add_argument(
+        "--queue",
+        action="store_true",
+        help="nie uruchamiaj w tym procesie: wstaw run do kolejki Dagstera przez webserver (DAGSTER_WEBSERVER_URL)",
+    )
+    parser.add_argument("--wait", action="store_true", help="z --queue: czekaj na koniec runu")
     parser.add_argument("--env-file", default=None, help="ścieżka pliku .env")
     args = parser.parse_args(argv)
+    if args.wait and not args.queue:
+        parser.error("--wait działa tylko z --queue")
+    if args.queue and args.dry_run:
+        parser.error("--queue i --dry-run wykluczają się")
     if args.limit is not None and args.limit < 1:
         parser.error("--limit musi być dodatnie")
     if args.dry_run and args.id_task is None:
@@ -77,6 +88,34 @@ def _task_status(settings: dict, id_task: int) -> str | None:
         db.close()
 
 
+def queue_one(
+    settings: dict, instance, id_task: int, limit: int | None, max_seconds: float | None, wait: bool
+) -> int:
+    """Wstawia run ``ai_job`` zadania do kolejki Dagstera (przez webserver) i zwraca kod wyjścia."""
+    from ailexia_dagster.constants import AI_JOB, TAG_LIMIT
+    from ailexia_dagster.runner import run_tags
+    from ailexia_dagster.submit import describe_queued, submit_task_run, wait_for_run
+
+    db = connect_local(settings, autocommit=True)
+    try:
+        task_row = get_task(db, id_task)
+    finally:
+        db.close()
+    if task_row["status"] in CLOSED_STATUSES:
+        raise UsageError(f"zadanie {id_task} ma status {task_row['status']} - pomijam")
+    tags = run_tags(id_task, task_row["id_database_connection"], "ai", max_seconds)
+    if limit:
+        tags[TAG_LIMIT] = str(limit)
+    url = settings["DAGSTER_WEBSERVER_URL"]
+    run_id = submit_task_run(instance, url, AI_JOB, id_task, tags)
+    print(describe_queued("ai", id_task, run_id, AI_JOB, tags), flush=True)
+    if not wait:
+        return 0
+    status = wait_for_run(url, run_id)
+    print(f"ai: zadanie {id_task}: run {run_id} {status.value}")
+    return 0 if status.value == "SUCCESS" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Punkt wejścia: zwraca kod wyjścia."""
     args = parse_args(argv)
@@ -94,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
 
         install_signal_handlers()
         instance = get_instance(settings)
+        if args.id_task is not None and args.queue:
+            return queue_one(settings, instance, args.id_task, args.limit, args.max_seconds, args.wait)
         if args.id_task is not None:
             return run_one(settings, instance, args.id_task, args.limit, args.max_seconds, args.env_file)
         from lib.scheduling import tasks_with_pending_ai
@@ -107,9 +148,17 @@ def main(argv: list[str] | None = None) -> int:
             print("ai: brak zadań z pozycjami do przetworzenia")
         worst = 0
         for id_task in ids:
-            worst = max(
-                worst, run_one(settings, instance, id_task, args.limit, args.max_seconds, args.env_file)
-            )
+            if args.queue:
+                from ailexia_dagster.submit import LiveRunError
+
+                try:
+                    code = queue_one(settings, instance, id_task, args.limit, args.max_seconds, args.wait)
+                except LiveRunError as exc:
+                    print(f"ai: {exc}")
+                    code = 0
+            else:
+                code = run_one(settings, instance, id_task, args.limit, args.max_seconds, args.env_file)
+            worst = max(worst, code)
         return worst
     except AilexiaError as exc:
         print(f"ai: {exc}", file=sys.stderr)

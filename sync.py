@@ -7,6 +7,7 @@ Przykłady:
     python sync.py                           # tryb cron: wszystkie zadania new/resync (i wznowienia)
     python sync.py --export --id_task 7      # zapisz zaakceptowane pozycje do źródła
     python sync.py --status [--id_task 7] [--json]
+    python sync.py --id_task 7 --queue [--wait]   # wstaw run do kolejki Dagstera (limity per połączenie)
 
 Kody wyjścia: 0 sukces (też pauza/anulowanie na żądanie), 1 zadanie skończyło się błędem,
 2 błąd użycia lub konfiguracji, nieznane zadanie, zadanie cancelled/archived.
@@ -43,8 +44,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--max-seconds", type=float, default=None, help="limit czasu runu; potem pauza (okno crona)"
     )
+    parser.add_argument(
+        "--queue",
+        action="store_true",
+        help="nie uruchamiaj w tym procesie: wstaw run do kolejki Dagstera przez webserver (DAGSTER_WEBSERVER_URL)",
+    )
+    parser.add_argument("--wait", action="store_true", help="z --queue: czekaj na koniec runu")
     parser.add_argument("--env-file", default=None, help="ścieżka pliku .env (domyślnie .env projektu)")
     args = parser.parse_args(argv)
+    if args.wait and not args.queue:
+        parser.error("--wait działa tylko z --queue")
     if args.export and args.id_task is None:
         parser.error("--export wymaga --id_task")
     if args.max_seconds is not None and args.max_seconds <= 0:
@@ -103,6 +112,53 @@ def run_one(
     return 0
 
 
+def queue_one(
+    settings: dict, instance, id_task: int, export: bool, max_seconds: float | None, wait: bool
+) -> int:
+    """Wstawia run zadania do kolejki Dagstera (przez webserver) i zwraca kod wyjścia."""
+    from ailexia_dagster.constants import EXPORT_JOB, SYNC_JOB
+    from ailexia_dagster.runner import run_tags
+    from ailexia_dagster.submit import describe_queued, submit_task_run, wait_for_run
+
+    db = connect_local(settings, autocommit=True)
+    try:
+        task_row = get_task(db, id_task)
+        if task_row["status"] in CLOSED_STATUSES:
+            raise UsageError(f"zadanie {id_task} ma status {task_row['status']} - pomijam")
+        kind, job_name = ("export", EXPORT_JOB) if export else ("sync", SYNC_JOB)
+        tags = run_tags(id_task, task_row["id_database_connection"], kind, max_seconds)
+        url = settings["DAGSTER_WEBSERVER_URL"]
+        run_id = submit_task_run(instance, url, job_name, id_task, tags)
+        print(describe_queued("sync", id_task, run_id, job_name, tags), flush=True)
+        if not wait:
+            return 0
+        status = wait_for_run(url, run_id)
+        after = get_task(db, id_task)
+    finally:
+        db.close()
+    reason = f" ({after['pause_reason']})" if after["status"] == "paused" and after["pause_reason"] else ""
+    print(f"sync: zadanie {id_task}: run {run_id} {status.value}, status zadania {after['status']}{reason}")
+    if after["status"] == "error":
+        print(f"sync: zadanie {id_task} zakończone błędem: {after['error_log']}", file=sys.stderr)
+        return 1
+    return 0 if status.value == "SUCCESS" or after["status"] in ("paused", "cancelled") else 1
+
+
+def queue_cron(settings: dict, instance, ids: list[int], max_seconds: float | None, wait: bool) -> int:
+    """Tryb cron z ``--queue``: run w kolejce dla każdego zadania; zadanie z żywym runem jest pomijane."""
+    from ailexia_dagster.submit import LiveRunError
+
+    worst = 0
+    for id_task in ids:
+        try:
+            worst = max(worst, queue_one(settings, instance, id_task, False, max_seconds, wait))
+        except UsageError as exc:
+            print(f"sync: {exc}", file=sys.stderr)
+        except LiveRunError as exc:
+            print(f"sync: {exc}")
+    return worst
+
+
 def print_status(settings: dict, id_task: int | None, as_json: bool) -> int:
     """Wypisuje stan zadań (tabela albo JSON) i zwraca kod wyjścia 0."""
     from lib.status import collect_status, format_status
@@ -134,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
 
         install_signal_handlers()
         instance = get_instance(settings)
+        if args.id_task is not None and args.queue:
+            return queue_one(settings, instance, args.id_task, args.export, args.max_seconds, args.wait)
         if args.id_task is not None:
             return run_one(settings, instance, args.id_task, args.export, args.max_seconds, args.env_file)
         db = connect_local(settings, autocommit=True)
@@ -143,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             db.close()
         if not ids:
             print("sync: brak zadań do synchronizacji")
+        if args.queue:
+            return queue_cron(settings, instance, ids, args.max_seconds, args.wait)
         worst = 0
         # W trybie cron limit czasu dotyczy całego wywołania, nie każdego zadania osobno.
         deadline = time.monotonic() + args.max_seconds if args.max_seconds else None

@@ -24,9 +24,22 @@ from lib import progress
 from lib.load_config import PROJECT_ROOT
 from lib.runs import process_token
 
+# Zmienne magazynu PostgreSQL z deploy/dagster.yaml: Dagster czyta je tylko ze środowiska procesu.
+DAGSTER_PG_VARS = (
+    "DAGSTER_PG_HOST",
+    "DAGSTER_PG_PORT",
+    "DAGSTER_PG_USER",
+    "DAGSTER_PG_PASSWORD",
+    "DAGSTER_PG_DB",
+)
+
 
 def get_instance(settings: dict[str, Any]) -> DagsterInstance:
-    """Zwraca instancję Dagstera z ``DAGSTER_HOME`` (tworzy katalog i ``dagster.yaml``, gdy brak)."""
+    """Zwraca instancję Dagstera z ``DAGSTER_HOME`` (tworzy katalog i ``dagster.yaml``, gdy brak).
+
+    Zmienne ``DAGSTER_PG_*`` zapisane w ``.env`` trafiają do środowiska procesu (środowisko
+    wygrywa), bo ``dagster.yaml`` z magazynem PostgreSQL czyta je przez ``env:``.
+    """
     home = Path(settings["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
@@ -34,6 +47,10 @@ def get_instance(settings: dict[str, Any]) -> DagsterInstance:
     if not config.exists() and example.exists():
         shutil.copy(example, config)
     os.environ["DAGSTER_HOME"] = str(home)
+    from_file = settings.get("_env_file_values", {})
+    for name in DAGSTER_PG_VARS:
+        if name not in os.environ and name in from_file:
+            os.environ[name] = from_file[name]
     return DagsterInstance.get()
 
 

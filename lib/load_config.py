@@ -49,6 +49,11 @@ SETTINGS_SPEC: dict[str, tuple[str, Any, str]] = {
         1.0,
         "Podstawa wykładniczego odstępu ponowień (s); Retry-After serwera ma pierwszeństwo",
     ),
+    "AI_MODEL_CONCURRENCY": (
+        "int",
+        32,
+        "Najwyżej tyle zapytań naraz do jednego modelu (base_url + model) ze wszystkich runów AI; 0 = bez limitu",
+    ),
     "AI_CLAIM_BATCH": ("int", 20, "Ile pozycji zadania AI rezerwuje naraz"),
     "AI_CLAIM_TIMEOUT_S": ("int", 900, "Po tylu sekundach niedokończona rezerwacja może być przejęta"),
     "AI_PACK_ITEMS": (
@@ -64,6 +69,11 @@ SETTINGS_SPEC: dict[str, tuple[str, Any, str]] = {
         "ai_model.pack_chars nadpisuje",
     ),
     "DAGSTER_HOME": ("str", ".dagster_home", "Katalog instancji Dagstera (wspólny dla UI i skryptów)"),
+    "DAGSTER_WEBSERVER_URL": (
+        "str",
+        "http://127.0.0.1:3000",
+        "Adres webservera Dagstera, przez który sync.py/ai.py --queue wstawiają runy do kolejki",
+    ),
     "SENSOR_INTERVAL_S": ("int", 30, "Co ile sekund sensor task_sensor sprawdza tabelę task"),
     "SENSOR_STALE_QUEUED_S": (
         "int",
