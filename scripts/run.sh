@@ -16,5 +16,5 @@ mkdir -p "$DAGSTER_HOME"
 # instancji zachowuje zasadę "środowisko wygrywa" (.env i tak czyta lib/load_config.py).
 cd "$DAGSTER_HOME"
 # Nadzorca: Ctrl-C / SIGTERM zamyka dagster dev i wszystko, co uruchomił (webserver, daemon, serwery
-# kodu, runy), najwyżej w ~8 s; drugi Ctrl-C od razu - także gdy SIGINT był ignorowany przy starcie.
+# kodu, runy), najwyżej w ~7 s; drugi Ctrl-C od razu - także gdy SIGINT był ignorowany przy starcie.
 exec "$root/.venv/bin/python" "$root/scripts/supervise.py" "$root/.venv/bin/dagster" dev -w "$root/workspace.yaml" -h "${DAGSTER_HOST:-127.0.0.1}" -p "${DAGSTER_PORT:-3000}"

@@ -11,7 +11,7 @@ reakcje na sygnały.
 
 Polecenie działa we własnej grupie procesów. Pierwszy SIGINT/SIGTERM/SIGHUP do nadzorcy (albo do
 całej jego grupy, jak Ctrl-C w terminalu) jest przekazywany raz jako SIGINT do całej grupy
-polecenia (łagodne zamknięcie Dagstera, runy kończą bieżącą partię); po ``GRACE_S`` sekundach
+polecenia (łagodne zamknięcie Dagstera, runy kończą bieżącą partię); po ``GRACE_S`` sekundach (7)
 grupa dostaje SIGKILL. Drugi sygnał zabija grupę od razu. Po wyjściu polecenia zostałe w jego
 grupie procesy (np. osierocone serwery kodu) też są zamykane.
 """
@@ -23,7 +23,7 @@ import sys
 import time
 
 # Łagodne zamknięcie musi się zmieścić w 10 s od Ctrl-C; po tym czasie SIGKILL dla grupy.
-GRACE_S = float(os.environ.get("AILEXIA_STOP_GRACE_S", "8"))
+GRACE_S = float(os.environ.get("AILEXIA_STOP_GRACE_S", "7"))
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -99,8 +99,12 @@ def main(argv: list[str]) -> int:
             time.sleep(0.1)
     finally:
         # Polecenie wyszło (albo nadzorca kończy się błędem): nic z jego grupy nie zostaje.
-        if _group_alive(pgid) and not _wait_group(pgid, child, max(deadline or 0.0, time.monotonic() + 1.0)):
-            _signal_group(pgid, signal.SIGKILL)
+        if _group_alive(pgid):
+            # Po eskalacji (drugi sygnał, koniec okna) nie czekamy wcale; polecenie zakończone samo
+            # zostawia resztkom grupy czas do końca okna łaski (najmniej 1 s).
+            escalated = deadline is not None and time.monotonic() >= deadline
+            if escalated or not _wait_group(pgid, child, max(deadline or 0.0, time.monotonic() + 1.0)):
+                _signal_group(pgid, signal.SIGKILL)
         if child.poll() is None:
             child.kill()
             child.wait()

@@ -384,3 +384,36 @@ def test_dead_started_run_replaced(db, instance, conn_id, monkeypatch):
     assert [r.partition_key for r in data.run_requests] == [str(id_task)]
     assert instance.get_run_by_id(zombie.run_id).status == DagsterRunStatus.FAILURE
     assert task_row(db, ai_busy)["status"] == "in_progress"
+
+
+def test_sensor_closes_started_runs_of_dead_scripts(db, instance, conn_id):
+    """Issue 15: run ``ai.py`` zabity SIGKILL-em nie wisi jako STARTED; żywy skrypt nie jest ruszany."""
+    import subprocess
+
+    from ailexia_dagster.constants import TAG_PROCESS
+    from lib.runs import process_token
+
+    id_task = add_task(db, conn_id, status="completed")
+    finished = subprocess.Popen(["sleep", "0"])
+    dead_token = process_token(finished.pid)
+    finished.wait()
+    tags = {TAG_ID_TASK: str(id_task), TAG_KIND: "ai", "dagster/partition": str(id_task)}
+    dead = create_run_for_test(
+        instance, job_name=AI_JOB, status=DagsterRunStatus.STARTED, tags={**tags, TAG_PROCESS: dead_token}
+    )
+    alive = create_run_for_test(
+        instance,
+        job_name=AI_JOB,
+        status=DagsterRunStatus.STARTED,
+        tags={**tags, TAG_PROCESS: process_token()},
+    )
+    elsewhere = create_run_for_test(
+        instance,
+        job_name=AI_JOB,
+        status=DagsterRunStatus.STARTED,
+        tags={**tags, TAG_PROCESS: "other-host:1:1.00"},
+    )
+    tick(task_sensor, instance)
+    assert instance.get_run_by_id(dead.run_id).status == DagsterRunStatus.FAILURE
+    assert instance.get_run_by_id(alive.run_id).status == DagsterRunStatus.STARTED
+    assert instance.get_run_by_id(elsewhere.run_id).status == DagsterRunStatus.STARTED
