@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from lib import ai_client, faults, prompts, task_item
+from lib import ai_client, faults, model_slots, prompts, task_item
 from lib.control import StopCheck
 from lib.db_local import MySQL, connect_local
 from lib.db_utils import get_logger, hash_function, hash_text, mask_secrets, register_secrets
@@ -128,6 +128,7 @@ def _new_stats() -> dict[str, Any]:
         "stopped": None,
         "budget_reached": False,
         "response_format": None,
+        "model_slot_wait_s": 0.0,
     }
 
 
@@ -186,6 +187,8 @@ class _Run:
         default_factory=lambda: threading.BoundedSemaphore(STORE_CONNECTIONS)
     )
     api_slots: threading.BoundedSemaphore | None = None
+    # Wspólny limit zapytań do modelu ze wszystkich runów (AI_MODEL_CONCURRENCY, blokady GET_LOCK).
+    request_slots: model_slots.ModelSlots = field(default_factory=lambda: model_slots.ModelSlots(names=[]))
 
 
 def _make_run(
@@ -352,10 +355,17 @@ def _send(run: _Run, item: dict[str, Any], group: _Group) -> None:
         with run.api_slots:
             # Run mógł zostać przerwany (401/404), gdy wątek czekał na miejsce: nic nie wysyłamy.
             if not run.fatal:
-                faults.checkpoint("ai.request")
-                result = ai_client.complete(
-                    run.client, run.model, messages, run.settings, run.capability, item["text_original"]
-                )
+                with model_slots.model_slot(run.request_slots, abort=lambda: bool(run.fatal)) as got:
+                    if got:
+                        faults.checkpoint("ai.request")
+                        result = ai_client.complete(
+                            run.client,
+                            run.model,
+                            messages,
+                            run.settings,
+                            run.capability,
+                            item["text_original"],
+                        )
     except AiError as exc:
         with run.lock:
             run.fatal.append(exc)
@@ -604,10 +614,13 @@ def run_ai(
             settings["AI_CONCURRENCY"],
         )
         run = _make_run(settings, task, model, client, control, operation, limit, stats)
+        run.request_slots = model_slots.open_slots(settings, model)
         try:
             try:
                 _run_loop(run, should_stop, progress)
             finally:
+                stats["model_slot_wait_s"] = round(run.request_slots.wait_s, 3)
+                model_slots.close_slots(run.request_slots)
                 try:
                     control.rollback()
                     task_item.release_claims(control, operation)
