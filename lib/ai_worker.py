@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from lib import ai_client, ai_cost, ai_pack, faults, prompts, task_item
+from lib import ai_client, ai_cost, ai_pack, faults, model_slots, prompts, task_item
 from lib.control import StopCheck
 from lib.db_local import MySQL, connect_local
 from lib.db_utils import get_logger, hash_function, hash_text, mask_secrets, register_secrets
@@ -138,6 +138,7 @@ def _new_stats() -> dict[str, Any]:
         "budget_reached": False,
         "response_format": None,
         "lock_lost": False,
+        "model_slot_wait_s": 0.0,
     }
 
 
@@ -202,6 +203,8 @@ class _Run:
         default_factory=lambda: threading.BoundedSemaphore(STORE_CONNECTIONS)
     )
     api_slots: threading.BoundedSemaphore | None = None
+    # Wspólny limit zapytań do modelu ze wszystkich runów (AI_MODEL_CONCURRENCY, blokady GET_LOCK).
+    request_slots: model_slots.ModelSlots = field(default_factory=lambda: model_slots.ModelSlots(names=[]))
 
 
 def _make_run(
@@ -448,16 +451,18 @@ def _send(run: _Run, item: dict[str, Any], group: _Group, carry: ai_cost.Share |
         with run.api_slots:
             # Run mógł zostać przerwany (401/404, utrata blokady), gdy wątek czekał na miejsce.
             if _can_send(run):
-                faults.checkpoint("ai.request")
-                result = ai_client.complete(
-                    run.client,
-                    run.model,
-                    messages,
-                    run.settings,
-                    run.capability,
-                    item["text_original"],
-                    max_tokens=max_tokens,
-                )
+                with model_slots.model_slot(run.request_slots, abort=lambda: not _can_send(run)) as got:
+                    if got:
+                        faults.checkpoint("ai.request")
+                        result = ai_client.complete(
+                            run.client,
+                            run.model,
+                            messages,
+                            run.settings,
+                            run.capability,
+                            item["text_original"],
+                            max_tokens=max_tokens,
+                        )
     except AiError as exc:
         _settle(run, estimate)
         with run.lock:
@@ -516,10 +521,17 @@ def _send_pack(run: _Run, members: list[tuple[dict[str, Any], _Group]]) -> None:
         assert run.api_slots is not None
         with run.api_slots:
             if _can_send(run):
-                faults.checkpoint("ai.request")
-                raw = ai_client.request_pack(
-                    run.client, run.model, messages, run.settings, run.capability, max_tokens=max_tokens
-                )
+                with model_slots.model_slot(run.request_slots, abort=lambda: not _can_send(run)) as got:
+                    if got:
+                        faults.checkpoint("ai.request")
+                        raw = ai_client.request_pack(
+                            run.client,
+                            run.model,
+                            messages,
+                            run.settings,
+                            run.capability,
+                            max_tokens=max_tokens,
+                        )
     except AiError as exc:
         _settle(run, estimate)
         with run.lock:
@@ -893,10 +905,13 @@ def run_ai(
         run = _make_run(settings, task, model, client, control, operation, limit, stats)
         eligible = task_item.count_ai_eligible(control, id_task, run.max_attempts)
         stats["items_total"] = min(eligible, limit) if limit else eligible
+        run.request_slots = model_slots.open_slots(settings, model)
         try:
             try:
                 _run_loop(run, should_stop, progress)
             finally:
+                stats["model_slot_wait_s"] = round(run.request_slots.wait_s, 3)
+                model_slots.close_slots(run.request_slots)
                 try:
                     control.rollback()
                     task_item.release_claims(control, operation)

@@ -17,8 +17,9 @@ Konfiguracja per test (bezpieczna wątkowo): stałe opóźnienie, kolejka wstrzy
 nie-JSON, 401, 404; dla paczek także błędy jednej pozycji: ``pack_drop`` - brak wpisu,
 ``pack_duplicate`` - wpis dwa razy, ``pack_unknown_id`` - wpis z nieznanym id zamiast właściwego,
 ``pack_invalid`` - wpis bez tekstu), tryb odrzucania ``response_format`` (jak llama.cpp), liczniki
-zapytań (łącznie i per tekst wejściowy), zapis zapytań oraz bramkę (``gate``): zapytania czekają,
-aż nadejdzie ich łącznie tyle, ile ustawiono — np. by dowieść, że pracują dwa procesy naraz.
+zapytań (łącznie i per tekst wejściowy), zapis zapytań, bramkę (``gate``): zapytania czekają,
+aż nadejdzie ich łącznie tyle, ile ustawiono — np. by dowieść, że pracują dwa procesy naraz — oraz
+największą liczbę zapytań w toku naraz (``max_in_flight``).
 """
 
 import json
@@ -89,6 +90,8 @@ def make_state() -> dict[str, Any]:
         "gate": 0,
         "gate_timeout": 20.0,
         "gate_open": threading.Event(),
+        "in_flight": 0,
+        "max_in_flight": 0,
     }
 
 
@@ -225,6 +228,17 @@ def _make_handler(state: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
             self._send(200, body)
 
         def do_POST(self) -> None:  # noqa: N802 - API http.server
+            # Zapytania w toku naraz (od przyjęcia do wysłania odpowiedzi) - limit AI_MODEL_CONCURRENCY.
+            with state["lock"]:
+                state["in_flight"] += 1
+                state["max_in_flight"] = max(state["max_in_flight"], state["in_flight"])
+            try:
+                self._handle_post()
+            finally:
+                with state["lock"]:
+                    state["in_flight"] -= 1
+
+        def _handle_post(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             payload = json.loads(self.rfile.read(length) or b"{}")
             if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):

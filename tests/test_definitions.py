@@ -48,3 +48,15 @@ def test_defs_contents(monkeypatch):
     assert sensors["ai_after_sync_sensor"].job_name == "ai_job"
     assert sensors["task_sensor"].default_status.value == "RUNNING"
     assert sensors["task_sensor"].minimum_interval_seconds >= 1
+
+
+def test_runs_use_the_in_process_executor():
+    """Joby i niejawny job assetów (przycisk Materialize) wykonują kroki w procesie runu."""
+    from dagster import in_process_executor
+
+    from ailexia_dagster.constants import AI_JOB, EXPORT_JOB, SYNC_JOB
+    from ailexia_dagster.definitions import defs
+
+    for name in (SYNC_JOB, AI_JOB, EXPORT_JOB):
+        assert defs.resolve_job_def(name).executor_def is in_process_executor, name
+    assert defs.resolve_implicit_global_asset_job_def().executor_def is in_process_executor

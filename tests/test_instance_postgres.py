@@ -37,14 +37,16 @@ def run_script(script: str, env: dict, *args: str) -> subprocess.CompletedProces
     return subprocess.run(
         [sys.executable, script, *args],
         cwd=PROJECT_ROOT,
-        env={**os.environ, **env},
+        env=env,
         capture_output=True,
         text=True,
         timeout=180,
     )
 
 
-def test_sensor_sync_and_ai_runs_live_in_postgres_instance(pg_instance, db, sqlite_source, fake_openai):
+def test_sensor_sync_and_ai_runs_live_in_postgres_instance(
+    pg_instance, db, sqlite_source, fake_openai, tmp_path
+):
     db_name = pg_instance["DAGSTER_PG_DB"]
     create_text_table(sqlite_source, rows=[(i, f"To jest bląd numer {i}.") for i in range(1, 21)])
     id_connection = add_connection(db, sqlite_source)
@@ -81,10 +83,14 @@ def test_sensor_sync_and_ai_runs_live_in_postgres_instance(pg_instance, db, sqli
     ) == [(str(id_task),)]
 
     # 2) sync.py i ai.py w osobnych procesach, na tej samej instancji.
-    sync = run_script("sync.py", pg_instance, "--id_task", str(id_task))
+    # sync.py jak z crona: zmienne DAGSTER_PG_* tylko w pliku .env, nie w środowisku procesu.
+    env_file = tmp_path / "cron.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in pg_instance.items() if k.startswith("DAGSTER_PG_")))
+    cron_env = {k: v for k, v in os.environ.items() if not k.startswith("DAGSTER_PG_")}
+    sync = run_script("sync.py", {**cron_env, "ENV_FILE": str(env_file)}, "--id_task", str(id_task))
     assert sync.returncode == 0, sync.stdout + sync.stderr
     assert db.query_value("SELECT status FROM task WHERE id_task=%s", (id_task,)) == "completed"
-    ai = run_script("ai.py", pg_instance, "--id_task", str(id_task))
+    ai = run_script("ai.py", {**os.environ, **pg_instance}, "--id_task", str(id_task))
     assert ai.returncode == 0, ai.stdout + ai.stderr
     assert fake_openai["total"] >= 20
     assert (

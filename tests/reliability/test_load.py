@@ -36,6 +36,8 @@ run_queue:
       value:
         applyLimitPerUniqueValue: true
       limit: {CONNECTION_LIMIT}
+  dequeue_use_threads: true
+  dequeue_num_workers: 4
 python_logs:
   managed_python_loggers:
     - ailexia

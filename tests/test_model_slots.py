@@ -1,0 +1,111 @@
+"""Wspólny limit zapytań do modelu ze wszystkich runów AI (``AI_MODEL_CONCURRENCY``, ``lib/model_slots.py``).
+
+Dwa runy AI naraz (dwa zadania, ten sam model, każdy z ``AI_CONCURRENCY=6``) przez prawdziwe HTTP
+do serwera testowego, który liczy zapytania w toku. Z limitem 4 serwer nigdy nie widzi więcej niż
+4 naraz; bez limitu (0) ten sam układ daje więcej niż 4 - inaczej test nie mógłby niczego wykryć.
+"""
+
+import threading
+import time
+
+from lib import ai_worker, model_slots
+from lib.db_local import connect_local
+from tests import test_ai_worker as aiw
+from tests.fake_openai import fake_openai_fixture  # noqa: F401
+from tests.helpers import add_task
+
+ITEMS = 30
+
+
+def two_runs(settings, db, fake_openai, cap: int) -> tuple[list[dict], list[int]]:
+    """Dwa zadania z tym samym modelem, dwa runy ``run_ai`` naraz; zwraca statystyki i id zadań."""
+    first = aiw.make_task(db, fake_openai["base_url"])
+    id_model = db.query_value("SELECT id_ai_model FROM task WHERE id_task=%s", (first,))
+    second = add_task(db, 1, id_ai_model=id_model)
+    for id_task in (first, second):
+        aiw.add_items(db, id_task, [f"Zadanie {id_task}, tekst {n}: bląd." for n in range(ITEMS)])
+    conf = aiw.conf(settings, AI_CONCURRENCY=6, AI_CLAIM_BATCH=6, AI_MODEL_CONCURRENCY=cap)
+    results: dict[int, dict] = {}
+    errors: list[BaseException] = []
+
+    def work(id_task: int) -> None:
+        try:
+            results[id_task] = ai_worker.run_ai(conf, id_task)
+        except BaseException as exc:  # błąd wątku ma trafić do asercji testu
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors, errors
+    return [results[first], results[second]], [first, second]
+
+
+def overlap(fake_openai, ids: list[int]) -> bool:
+    """Czy zapytania obu zadań przeplatały się w czasie (runy naprawdę szły równolegle)."""
+    spans = []
+    for id_task in ids:
+        times = [
+            r["time"]
+            for r in fake_openai["requests"]
+            if f"Zadanie {id_task}," in str(r["payload"]["messages"])
+        ]
+        spans.append((min(times), max(times)))
+    return spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1]
+
+
+def test_two_ai_runs_never_exceed_model_cap(settings, db, fake_openai):
+    fake_openai["latency"] = 0.15
+    stats, ids = two_runs(settings, db, fake_openai, cap=4)
+    assert [s["processed"] for s in stats] == [ITEMS, ITEMS]
+    assert overlap(fake_openai, ids)
+    print(f"\nlimit 4: najwięcej zapytań naraz {fake_openai['max_in_flight']}")
+    assert fake_openai["max_in_flight"] <= 4, fake_openai["max_in_flight"]
+    assert fake_openai["max_in_flight"] >= 3  # limit był osiągany, nie ominięty przez brak pracy
+    assert sum(s["model_slot_wait_s"] for s in stats) > 0
+    # Po runach żadne miejsce nie zostaje zajęte.
+    model = db.query_one(
+        "SELECT * FROM ai_model WHERE id_ai_model=(SELECT id_ai_model FROM task WHERE id_task=%s)", (ids[0],)
+    )
+    time.sleep(0.3)  # zamknięcie sesji po stronie serwera jest asynchroniczne
+    assert model_slots.holders(db, model, 4) == 0
+
+
+def test_without_cap_the_same_runs_go_above_it(settings, db, fake_openai):
+    fake_openai["latency"] = 0.15
+    stats, ids = two_runs(settings, db, fake_openai, cap=0)
+    assert [s["processed"] for s in stats] == [ITEMS, ITEMS]
+    print(f"\nbez limitu: najwięcej zapytań naraz {fake_openai['max_in_flight']}")
+    assert fake_openai["max_in_flight"] > 4, fake_openai["max_in_flight"]
+
+
+def test_slots_of_a_dead_session_are_free_and_abort_stops_waiting(settings):
+    conf = dict(settings, AI_MODEL_CONCURRENCY=2)
+    model = {"model": "m", "base_url": "http://slots.test/v1"}
+    holder = model_slots.open_slots(conf, model)
+    other = model_slots.open_slots(conf, model)
+    observer = connect_local(settings, autocommit=True)
+    try:
+        assert {model_slots.acquire(holder), model_slots.acquire(holder)} == {0, 1}
+        assert model_slots.holders(observer, model, 2) == 2
+        started = time.monotonic()
+        calls = []
+        assert model_slots.acquire(other, abort=lambda: calls.append(1) or len(calls) > 3) is None
+        assert time.monotonic() - started < 2
+        # Proces runu zginął: sesja trzymająca blokady znika, miejsca są wolne.
+        observer.execute("KILL %s", (holder.db.query_value("SELECT CONNECTION_ID()"),))
+        deadline = time.monotonic() + 5
+        while model_slots.holders(observer, model, 2) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert model_slots.acquire(other) in (0, 1)
+    finally:
+        holder.db = None  # połączenie zabite powyżej
+        model_slots.close_slots(other)
+        observer.close()
+
+
+def test_cap_zero_is_off(settings):
+    slots = model_slots.open_slots(dict(settings, AI_MODEL_CONCURRENCY=0), {"model": "m", "base_url": None})
+    assert slots.db is None and model_slots.acquire(slots) == -1
