@@ -8,6 +8,8 @@ do serwera testowego, który liczy zapytania w toku. Z limitem 4 serwer nigdy ni
 import threading
 import time
 
+import pytest
+
 from lib import ai_worker, model_slots
 from lib.db_local import connect_local
 from tests import test_ai_worker as aiw
@@ -17,14 +19,16 @@ from tests.helpers import add_task
 ITEMS = 30
 
 
-def two_runs(settings, db, fake_openai, cap: int) -> tuple[list[dict], list[int]]:
+def two_runs(settings, db, fake_openai, cap: int, pack_items: int = 1) -> tuple[list[dict], list[int]]:
     """Dwa zadania z tym samym modelem, dwa runy ``run_ai`` naraz; zwraca statystyki i id zadań."""
     first = aiw.make_task(db, fake_openai["base_url"])
     id_model = db.query_value("SELECT id_ai_model FROM task WHERE id_task=%s", (first,))
     second = add_task(db, 1, id_ai_model=id_model)
     for id_task in (first, second):
         aiw.add_items(db, id_task, [f"Zadanie {id_task}, tekst {n}: bląd." for n in range(ITEMS)])
-    conf = aiw.conf(settings, AI_CONCURRENCY=6, AI_CLAIM_BATCH=6, AI_MODEL_CONCURRENCY=cap)
+    conf = aiw.conf(
+        settings, AI_CONCURRENCY=6, AI_CLAIM_BATCH=6, AI_MODEL_CONCURRENCY=cap, AI_PACK_ITEMS=pack_items
+    )
     results: dict[int, dict] = {}
     errors: list[BaseException] = []
 
@@ -56,9 +60,13 @@ def overlap(fake_openai, ids: list[int]) -> bool:
     return spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1]
 
 
-def test_two_ai_runs_never_exceed_model_cap(settings, db, fake_openai):
+@pytest.mark.parametrize("pack_items", [1, 3], ids=["single", "packs"])
+def test_two_ai_runs_never_exceed_model_cap(settings, db, fake_openai, pack_items):
+    """Limit obejmuje pojedyncze zapytania i paczki (``AI_PACK_ITEMS`` > 1) tak samo."""
     fake_openai["latency"] = 0.15
-    stats, ids = two_runs(settings, db, fake_openai, cap=4)
+    stats, ids = two_runs(settings, db, fake_openai, cap=4, pack_items=pack_items)
+    if pack_items > 1:
+        assert fake_openai["packs"] > 0
     assert [s["processed"] for s in stats] == [ITEMS, ITEMS]
     assert overlap(fake_openai, ids)
     print(f"\nlimit 4: najwięcej zapytań naraz {fake_openai['max_in_flight']}")
