@@ -53,7 +53,7 @@ Opcje:
     --skip-peers       bez dlt i Sling (``raw copy`` zostaje: to miara odniesienia);
     --no-proxy         połączenia do PostgreSQL bez proxy liczącego bajty (kolumna bajtów pusta;
                        do sprawdzenia, czy proxy nie zaburza czasów);
-    --project DIR [DIR ...]
+    --project [NAZWA=]DIR [...]
                        mierz silnik z innego katalogu projektu (np. drugi worktree) - jego
                        ``sync.py`` i jego ``.venv/bin/python``, gdy istnieje; kilka katalogów:
                        fazy ``sync.py`` na przemian na tej samej tabeli i przy tych samych
@@ -525,10 +525,15 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def make_engines(projects: list[Path], tag: str, workdir: str) -> list[dict[str, Any]]:
-    """Opis każdego mierzonego silnika: katalog, interpreter, własna lokalna baza i środowisko procesu."""
+def make_engines(projects: list[str], tag: str, workdir: str) -> list[dict[str, Any]]:
+    """Opis każdego mierzonego silnika: katalog, interpreter, własna lokalna baza i środowisko procesu.
+
+    ``projects`` to katalogi, opcjonalnie z nazwą: ``NAZWA=KATALOG`` (inaczej nazwą jest gałąź gita).
+    """
     engines = []
-    for number, project in enumerate(projects):
+    for number, spec in enumerate(projects):
+        label, _, directory = spec.rpartition("=")
+        project = Path(directory).resolve()
         project_python = project / ".venv" / "bin" / "python"
         local_db = f"ailexia_bench_{tag}" + (f"_{number}" if number else "")
         home = os.path.join(workdir, f"engine{number}")
@@ -545,7 +550,7 @@ def make_engines(projects: list[Path], tag: str, workdir: str) -> list[dict[str,
             "DAGSTER_HOME": os.path.join(home, "dagster_home"),
         }
         os.makedirs(env["DAGSTER_HOME"])
-        name = engine_name(project)
+        name = label or engine_name(project)
         if any(e["name"] == name for e in engines):
             name = f"{name}#{number + 1}"
         engines.append(
@@ -569,8 +574,7 @@ def bench_one(rows: int, args: argparse.Namespace, reasons: dict[str, str | None
     """
     tag = uuid.uuid4().hex[:8]
     workdir = tempfile.mkdtemp(prefix="ailexia_sync_bench_")
-    projects = [Path(p).resolve() for p in args.project] if args.project else [ROOT]
-    engines = make_engines(projects, tag, workdir)
+    engines = make_engines(args.project or [str(ROOT)], tag, workdir)
     ctx: dict[str, Any] = {
         "pg_db": f"ailexia_bench_src_{tag}",
         "local_dbs": [engine["local_db"] for engine in engines],
@@ -829,14 +833,19 @@ def main(argv: list[str] | None = None) -> int:
 def engine_name(path: Path) -> str:
     """Krótka nazwa silnika: gałąź gita katalogu albo jego nazwa."""
     try:
-        return subprocess.run(
-            ["git", "-C", str(path), "rev-parse", "--abbrev-ref", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        branch = _git(path, "rev-parse", "--abbrev-ref", "HEAD")
+        if branch == "HEAD":  # odłączony HEAD (np. worktree --detach): gałąź, która zawiera commit
+            branch = _git(path, "name-rev", "--name-only", "--exclude=tags/*", "HEAD")
+        return branch or path.name
     except (OSError, subprocess.CalledProcessError):
         return path.name
+
+
+def _git(path: Path, *args: str) -> str:
+    """Wynik polecenia ``git -C path ...`` bez końcowych białych znaków."""
+    return subprocess.run(
+        ["git", "-C", str(path), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def git_head(path: Path) -> str:
