@@ -851,19 +851,7 @@ def _git(path: Path, *args: str) -> str:
 def git_head(path: Path) -> str:
     """Skrót i temat ostatniego commita katalogu projektu (do opisania, co zmierzono)."""
     try:
-        head = subprocess.run(
-            ["git", "-C", str(path), "log", "-1", "--format=%h %s"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        branch = subprocess.run(
-            ["git", "-C", str(path), "rev-parse", "--abbrev-ref", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        return f"{branch} {head}"
+        return _git(path, "log", "-1", "--format=%h %s")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
