@@ -53,9 +53,12 @@ Opcje:
     --skip-peers       bez dlt i Sling (``raw copy`` zostaje: to miara odniesienia);
     --no-proxy         połączenia do PostgreSQL bez proxy liczącego bajty (kolumna bajtów pusta;
                        do sprawdzenia, czy proxy nie zaburza czasów);
-    --project DIR      mierz silnik z innego katalogu projektu (np. drugi worktree) - jego
-                       ``sync.py`` i jego ``.venv/bin/python``, gdy istnieje; dlt i Sling
-                       uruchamiane interpreterem benchmarku;
+    --project [NAZWA=]DIR [...]
+                       mierz silnik z innego katalogu projektu (np. drugi worktree) - jego
+                       ``sync.py`` i jego ``.venv/bin/python``, gdy istnieje; kilka katalogów:
+                       fazy ``sync.py`` na przemian na tej samej tabeli i przy tych samych
+                       przebiegach odniesienia (porównanie gałęzi w jednym uruchomieniu);
+                       dlt i Sling uruchamiane interpreterem benchmarku;
     --json [PLIK]      wynik także jako JSON: bez PLIKU zamiast tabeli na stdout, z PLIKIEM
                        tabela na stdout i JSON do pliku (postęp zawsze na stderr);
     --keep             nie usuwaj baz benchmarku (nazwy wypisane na stderr).
@@ -419,16 +422,16 @@ def run_sling(ctx: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def register_task(ctx: dict[str, Any]) -> int:
-    """Zakłada schemat lokalnej bazy (``sync.py --init-db``) i wpisuje połączenie oraz zadanie."""
+def register_task(ctx: dict[str, Any], engine: dict[str, Any]) -> int:
+    """Zakłada schemat lokalnej bazy silnika (``sync.py --init-db``) i wpisuje połączenie oraz zadanie."""
     subprocess.run(
-        [ctx["python"], "sync.py", "--init-db"],
-        cwd=ctx["project"],
-        env=ctx["env"],
+        [engine["python"], "sync.py", "--init-db"],
+        cwd=engine["project"],
+        env=engine["env"],
         check=True,
         capture_output=True,
     )
-    conn = my_connect(ctx["local_db"])
+    conn = my_connect(engine["local_db"])
     try:
         with conn.cursor() as cur:
             cur.execute(
@@ -446,12 +449,18 @@ def register_task(ctx: dict[str, Any]) -> int:
         conn.close()
 
 
-def run_sync(ctx: dict[str, Any], id_task: int, expected_counters: dict[str, int]) -> dict[str, Any]:
-    """Jeden proces ``sync.py --id_task N``; sprawdza pozycje i liczniki zadania po nim."""
+def run_sync(
+    ctx: dict[str, Any], engine: dict[str, Any], expected_counters: dict[str, int]
+) -> dict[str, Any]:
+    """Jeden proces ``sync.py --id_task N`` silnika; sprawdza pozycje i liczniki zadania po nim."""
+    id_task = engine["id_task"]
     result = run_measured(
-        [ctx["python"], "sync.py", "--id_task", str(id_task)], ctx["env"], ctx["project"], ctx["proxy"]
+        [engine["python"], "sync.py", "--id_task", str(id_task)],
+        engine["env"],
+        engine["project"],
+        ctx["proxy"],
     )
-    conn = my_connect(ctx["local_db"])
+    conn = my_connect(engine["local_db"])
     try:
         with conn.cursor(pymysql.cursors.DictCursor) as cur:
             cur.execute(
@@ -469,10 +478,12 @@ def run_sync(ctx: dict[str, Any], id_task: int, expected_counters: dict[str, int
         )
     items = f"task_item WHERE id_task={int(id_task)} AND deleted_at IS NULL"
     check_same(
-        "sync.py", ctx["expected"], mariadb_fingerprint(ctx["local_db"], items, "remote_id", "text_original")
+        "sync.py",
+        ctx["expected"],
+        mariadb_fingerprint(engine["local_db"], items, "remote_id", "text_original"),
     )
     result["counters"] = counters
-    result["engine_s"] = engine_seconds(ctx["local_db"], id_task)
+    result["engine_s"] = engine_seconds(engine["local_db"], id_task)
     return result
 
 
@@ -514,38 +525,76 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def make_engines(projects: list[str], tag: str, workdir: str) -> list[dict[str, Any]]:
+    """Opis każdego mierzonego silnika: katalog, interpreter, własna lokalna baza i środowisko procesu.
+
+    ``projects`` to katalogi, opcjonalnie z nazwą: ``NAZWA=KATALOG`` (inaczej nazwą jest gałąź gita).
+    """
+    engines = []
+    for number, spec in enumerate(projects):
+        label, _, directory = spec.rpartition("=")
+        project = Path(directory).resolve()
+        project_python = project / ".venv" / "bin" / "python"
+        local_db = f"ailexia_bench_{tag}" + (f"_{number}" if number else "")
+        home = os.path.join(workdir, f"engine{number}")
+        env = {
+            **os.environ,
+            "DB_LOCAL_HOST": MY_SERVER["host"],
+            "DB_LOCAL_PORT": str(MY_SERVER["port"]),
+            "DB_LOCAL_USER": MY_SERVER["user"],
+            "DB_LOCAL_PASSWORD": MY_SERVER["password"],
+            "DB_LOCAL_NAME": local_db,
+            "ENV_FILE": os.path.join(home, "no.env"),
+            "LOG_LEVEL": "WARNING",
+            "LOG_DIR": os.path.join(home, "logs"),
+            "DAGSTER_HOME": os.path.join(home, "dagster_home"),
+        }
+        os.makedirs(env["DAGSTER_HOME"])
+        name = label or engine_name(project)
+        if any(e["name"] == name for e in engines):
+            name = f"{name}#{number + 1}"
+        engines.append(
+            {
+                "name": name,
+                "project": project,
+                "python": str(project_python) if project_python.exists() else sys.executable,
+                "local_db": local_db,
+                "env": env,
+            }
+        )
+    return engines
+
+
 def bench_one(rows: int, args: argparse.Namespace, reasons: dict[str, str | None]) -> dict[str, Any]:
-    """Wszystkie przebiegi dla jednego N na świeżej tabeli źródłowej."""
+    """Wszystkie przebiegi dla jednego N na świeżej tabeli źródłowej.
+
+    Przy kilku silnikach (``--project A B``) fazy idą na przemian: pierwsza synchronizacja każdego,
+    potem jedna zmiana źródła, resync 1 % każdego, resync bez zmian każdego - ten sam stan źródła
+    i podobne obciążenie maszyny dla wszystkich.
+    """
     tag = uuid.uuid4().hex[:8]
-    project = Path(args.project).resolve() if args.project else ROOT
-    project_python = project / ".venv" / "bin" / "python"
     workdir = tempfile.mkdtemp(prefix="ailexia_sync_bench_")
+    engines = make_engines(args.project or [str(ROOT)], tag, workdir)
     ctx: dict[str, Any] = {
         "pg_db": f"ailexia_bench_src_{tag}",
-        "local_db": f"ailexia_bench_{tag}",
+        "local_dbs": [engine["local_db"] for engine in engines],
         "peers_db": f"ailexia_bench_peers_{tag}",
         "workdir": workdir,
         "keep": args.keep,
-        "project": project,
-        "python": str(project_python) if args.project and project_python.exists() else sys.executable,
         "proxy": None,
+        "env": {**os.environ, "PGPASSWORD": ""},
     }
-    ctx["env"] = {
-        **os.environ,
-        "DB_LOCAL_HOST": MY_SERVER["host"],
-        "DB_LOCAL_PORT": str(MY_SERVER["port"]),
-        "DB_LOCAL_USER": MY_SERVER["user"],
-        "DB_LOCAL_PASSWORD": MY_SERVER["password"],
-        "DB_LOCAL_NAME": ctx["local_db"],
-        "ENV_FILE": os.path.join(workdir, "no.env"),
-        "LOG_LEVEL": "WARNING",
-        "LOG_DIR": os.path.join(workdir, "logs"),
-        "DAGSTER_HOME": os.path.join(workdir, "dagster_home"),
-        "PGPASSWORD": "",
-    }
-    os.makedirs(ctx["env"]["DAGSTER_HOME"])
     runs: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
+    suffix = len(engines) > 1
+
+    def sync_phase(path: str, label: str, expected: dict[str, int]) -> None:
+        for engine in engines:
+            name = f"{label} [{engine['name']}]" if suffix else label
+            log(f"N={rows}: {name}")
+            result = run_sync(ctx, engine, expected)
+            runs.append({"path": path, "label": name, "engine": engine["name"], **result})
+
     try:
         log(f"N={rows}: generating source table {ctx['pg_db']}.{TABLE}")
         source = create_source(ctx["pg_db"], rows, args.seed)
@@ -567,25 +616,19 @@ def bench_one(rows: int, args: argparse.Namespace, reasons: dict[str, str | None
             log(f"N={rows}: {label}")
             runs.append({"path": name, "label": label, **function(ctx)})
 
-        id_task = register_task(ctx)
-        log(f"N={rows}: initial sync.py --id_task {id_task}")
-        runs.append(
-            {
-                "path": "initial",
-                "label": "sync.py initial",
-                **run_sync(ctx, id_task, {"records_new": rows, "records_updated": 0, "records_deleted": 0}),
-            }
+        for engine in engines:
+            engine["id_task"] = register_task(ctx, engine)
+        sync_phase(
+            "initial", "sync.py initial", {"records_new": rows, "records_updated": 0, "records_deleted": 0}
         )
         counters = change_source(ctx, source, rows)
         ctx["expected"] = source_fingerprint(ctx["pg_db"])
-        log(f"N={rows}: resync after 1 % changed / 0.5 % deleted / 0.5 % inserted {counters}")
-        runs.append(
-            {"path": "resync_1pct", "label": "sync.py resync 1 %", **run_sync(ctx, id_task, counters)}
-        )
-        log(f"N={rows}: no-change resync")
-        nothing = {"records_new": 0, "records_updated": 0, "records_deleted": 0}
-        runs.append(
-            {"path": "resync_none", "label": "sync.py resync no change", **run_sync(ctx, id_task, nothing)}
+        log(f"N={rows}: source changed: 1 % changed / 0.5 % deleted / 0.5 % inserted {counters}")
+        sync_phase("resync_1pct", "sync.py resync 1 %", counters)
+        sync_phase(
+            "resync_none",
+            "sync.py resync no change",
+            {"records_new": 0, "records_updated": 0, "records_deleted": 0},
         )
     finally:
         if ctx["proxy"]:
@@ -600,6 +643,10 @@ def bench_one(rows: int, args: argparse.Namespace, reasons: dict[str, str | None
         "source_text_mib": ctx["expected"]["text_bytes"] / MIB,
         "runs": runs,
         "skipped": skipped,
+        "engines": [
+            {"name": e["name"], "project": str(e["project"]), "commit": git_head(e["project"])}
+            for e in engines
+        ],
     }
 
 
@@ -607,7 +654,8 @@ def teardown(ctx: dict[str, Any]) -> None:
     """Usuwa bazy i katalog roboczy (albo, z ``--keep``, wypisuje ich nazwy)."""
     if ctx["keep"]:
         log(
-            f"kept: PostgreSQL {ctx['pg_db']}, MariaDB {ctx['local_db']}, {ctx['peers_db']}, dir {ctx['workdir']}"
+            f"kept: PostgreSQL {ctx['pg_db']}, MariaDB {', '.join(ctx['local_dbs'])}, {ctx['peers_db']}, "
+            f"dir {ctx['workdir']}"
         )
         return
     shutil.rmtree(ctx["workdir"], ignore_errors=True)
@@ -619,43 +667,65 @@ def teardown(ctx: dict[str, Any]) -> None:
         )
         cur.execute(f'DROP DATABASE IF EXISTS "{ctx["pg_db"]}"')
     admin.close()
-    for name in (ctx["local_db"], ctx["peers_db"], f"{ctx['peers_db']}_dlt"):
+    for name in (*ctx["local_dbs"], ctx["peers_db"], f"{ctx['peers_db']}_dlt"):
         my_value(None, f"DROP DATABASE IF EXISTS `{name}`")
 
 
 def evaluate_targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Oblicza cele z issue 13 dla każdego N i cel pamięci między najmniejszym a największym N."""
+    """Oblicza cele z issue 13 dla każdego N i silnika oraz cel pamięci między najmniejszym a największym N."""
     targets = []
-    for result in results:
-        by = {run["path"]: run for run in result["runs"]}
-        initial, none, one = by.get("initial"), by.get("resync_none"), by.get("resync_1pct")
-        raw, dlt = by.get("raw"), by.get("dlt")
-        checks = [
-            ("initial sync rows/s >= 0.5x raw copy", raw and raw["seconds"] / initial["seconds"], ">=", 0.5),
-            ("initial sync rows/s >= 1.5x dlt", dlt and dlt["seconds"] / initial["seconds"], ">=", 1.5),
-            ("no-change resync time <= 0.5x raw copy", raw and none["seconds"] / raw["seconds"], "<=", 0.5),
-            ("no-change resync time <= 0.35x initial", none["seconds"] / initial["seconds"], "<=", 0.35),
-            ("1 % resync time <= 0.5x initial (aim)", one["seconds"] / initial["seconds"], "<=", 0.5),
-        ]
-        for name, value, op, limit in checks:
-            met = None if not value else (value >= limit if op == ">=" else value <= limit)
-            targets.append({"rows": result["rows"], "target": name, "value": value or None, "met": met})
-    if len(results) > 1:
-        ordered = sorted(results, key=lambda r: r["rows"])
+    engines = [e["name"] for e in results[0]["engines"]]
+    for engine in engines:
+        prefix = f"[{engine}] " if len(engines) > 1 else ""
+        for result in results:
+            by = {run["path"]: run for run in result["runs"] if run.get("engine") in (None, engine)}
+            initial, none, one = by["initial"], by["resync_none"], by["resync_1pct"]
+            raw, dlt = by.get("raw"), by.get("dlt")
+            checks = [
+                (
+                    "initial sync rows/s >= 0.5x raw copy",
+                    raw and raw["seconds"] / initial["seconds"],
+                    ">=",
+                    0.5,
+                ),
+                ("initial sync rows/s >= 1.5x dlt", dlt and dlt["seconds"] / initial["seconds"], ">=", 1.5),
+                (
+                    "no-change resync time <= 0.5x raw copy",
+                    raw and none["seconds"] / raw["seconds"],
+                    "<=",
+                    0.5,
+                ),
+                ("no-change resync time <= 0.35x initial", none["seconds"] / initial["seconds"], "<=", 0.35),
+                ("1 % resync time <= 0.5x initial (aim)", one["seconds"] / initial["seconds"], "<=", 0.5),
+            ]
+            for name, value, op, limit in checks:
+                met = None if not value else (value >= limit if op == ">=" else value <= limit)
+                targets.append(
+                    {
+                        "rows": result["rows"],
+                        "engine": engine,
+                        "target": prefix + name,
+                        "value": value or None,
+                        "met": met,
+                    }
+                )
+        if len(results) > 1:
+            ordered = sorted(results, key=lambda r: r["rows"])
 
-        def sync_peak(result: dict[str, Any]) -> float:
-            return max(r["peak_mib"] for r in result["runs"] if r["path"].startswith(("initial", "resync")))
+            def sync_peak(result: dict[str, Any], engine: str = engine) -> float:
+                return max(r["peak_mib"] for r in result["runs"] if r.get("engine") == engine)
 
-        low, high = sync_peak(ordered[0]), sync_peak(ordered[-1])
-        targets.append(
-            {
-                "rows": ordered[-1]["rows"],
-                "target": f"sync.py peak RSS at N={ordered[-1]['rows']} <= 1.2x N={ordered[0]['rows']}",
-                "value": high / low,
-                "met": high / low <= 1.2,
-                "detail": f"{high:.1f} MiB / {low:.1f} MiB",
-            }
-        )
+            low, high = sync_peak(ordered[0]), sync_peak(ordered[-1])
+            targets.append(
+                {
+                    "rows": ordered[-1]["rows"],
+                    "engine": engine,
+                    "target": f"{prefix}sync.py peak RSS at N={ordered[-1]['rows']} <= 1.2x N={ordered[0]['rows']}",
+                    "value": high / low,
+                    "met": high / low <= 1.2,
+                    "detail": f"{high:.1f} MiB / {low:.1f} MiB",
+                }
+            )
     return targets
 
 
@@ -667,7 +737,7 @@ def _ratio(by: dict[str, dict[str, Any]], peer: str, run: dict[str, Any]) -> str
 def format_report(report: dict[str, Any]) -> str:
     """Tabela tekstowa wyników i celów."""
     lines = [
-        f"engine: {report['engine']} @ {report['engine_commit']}",
+        *(f"engine: {e['name']} = {e['project']} @ {e['commit']}" for e in report["results"][0]["engines"]),
         f"machine: {report['cores']} cores; uptime at start: {report['uptime_start']}",
         f"                    uptime at end:   {report['uptime_end']}",
         report["local_infile"],
@@ -679,7 +749,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"{'src MiB':>9}{'peak MiB':>9}{'load':>6}{'engine s':>9}"
     )
     for result in report["results"]:
-        by = {run["path"]: run for run in result["runs"]}
+        by = {run["path"]: run for run in result["runs"] if "engine" not in run}
         lines.append(f"N={result['rows']}: source texts {result['source_text_mib']:.1f} MiB (UTF-8)")
         lines.append(header)
         lines.append("-" * len(header))
@@ -697,12 +767,17 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(
         "x raw / x dlt / x Sling = that path's time / this row's time (= ratio of rows/s at the same N)"
     )
+    lines.append(
+        "s = whole process (the targets use it); engine s = the sync run's own time from run_log, "
+        "without process start-up (for information)"
+    )
     lines.append("targets (binding at the largest N):")
+    width = max(len(t["target"]) for t in report["targets"])
     for target in report["targets"]:
         mark = {True: "MET", False: "NOT MET", None: "n/a"}[target["met"]]
         value = "-" if target["value"] is None else f"{target['value']:.2f}x"
         detail = f" ({target['detail']})" if target.get("detail") else ""
-        lines.append(f"  N={target['rows']:<9} {target['target']:<44} {value:>8}{detail}  {mark}")
+        lines.append(f"  N={target['rows']:<9} {target['target']:<{width}} {value:>8}{detail}  {mark}")
     return "\n".join(lines)
 
 
@@ -723,7 +798,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--skip-peers", action="store_true", help="bez dlt i Sling")
     parser.add_argument("--no-proxy", action="store_true", help="bez proxy liczącego bajty źródła")
-    parser.add_argument("--project", help="katalog projektu, którego sync.py mierzyć")
+    parser.add_argument(
+        "--project", nargs="+", help="katalogi projektu, których sync.py mierzyć (na przemian)"
+    )
     parser.add_argument(
         "--json", nargs="?", const="-", metavar="PLIK", help="wynik jako JSON (na stdout albo do PLIKU)"
     )
@@ -744,8 +821,6 @@ def main(argv: list[str] | None = None) -> int:
     report["results"] = [bench_one(rows, args, reasons) for rows in args.rows]
     report["uptime_end"] = uptime()
     report["targets"] = evaluate_targets(report["results"])
-    report["engine"] = str(Path(args.project).resolve() if args.project else ROOT)
-    report["engine_commit"] = git_head(Path(report["engine"]))
     if args.json == "-":
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 0
@@ -755,22 +830,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def git_head(path: Path) -> str:
-    """Skrót commita i gałąź katalogu projektu (do opisania, co zmierzono)."""
+def engine_name(path: Path) -> str:
+    """Krótka nazwa silnika: gałąź gita katalogu albo jego nazwa."""
     try:
-        head = subprocess.run(
-            ["git", "-C", str(path), "log", "-1", "--format=%h %s"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        branch = subprocess.run(
-            ["git", "-C", str(path), "rev-parse", "--abbrev-ref", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        return f"{branch} {head}"
+        branch = _git(path, "rev-parse", "--abbrev-ref", "HEAD")
+        if branch == "HEAD":  # odłączony HEAD (np. worktree --detach): gałąź, która zawiera commit
+            branch = _git(path, "name-rev", "--name-only", "--exclude=tags/*", "HEAD")
+        return branch or path.name
+    except (OSError, subprocess.CalledProcessError):
+        return path.name
+
+
+def _git(path: Path, *args: str) -> str:
+    """Wynik polecenia ``git -C path ...`` bez końcowych białych znaków."""
+    return subprocess.run(
+        ["git", "-C", str(path), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def git_head(path: Path) -> str:
+    """Skrót i temat ostatniego commita katalogu projektu (do opisania, co zmierzono)."""
+    try:
+        return _git(path, "log", "-1", "--format=%h %s")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
