@@ -98,6 +98,33 @@ def compute_cost(
     return cost.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
 
 
+def batch_price_row(model_row: dict[str, Any]) -> dict[str, Any]:
+    """Wiersz modelu z cenami Batch API w miejscu cen zwykłych (do ``compute_cost``).
+
+    ``price_batch_input_per_mtok`` / ``price_batch_output_per_mtok`` NULL = połowa ceny zwykłej
+    (cennik OpenAI Batch API); tokeny z cache w batchu kosztują połowę swojej ceny (NULL = jak
+    wejście batcha).
+
+    Args:
+        model_row: Wiersz ``ai_model``.
+
+    Returns:
+        Kopia wiersza z cenami batcha.
+    """
+    half = Decimal("0.5")
+    price_in = Decimal(str(model_row.get("price_input_per_mtok") or 0))
+    price_out = Decimal(str(model_row.get("price_output_per_mtok") or 0))
+    batch_in = model_row.get("price_batch_input_per_mtok")
+    batch_out = model_row.get("price_batch_output_per_mtok")
+    cached = model_row.get("price_cached_input_per_mtok")
+    return {
+        **model_row,
+        "price_input_per_mtok": price_in * half if batch_in is None else Decimal(str(batch_in)),
+        "price_output_per_mtok": price_out * half if batch_out is None else Decimal(str(batch_out)),
+        "price_cached_input_per_mtok": None if cached is None else Decimal(str(cached)) * half,
+    }
+
+
 def _status(exc: BaseException) -> int | None:
     return getattr(exc, "status_code", None) if isinstance(exc, openai.APIStatusError) else None
 
@@ -184,16 +211,20 @@ def _make_wait(base_s: float):
     return wait
 
 
-def _request(
-    client: openai.OpenAI,
-    model_row: dict[str, Any],
-    messages: list[dict[str, str]],
-    mode: str,
-    settings: dict[str, Any],
-    state: dict[str, Any],
-    counter: list[int],
-) -> Any:
-    """Wysyła jedno zapytanie (z ponowieniami przy błędach przejściowych)."""
+def request_body(
+    model_row: dict[str, Any], messages: list[dict[str, str]], mode: str, settings: dict[str, Any]
+) -> dict[str, Any]:
+    """Buduje ciało zapytania ``/chat/completions`` (jedno miejsce: zapytania online i linie batcha).
+
+    Args:
+        model_row: Wiersz ``ai_model``.
+        messages: Wiadomości z ``prompts.build_messages``.
+        mode: Format odpowiedzi: ``json_schema``, ``json_object`` albo ``text``.
+        settings: Ustawienia (``OPENAI_BASE_URL``).
+
+    Returns:
+        Słownik JSON zapytania (model, wiadomości, temperatura, limit tokenów, ``response_format``).
+    """
     kwargs: dict[str, Any] = {"model": model_row["model"], "messages": messages}
     if model_row.get("temperature") is not None:
         kwargs["temperature"] = float(model_row["temperature"])
@@ -212,6 +243,20 @@ def _request(
         }
     elif mode == "json_object":
         kwargs["response_format"] = {"type": "json_object"}
+    return kwargs
+
+
+def _request(
+    client: openai.OpenAI,
+    model_row: dict[str, Any],
+    messages: list[dict[str, str]],
+    mode: str,
+    settings: dict[str, Any],
+    state: dict[str, Any],
+    counter: list[int],
+) -> Any:
+    """Wysyła jedno zapytanie (z ponowieniami przy błędach przejściowych)."""
+    kwargs = request_body(model_row, messages, mode, settings)
 
     def send() -> Any:
         with state["lock"]:
@@ -289,6 +334,41 @@ def _validate(content: str | None, original: str | None) -> dict[str, Any]:
         if missing:
             raise ValueError(f"w odpowiedzi brakuje placeholderów/znaczników: {', '.join(missing[:10])}")
     return answer
+
+
+def parse_completion(body: dict[str, Any], original_text: str | None) -> CompletionResult:
+    """Sprawdza gotową odpowiedź czatu (np. linię wyników batcha) tak samo jak odpowiedź online.
+
+    Bez próby naprawy (odpowiedź przyszła bez rozmowy): niepoprawna odpowiedź to błąd pozycji.
+
+    Args:
+        body: Ciało odpowiedzi ``/chat/completions`` (JSON).
+        original_text: Tekst źródłowy do kontroli placeholderów i znaczników.
+
+    Returns:
+        ``CompletionResult`` (``requests`` = 1, ``response_format`` z zapytania nieznany: ``batch``).
+
+    Raises:
+        AiItemError: Odpowiedź bez poprawnego JSON-u albo bez placeholderów/znaczników oryginału.
+    """
+    try:
+        response = ChatCompletion.model_validate(body)
+        tokens_in, tokens_out, tokens_cached = _usage(response)
+        answer = _validate(_content(response), original_text)
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise AiItemError(
+            f"niepoprawna odpowiedź modelu w batchu: {' '.join(str(exc).split())[:300]}"
+        ) from None
+    return CompletionResult(
+        text=answer["text"],
+        edits=answer["edits"],
+        tokens_input=tokens_in,
+        tokens_output=tokens_out,
+        tokens_cached=tokens_cached,
+        requests=1,
+        response_format="batch",
+        repaired=False,
+    )
 
 
 def complete(
