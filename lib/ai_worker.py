@@ -7,16 +7,17 @@ Przebieg runu (``run_ai``):
    Rezerwacja, której blokada jest wolna (właściciel nie żyje, np. ``kill -9``) albo starsza niż
    ``AI_CLAIM_TIMEOUT_S``, może być przejęta od razu.
 2. Wątek główny rezerwuje małe partie (``AI_CLAIM_BATCH``) przez ``SELECT ... FOR UPDATE SKIP
-   LOCKED`` w krótkiej transakcji (stempel ``operation_uuid`` + ``claimed_at``) i trzyma pulę
+   LOCKED`` w krótkiej transakcji (stempel ``claim_uuid`` + ``claimed_at``) i trzyma pulę
    pełną: w puli jest do ``2 * AI_CONCURRENCY`` zadań, więc wątki nie czekają na rezerwację.
 3. Identyczne teksty (ten sam ``original_hash``) wysyłane są raz: gotowy wynik dla tego hasha
    w zadaniu (status processed/accepted/exported; ``rejected`` celowo nie - człowiek go odrzucił)
    jest używany ponownie, a duplikaty w runie czekają na wynik pierwszego (bez zajmowania wątku).
    Pozycje z ponownie użytym wynikiem mają koszt 0 i 0 tokenów.
 4. Każdy wynik zapisywany jest od razu, we własnej transakcji (autocommit) na połączeniu
-   pożyczonym z małej puli (``STORE_CONNECTIONS``), warunkowo: ``operation_uuid`` nasz
-   i ``original_hash`` bez zmian. Gdy sync zmienił tekst w międzyczasie, odpowiedź jest
-   odrzucana, a pozycja czeka na kolejny run.
+   pożyczonym z małej puli (``STORE_CONNECTIONS``), warunkowo: ``claim_uuid`` nasz
+   i ``original_hash`` bez zmian; zapis ustawia ``operation_uuid`` = operacja runu (kto wytworzył
+   wynik: prowadzi do ``run_log`` i runu Dagstera) i kończy rezerwację. Gdy sync zmienił tekst
+   w międzyczasie, odpowiedź jest odrzucana, a pozycja czeka na kolejny run.
 5. Błąd pozycji: ``ai_error``, ``ai_attempts + 1``, status bez zmian; rezerwacja trzymana do
    końca runu (ten run nie ponawia tej pozycji w kółko), potem zwalniana. ``AiError`` (401, 404)
    kończy run od razu: niezaczęte pozycje są zwalniane, wyjątek idzie wyżej.

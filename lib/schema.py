@@ -42,6 +42,16 @@ BACKFILLS = [
         "UPDATE task SET last_processed_key=CONCAT('[', last_processed_id, ']'), scan_ord=last_processed_id "
         "WHERE last_processed_key IS NULL AND last_processed_id IS NOT NULL",
     ),
+    (
+        # Starszy schemat trzymał rezerwację AI w operation_uuid (czyszczonym po zapisie wyniku):
+        # rezerwacja (claimed_at ustawione) przechodzi do claim_uuid. Nowy kod ustawia claimed_at
+        # zawsze razem z claim_uuid, więc ponowne --init-db niczego nie rusza.
+        "task_item",
+        "claim_uuid",
+        "AI claims moved from operation_uuid to claim_uuid",
+        "UPDATE task_item SET claim_uuid=operation_uuid, operation_uuid=NULL "
+        "WHERE claim_uuid IS NULL AND claimed_at IS NOT NULL AND operation_uuid IS NOT NULL",
+    ),
 ]
 
 # Indeksy starszych schematów zastąpione innymi (usuwane po dodaniu nowych): (tabela, indeks, powód).

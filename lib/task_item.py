@@ -351,16 +351,16 @@ def claim_for_ai(
         rows = db.query(
             "SELECT i.id_task_item, i.text_original, i.original_hash FROM task_item i "
             f"WHERE i.id_task=%s AND {ai_eligible_sql('i')} "
-            "AND (i.operation_uuid IS NULL OR (i.operation_uuid <> %s AND (i.claimed_at IS NULL "
+            "AND (i.claim_uuid IS NULL OR (i.claim_uuid <> %s AND (i.claimed_at IS NULL "
             "OR i.claimed_at < NOW() - INTERVAL %s SECOND "
-            "OR IS_FREE_LOCK(CONCAT(%s, i.operation_uuid)) = 1))) "
+            "OR IS_FREE_LOCK(CONCAT(%s, i.claim_uuid)) = 1))) "
             "ORDER BY i.id_task_item LIMIT %s FOR UPDATE SKIP LOCKED",
             (id_task, max_attempts, operation, claim_timeout_s, lock_prefix, count),
         )
         if rows:
             ids = [row["id_task_item"] for row in rows]
             db.execute(
-                f"UPDATE task_item SET operation_uuid=%s, claimed_at=NOW() WHERE id_task_item IN ({_marks(ids)})",
+                f"UPDATE task_item SET claim_uuid=%s, claimed_at=NOW() WHERE id_task_item IN ({_marks(ids)})",
                 (operation, *ids),
             )
         db.commit()
@@ -380,13 +380,13 @@ def release_claims(db: MySQL, operation: str, ids: list[int] | None = None) -> i
         return 0
     if ids is None:
         sql, params = (
-            "UPDATE task_item SET operation_uuid=NULL, claimed_at=NULL WHERE operation_uuid=%s",
+            "UPDATE task_item SET claim_uuid=NULL, claimed_at=NULL WHERE claim_uuid=%s",
             (operation,),
         )
     else:
         sql = (
-            "UPDATE task_item SET operation_uuid=NULL, claimed_at=NULL "
-            f"WHERE operation_uuid=%s AND id_task_item IN ({_marks(ids)})"
+            "UPDATE task_item SET claim_uuid=NULL, claimed_at=NULL "
+            f"WHERE claim_uuid=%s AND id_task_item IN ({_marks(ids)})"
         )
         params = (operation, *ids)
 
@@ -425,7 +425,9 @@ def store_ai_result(
     cost: Any,
 ) -> int:
     """Zapisuje wynik AI pozycji (status ``processed``), warunkowo: rezerwacja naszej operacji
-    i niezmieniony tekst źródła (``original_hash``). Zapis kończy rezerwację.
+    i niezmieniony tekst źródła (``original_hash``). Zapis kończy rezerwację (``claim_uuid``),
+    a ``operation_uuid`` zostaje identyfikatorem operacji, która wytworzyła wynik (ślad do
+    ``run_log.operation_uuid`` i runu Dagstera).
 
     Args:
         db: Połączenie (autocommit).
@@ -445,9 +447,20 @@ def store_ai_result(
     return db.execute(
         "UPDATE task_item SET text_corrected=%s, local_hash=%s, change_summary=%s, processed_at=NOW(), "
         "status='processed', is_changed=0, tokens_input=%s, tokens_output=%s, cost_usd=%s, ai_error=NULL, "
-        "operation_uuid=NULL, claimed_at=NULL "
-        f"WHERE id_task_item IN ({_marks(ids)}) AND operation_uuid=%s AND original_hash <=> %s",
-        (text, text_hash, summary, tokens_input, tokens_output, cost, *ids, operation, original_hash),
+        "operation_uuid=%s, claim_uuid=NULL, claimed_at=NULL "
+        f"WHERE id_task_item IN ({_marks(ids)}) AND claim_uuid=%s AND original_hash <=> %s",
+        (
+            text,
+            text_hash,
+            summary,
+            tokens_input,
+            tokens_output,
+            cost,
+            operation,
+            *ids,
+            operation,
+            original_hash,
+        ),
     )
 
 
@@ -455,7 +468,7 @@ def store_ai_error(db: MySQL, id_item: int, operation: str, original_hash: str |
     """Zapisuje błąd AI pozycji (``ai_error``, ``ai_attempts + 1``); rezerwacja zostaje do końca runu."""
     return db.execute(
         "UPDATE task_item SET ai_error=%s, ai_attempts=ai_attempts+1 "
-        "WHERE id_task_item=%s AND operation_uuid=%s AND original_hash <=> %s",
+        "WHERE id_task_item=%s AND claim_uuid=%s AND original_hash <=> %s",
         (message[:4000], id_item, operation, original_hash),
     )
 

@@ -70,8 +70,17 @@ def test_correction_stores_exact_fields(settings, db, fake_openai):
     assert row["text_corrected"] == expected
     assert row["local_hash"] == compute_hash(expected)
     assert row["status"] == "processed" and row["is_changed"] == 0
-    assert row["operation_uuid"] is None and row["claimed_at"] is None and row["ai_error"] is None
+    assert row["claim_uuid"] is None and row["claimed_at"] is None and row["ai_error"] is None
     assert row["processed_at"] is not None
+    # operation_uuid zostaje po zapisie: wskazuje run, który wytworzył wynik (run_log -> run Dagstera).
+    assert row["operation_uuid"] == stats["operation_uuid"]
+    assert (
+        db.query_value(
+            "SELECT COUNT(*) FROM run_log WHERE id_task=%s AND kind='ai' AND operation_uuid=%s",
+            (id_task, row["operation_uuid"]),
+        )
+        == 1
+    )
     summary = json.loads(row["change_summary"])
     assert summary["counts"] == {
         "spelling": 2,
@@ -159,7 +168,7 @@ def test_malformed_twice_is_item_error(settings, db, fake_openai):
     stats = ai_worker.run_ai(conf(settings), id_task)
     bad, good = item(db, ids[0]), item(db, ids[1])
     assert bad["status"] == "pending" and bad["ai_attempts"] == 1 and bad["text_corrected"] is None
-    assert "JSON" in bad["ai_error"] and bad["operation_uuid"] is None
+    assert "JSON" in bad["ai_error"] and bad["claim_uuid"] is None and bad["operation_uuid"] is None
     assert good["status"] == "processed"
     assert stats["failed"] == 1 and stats["processed"] == 1
 
@@ -180,7 +189,9 @@ def test_401_stops_run(settings, db, fake_openai):
     with pytest.raises(AiError, match="401"):
         ai_worker.run_ai(conf(settings, AI_CONCURRENCY=1, AI_CLAIM_BATCH=2), id_task)
     rows = [item(db, i) for i in ids]
-    assert all(r["status"] == "pending" and r["operation_uuid"] is None for r in rows)
+    assert all(
+        r["status"] == "pending" and r["claim_uuid"] is None and r["operation_uuid"] is None for r in rows
+    )
     assert all(r["ai_attempts"] == 0 and r["ai_error"] is None for r in rows)
     assert fake_openai["total"] <= 2
     assert db.query_value("SELECT status FROM run_log WHERE id_task=%s", (id_task,)) == "error"
@@ -304,19 +315,15 @@ def test_changed_text_during_run_discards_answer(settings, db, fake_openai):
     thread.join()
     row = item(db, id_item)
     assert stats["discarded"] == 1 and row["text_corrected"] is None and row["status"] == "pending"
-    assert row["operation_uuid"] is None
+    assert row["claim_uuid"] is None and row["operation_uuid"] is None
 
 
 def test_dead_operation_claim_is_reclaimed(settings, db, fake_openai):
     id_task = make_task(db, fake_openai["base_url"])
     dead, alive = add_items(db, id_task, ["bląd martwy", "bląd żywy"])
     dead_op, live_op = str(uuid.uuid4()), str(uuid.uuid4())
-    db.execute(
-        "UPDATE task_item SET operation_uuid=%s, claimed_at=NOW() WHERE id_task_item=%s", (dead_op, dead)
-    )
-    db.execute(
-        "UPDATE task_item SET operation_uuid=%s, claimed_at=NOW() WHERE id_task_item=%s", (live_op, alive)
-    )
+    db.execute("UPDATE task_item SET claim_uuid=%s, claimed_at=NOW() WHERE id_task_item=%s", (dead_op, dead))
+    db.execute("UPDATE task_item SET claim_uuid=%s, claimed_at=NOW() WHERE id_task_item=%s", (live_op, alive))
     holder = pymysql.connect(**MYSQL_SERVER, autocommit=True)
     try:
         with holder.cursor() as cursor:
@@ -325,7 +332,7 @@ def test_dead_operation_claim_is_reclaimed(settings, db, fake_openai):
     finally:
         holder.close()
     assert item(db, dead)["status"] == "processed" and stats["processed"] == 1
-    assert item(db, alive)["status"] == "pending" and item(db, alive)["operation_uuid"] == live_op
+    assert item(db, alive)["status"] == "pending" and item(db, alive)["claim_uuid"] == live_op
     # Właściciel zniknął (połączenie zamknięte): następny run przejmuje od razu.
     ai_worker.run_ai(conf(settings), id_task)
     assert item(db, alive)["status"] == "processed"
@@ -342,7 +349,7 @@ def test_budget_cap_stops_claiming(settings, db, fake_openai):
         "SELECT COUNT(*) FROM task_item WHERE id_task=%s AND status='processed'", (id_task,)
     )
     assert stats["budget_reached"] is True and 3 <= processed <= 5 and stats["processed"] == processed
-    assert db.query_value("SELECT COUNT(*) FROM task_item WHERE operation_uuid IS NOT NULL") == 0
+    assert db.query_value("SELECT COUNT(*) FROM task_item WHERE claim_uuid IS NOT NULL") == 0
     assert db.query_value("SELECT message FROM run_log WHERE id_task=%s", (id_task,)).startswith(
         "osiągnięto limit"
     )
@@ -364,7 +371,7 @@ def test_should_stop_finishes_in_flight_and_releases(settings, db, fake_openai):
         "SELECT COUNT(*) FROM task_item WHERE id_task=%s AND status='processed'", (id_task,)
     )
     assert stats["stopped"] == "manual" and 0 < processed < 40 and stats["processed"] == processed
-    assert db.query_value("SELECT COUNT(*) FROM task_item WHERE operation_uuid IS NOT NULL") == 0
+    assert db.query_value("SELECT COUNT(*) FROM task_item WHERE claim_uuid IS NOT NULL") == 0
     assert db.query_value("SELECT status FROM run_log WHERE id_task=%s", (id_task,)) == "paused"
 
 
@@ -432,6 +439,14 @@ def test_two_processes_share_task_without_duplicates(settings, db, fake_openai):
     runs = db.query("SELECT status, operation_uuid FROM run_log WHERE id_task=%s AND kind='ai'", (id_task,))
     assert [r["status"] for r in runs] == ["completed", "completed"]
     assert {r["operation_uuid"] for r in runs} == {r["operation_uuid"] for r in results}
+    # Każda przetworzona pozycja wskazuje run, który wytworzył jej wynik.
+    producers = db.query(
+        "SELECT operation_uuid, COUNT(*) AS n FROM task_item WHERE id_task=%s GROUP BY operation_uuid",
+        (id_task,),
+    )
+    assert {r["operation_uuid"]: r["n"] for r in producers} == {
+        r["operation_uuid"]: r["processed"] for r in results
+    }
 
 
 @pytest.mark.slow
@@ -441,12 +456,12 @@ def test_killed_process_claims_are_reclaimed_at_once(settings, db, fake_openai):
     add_items(db, id_task, [f"bląd {n}" for n in range(6)])
     proc = _spawn_run(id_task, {**FAST, "AI_CONCURRENCY": 2, "AI_CLAIM_BATCH": 2})
     deadline = time.monotonic() + 15
-    while db.query_value("SELECT COUNT(*) FROM task_item WHERE operation_uuid IS NOT NULL") == 0:
+    while db.query_value("SELECT COUNT(*) FROM task_item WHERE claim_uuid IS NOT NULL") == 0:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     proc.kill()
     proc.communicate()
-    assert db.query_value("SELECT COUNT(*) FROM task_item WHERE operation_uuid IS NOT NULL") > 0
+    assert db.query_value("SELECT COUNT(*) FROM task_item WHERE claim_uuid IS NOT NULL") > 0
     fake_openai["latency"] = 0.0
     time.sleep(0.2)  # serwer MariaDB zamyka sesję zabitego procesu (zwalnia GET_LOCK)
     stats = ai_worker.run_ai(conf(settings), id_task)

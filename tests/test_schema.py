@@ -111,3 +111,41 @@ def test_index_with_changed_columns_is_rebuilt(local_env, settings):
         assert init_db(settings) == []
     finally:
         db.close()
+
+
+def test_upgrade_moves_ai_claims_to_claim_uuid(local_env, settings):
+    """Starszy schemat bez ``claim_uuid``: rezerwacja z ``operation_uuid`` przechodzi do ``claim_uuid``.
+
+    Pozycja bez rezerwacji zachowuje swoje pola; drugie ``--init-db`` niczego nie zmienia, a wynik
+    zapisany już nowym kodem (``operation_uuid`` producenta, bez rezerwacji) nie jest ruszany.
+    """
+    init_db(settings)
+    db = connect_local(settings, autocommit=True)
+    try:
+        db.execute("ALTER TABLE task_item DROP COLUMN claim_uuid")
+        claimed_op = "11111111-1111-1111-1111-111111111111"
+        db.execute(
+            "INSERT INTO task_item (id_task, remote_id, remote_key, source_ord, text_original, status, "
+            "operation_uuid, claimed_at) VALUES (1, 1, '[1]', 1, 'a', 'pending', %s, NOW()), "
+            "(1, 2, '[2]', 2, 'b', 'processed', NULL, NULL)",
+            (claimed_op,),
+        )
+        actions = init_db(settings)
+        assert "added column task_item.claim_uuid" in actions
+        assert (
+            "backfilled 1 rows of task_item.claim_uuid (AI claims moved from operation_uuid to claim_uuid)"
+            in (actions)
+        )
+        rows = db.query(
+            "SELECT remote_id, operation_uuid, claim_uuid, claimed_at FROM task_item ORDER BY remote_id"
+        )
+        assert rows[0]["claim_uuid"] == claimed_op and rows[0]["operation_uuid"] is None
+        assert rows[0]["claimed_at"] is not None
+        assert rows[1]["claim_uuid"] is None and rows[1]["operation_uuid"] is None
+        # Wynik zapisany nowym kodem: operation_uuid producenta zostaje przy kolejnych --init-db.
+        producer = "22222222-2222-2222-2222-222222222222"
+        db.execute("UPDATE task_item SET operation_uuid=%s WHERE remote_id=2", (producer,))
+        assert init_db(settings) == []
+        assert db.query_value("SELECT operation_uuid FROM task_item WHERE remote_id=2") == producer
+    finally:
+        db.close()

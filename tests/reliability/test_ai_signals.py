@@ -75,7 +75,7 @@ def assert_stopped_cleanly(db, id_task: int, fake_openai, reason: str) -> int:
     assert 0 < done < ITEMS
     assert (
         db.query_value(
-            "SELECT COUNT(*) FROM task_item WHERE id_task=%s AND operation_uuid IS NOT NULL", (id_task,)
+            "SELECT COUNT(*) FROM task_item WHERE id_task=%s AND claim_uuid IS NOT NULL", (id_task,)
         )
         == 0
     )

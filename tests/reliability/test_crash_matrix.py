@@ -218,7 +218,9 @@ def ai_task(db, base_url: str, id_model: int) -> int:
 def ai_outcome(db, id_task: int):
     """Wynik AI niezależny od tego, która pozycja grupy duplikatów była liderem."""
     rows = db.query(
-        "SELECT remote_id, status, text_corrected, local_hash, operation_uuid, ai_attempts FROM task_item "
+        "SELECT remote_id, status, text_corrected, local_hash, claim_uuid, ai_attempts, "
+        "operation_uuid IN (SELECT operation_uuid FROM run_log r WHERE r.id_task=task_item.id_task AND r.kind='ai') "
+        "AS produced_by_logged_run FROM task_item "
         "WHERE id_task=%s ORDER BY remote_id",
         (id_task,),
     )
@@ -269,7 +271,7 @@ def test_ai_killed_at_checkpoint_then_rerun_pays_each_text_once(
 
     rows, paid = ai_outcome(db, victim)
     assert_killed_run_closed(db, victim)
-    assert all(r[1] == "processed" and r[4] is None and r[5] == 0 for r in rows)
+    assert all(r[1] == "processed" and r[4] is None and r[5] == 0 and r[6] == 1 for r in rows)
     assert [p[1] for p in paid] == [1] * 30  # każdy różny tekst opłacony dokładnie raz
     assert (rows, paid) == ai_outcome(db, twin)
     total = db.query_value("SELECT SUM(cost_usd) FROM task_item WHERE id_task=%s", (victim,))
