@@ -5,6 +5,8 @@ Przykłady:
     python ai.py --id_task 7 [--limit 100]   # przetwórz pozycje pending/outdated zadania 7
     python ai.py                             # wszystkie zadania z aktywnym modelem i pozycjami do zrobienia
     python ai.py --id_task 7 --dry-run       # ile pozycji, znaków, tokenów i kosztu - bez wysyłania
+    python ai.py --collect [--id_task 7]     # tryb batch: odpytaj batche OpenAI i odbierz zakończone
+    python ai.py --cancel-batch 12           # tryb batch: anuluj batch 12 (pozycje wrócą do kolejki)
 
 Kody wyjścia jak w sync.py: 0 sukces (też pauza na żądanie), 1 błąd runu, 2 błąd użycia/konfiguracji.
 """
@@ -29,6 +31,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=None, help="najwyżej tyle pozycji w tym runie")
     parser.add_argument("--dry-run", action="store_true", help="tylko policz pozycje, znaki, tokeny i koszt")
     parser.add_argument("--max-seconds", type=float, default=None, help="limit czasu runu; potem pauza")
+    parser.add_argument(
+        "--collect",
+        action="store_true",
+        help="tryb batch: odpytaj wysłane batche i odbierz wyniki zakończonych (dla crona, bez sensora)",
+    )
+    parser.add_argument(
+        "--cancel-batch", type=int, default=None, metavar="ID", help="tryb batch: anuluj batch (ai_batch.id)"
+    )
     parser.add_argument("--env-file", default=None, help="ścieżka pliku .env")
     args = parser.parse_args(argv)
     if args.limit is not None and args.limit < 1:
@@ -39,11 +49,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_one(
-    settings: dict, instance, id_task: int, limit: int | None, max_seconds: float | None, env_file: str | None
+    settings: dict,
+    instance,
+    id_task: int,
+    limit: int | None,
+    max_seconds: float | None,
+    env_file: str | None,
+    id_ai_batch: int | None = None,
 ) -> int:
-    """Materializuje ``ai_corrections`` dla zadania i zwraca kod wyjścia."""
+    """Materializuje ``ai_corrections`` dla zadania (``id_ai_batch``: odbiór batcha) i zwraca kod wyjścia."""
     from ailexia_dagster.assets import ai_corrections
-    from ailexia_dagster.constants import TAG_LIMIT
+    from ailexia_dagster.constants import TAG_AI_BATCH, TAG_LIMIT
     from ailexia_dagster.runner import materialize_task, run_tags
 
     db = connect_local(settings, autocommit=True)
@@ -56,12 +72,28 @@ def run_one(
     tags = run_tags(id_task, task_row["id_database_connection"], "ai", max_seconds)
     if limit:
         tags[TAG_LIMIT] = str(limit)
+    if id_ai_batch is not None:
+        tags[TAG_AI_BATCH] = str(id_ai_batch)
     ok, message = materialize_task(instance, [ai_corrections], id_task, tags, env_file)
     if not ok:
         print(f"ai: zadanie {id_task}: {message}", file=sys.stderr)
         return 1
-    print(f"ai: zadanie {id_task}: gotowe")
+    print(f"ai: zadanie {id_task}: gotowe" + (f" (batch {id_ai_batch} odebrany)" if id_ai_batch else ""))
     return 0
+
+
+def collect(settings: dict, instance, id_task: int | None, env_file: str | None) -> int:
+    """Odpytuje batche i zleca (w tym procesie) odbiór zakończonych i dokończenie porzuconych wysyłek."""
+    from lib import ai_batch_ingest
+
+    work = ai_batch_ingest.poll_batches(settings, id_task)
+    if not work:
+        print("ai: brak zakończonych batchy do odebrania")
+    worst = 0
+    for item in work:
+        batch = item["id_ai_batch"] if item["action"] == "ingest" else None
+        worst = max(worst, run_one(settings, instance, item["id_task"], None, None, env_file, batch))
+    return worst
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,10 +109,17 @@ def main(argv: list[str] | None = None) -> int:
             for key, value in estimate.items():
                 print(f"{key}: {value}")
             return 0
+        if args.cancel_batch is not None:
+            from lib import ai_batch
+
+            print(f"ai: {ai_batch.cancel_batch(settings, args.cancel_batch)}")
+            return 0
         from ailexia_dagster.runner import get_instance
 
         install_signal_handlers()
         instance = get_instance(settings)
+        if args.collect:
+            return collect(settings, instance, args.id_task, args.env_file)
         if args.id_task is not None:
             return run_one(settings, instance, args.id_task, args.limit, args.max_seconds, args.env_file)
         from lib.scheduling import tasks_with_pending_ai

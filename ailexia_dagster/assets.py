@@ -21,6 +21,7 @@ from ailexia_dagster.constants import (
     AI_CORRECTIONS,
     REMOTE_SNAPSHOT,
     SOURCE_EXPORT,
+    TAG_AI_BATCH,
     TAG_LIMIT,
     TAG_MAX_SECONDS,
     TASK_ITEM_HASHES,
@@ -167,14 +168,20 @@ def task_item_hashes(context: AssetExecutionContext, ailexia: AilexiaResource) -
     group_name="ai",
     deps=[TASK_ITEM_HASHES],
     kinds={"python", "openai"},
-    description="Korekta lub tłumaczenie pozycji pending/outdated modelem z ai_model (API zgodne z OpenAI).",
+    description=(
+        "Korekta lub tłumaczenie pozycji pending/outdated modelem z ai_model (API zgodne z OpenAI). "
+        "Tryb batch: wysyłka batchy OpenAI; run z tagiem ailexia/ai_batch odbiera wyniki batcha."
+    ),
 )
 def ai_corrections(
     context: AssetExecutionContext, ailexia: AilexiaResource, config: RunControlConfig
 ) -> MaterializeResult:
-    """Przetwarza pozycje zadania modelem AI."""
+    """Przetwarza pozycje zadania modelem AI (albo wysyła / odbiera batch OpenAI)."""
     limit = int(context.run.tags.get(TAG_LIMIT, 0) or 0) or None
-    return _run_controlled(context, ailexia, config, "ai", "processed", ai_worker.run_ai, limit=limit)
+    id_ai_batch = int(context.run.tags.get(TAG_AI_BATCH, 0) or 0) or None
+    return _run_controlled(
+        context, ailexia, config, "ai", "processed", ai_worker.run_ai, limit=limit, id_ai_batch=id_ai_batch
+    )
 
 
 @asset(

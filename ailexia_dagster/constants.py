@@ -18,7 +18,10 @@ TAG_KIND = "ailexia/kind"
 TAG_MAX_SECONDS = "ailexia/max_seconds"
 TAG_LIMIT = "ailexia/limit"
 TAG_REQUEST = "ailexia/request"
+# Run odbioru wyników batcha OpenAI (id_ai_batch); bez tagu run AI wysyła nowe batche.
+TAG_AI_BATCH = "ailexia/ai_batch"
 
 # Sensory.
 TASK_SENSOR = "task_sensor"
 AI_AFTER_SYNC_SENSOR = "ai_after_sync_sensor"
+AI_BATCH_SENSOR = "ai_batch_sensor"

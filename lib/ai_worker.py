@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from lib import ai_client, faults, prompts, task_item
+from lib import ai_batch, ai_batch_ingest, ai_client, faults, prompts, task_item
 from lib.control import StopCheck
 from lib.db_local import MySQL, connect_local
 from lib.db_utils import get_logger, hash_function, hash_text, mask_secrets, register_secrets
@@ -562,8 +562,13 @@ def run_ai(
     should_stop: StopCheck | None = None,
     progress: Progress | None = None,
     limit: int | None = None,
+    id_ai_batch: int | None = None,
 ) -> dict[str, Any]:
     """Przetwarza modelem AI pozycje pending/outdated zadania.
+
+    Zadanie w trybie batch (``task.ai_batch_mode``, inaczej ``ai_model.batch_mode``) idzie do
+    ``lib.ai_batch.run_submit`` (wysyłka batchy OpenAI); ``id_ai_batch`` zleca odbiór wyników
+    zakończonego batcha (``lib.ai_batch_ingest.run_ingest``).
 
     Args:
         settings: Ustawienia (``AI_*``, lokalna baza).
@@ -573,6 +578,7 @@ def run_ai(
             ``time_limit``, ``signal``) albo ``None``; wołana przed każdą rezerwacją.
         progress: Wołana po zakończeniu kolejnych pozycji ze statystykami do tej chwili.
         limit: Najwyżej tyle pozycji w tym runie (``None`` = wszystkie).
+        id_ai_batch: Odbiór wyników tego batcha zamiast przetwarzania pozycji.
 
     Returns:
         Statystyki: processed, failed, skipped (reused + discarded), reused, discarded,
@@ -590,6 +596,10 @@ def run_ai(
     stats = _new_stats()
     with connect_local(settings, autocommit=True) as db:
         task, model = _load_task(db, id_task)
+    if id_ai_batch is not None:
+        return ai_batch_ingest.run_ingest(settings, task, id_ai_batch, run_id=run_id)
+    if ai_batch.is_batch_mode(task, model):
+        return ai_batch.run_submit(settings, task, model, run_id=run_id, should_stop=should_stop, limit=limit)
     base_url, api_key = resolve_endpoint(settings, model)
 
     def body(control: MySQL, operation: str) -> dict[str, Any]:

@@ -51,6 +51,7 @@ SETTINGS_SPEC: dict[str, tuple[str, Any, str]] = {
     ),
     "AI_CLAIM_BATCH": ("int", 20, "Ile pozycji zadania AI rezerwuje naraz"),
     "AI_CLAIM_TIMEOUT_S": ("int", 900, "Po tylu sekundach niedokończona rezerwacja może być przejęta"),
+    "AI_BATCH_MAX_ITEMS": ("int", 20000, "Tryb batch: najwięcej pozycji w jednym batchu OpenAI"),
     "DAGSTER_HOME": ("str", ".dagster_home", "Katalog instancji Dagstera (wspólny dla UI i skryptów)"),
     "SENSOR_INTERVAL_S": ("int", 30, "Co ile sekund sensor task_sensor sprawdza tabelę task"),
     "SENSOR_STALE_QUEUED_S": (

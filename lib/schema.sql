@@ -159,6 +159,7 @@ CREATE TABLE IF NOT EXISTS `ai_batch` (
   `tokens_output` BIGINT UNSIGNED DEFAULT 0,
   `cost_usd` DECIMAL(12,6) DEFAULT 0 COMMENT 'Koszt po cenach batch modelu',
   `cancel_requested` TINYINT(1) DEFAULT 0 COMMENT '1 = operator anulował batch',
+  `attempts` INT UNSIGNED DEFAULT 0 COMMENT 'Ile razy run przejął batch (dokończenie wysyłki, odbiór wyników)',
   `error` TEXT DEFAULT NULL COMMENT 'Ostatni błąd wysyłki, odpytywania albo przetwarzania',
   `created_at` DATETIME DEFAULT CURRENT_TIMESTAMP,
   `updated_at` DATETIME DEFAULT NULL ON UPDATE CURRENT_TIMESTAMP,

@@ -19,9 +19,17 @@ from lib.db_local import MySQL, retry_on_deadlock
 # --- reguły -----------------------------------------------------------------------------
 
 # Pozycja, którą AI mogłoby przetworzyć (bez limitu prób): do korekty, nieusunięta, z tekstem.
+# Pozycja czekająca w batchu OpenAI (``id_ai_batch``) nie jest kandydatem, dopóki batch jej nie odda.
 _AI_CANDIDATE = (
     "{a}status IN ('pending','outdated') AND {a}deleted_at IS NULL "
-    "AND {a}text_original IS NOT NULL AND {a}text_original <> ''"
+    "AND {a}text_original IS NOT NULL AND {a}text_original <> '' AND {a}id_ai_batch IS NULL"
+)
+# Rezerwacja pozycji jest wolna: brak, albo cudza i starsza niż limit albo z wolną blokadą
+# właściciela (proces nie żyje). Parametry: własny uuid, ``AI_CLAIM_TIMEOUT_S``, prefiks blokady.
+_CLAIM_FREE = (
+    "({a}claim_uuid IS NULL OR ({a}claim_uuid <> %s AND ({a}claimed_at IS NULL "
+    "OR {a}claimed_at < NOW() - INTERVAL %s SECOND "
+    "OR IS_FREE_LOCK(CONCAT(%s, {a}claim_uuid)) = 1)))"
 )
 # Statusy, których wynik AI dla tego samego tekstu można użyć ponownie (``rejected`` celowo nie).
 REUSABLE_STATUSES = ("processed", "accepted", "exported")
@@ -350,10 +358,7 @@ def claim_for_ai(
         db.begin()
         rows = db.query(
             "SELECT i.id_task_item, i.text_original, i.original_hash FROM task_item i "
-            f"WHERE i.id_task=%s AND {ai_eligible_sql('i')} "
-            "AND (i.claim_uuid IS NULL OR (i.claim_uuid <> %s AND (i.claimed_at IS NULL "
-            "OR i.claimed_at < NOW() - INTERVAL %s SECOND "
-            "OR IS_FREE_LOCK(CONCAT(%s, i.claim_uuid)) = 1))) "
+            f"WHERE i.id_task=%s AND {ai_eligible_sql('i')} AND {_CLAIM_FREE.format(a='i.')} "
             "ORDER BY i.id_task_item LIMIT %s FOR UPDATE SKIP LOCKED",
             (id_task, max_attempts, operation, claim_timeout_s, lock_prefix, count),
         )
@@ -423,6 +428,7 @@ def store_ai_result(
     tokens_input: int,
     tokens_output: int,
     cost: Any,
+    claim: str | None = None,
 ) -> int:
     """Zapisuje wynik AI pozycji (status ``processed``), warunkowo: rezerwacja naszej operacji
     i niezmieniony tekst źródła (``original_hash``). Zapis kończy rezerwację (``claim_uuid``),
@@ -440,6 +446,8 @@ def store_ai_result(
         tokens_input: Tokeny wejściowe tej pozycji.
         tokens_output: Tokeny wyjściowe tej pozycji.
         cost: Koszt tej pozycji (USD).
+        claim: Rezerwacja, pod którą pozycja czeka, gdy inna niż ``operation`` (batch: ``claim_uuid``
+            batcha, a ``operation`` to run, który zapisuje wyniki); zapis zwalnia też ``id_ai_batch``.
 
     Returns:
         Liczba zapisanych pozycji (mniej niż ``len(ids)``, gdy tekst części zmienił się w międzyczasie).
@@ -447,7 +455,7 @@ def store_ai_result(
     return db.execute(
         "UPDATE task_item SET text_corrected=%s, local_hash=%s, change_summary=%s, processed_at=NOW(), "
         "status='processed', is_changed=0, tokens_input=%s, tokens_output=%s, cost_usd=%s, ai_error=NULL, "
-        "operation_uuid=%s, claim_uuid=NULL, claimed_at=NULL "
+        "operation_uuid=%s, claim_uuid=NULL, claimed_at=NULL, id_ai_batch=NULL "
         f"WHERE id_task_item IN ({_marks(ids)}) AND claim_uuid=%s AND original_hash <=> %s",
         (
             text,
@@ -458,7 +466,7 @@ def store_ai_result(
             cost,
             operation,
             *ids,
-            operation,
+            claim or operation,
             original_hash,
         ),
     )
@@ -470,6 +478,110 @@ def store_ai_error(db: MySQL, id_item: int, operation: str, original_hash: str |
         "UPDATE task_item SET ai_error=%s, ai_attempts=ai_attempts+1 "
         "WHERE id_task_item=%s AND claim_uuid=%s AND original_hash <=> %s",
         (message[:4000], id_item, operation, original_hash),
+    )
+
+
+# --- AI: pozycje w batchu OpenAI (lib/ai_batch.py) ----------------------------------------
+
+
+def claim_for_batch(
+    db: MySQL,
+    id_task: int,
+    id_ai_batch: int,
+    claim: str,
+    count: int,
+    max_attempts: int,
+    claim_timeout_s: int,
+    lock_prefix: str,
+) -> int:
+    """Rezerwuje do ``count`` pozycji dla batcha: ``claim_uuid`` batcha i ``id_ai_batch``.
+
+    Te same pozycje i ta sama reguła wolnej rezerwacji co ``claim_for_ai``. Nie zatwierdza:
+    wołający zapisuje wiersz ``ai_batch`` i rezerwacje w jednej transakcji (albo nic).
+
+    Returns:
+        Liczba zarezerwowanych pozycji.
+    """
+    rows = db.query(
+        "SELECT i.id_task_item FROM task_item i "
+        f"WHERE i.id_task=%s AND {ai_eligible_sql('i')} AND {_CLAIM_FREE.format(a='i.')} "
+        "ORDER BY i.id_task_item LIMIT %s FOR UPDATE SKIP LOCKED",
+        (id_task, max_attempts, claim, claim_timeout_s, lock_prefix, count),
+    )
+    ids = [row["id_task_item"] for row in rows]
+    for start in range(0, len(ids), 1000):
+        part = ids[start : start + 1000]
+        db.execute(
+            "UPDATE task_item SET claim_uuid=%s, claimed_at=NOW(), id_ai_batch=%s "
+            f"WHERE id_task_item IN ({_marks(part)})",
+            (claim, id_ai_batch, *part),
+        )
+    return len(ids)
+
+
+def batch_items(db: MySQL, id_ai_batch: int, claim: str) -> list[dict[str, Any]]:
+    """Pozycje wciąż czekające w batchu: ``(id_task_item, original_hash)`` rosnąco po id."""
+    return db.query(
+        "SELECT id_task_item, original_hash FROM task_item WHERE id_ai_batch=%s AND claim_uuid=%s "
+        "ORDER BY id_task_item",
+        (id_ai_batch, claim),
+    )
+
+
+def item_texts(db: MySQL, ids: list[int]) -> dict[int, str]:
+    """Teksty źródłowe pozycji: ``id_task_item -> text_original``."""
+    if not ids:
+        return {}
+    rows = db.query(
+        f"SELECT id_task_item, text_original FROM task_item WHERE id_task_item IN ({_marks(ids)})", tuple(ids)
+    )
+    return {row["id_task_item"]: row["text_original"] for row in rows}
+
+
+def store_batch_error(
+    db: MySQL, id_ai_batch: int, claim: str, original_hash: str | None, message: str, count_attempt: bool
+) -> int:
+    """Błąd linii batcha: pozycje z tym tekstem wracają do kolejki z ``ai_error``.
+
+    Zapis zwalnia rezerwację i ``id_ai_batch`` w tym samym poleceniu, więc ponowne przetworzenie
+    pliku błędów nie liczy próby drugi raz.
+
+    Args:
+        db: Połączenie (transakcją rządzi wołający).
+        id_ai_batch: Batch.
+        claim: ``claim_uuid`` batcha.
+        original_hash: Hash tekstu linii.
+        message: Opis błędu.
+        count_attempt: ``True`` = ``ai_attempts + 1`` (błąd modelu); ``False`` dla linii, których
+            dostawca nie wykonał (batch wygasł albo anulowany).
+
+    Returns:
+        Liczba pozycji.
+    """
+    return db.execute(
+        f"UPDATE task_item SET ai_error=%s, ai_attempts=ai_attempts+{1 if count_attempt else 0}, "
+        "claim_uuid=NULL, claimed_at=NULL, id_ai_batch=NULL "
+        "WHERE id_ai_batch=%s AND claim_uuid=%s AND original_hash <=> %s",
+        (message[:4000], id_ai_batch, claim, original_hash),
+    )
+
+
+def release_batch_items(db: MySQL, id_ai_batch: int, claim: str, message: str | None) -> int:
+    """Oddaje do kolejki wszystkie pozycje, które wciąż czekają w batchu (bez liczenia próby).
+
+    Args:
+        db: Połączenie (transakcją rządzi wołający).
+        id_ai_batch: Batch.
+        claim: ``claim_uuid`` batcha.
+        message: ``ai_error`` dla oddanych pozycji (``None`` = bez zmiany).
+
+    Returns:
+        Liczba oddanych pozycji.
+    """
+    return db.execute(
+        "UPDATE task_item SET ai_error=COALESCE(%s, ai_error), claim_uuid=NULL, claimed_at=NULL, id_ai_batch=NULL "
+        "WHERE id_ai_batch=%s AND claim_uuid=%s",
+        (message[:4000] if message else None, id_ai_batch, claim),
     )
 
 
@@ -901,10 +1013,20 @@ def task_counts(db: MySQL, task_columns: str, id_task: int | None = None) -> lis
         f"FROM task_item{'' if one else ' FORCE INDEX (PRIMARY)'} WHERE {item_filter} GROUP BY id_task",
         params,
     )
+    # Pozycje czekające w batchu OpenAI (indeks id_ai_batch: czyta tylko takie pozycje).
+    in_batch = db.query(
+        f"SELECT id_task, COUNT(*) AS n FROM task_item WHERE id_ai_batch IS NOT NULL AND {item_filter} "
+        "GROUP BY id_task",
+        params,
+    )
     by_task: dict[int, dict[str, Any]] = {}
     for row in rows:
         row.update(
-            {f"items_{s}": 0 for s in _COUNTED_STATUSES}, items_total=0, tokens_input=0, tokens_output=0
+            {f"items_{s}": 0 for s in _COUNTED_STATUSES},
+            items_total=0,
+            items_in_batch=0,
+            tokens_input=0,
+            tokens_output=0,
         )
         row["cost_usd"] = Decimal(0)
         by_task[int(row["id_task"])] = row
@@ -913,6 +1035,10 @@ def task_counts(db: MySQL, task_columns: str, id_task: int | None = None) -> lis
         if row is not None:
             row[f"items_{count['status']}"] = int(count["n"])
             row["items_total"] += int(count["n"])
+    for count in in_batch:
+        row = by_task.get(int(count["id_task"]))
+        if row is not None:
+            row["items_in_batch"] = int(count["n"])
     for sums in usage:
         row = by_task.get(int(sums["id_task"]))
         if row is not None:
