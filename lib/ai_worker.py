@@ -649,7 +649,8 @@ def dry_run(settings: dict[str, Any], id_task: int) -> dict[str, Any]:
 
     Returns:
         ``items``, ``distinct_texts``, ``characters`` (tekstów różnych), ``estimated_tokens_input``,
-        ``estimated_tokens_output``, ``estimated_cost_usd``, ``model``.
+        ``estimated_tokens_output``, ``estimated_cost_usd``, ``model``, ``batch_mode`` (koszt po cenach
+        batch, gdy ``True``).
 
     Raises:
         UsageError: Nieznane zadanie.
@@ -667,7 +668,10 @@ def dry_run(settings: dict[str, Any], id_task: int) -> dict[str, Any]:
     )
     tokens_in = characters // 4 + distinct * (len(prompt) // 4 + 10)
     tokens_out = characters // 4 + distinct * OUTPUT_OVERHEAD_TOKENS
-    cost = ai_client.compute_cost(tokens_in, 0, tokens_out, model)
+    batch_mode = ai_batch.is_batch_mode(task, model)
+    # Tryb batch: szacunek po cenach Batch API (ai_model.price_batch_*, domyślnie połowa).
+    prices = ai_client.batch_price_row(model) if batch_mode else model
+    cost = ai_client.compute_cost(tokens_in, 0, tokens_out, prices)
     return {
         "items": work["items"],
         "distinct_texts": distinct,
@@ -676,4 +680,5 @@ def dry_run(settings: dict[str, Any], id_task: int) -> dict[str, Any]:
         "estimated_tokens_output": tokens_out,
         "estimated_cost_usd": float(cost),
         "model": model["model"],
+        "batch_mode": batch_mode,
     }

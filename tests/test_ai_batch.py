@@ -8,6 +8,7 @@ bez drugiego batcha dla tych samych pozycji, z każdym wynikiem zapisanym raz.
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from decimal import Decimal
 import pytest
 from dagster import build_sensor_context
 from dagster._core.test_utils import instance_for_test
+from starlette.templating import Jinja2Templates
 
 from ailexia_dagster.constants import TAG_AI_BATCH
 from ailexia_dagster.definitions import defs
@@ -23,6 +25,7 @@ from ailexia_dagster.resources import AilexiaResource
 from ailexia_dagster.runner import materialize_task
 from ailexia_dagster.sensors import ai_batch_sensor
 from lib import ai_batch, ai_batch_ingest, ai_client, ai_worker, prompts, status
+from lib.review_web import TEMPLATES_DIR
 from lib.schema import init_db
 from tests.conftest import PROJECT_ROOT
 from tests.fake_openai import add_fault, fake_openai_fixture, finish_batches, usage_for  # noqa: F401
@@ -420,3 +423,76 @@ def test_sensor_requests_one_ingest_run_per_batch_state(settings, db, fake_opena
         assert batches(db, id_task)[0]["status"] == "ingested"
         again = ai_batch_sensor.evaluate_tick(context)
         assert not again.run_requests
+
+
+def test_text_changed_in_source_while_in_batch(settings, db, fake_openai):
+    """Sync zmienił tekst pozycji czekającej w batchu: odpowiedź dla starego tekstu nie jest zapisana."""
+    fake_openai["batch_mode"] = "hold"
+    id_task = make_batch_task(db, fake_openai["base_url"])
+    changed, kept = add_items(db, id_task, ["stary bląd", "bląd"])
+    ai_worker.run_ai(conf(settings), id_task)
+    db.execute(
+        "UPDATE task_item SET text_original='nowy tekst', original_hash=SHA2('nowy tekst', 256), status='outdated' "
+        "WHERE id_task_item=%s",
+        (changed,),
+    )
+    finish_batches(fake_openai)
+    [result] = collect(conf(settings), id_task)
+    assert result["processed"] == 1
+    row = item(db, changed)
+    assert row["status"] == "outdated" and row["text_corrected"] is None and row["cost_usd"] == 0
+    assert row["id_ai_batch"] is None and row["claim_uuid"] is None and row["ai_attempts"] == 0
+    assert item(db, kept)["status"] == "processed"
+    # Nowy tekst idzie w następnym batchu.
+    ai_worker.run_ai(conf(settings), id_task)
+    finish_batches(fake_openai)
+    collect(conf(settings), id_task)
+    assert item(db, changed)["status"] == "processed" and item(db, changed)["text_corrected"] == "nowy tekst"
+
+
+def test_status_page_and_dry_run_show_batch(settings, db, fake_openai):
+    fake_openai["batch_mode"] = "hold"
+    id_task = make_batch_task(
+        db, fake_openai["base_url"], price_input_per_mtok="2.0", price_output_per_mtok="8.0"
+    )
+    add_items(db, id_task, ["bląd", "drugi"])
+    estimate = ai_worker.dry_run(conf(settings), id_task)
+    db.execute("UPDATE task SET ai_batch_mode=0 WHERE id_task=%s", (id_task,))
+    online = ai_worker.dry_run(conf(settings), id_task)
+    assert estimate["batch_mode"] and not online["batch_mode"]
+    assert estimate["estimated_cost_usd"] == pytest.approx(online["estimated_cost_usd"] / 2)
+    db.execute("UPDATE task SET ai_batch_mode=NULL WHERE id_task=%s", (id_task,))
+    ai_worker.run_ai(conf(settings), id_task)
+    templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+    html = templates.get_template("tasks.html").render(tasks=status.collect_status(settings), csrf="")
+    assert "w batchu" in html
+    row = html.split(f'data-task="{id_task}"')[1].split("</tr>")[0]
+    cells = [re.sub(r"<[^>]+>", "", c.split("</td>")[0]) for c in row.split('<td class="num">')[1:]]
+    assert cells[1] == "2"  # kolumna "w batchu" po "pending"
+
+
+def test_cli_collect_and_cancel(settings, db, fake_openai, capsys):
+    """``ai.py --collect`` (cron bez sensora) odbiera zakończone batche; ``--cancel-batch`` anuluje."""
+    import ai
+
+    fake_openai["batch_mode"] = "hold"
+    id_task = make_batch_task(db, fake_openai["base_url"])
+    add_items(db, id_task, ["bląd", "drugi"])
+    ai_worker.run_ai(conf(settings), id_task)
+    other = make_batch_task(db, fake_openai["base_url"], task_batch=1)
+    add_items(db, other, ["trzeci"], start=50)
+    ai_worker.run_ai(conf(settings), other)
+    [first, second] = db.query("SELECT id_ai_batch FROM ai_batch ORDER BY id_ai_batch")
+    assert ai.main(["--collect"]) == 0 and "brak zakończonych" in capsys.readouterr().out
+    assert ai.main(["--cancel-batch", str(second["id_ai_batch"])]) == 0
+    assert "anulowanie zlecone" in capsys.readouterr().out
+    finish_batches(fake_openai)
+    assert ai.main(["--collect"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        f"batch {first['id_ai_batch']} odebrany" in out and f"batch {second['id_ai_batch']} odebrany" in out
+    )
+    assert {one["status"] for one in items(db, id_task)} == {"processed"}
+    [cancelled] = items(db, other)
+    assert cancelled["status"] == "pending" and "batch_cancelled" in cancelled["ai_error"]
+    assert ai.main(["--cancel-batch", "999"]) == 2
