@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from decimal import Decimal
 
 import pytest
@@ -297,6 +298,16 @@ def test_cancel_submitted_batch(settings, db, fake_openai):
 # --- awarie (SIGKILL podprocesu w punktach lib/faults.py) ----------------------------------
 
 
+def wait_work(db, id_task, timeout=10.0):
+    """``pending_work`` zadania, gdy serwer MySQL zwolni blokady zabitego procesu (zamknięcie sesji trwa chwilę)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        work = ai_batch_ingest.pending_work(db, id_task)
+        if work or time.monotonic() > deadline:
+            return work
+        time.sleep(0.05)
+
+
 def run_killed(local_env, settings, id_task, fault, extra_env=None, id_ai_batch=None):
     """Run AI zadania w podprocesie z ``AILEXIA_FAULT``; zwraca kod wyjścia."""
     env = {**os.environ, **local_env, "AILEXIA_FAULT": fault, **(extra_env or {})}
@@ -331,7 +342,7 @@ def test_crash_during_submit_never_makes_two_batches(
     assert fake_openai["batch_calls"]["batches.create"] == creates
     # Pozycje nie giną i nie są brane przez nikogo innego, dopóki batch nie jest odzyskany.
     assert all(item(db, i)["claim_uuid"] == row["claim_uuid"] for i in ids)
-    assert ai_batch_ingest.pending_work(db, id_task) == [
+    assert wait_work(db, id_task) == [
         {
             "id_ai_batch": row["id_ai_batch"],
             "id_task": id_task,
@@ -372,7 +383,7 @@ def test_crash_mid_ingest_stores_each_result_once(local_env, settings, db, fake_
     [row] = batches(db, id_task)
     assert row["status"] == "ended"
     # Sensor widzi batch do odebrania ponownie (nowy klucz runu: przejęcie policzone).
-    [again] = ai_batch_ingest.pending_work(db, id_task)
+    [again] = wait_work(db, id_task)
     assert again["run_key"] != work["run_key"] and again["action"] == "ingest"
     result = ai_worker.run_ai(conf(settings), id_task, id_ai_batch=row["id_ai_batch"])
     assert result["processed"] == 250
@@ -387,6 +398,7 @@ def test_cancel_before_submission_abandons_batch(local_env, settings, db, fake_o
     id_task = make_batch_task(db, fake_openai["base_url"])
     ids = add_items(db, id_task, ["bląd", "drugi"])
     assert run_killed(local_env, settings, id_task, "ai_batch.uploaded") == KILLED
+    assert wait_work(db, id_task)
     [row] = batches(db, id_task)
     assert "przed wysłaniem" in ai_batch.cancel_batch(settings, row["id_ai_batch"])
     assert (
