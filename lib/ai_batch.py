@@ -151,6 +151,25 @@ def find_provider_batch(client: openai.OpenAI, claim: str) -> Any | None:
     return None
 
 
+def input_file_name(claim: str) -> str:
+    """Nazwa pliku JSONL batcha u dostawcy (po niej odzyskiwanie znajduje osierocony upload)."""
+    return f"ailexia-{claim}.jsonl"
+
+
+def delete_orphan_uploads(client: openai.OpenAI, claim: str) -> int:
+    """Usuwa u dostawcy pliki tego batcha wysłane przed awarią, zanim ich id zostało zapisane.
+
+    Returns:
+        Liczba usuniętych plików.
+    """
+    name = input_file_name(claim)
+    orphans = [f.id for f in client.files.list(purpose="batch") if f.filename == name]
+    for file_id in orphans:
+        client.files.delete(file_id)
+        log.info("usunięto osierocony plik batcha %s (%s)", file_id, name)
+    return len(orphans)
+
+
 def abandon(db: MySQL, batch: dict[str, Any], message: str) -> int:
     """Porzuca batch, który na pewno nie istnieje u dostawcy: pozycje wracają do kolejki. Zatwierdza.
 
@@ -309,6 +328,12 @@ def _submit(
     # Plik wysłany przez ten run: batcha na pewno jeszcze nie ma, lista u dostawcy zbędna.
     just_uploaded = False
     if batch["status"] == "preparing":
+        if int(batch["attempts"] or 0) > 0:
+            # Dokończenie po awarii: plik mógł zostać wysłany przed zapisem jego id.
+            try:
+                stats["orphan_files_deleted"] += delete_orphan_uploads(client, batch["claim_uuid"])
+            except openai.APIError as exc:
+                _submit_failed(db, client, batch, exc, "sprzątanie osieroconego pliku")
         _store_reused(db, task, batch, operation, stats)
         with tempfile.TemporaryFile() as handle:
             lines = write_requests(db, settings, task, model, batch, handle)
@@ -400,6 +425,7 @@ def _new_stats() -> dict[str, Any]:
         "batches_submitted": 0,
         "batches_recovered": 0,
         "batches_found": 0,
+        "orphan_files_deleted": 0,
         "stopped": None,
         "budget_reached": False,
     }

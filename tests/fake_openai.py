@@ -10,7 +10,7 @@ nie-JSON, 401, 404), tryb odrzucania ``response_format`` (jak llama.cpp), liczni
 (łącznie i per tekst wejściowy), zapis zapytań oraz bramkę (``gate``): zapytania czekają, aż
 nadejdzie ich łącznie tyle, ile ustawiono — np. by dowieść, że pracują dwa procesy naraz.
 
-Batch API: ``/v1/files`` (upload multipart, obiekt pliku, ``/content``) i ``/v1/batches``
+Batch API: ``/v1/files`` (upload multipart, lista, obiekt pliku, ``/content``, DELETE) i ``/v1/batches``
 (create, retrieve, list z ``after``/``has_more``, cancel). Linie batcha przechodzą przez tę samą
 odpowiedź czatu (``chat_answer``, z błędami z ``add_fault``); koniec batcha sterowany stanem:
 ``batch_mode`` (``complete`` przy pierwszym retrieve albo ``hold`` do ``finish_batches``),
@@ -359,8 +359,16 @@ def batch_post(state: dict[str, Any], path: str, raw: bytes, content_type: str) 
 
 
 def batch_get(state: dict[str, Any], path: str, full_path: str) -> tuple[int, Any]:
-    """GET /v1/files/{id}[/content], /v1/batches, /v1/batches/{id}."""
+    """GET /v1/files (lista), /v1/files/{id}[/content], /v1/batches, /v1/batches/{id}."""
     parts = path.split("/")
+    if path == "/v1/files":
+        state["batch_calls"]["files.list"] += 1
+        query = urllib.parse.parse_qs(urllib.parse.urlparse(full_path).query)
+        purpose = query.get("purpose", [None])[0]
+        data = [
+            f["info"] for f in reversed(state["files"].values()) if purpose in (None, f["info"]["purpose"])
+        ]
+        return 200, {"object": "list", "data": data, "has_more": False}
     if len(parts) >= 4 and parts[2] == "files":
         stored = state["files"].get(parts[3])
         if stored is None:
@@ -447,6 +455,15 @@ def _make_handler(state: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
                 self._send(code, body, {"Content-Type": "application/octet-stream"})
             else:
                 self._send(code, body)
+
+        def do_DELETE(self) -> None:  # noqa: N802 - API http.server
+            parts = self.path.split("?", 1)[0].rstrip("/").split("/")
+            if len(parts) == 4 and parts[2] == "files" and parts[3] in state["files"]:
+                state["batch_calls"]["files.delete"] += 1
+                del state["files"][parts[3]]
+                self._send(200, {"id": parts[3], "object": "file", "deleted": True})
+                return
+            self._error(404, f"unknown path {self.path}")
 
         def do_POST(self) -> None:  # noqa: N802 - API http.server
             length = int(self.headers.get("Content-Length") or 0)

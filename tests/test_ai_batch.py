@@ -353,7 +353,15 @@ def test_crash_during_submit_never_makes_two_batches(
 
     stats = ai_worker.run_ai(conf(settings), id_task)
     assert stats["batches_recovered"] == 1 and stats["batches_found"] == creates
+    # Plik wysłany przed awarią (bez zapisanego id) jest usuwany; u dostawcy zostaje jeden plik batcha.
+    assert stats["orphan_files_deleted"] == (1 if fault == "ai_batch.uploaded" else 0)
     [row] = batches(db, id_task)
+    uploads = [
+        f
+        for f in fake_openai["files"].values()
+        if f["info"]["filename"] == f"ailexia-{row['claim_uuid']}.jsonl"
+    ]
+    assert [f["info"]["id"] for f in uploads] == [row["input_file_id"]]
     assert row["status"] == "submitted" and len(provider_batches(fake_openai, row["claim_uuid"])) == 1
     assert fake_openai["batch_calls"]["batches.create"] == 1 and len(fake_openai["batches"]) == 1
     finish_batches(fake_openai)
