@@ -6,8 +6,9 @@ Model (``ai_model.batch_mode``) albo zadanie (``task.ai_batch_mode``, nadpisanie
 1. w jednej transakcji zapisuje wiersz ``ai_batch`` (``preparing``, nowy ``claim_uuid``) i rezerwuje
    pozycje (``task_item.claim_uuid`` = ``claim_uuid`` batcha, ``id_ai_batch``) - albo nic;
 2. pozycje z gotowym wynikiem dla tego samego tekstu zapisuje od razu (koszt 0), z reszty pisze
-   plik JSONL: jedna linia na różny tekst, ``custom_id`` = ``h:<original_hash>``, ciało = to samo
-   zapytanie czatu co online (``prompts.build_messages`` + ``ai_client.request_body``);
+   plik JSONL: każdy różny tekst raz, krótkie w paczkach jak online (``ai_pack``), ``custom_id``
+   ``h:<original_hash>`` (jeden tekst) albo ``p:<n>`` (paczka), ciało = to samo zapytanie czatu
+   co online (``prompts.build_messages`` / ``ai_pack.build_pack_messages`` + ``ai_client.request_body``);
 3. wysyła plik (``files.create``, purpose ``batch``) i od razu zapisuje jego id (``uploaded``);
 4. tworzy batch (``batches.create`` z ``metadata={"ailexia_batch": claim_uuid}``) i zapisuje jego id
    (``submitted``). Na tym run się kończy; wyniki odbiera ``lib.ai_batch_ingest``.
@@ -27,7 +28,7 @@ from typing import IO, Any
 
 import openai
 
-from lib import ai_client, ai_worker, faults, prompts, task_item
+from lib import ai_client, ai_pack, ai_worker, faults, prompts, task_item
 from lib.db_local import MySQL, connect_local
 from lib.db_utils import get_logger, hash_function, hash_text, mask_secrets
 from lib.errors import AiError, TaskError, UsageError
@@ -58,11 +59,6 @@ def custom_id(original_hash: str | None) -> str:
     return f"h:{original_hash or ''}"
 
 
-def hash_of_custom_id(value: str) -> str | None:
-    """Hash tekstu z ``custom_id`` (``None``, gdy to nie nasz format)."""
-    return value[2:] or None if value.startswith("h:") else None
-
-
 # --- wiersze ai_batch ---------------------------------------------------------------------
 
 
@@ -88,17 +84,20 @@ def update_batch(db: MySQL, id_ai_batch: int, **values: Any) -> None:
 def take_over(db: MySQL, id_ai_batch: int, operation: str, statuses: tuple[str, ...]) -> bool:
     """Przejmuje batch dla operacji, gdy jest w jednym z ``statuses`` i jego właściciel nie żyje.
 
-    Właściciel żyje, dopóki trzyma blokadę ``ailexia_ai_op_<operation_uuid>``; wołający trzyma
-    blokadę swojej operacji, więc po przejęciu nikt inny batcha nie ruszy. Zatwierdza.
+    Właściciel żyje, dopóki trzyma którąkolwiek ze swoich blokad (``ai_worker.LOCK_PREFIXES`` +
+    ``operation_uuid``: run AI trzyma dwie, na dwóch sesjach); wołający trzyma blokady swojej
+    operacji, więc po przejęciu nikt inny batcha nie ruszy. Zatwierdza.
 
     Returns:
         ``True``, gdy batch należy teraz do ``operation``.
     """
     marks = ", ".join(["%s"] * len(statuses))
+    prefixes = ai_worker.LOCK_PREFIXES
     changed = db.execute(
         f"UPDATE ai_batch SET operation_uuid=%s, attempts=attempts+1 WHERE id_ai_batch=%s AND status IN ({marks}) "
-        "AND (operation_uuid IS NULL OR operation_uuid=%s OR IS_FREE_LOCK(CONCAT(%s, operation_uuid)) = 1)",
-        (operation, id_ai_batch, *statuses, operation, ai_worker.LOCK_PREFIX),
+        "AND (operation_uuid IS NULL OR operation_uuid=%s "
+        f"OR ({task_item.owner_dead_sql('operation_uuid', len(prefixes))}))",
+        (operation, id_ai_batch, *statuses, operation, *prefixes),
     )
     if not db.autocommit:
         db.commit()
@@ -217,7 +216,7 @@ def _open_batch(
         count,
         int(settings["AI_MAX_ATTEMPTS"]),
         int(settings["AI_CLAIM_TIMEOUT_S"]),
-        ai_worker.LOCK_PREFIX,
+        ai_worker.LOCK_PREFIXES,
     )
     if not claimed:
         db.rollback()
@@ -264,9 +263,12 @@ def write_requests(
     batch: dict[str, Any],
     out: IO[bytes],
 ) -> int:
-    """Pisze plik JSONL batcha: jedna linia na różny tekst pozycji wciąż czekających w batchu.
+    """Pisze plik JSONL batcha z różnych tekstów pozycji wciąż czekających w batchu.
 
-    Plik zależy tylko od pozycji batcha, więc odzyskiwanie buduje go tak samo.
+    Krótkie teksty jadą w paczkach (``ai_pack``: ``AI_PACK_ITEMS`` / ``AI_PACK_CHARS`` albo
+    ``ai_model.pack_*``), jak online; linia z jednym tekstem ma ``custom_id`` ``h:<hash>``, linia
+    z paczką ``p:<n>`` - jej teksty są w samym pliku wejściowym, z którego korzysta odbiór. Plik
+    zależy tylko od pozycji batcha, więc odzyskiwanie buduje go tak samo.
 
     Args:
         db: Połączenie.
@@ -283,29 +285,41 @@ def write_requests(
     for row in task_item.batch_items(db, batch["id_ai_batch"], batch["claim_uuid"]):
         leaders.setdefault(row["original_hash"], row["id_task_item"])
     action = task.get("ai_action") or "correct"
+    language = (model.get("system_prompt"), task.get("source_lang"), task.get("target_lang"))
+    max_items, max_chars = ai_pack.pack_limits(settings, model)
     lines = 0
     entries = list(leaders.items())
     for start in range(0, len(entries), TEXT_CHUNK):
         part = entries[start : start + TEXT_CHUNK]
         texts = task_item.item_texts(db, [id_item for _hash, id_item in part])
-        for original_hash, id_item in part:
-            messages = prompts.build_messages(
-                texts[id_item],
-                action,
-                model.get("system_prompt"),
-                task.get("source_lang"),
-                task.get("target_lang"),
-            )
+        members = [(original_hash, texts[id_item]) for original_hash, id_item in part]
+        for pack in ai_pack.plan_packs(members, lambda member: member[1], max_items, max_chars):
+            if len(pack) == 1:
+                key = custom_id(pack[0][0])
+                messages = prompts.build_messages(pack[0][1], action, *language)
+                shape = ai_client.SINGLE
+            else:
+                key = f"p:{lines}"
+                messages = ai_pack.build_pack_messages([text for _hash, text in pack], action, *language)
+                shape = ai_client.PACK
             line = {
-                "custom_id": custom_id(original_hash),
+                "custom_id": key,
                 "method": "POST",
                 "url": BATCH_ENDPOINT,
-                "body": ai_client.request_body(model, messages, BATCH_RESPONSE_FORMAT, settings),
+                "body": ai_client.request_body(model, messages, BATCH_RESPONSE_FORMAT, settings, shape),
             }
             out.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n")
             lines += 1
     db.commit()
     return lines
+
+
+def request_texts(line: dict[str, Any]) -> list[str]:
+    """Teksty linii pliku wejściowego batcha (jeden albo paczka), w kolejności identyfikatorów paczki."""
+    content = line["body"]["messages"][-1]["content"]
+    if str(line.get("custom_id", "")).startswith("p:"):
+        return [entry["text"] for entry in json.loads(content)]
+    return [content]
 
 
 def _submit(
@@ -505,7 +519,16 @@ def run_submit(
         log.info("zadanie %s: koniec wysyłki batch %s", id_task, stats)
         return stats
 
-    return run_with_operation_lock(settings, id_task, "ai", run_id, ai_worker.LOCK_PREFIX, stats, body)
+    return run_with_operation_lock(
+        settings,
+        id_task,
+        "ai",
+        run_id,
+        ai_worker.LOCK_PREFIX,
+        stats,
+        body,
+        liveness_prefix=ai_worker.LIVENESS_PREFIX,
+    )
 
 
 # --- anulowanie ---------------------------------------------------------------------------

@@ -4,11 +4,14 @@
   batcha ``submitted``; batch zakończony u dostawcy (completed, failed, expired, cancelled) dostaje
   ``ended``. Zwraca pracę do zlecenia: batche do odbioru i porzucone wysyłki do dokończenia.
 * ``run_ingest`` (run ``ai_corrections`` z tagiem ``ailexia/ai_batch``): pobiera plik wyników
-  i plik błędów i zapisuje każdą linię tą samą walidacją co online (``ai_client.parse_completion``)
-  i tą samą funkcją zapisu (``task_item.store_ai_result``, warunkowo: rezerwacja batcha
-  i niezmieniony tekst). Koszt liczony po cenach batch modelu (``ai_client.batch_price_row``);
-  koszt linii dostaje pierwsza zapisana pozycja, duplikaty tego tekstu 0, więc suma po pozycjach =
-  rachunek. Linie błędne i niewykonane wracają do kolejki (``pending``) z ``ai_error``.
+  i plik błędów i zapisuje każdą linię tą samą walidacją co online (``ai_client.validate_answer``
+  dla jednego tekstu, ``ai_pack.parse_pack`` dla paczki: każda pozycja osobno) i tą samą funkcją
+  zapisu (``task_item.store_ai_result``, warunkowo: rezerwacja batcha i niezmieniony tekst).
+  Koszt liczony po cenach batch modelu (``ai_cost.batch_price_row``); rachunek paczki dzielony po
+  znakach (``ai_cost.split_bill``); udział tekstu dostaje pierwsza zapisana pozycja, duplikaty 0,
+  więc suma po zapisanych pozycjach = rachunek ich linii. Linie (i pozycje paczek) błędne albo
+  niewykonane wracają do kolejki (``pending``) z ``ai_error``; ich udział zostaje tylko w sumie
+  batcha (``ai_batch.cost_usd`` = cały rachunek).
 
 Idempotencja: linie zapisywane są partiami w transakcjach (cała linia albo nic); zapis zdejmuje
 rezerwację batcha, więc ponowny odbiór po awarii w połowie pomija zapisane pozycje - każdy wynik
@@ -22,7 +25,7 @@ from typing import Any
 
 import openai
 
-from lib import ai_batch, ai_client, ai_worker, faults, prompts, task_item
+from lib import ai_batch, ai_client, ai_cost, ai_pack, ai_worker, faults, prompts, task_item
 from lib.db_local import MySQL, connect_local
 from lib.db_utils import get_logger, hash_function, hash_text
 from lib.errors import AiItemError, UsageError
@@ -77,11 +80,13 @@ def pending_work(db: MySQL, id_task: int | None = None) -> list[dict[str, Any]]:
         Słowniki: id_ai_batch, id_task, action, run_key.
     """
     task_filter, params = ("AND id_task=%s ", (id_task,)) if id_task is not None else ("", ())
+    prefixes = ai_worker.LOCK_PREFIXES
     rows = db.query(
         "SELECT id_ai_batch, id_task, status, provider_status, attempts FROM ai_batch "
         f"WHERE status IN ('ended','preparing','uploaded') {task_filter}"
-        "AND (operation_uuid IS NULL OR IS_FREE_LOCK(CONCAT(%s, operation_uuid)) = 1) ORDER BY id_ai_batch",
-        (*params, ai_worker.LOCK_PREFIX),
+        f"AND (operation_uuid IS NULL OR ({task_item.owner_dead_sql('operation_uuid', len(prefixes))})) "
+        "ORDER BY id_ai_batch",
+        (*params, *prefixes),
     )
     work = []
     for row in rows:
@@ -174,7 +179,7 @@ class _Ingest:
         self.batch = batch
         self.operation = operation
         self.stats = stats
-        self.prices = ai_client.batch_price_row(model)
+        self.prices = ai_cost.batch_price_row(model)
         self.hash_of = hash_function(task.get("hash_method") or "sha256")
         action = task.get("ai_action") or "correct"
         self.note = (
@@ -187,63 +192,72 @@ class _Ingest:
             self.waiting.setdefault(row["original_hash"], []).append(int(row["id_task_item"]))
         self.totals = {"tokens_input": 0, "tokens_output": 0, "cost_usd": Decimal(0)}
 
-    def result_line(self, original_hash: str | None, body: dict[str, Any]) -> None:
-        """Linia z odpowiedzią 200: walidacja jak online, zapis wyniku albo błędu pozycji."""
-        ids = self.waiting.get(original_hash, [])
-        text = task_item.item_texts(self.db, ids[:1]).get(ids[0]) if ids else None
-        try:
-            result = ai_client.parse_completion(body, text)
-        except AiItemError as exc:
-            self._count_billed(body)
-            self.error_line(original_hash, str(exc), True)
+    def line(self, texts: list[str], entry: dict[str, Any]) -> None:
+        """Jedna linia wyników albo błędów: teksty linii (z pliku wejściowego) i wpis dostawcy."""
+        hashes = [hash_text(text, self.hash_of) for text in texts]
+        response = entry.get("response") or {}
+        if response.get("status_code") != 200 or entry.get("error"):
+            message, count_attempt = _line_error(entry)
+            for original_hash in hashes:
+                self.error_group(original_hash, message, count_attempt)
             return
-        cost = ai_client.compute_cost(
-            result.tokens_input, result.tokens_cached, result.tokens_output, self.prices
-        )
-        self.totals["tokens_input"] += result.tokens_input
-        self.totals["tokens_output"] += result.tokens_output
+        raw = ai_client.read_response(response.get("body") or {})
+        cost = ai_cost.compute_cost(raw.tokens_input, raw.tokens_cached, raw.tokens_output, self.prices)
+        self.totals["tokens_input"] += raw.tokens_input
+        self.totals["tokens_output"] += raw.tokens_output
         self.totals["cost_usd"] += cost
+        answers: dict[int, dict[str, Any]] = {}
+        problems: dict[int, str] = {}
+        if len(texts) == 1:
+            try:
+                answers[0] = ai_client.validate_answer(raw.content, texts[0])
+            except AiItemError as exc:
+                problems[0] = str(exc)
+            shares = [ai_cost.Share(raw.tokens_input, raw.tokens_cached, raw.tokens_output, cost)]
+        else:
+            # Paczka: każda pozycja sprawdzana osobno; rachunek dzielony po znakach (suma = rachunek).
+            answers, problems = ai_pack.parse_pack(raw.content, texts)
+            shares = ai_cost.split_bill(
+                raw.tokens_input, raw.tokens_cached, raw.tokens_output, cost, [len(text) for text in texts]
+            )
+        for position, original_hash in enumerate(hashes):
+            if position in answers:
+                self.store_group(original_hash, answers[position], shares[position])
+            else:
+                self.error_group(original_hash, f"batch: {problems[position]}", True)
+
+    def store_group(self, original_hash: str | None, answer: dict[str, Any], share: ai_cost.Share) -> None:
+        """Zapisuje wynik pozycjom tego tekstu: pierwsza zapisana dostaje udział w rachunku, duplikaty 0."""
+        ids = self.waiting.pop(original_hash, [])
         if not ids:
             return  # pozycje tego tekstu już zapisane (ponowny odbiór) albo tekst zmienił się w międzyczasie
-        summary = prompts.build_change_summary(result.edits, self.note)
-        text_hash = hash_text(result.text, self.hash_of)
-        paid = False
+        summary = prompts.build_change_summary(answer["edits"], self.note)
+        text_hash = hash_text(answer["text"], self.hash_of)
+        claim = self.batch["claim_uuid"]
         for index, id_item in enumerate(ids):
-            if paid:
-                # Duplikaty tego samego tekstu: ten sam wynik, koszt 0 (jak online).
-                changed = task_item.store_ai_result(
-                    self.db, ids[index:], self.operation, original_hash, result.text, text_hash, summary,
-                    0, 0, 0, claim=self.batch["claim_uuid"],
-                )  # fmt: skip
-                self.stats["reused"] += changed
-                self.stats["skipped"] += changed
-                break
             changed = task_item.store_ai_result(
-                self.db, [id_item], self.operation, original_hash, result.text, text_hash, summary,
-                result.tokens_input, result.tokens_output, cost, claim=self.batch["claim_uuid"],
+                self.db, [id_item], self.operation, original_hash, answer["text"], text_hash, summary,
+                share.tokens_input, share.tokens_output, share.cost, claim=claim,
             )  # fmt: skip
-            if changed:
-                paid = True
-                self.stats["processed"] += 1
-                self.stats["tokens_input"] += result.tokens_input
-                self.stats["tokens_output"] += result.tokens_output
-                self.stats["tokens_cached"] += result.tokens_cached
-                self.stats["cost_usd"] += cost
-        self.waiting.pop(original_hash, None)
+            if not changed:
+                continue
+            self.stats["processed"] += 1
+            self.stats["tokens_input"] += share.tokens_input
+            self.stats["tokens_output"] += share.tokens_output
+            self.stats["tokens_cached"] += share.tokens_cached
+            self.stats["cost_usd"] += share.cost
+            if index + 1 < len(ids):
+                # Duplikaty tego samego tekstu: ten sam wynik, koszt 0 (jak online).
+                reused = task_item.store_ai_result(
+                    self.db, ids[index + 1 :], self.operation, original_hash, answer["text"], text_hash,
+                    summary, 0, 0, 0, claim=claim,
+                )  # fmt: skip
+                self.stats["reused"] += reused
+                self.stats["skipped"] += reused
+            return
 
-    def _count_billed(self, body: dict[str, Any]) -> None:
-        """Odpowiedź odrzucona walidacją też jest na rachunku batcha."""
-        usage = body.get("usage") or {}
-        details = usage.get("prompt_tokens_details") or {}
-        tokens_in, tokens_out = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-        self.totals["tokens_input"] += tokens_in
-        self.totals["tokens_output"] += tokens_out
-        self.totals["cost_usd"] += ai_client.compute_cost(
-            tokens_in, int(details.get("cached_tokens") or 0), tokens_out, self.prices
-        )
-
-    def error_line(self, original_hash: str | None, message: str, count_attempt: bool) -> None:
-        """Linia z błędem: pozycje tego tekstu wracają do kolejki z ``ai_error``."""
+    def error_group(self, original_hash: str | None, message: str, count_attempt: bool) -> None:
+        """Linia (albo pozycja paczki) z błędem: pozycje tego tekstu wracają do kolejki z ``ai_error``."""
         changed = task_item.store_batch_error(
             self.db,
             self.batch["id_ai_batch"],
@@ -264,21 +278,30 @@ def _ingest(
     operation: str,
     stats: dict[str, Any],
 ) -> None:
-    """Odbiera wyniki zakończonego batcha (wołający go przejął)."""
+    """Odbiera wyniki zakończonego batcha (wołający go przejął).
+
+    Teksty każdej linii czytane są z pliku wejściowego batcha (``custom_id`` -> teksty), więc
+    odbiór nie zależy od tego, co stało się z pozycjami po wysyłce.
+    """
     model = ai_batch.load_model(db, batch["id_ai_model"])
     client = ai_batch.make_client(settings, model)
     state = _Ingest(db, task, batch, model, operation, stats)
     db.commit()
+    requests = {
+        line["custom_id"]: ai_batch.request_texts(line) for line in _lines(client, batch["input_file_id"])
+    }
     done = 0
     for file_key in ("output_file_id", "error_file_id"):
         for entry in _lines(client, batch[file_key]):
-            original_hash = ai_batch.hash_of_custom_id(str(entry.get("custom_id") or ""))
-            response = entry.get("response") or {}
-            if response.get("status_code") == 200 and not entry.get("error"):
-                state.result_line(original_hash, response.get("body") or {})
-            else:
-                message, count_attempt = _line_error(entry)
-                state.error_line(original_hash, message, count_attempt)
+            texts = requests.get(str(entry.get("custom_id")))
+            if texts is None:
+                log.warning(
+                    "batch %s: linia z nieznanym custom_id %r pominięta",
+                    batch["id_ai_batch"],
+                    entry.get("custom_id"),
+                )
+                continue
+            state.line(texts, entry)
             done += 1
             if done % COMMIT_LINES == 0:
                 db.commit()
@@ -357,7 +380,16 @@ def run_ingest(
         log.info("zadanie %s: batch %s odebrany %s", id_task, id_ai_batch, stats)
         return _finish(stats)
 
-    return run_with_operation_lock(settings, id_task, "ai", run_id, ai_worker.LOCK_PREFIX, stats, body)
+    return run_with_operation_lock(
+        settings,
+        id_task,
+        "ai",
+        run_id,
+        ai_worker.LOCK_PREFIX,
+        stats,
+        body,
+        liveness_prefix=ai_worker.LIVENESS_PREFIX,
+    )
 
 
 def _finish(stats: dict[str, Any]) -> dict[str, Any]:

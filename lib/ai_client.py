@@ -14,7 +14,6 @@ import email.utils
 import json
 import random
 import threading
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, NamedTuple
 
 import openai
@@ -22,6 +21,7 @@ from openai.types.chat import ChatCompletion
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from lib import prompts
+from lib.ai_cost import compute_cost  # noqa: F401 - dawne miejsce funkcji (importy zewnętrzne)
 from lib.db_utils import get_logger, mask_secrets
 from lib.errors import AiError, AiItemError
 
@@ -32,7 +32,6 @@ RESPONSE_FORMATS = ("json_schema", "json_object", "text")
 RETRY_AFTER_CAP_S = 120.0
 BACKOFF_CAP_S = 30.0
 _FORMAT_WORDS = ("response_format", "json_schema", "json_object", "schema", "grammar")
-_MTOK = Decimal(1_000_000)
 
 
 class CompletionResult(NamedTuple):
@@ -69,60 +68,6 @@ def make_capability_state() -> dict[str, Any]:
         Słownik ``{"mode": None, "requests": 0, ...}`` współdzielony przez wątki runu.
     """
     return {"mode": None, "requests": 0, "lock": threading.Lock(), "probe_lock": threading.Lock()}
-
-
-def compute_cost(
-    tokens_input: int, tokens_cached: int, tokens_output: int, model_row: dict[str, Any]
-) -> Decimal:
-    """Liczy koszt zapytania w USD z cen modelu (USD za milion tokenów).
-
-    Tokeny z cache (część ``tokens_input``) liczone są po ``price_cached_input_per_mtok``,
-    a gdy ta cena jest NULL - jak zwykłe wejście.
-
-    Args:
-        tokens_input: Tokeny wejściowe razem z tokenami z cache (``usage.prompt_tokens``).
-        tokens_cached: Tokeny wejściowe obsłużone z cache.
-        tokens_output: Tokeny wyjściowe.
-        model_row: Wiersz ``ai_model``.
-
-    Returns:
-        Koszt zaokrąglony do 6 miejsc (jak kolumna ``task_item.cost_usd``).
-    """
-    price_in = Decimal(str(model_row.get("price_input_per_mtok") or 0))
-    price_out = Decimal(str(model_row.get("price_output_per_mtok") or 0))
-    cached_price = model_row.get("price_cached_input_per_mtok")
-    price_cached = price_in if cached_price is None else Decimal(str(cached_price))
-    cached = max(0, min(int(tokens_cached or 0), int(tokens_input or 0)))
-    uncached = int(tokens_input or 0) - cached
-    cost = (uncached * price_in + cached * price_cached + int(tokens_output or 0) * price_out) / _MTOK
-    return cost.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
-
-
-def batch_price_row(model_row: dict[str, Any]) -> dict[str, Any]:
-    """Wiersz modelu z cenami Batch API w miejscu cen zwykłych (do ``compute_cost``).
-
-    ``price_batch_input_per_mtok`` / ``price_batch_output_per_mtok`` NULL = połowa ceny zwykłej
-    (cennik OpenAI Batch API); tokeny z cache w batchu kosztują połowę swojej ceny (NULL = jak
-    wejście batcha).
-
-    Args:
-        model_row: Wiersz ``ai_model``.
-
-    Returns:
-        Kopia wiersza z cenami batcha.
-    """
-    half = Decimal("0.5")
-    price_in = Decimal(str(model_row.get("price_input_per_mtok") or 0))
-    price_out = Decimal(str(model_row.get("price_output_per_mtok") or 0))
-    batch_in = model_row.get("price_batch_input_per_mtok")
-    batch_out = model_row.get("price_batch_output_per_mtok")
-    cached = model_row.get("price_cached_input_per_mtok")
-    return {
-        **model_row,
-        "price_input_per_mtok": price_in * half if batch_in is None else Decimal(str(batch_in)),
-        "price_output_per_mtok": price_out * half if batch_out is None else Decimal(str(batch_out)),
-        "price_cached_input_per_mtok": None if cached is None else Decimal(str(cached)) * half,
-    }
 
 
 def _status(exc: BaseException) -> int | None:
@@ -211,16 +156,45 @@ def _make_wait(base_s: float):
     return wait
 
 
+class Shape(NamedTuple):
+    """Kształt odpowiedzi: nazwa i schemat JSON dla ``response_format=json_schema``."""
+
+    name: str
+    schema: dict[str, Any]
+
+
+SINGLE = Shape("correction", prompts.ANSWER_SCHEMA)
+PACK = Shape("correction_pack", prompts.PACK_ANSWER_SCHEMA)
+
+
+class RawResult(NamedTuple):
+    """Surowa odpowiedź (bez sprawdzenia treści) z rachunkiem wszystkich wysłanych zapytań."""
+
+    content: str | None
+    tokens_input: int
+    tokens_output: int
+    tokens_cached: int
+    requests: int
+    response_format: str
+
+
 def request_body(
-    model_row: dict[str, Any], messages: list[dict[str, str]], mode: str, settings: dict[str, Any]
+    model_row: dict[str, Any],
+    messages: list[dict[str, str]],
+    mode: str,
+    settings: dict[str, Any],
+    shape: Shape = SINGLE,
+    max_tokens: int | None = None,
 ) -> dict[str, Any]:
     """Buduje ciało zapytania ``/chat/completions`` (jedno miejsce: zapytania online i linie batcha).
 
     Args:
         model_row: Wiersz ``ai_model``.
-        messages: Wiadomości z ``prompts.build_messages``.
+        messages: Wiadomości z ``prompts.build_messages`` albo ``ai_pack.build_pack_messages``.
         mode: Format odpowiedzi: ``json_schema``, ``json_object`` albo ``text``.
         settings: Ustawienia (``OPENAI_BASE_URL``).
+        shape: Schemat odpowiedzi (``SINGLE`` albo ``PACK``).
+        max_tokens: Ograniczenie odpowiedzi, gdy model nie ma ``max_output_tokens``.
 
     Returns:
         Słownik JSON zapytania (model, wiadomości, temperatura, limit tokenów, ``response_format``).
@@ -228,18 +202,19 @@ def request_body(
     kwargs: dict[str, Any] = {"model": model_row["model"], "messages": messages}
     if model_row.get("temperature") is not None:
         kwargs["temperature"] = float(model_row["temperature"])
-    if model_row.get("max_output_tokens"):
+    limit = int(model_row["max_output_tokens"]) if model_row.get("max_output_tokens") else max_tokens
+    if limit:
         # api.openai.com zna już tylko max_completion_tokens dla nowych modeli; serwery zgodne - max_tokens.
         key = (
             "max_tokens"
             if model_row.get("base_url") or settings["OPENAI_BASE_URL"]
             else "max_completion_tokens"
         )
-        kwargs[key] = int(model_row["max_output_tokens"])
+        kwargs[key] = int(limit)
     if mode == "json_schema":
         kwargs["response_format"] = {
             "type": "json_schema",
-            "json_schema": {"name": "correction", "strict": True, "schema": prompts.ANSWER_SCHEMA},
+            "json_schema": {"name": shape.name, "strict": True, "schema": shape.schema},
         }
     elif mode == "json_object":
         kwargs["response_format"] = {"type": "json_object"}
@@ -254,9 +229,15 @@ def _request(
     settings: dict[str, Any],
     state: dict[str, Any],
     counter: list[int],
+    shape: Shape = SINGLE,
+    max_tokens: int | None = None,
 ) -> Any:
-    """Wysyła jedno zapytanie (z ponowieniami przy błędach przejściowych)."""
-    kwargs = request_body(model_row, messages, mode, settings)
+    """Wysyła jedno zapytanie (z ponowieniami przy błędach przejściowych).
+
+    ``max_tokens`` (gdy model nie ma ``max_output_tokens``) ogranicza odpowiedź - tak budżet
+    ``AI_MAX_COST_USD`` ma prawdziwe górne ograniczenie kosztu zapytania.
+    """
+    kwargs = request_body(model_row, messages, mode, settings, shape, max_tokens)
 
     def send() -> Any:
         with state["lock"]:
@@ -327,102 +308,37 @@ def _content(response: Any) -> str | None:
 def _validate(content: str | None, original: str | None) -> dict[str, Any]:
     """Parsuje odpowiedź i sprawdza, czy placeholdery/znaczniki przetrwały."""
     answer = prompts.parse_answer(content)
-    if original:
-        if not answer["text"].strip():
-            raise ValueError("model zwrócił pusty tekst")
-        missing = prompts.check_preserved(original, answer["text"])
-        if missing:
-            raise ValueError(f"w odpowiedzi brakuje placeholderów/znaczników: {', '.join(missing[:10])}")
+    prompts.check_answer(original, answer)
     return answer
 
 
-def parse_completion(body: dict[str, Any], original_text: str | None) -> CompletionResult:
-    """Sprawdza gotową odpowiedź czatu (np. linię wyników batcha) tak samo jak odpowiedź online.
-
-    Bez próby naprawy (odpowiedź przyszła bez rozmowy): niepoprawna odpowiedź to błąd pozycji.
-
-    Args:
-        body: Ciało odpowiedzi ``/chat/completions`` (JSON).
-        original_text: Tekst źródłowy do kontroli placeholderów i znaczników.
-
-    Returns:
-        ``CompletionResult`` (``requests`` = 1, ``response_format`` z zapytania nieznany: ``batch``).
-
-    Raises:
-        AiItemError: Odpowiedź bez poprawnego JSON-u albo bez placeholderów/znaczników oryginału.
-    """
-    try:
-        response = ChatCompletion.model_validate(body)
-        tokens_in, tokens_out, tokens_cached = _usage(response)
-        answer = _validate(_content(response), original_text)
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise AiItemError(
-            f"niepoprawna odpowiedź modelu w batchu: {' '.join(str(exc).split())[:300]}"
-        ) from None
-    return CompletionResult(
-        text=answer["text"],
-        edits=answer["edits"],
-        tokens_input=tokens_in,
-        tokens_output=tokens_out,
-        tokens_cached=tokens_cached,
-        requests=1,
-        response_format="batch",
-        repaired=False,
-    )
-
-
-def complete(
+def _first_response(
     client: openai.OpenAI,
     model_row: dict[str, Any],
     messages: list[dict[str, str]],
     settings: dict[str, Any],
-    capability_state: dict[str, Any],
-    original_text: str | None = None,
-) -> CompletionResult:
-    """Wysyła tekst do modelu i zwraca sprawdzoną odpowiedź.
+    state: dict[str, Any],
+    counter: list[int],
+    shape: Shape,
+    max_tokens: int | None,
+) -> tuple[Any, str]:
+    """Wysyła zapytanie w wykrytym formacie; pierwsze w runie wykrywa format (inne wątki czekają)."""
+    mode = state["mode"]
+    if mode is None:
+        with state["probe_lock"]:
+            mode = state["mode"]
+            if mode is None:
+                return _probe(client, model_row, messages, settings, state, counter, shape, max_tokens)
+    response = _request(client, model_row, messages, mode, settings, state, counter, shape, max_tokens)
+    return response, mode
 
-    Pierwsze wywołanie w runie wykrywa obsługiwany ``response_format`` (pozostałe wątki czekają
-    na wynik). Błędy przejściowe (429, 5xx, timeout, połączenie) są ponawiane z backoffem
-    i ``Retry-After``; niepoprawna odpowiedź dostaje jedną próbę naprawy.
 
-    Args:
-        client: Klient z ``make_client``.
-        model_row: Wiersz ``ai_model``.
-        messages: Wiadomości z ``prompts.build_messages``.
-        settings: Ustawienia (``AI_MAX_RETRIES``, opcjonalnie ``AI_BACKOFF_S``).
-        capability_state: Stan runu z ``make_capability_state``.
-        original_text: Tekst źródłowy do kontroli placeholderów (``None`` = bez kontroli).
-
-    Returns:
-        ``CompletionResult`` z tekstem, poprawkami i tokenami (suma wszystkich zapytań).
-
-    Raises:
-        AiError: Błąd dotyczący całego runu (401, 403, 404, brak środków).
-        AiItemError: Błąd tej pozycji po wyczerpaniu ponowień albo po nieudanej naprawie.
-    """
-    counter = [0]
+def _api_errors(
+    client: openai.OpenAI, model_row: dict[str, Any], settings: dict[str, Any], counter: list[int], call
+):
+    """Wywołuje ``call()``; błędy API zamienia na ``AiError`` (cały run) albo ``AiItemError`` (te pozycje)."""
     try:
-        mode = capability_state["mode"]
-        if mode is None:
-            with capability_state["probe_lock"]:
-                mode = capability_state["mode"]
-                if mode is None:
-                    response, mode = _probe(client, model_row, messages, settings, capability_state, counter)
-                    return _finish(
-                        client,
-                        model_row,
-                        messages,
-                        settings,
-                        capability_state,
-                        mode,
-                        response,
-                        original_text,
-                        counter,
-                    )
-        response = _request(client, model_row, messages, mode, settings, capability_state, counter)
-        return _finish(
-            client, model_row, messages, settings, capability_state, mode, response, original_text, counter
-        )
+        return call()
     except (AiError, AiItemError):
         raise
     except openai.APIError as exc:
@@ -437,6 +353,141 @@ def complete(
         ) from None
 
 
+def read_response(body: dict[str, Any]) -> RawResult:
+    """Czyta gotową odpowiedź czatu (np. linię wyników batcha): treść i rachunek, bez sprawdzania treści.
+
+    Args:
+        body: Ciało odpowiedzi ``/chat/completions`` (JSON).
+
+    Returns:
+        ``RawResult`` (``requests`` = 1, ``response_format`` = ``batch``); ``content`` ``None``,
+        gdy odpowiedź nie ma treści.
+    """
+    try:
+        response = ChatCompletion.model_validate(body)
+    except ValueError:
+        usage = body.get("usage") if isinstance(body, dict) else None
+        usage = usage if isinstance(usage, dict) else {}
+        details = usage.get("prompt_tokens_details") or {}
+        return RawResult(
+            None,
+            int(usage.get("prompt_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
+            int(details.get("cached_tokens") or 0),
+            1,
+            "batch",
+        )
+    tokens_in, tokens_out, tokens_cached = _usage(response)
+    try:
+        content = _content(response)
+    except (ValueError, AttributeError, TypeError):
+        content = None
+    return RawResult(content, tokens_in, tokens_out, tokens_cached, 1, "batch")
+
+
+def validate_answer(content: str | None, original_text: str | None) -> dict[str, Any]:
+    """Sprawdza treść odpowiedzi na jeden tekst tymi samymi regułami co online (bez naprawy).
+
+    Returns:
+        ``{"text", "edits"}``.
+
+    Raises:
+        AiItemError: Odpowiedź bez poprawnego JSON-u albo bez placeholderów/znaczników oryginału.
+    """
+    try:
+        return _validate(content, original_text)
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise AiItemError(f"niepoprawna odpowiedź modelu: {' '.join(str(exc).split())[:300]}") from None
+
+
+def complete(
+    client: openai.OpenAI,
+    model_row: dict[str, Any],
+    messages: list[dict[str, str]],
+    settings: dict[str, Any],
+    capability_state: dict[str, Any],
+    original_text: str | None = None,
+    max_tokens: int | None = None,
+) -> CompletionResult:
+    """Wysyła tekst do modelu i zwraca sprawdzoną odpowiedź.
+
+    Pierwsze wywołanie w runie wykrywa obsługiwany ``response_format`` (pozostałe wątki czekają
+    na wynik). Błędy przejściowe (429, 5xx, timeout, połączenie) są ponawiane z backoffem
+    i ``Retry-After``; niepoprawna odpowiedź dostaje jedną próbę naprawy.
+
+    Args:
+        client: Klient z ``make_client``.
+        model_row: Wiersz ``ai_model``.
+        messages: Wiadomości z ``prompts.build_messages``.
+        settings: Ustawienia (``AI_MAX_RETRIES``, opcjonalnie ``AI_BACKOFF_S``).
+        capability_state: Stan runu z ``make_capability_state``.
+        original_text: Tekst źródłowy do kontroli placeholderów (``None`` = bez kontroli).
+        max_tokens: Ograniczenie odpowiedzi, gdy model nie ma ``max_output_tokens`` (budżet).
+
+    Returns:
+        ``CompletionResult`` z tekstem, poprawkami i tokenami (suma wszystkich zapytań).
+
+    Raises:
+        AiError: Błąd dotyczący całego runu (401, 403, 404, brak środków).
+        AiItemError: Błąd tej pozycji po wyczerpaniu ponowień albo po nieudanej naprawie.
+    """
+    counter = [0]
+
+    def call() -> CompletionResult:
+        response, mode = _first_response(
+            client, model_row, messages, settings, capability_state, counter, SINGLE, max_tokens
+        )
+        return _finish(
+            client,
+            model_row,
+            messages,
+            settings,
+            capability_state,
+            mode,
+            response,
+            original_text,
+            counter,
+            max_tokens,
+        )
+
+    return _api_errors(client, model_row, settings, counter, call)
+
+
+def request_pack(
+    client: openai.OpenAI,
+    model_row: dict[str, Any],
+    messages: list[dict[str, str]],
+    settings: dict[str, Any],
+    capability_state: dict[str, Any],
+    max_tokens: int | None = None,
+) -> RawResult:
+    """Wysyła paczkę tekstów (``lib/ai_pack.py``) i zwraca surową odpowiedź z rachunkiem.
+
+    Format odpowiedzi jak w ``complete`` (wykrywanie json_schema -> json_object -> instrukcje,
+    ponowienia błędów przejściowych). Bez próby naprawy: treść sprawdza ``ai_pack.parse_pack``
+    pozycja po pozycji, a złe pozycje silnik wysyła potem pojedynczo - paczka nie jest
+    wysyłana drugi raz.
+
+    Raises:
+        AiError: Błąd dotyczący całego runu (401, 403, 404, brak środków).
+        AiItemError: Zapytanie nie dało odpowiedzi (po ponowieniach).
+    """
+    counter = [0]
+
+    def call() -> RawResult:
+        response, mode = _first_response(
+            client, model_row, messages, settings, capability_state, counter, PACK, max_tokens
+        )
+        tokens_in, tokens_out, tokens_cached = _usage(response)
+        try:
+            content = _content(response)
+        except (ValueError, AttributeError, TypeError):
+            content = None
+        return RawResult(content, tokens_in, tokens_out, tokens_cached, counter[0], mode)
+
+    return _api_errors(client, model_row, settings, counter, call)
+
+
 def _probe(
     client: openai.OpenAI,
     model_row: dict[str, Any],
@@ -444,11 +495,15 @@ def _probe(
     settings: dict[str, Any],
     state: dict[str, Any],
     counter: list[int],
+    shape: Shape = SINGLE,
+    max_tokens: int | None = None,
 ) -> tuple[Any, str]:
     """Próbuje formatów od najlepszego; zapamiętuje pierwszy przyjęty przez serwer."""
     for mode in RESPONSE_FORMATS:
         try:
-            response = _request(client, model_row, messages, mode, settings, state, counter)
+            response = _request(
+                client, model_row, messages, mode, settings, state, counter, shape, max_tokens
+            )
         except openai.APIStatusError as exc:
             status = _status(exc) or 0
             rejected = mode != "text" and (status in (400, 415, 422) or status >= 500)
@@ -472,6 +527,7 @@ def _finish(
     response: Any,
     original_text: str | None,
     counter: list[int],
+    max_tokens: int | None = None,
 ) -> CompletionResult:
     """Parsuje odpowiedź; przy niepoprawnej prosi raz o naprawę."""
     tokens_in, tokens_out, tokens_cached = _usage(response)
@@ -491,6 +547,8 @@ def _finish(
             settings,
             state,
             counter,
+            SINGLE,
+            max_tokens,
         )
         more_in, more_out, more_cached = _usage(retry)
         tokens_in, tokens_out, tokens_cached = (

@@ -37,18 +37,23 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from lib import ai_batch, ai_batch_ingest, ai_client, faults, prompts, task_item
+from lib import ai_batch, ai_batch_ingest, ai_client, ai_cost, ai_pack, faults, prompts, task_item
 from lib.control import StopCheck
 from lib.db_local import MySQL, connect_local
 from lib.db_utils import get_logger, hash_function, hash_text, mask_secrets, register_secrets
 from lib.errors import AiError, AiItemError, TaskError, UsageError
 from lib.load_config import get_env_value
-from lib.runs import run_with_operation_lock
+from lib.runs import operation_lock_held, run_with_operation_lock
 from lib.task import CLOSED_STATUSES, get_task
 
 log = get_logger("ai")
 
 LOCK_PREFIX = "ailexia_ai_op_"
+# Druga blokada runu (na sesji ``control``): run jest martwy dla innych dopiero, gdy obie są wolne.
+LIVENESS_PREFIX = "ailexia_ai_live_"
+LOCK_PREFIXES = (LOCK_PREFIX, LIVENESS_PREFIX)
+# Co ile sekund wątek główny sprawdza, czy sesja z blokadą operacji żyje.
+LOCK_CHECK_S = 0.5
 # Najwięcej połączeń z bazą do zapisu wyników w jednym runie (niezależnie od AI_CONCURRENCY).
 STORE_CONNECTIONS = 4
 # Wątki puli ponad AI_CONCURRENCY: zapis wyniku (commit) idzie równolegle z kolejnym zapytaniem.
@@ -124,11 +129,15 @@ def _new_stats() -> dict[str, Any]:
         "tokens_cached": 0,
         "cost_usd": Decimal(0),
         "requests_sent": 0,
+        "packs_sent": 0,
+        "items_in_packs": 0,
+        "retried_alone": 0,
         "duration_s": 0.0,
         "items_per_s": 0.0,
         "stopped": None,
         "budget_reached": False,
         "response_format": None,
+        "lock_lost": False,
     }
 
 
@@ -170,7 +179,13 @@ class _Run:
     claim_batch: int = 1
     max_attempts: int = 1
     claim_timeout_s: int = 0
+    pack_items: int = 1
+    pack_chars: int = 1
     max_cost: Decimal = Decimal(0)
+    # Budżet: koszt zarezerwowany przez zapytania w drodze (szacunek z góry, ``lib/ai_cost.py``).
+    reserved: Decimal = Decimal(0)
+    # Sesja z blokadą operacji zginęła: nic nowego nie jest wysyłane (``_lock_lost``).
+    lock_lost: threading.Event = field(default_factory=threading.Event)
     hash_of: Any = None
     action: str = "correct"
     note: str | None = None
@@ -202,6 +217,7 @@ def _make_run(
     """Buduje stan runu z ustawień i wiersza zadania."""
     action = task.get("ai_action") or "correct"
     concurrency = max(1, int(settings["AI_CONCURRENCY"]))
+    pack_items, pack_chars = ai_pack.pack_limits(settings, model)
     return _Run(
         settings=settings,
         task=task,
@@ -216,6 +232,8 @@ def _make_run(
         claim_batch=max(1, int(settings["AI_CLAIM_BATCH"])),
         max_attempts=int(settings["AI_MAX_ATTEMPTS"]),
         claim_timeout_s=int(settings["AI_CLAIM_TIMEOUT_S"]),
+        pack_items=pack_items,
+        pack_chars=pack_chars,
         max_cost=Decimal(str(settings["AI_MAX_COST_USD"] or 0)),
         hash_of=hash_function(task.get("hash_method") or "sha256"),
         action=action,
@@ -263,9 +281,16 @@ def _add(run: _Run, **values: Any) -> None:
 
 
 def _store_ok(
-    run: _Run, item: dict[str, Any], text: str, summary: str | None, result: Any, cost: Decimal
+    run: _Run,
+    item: dict[str, Any],
+    text: str,
+    summary: str | None,
+    tokens_input: int,
+    tokens_output: int,
+    cost: Decimal,
+    reused: bool = False,
 ) -> None:
-    """Zapisuje wynik jednej pozycji (``result=None`` = wynik ponownie użyty, koszt 0)."""
+    """Zapisuje wynik jednej pozycji (``reused`` = wynik ponownie użyty, koszt 0)."""
     with _store_db(run) as db:
         changed = task_item.store_ai_result(
             db,
@@ -275,12 +300,12 @@ def _store_ok(
             text,
             hash_text(text, run.hash_of),
             summary,
-            result.tokens_input if result else 0,
-            result.tokens_output if result else 0,
+            tokens_input,
+            tokens_output,
             cost,
         )
     if changed:
-        if result is None:
+        if reused:
             _add(run, reused=1, skipped=1)
         else:
             _add(run, processed=1)
@@ -338,8 +363,72 @@ def _store_followers(run: _Run, followers: list[dict[str, Any]], group: _Group) 
         _release(run, ids)
 
 
-def _send(run: _Run, item: dict[str, Any], group: _Group) -> None:
-    """Wysyła tekst lidera do modelu i zapisuje wynik albo błąd pozycji."""
+# --- budżet i wysyłanie ----------------------------------------------------------------------
+
+
+def _can_send(run: _Run) -> bool:
+    """Czy wolno jeszcze wysłać zapytanie: brak błędu runu i blokada operacji na miejscu."""
+    return not run.fatal and not run.lock_lost.is_set()
+
+
+def _reserve(run: _Run, estimate: Decimal) -> bool:
+    """Rezerwuje szacowany koszt zapytania w budżecie ``AI_MAX_COST_USD``; ``False`` = nie stać.
+
+    Wydane + zarezerwowane + ten szacunek nie może przekroczyć limitu - zapytania w drodze
+    nigdy razem nie przebiją budżetu (szacunek to górne ograniczenie, ``lib/ai_cost.py``).
+    """
+    if run.max_cost <= 0:
+        return True
+    with run.lock:
+        if run.stats["budget_reached"]:
+            return False
+        if run.stats["cost_usd"] + run.reserved + estimate > run.max_cost:
+            run.stats["budget_reached"] = True
+            return False
+        run.reserved += estimate
+        return True
+
+
+def _settle(
+    run: _Run,
+    estimate: Decimal,
+    tokens_input: int = 0,
+    tokens_output: int = 0,
+    tokens_cached: int = 0,
+    cost: Decimal = Decimal(0),
+) -> None:
+    """Zamienia rezerwację zapytania na jego prawdziwy koszt (niewykorzystana część wraca)."""
+    with run.lock:
+        if run.max_cost > 0:
+            run.reserved -= estimate
+        run.stats["tokens_input"] += tokens_input
+        run.stats["tokens_output"] += tokens_output
+        run.stats["tokens_cached"] += tokens_cached
+        run.stats["cost_usd"] += cost
+
+
+def _output_limit(run: _Run, texts: list[str]) -> tuple[int, int | None]:
+    """Ograniczenie odpowiedzi do szacunku i ``max_tokens`` do wysłania (tylko przy budżecie)."""
+    bound, must_send = ai_cost.output_tokens_bound(run.model, texts)
+    return bound, (bound if must_send and run.max_cost > 0 else None)
+
+
+def _abandon(run: _Run, members: list[tuple[dict[str, Any], _Group]]) -> None:
+    """Pozycje bez wyniku i bez błędu (zatrzymanie, budżet, błąd runu): rezerwacje zwolnione."""
+    for _item, group in members:
+        group.abandoned = group.text is None and group.error is None
+    _release(run, [item["id_task_item"] for item, _group in members])
+
+
+def _send(run: _Run, item: dict[str, Any], group: _Group, carry: ai_cost.Share | None = None) -> None:
+    """Wysyła jeden tekst do modelu i zapisuje wynik albo błąd pozycji.
+
+    Args:
+        run: Stan runu.
+        item: Pozycja (lider grupy).
+        group: Grupa tekstu.
+        carry: Część rachunku paczki, z której pozycja wraca do ponownej próby (dolicza się do niej).
+    """
     messages = prompts.build_messages(
         item["text_original"],
         run.action,
@@ -347,52 +436,168 @@ def _send(run: _Run, item: dict[str, Any], group: _Group) -> None:
         run.task.get("source_lang"),
         run.task.get("target_lang"),
     )
+    bound, max_tokens = _output_limit(run, [item["text_original"]])
+    # Zapytanie + jedna próba naprawy (ai_client.complete).
+    estimate = ai_cost.reserve_estimate(run.model, messages, bound, requests=2)
+    if not _can_send(run) or not _reserve(run, estimate):
+        _abandon(run, [(item, group)])
+        return
     result = None
     try:
         assert run.api_slots is not None
         with run.api_slots:
-            # Run mógł zostać przerwany (401/404), gdy wątek czekał na miejsce: nic nie wysyłamy.
-            if not run.fatal:
+            # Run mógł zostać przerwany (401/404, utrata blokady), gdy wątek czekał na miejsce.
+            if _can_send(run):
                 faults.checkpoint("ai.request")
                 result = ai_client.complete(
-                    run.client, run.model, messages, run.settings, run.capability, item["text_original"]
+                    run.client,
+                    run.model,
+                    messages,
+                    run.settings,
+                    run.capability,
+                    item["text_original"],
+                    max_tokens=max_tokens,
                 )
     except AiError as exc:
+        _settle(run, estimate)
         with run.lock:
             run.fatal.append(exc)
-        group.abandoned = True
-        _release(run, [item["id_task_item"]])
+        _abandon(run, [(item, group)])
         return
     except AiItemError as exc:
+        _settle(run, estimate)
         group.error = str(exc)
         _store_error(run, item, str(exc))
         return
+    except BaseException:
+        _settle(run, estimate)
+        raise
     if result is None:
-        group.abandoned = True
-        _release(run, [item["id_task_item"]])
+        _settle(run, estimate)
+        _abandon(run, [(item, group)])
         return
-    cost = ai_client.compute_cost(result.tokens_input, result.tokens_cached, result.tokens_output, run.model)
+    cost = ai_cost.compute_cost(result.tokens_input, result.tokens_cached, result.tokens_output, run.model)
+    _settle(run, estimate, result.tokens_input, result.tokens_output, result.tokens_cached, cost)
+    tokens_input, tokens_output = result.tokens_input, result.tokens_output
+    if carry is not None:
+        tokens_input, tokens_output, cost = (
+            tokens_input + carry.tokens_input,
+            tokens_output + carry.tokens_output,
+            cost + carry.cost,
+        )
     group.text = result.text
     group.summary = prompts.build_change_summary(result.edits, run.note)
     faults.checkpoint("ai.store")
-    _add(
-        run,
-        tokens_input=result.tokens_input,
-        tokens_output=result.tokens_output,
-        tokens_cached=result.tokens_cached,
-        cost_usd=cost,
+    _store_ok(run, item, result.text, group.summary, tokens_input, tokens_output, cost)
+
+
+def _send_pack(run: _Run, members: list[tuple[dict[str, Any], _Group]]) -> None:
+    """Wysyła paczkę tekstów jednym zapytaniem, zapisuje poprawne pozycje, złe ponawia pojedynczo.
+
+    Rachunek zapytania dzielony jest na wszystkie pozycje paczki po znakach (``ai_cost.split_bill``);
+    pozycja ponawiana sama dolicza swoją część do rachunku swojego zapytania. Poprawne pozycje
+    zapisywane są w jednej transakcji.
+    """
+    texts = [item["text_original"] for item, _group in members]
+    messages = ai_pack.build_pack_messages(
+        texts,
+        run.action,
+        run.model.get("system_prompt"),
+        run.task.get("source_lang"),
+        run.task.get("target_lang"),
     )
-    _store_ok(run, item, result.text, group.summary, result, cost)
+    bound, max_tokens = _output_limit(run, texts)
+    estimate = ai_cost.reserve_estimate(run.model, messages, bound)
+    if not _can_send(run) or not _reserve(run, estimate):
+        _abandon(run, members)
+        return
+    raw = None
+    try:
+        assert run.api_slots is not None
+        with run.api_slots:
+            if _can_send(run):
+                faults.checkpoint("ai.request")
+                raw = ai_client.request_pack(
+                    run.client, run.model, messages, run.settings, run.capability, max_tokens=max_tokens
+                )
+    except AiError as exc:
+        _settle(run, estimate)
+        with run.lock:
+            run.fatal.append(exc)
+        _abandon(run, members)
+        return
+    except AiItemError as exc:
+        # Zapytanie nie dało odpowiedzi (po ponowieniach): błąd każdej pozycji, jak dla jednego tekstu.
+        _settle(run, estimate)
+        for item, group in members:
+            group.error = str(exc)
+            _store_error(run, item, str(exc))
+        return
+    except BaseException:
+        _settle(run, estimate)
+        raise
+    if raw is None:
+        _settle(run, estimate)
+        _abandon(run, members)
+        return
+    cost = ai_cost.compute_cost(raw.tokens_input, raw.tokens_cached, raw.tokens_output, run.model)
+    _settle(run, estimate, raw.tokens_input, raw.tokens_output, raw.tokens_cached, cost)
+    _add(run, packs_sent=1, items_in_packs=len(members))
+    answers, problems = ai_pack.parse_pack(raw.content, texts)
+    shares = ai_cost.split_bill(
+        raw.tokens_input, raw.tokens_cached, raw.tokens_output, cost, [len(t) for t in texts]
+    )
+    results, stored = [], []
+    for position, (item, group) in enumerate(members):
+        answer = answers.get(position)
+        if answer is None:
+            continue
+        group.text = answer["text"]
+        group.summary = prompts.build_change_summary(answer["edits"], run.note)
+        share = shares[position]
+        results.append(
+            {
+                "ids": [item["id_task_item"]],
+                "original_hash": item["original_hash"],
+                "text": group.text,
+                "text_hash": hash_text(group.text, run.hash_of),
+                "summary": group.summary,
+                "tokens_input": share.tokens_input,
+                "tokens_output": share.tokens_output,
+                "cost": share.cost,
+            }
+        )
+        stored.append(item)
+    if results:
+        faults.checkpoint("ai.store")
+        with _store_db(run) as db:
+            counts = task_item.store_ai_results(db, run.operation, results)
+        faults.checkpoint("ai.pack_stored")
+        stale = [item["id_task_item"] for item, count in zip(stored, counts, strict=True) if not count]
+        _add(run, processed=len(stored) - len(stale))
+        if stale:
+            # Tekst zmienił się w międzyczasie (sync): odpowiedź nieaktualna, pozycja na później.
+            _release(run, stale)
+            _add(run, discarded=len(stale), skipped=len(stale))
+    for position in sorted(problems):
+        item, group = members[position]
+        log.info(
+            "zadanie %s: pozycja %s z paczki (%s) - wysyłam ją samą",
+            run.id_task,
+            item["id_task_item"],
+            problems[position],
+        )
+        _add(run, retried_alone=1)
+        _send(run, item, group, carry=shares[position])
 
 
 def _leader_job(run: _Run, item: dict[str, Any], group: _Group) -> None:
     """Zadanie puli dla pierwszej pozycji z danym tekstem; na końcu zapisuje czekające duplikaty."""
     try:
         if run.fatal:
-            group.abandoned = True
-            _release(run, [item["id_task_item"]])
+            _abandon(run, [(item, group)])
         elif group.text is not None:
-            _store_ok(run, item, group.text, group.summary, None, Decimal(0))
+            _store_ok(run, item, group.text, group.summary, 0, 0, Decimal(0), reused=True)
         else:
             _send(run, item, group)
     except BaseException:
@@ -402,6 +607,22 @@ def _leader_job(run: _Run, item: dict[str, Any], group: _Group) -> None:
         _store_followers(run, _finish_group(run, group), group)
 
 
+def _pack_job(run: _Run, members: list[tuple[dict[str, Any], _Group]]) -> None:
+    """Zadanie puli dla paczki liderów; na końcu zapisuje czekające duplikaty każdej grupy."""
+    try:
+        if run.fatal:
+            _abandon(run, members)
+        else:
+            _send_pack(run, members)
+    except BaseException:
+        for _item, group in members:
+            group.abandoned = group.text is None and group.error is None
+        raise
+    finally:
+        for _item, group in members:
+            _store_followers(run, _finish_group(run, group), group)
+
+
 def _follower_job(run: _Run, item: dict[str, Any], group: _Group) -> None:
     """Zadanie puli dla duplikatu, którego lider już skończył."""
     _store_followers(run, [item], group)
@@ -409,18 +630,28 @@ def _follower_job(run: _Run, item: dict[str, Any], group: _Group) -> None:
 
 # --- pętla główna -------------------------------------------------------------------------
 
+Members = list[tuple[dict[str, Any], _Group]]
 
-def _claim_more(run: _Run, pool: ThreadPoolExecutor, active: dict, finished: queue.SimpleQueue) -> bool:
-    """Rezerwuje kolejną partię i oddaje pozycje do puli; ``False``, gdy nie ma już pozycji."""
+
+def _claim_more(
+    run: _Run, pool: ThreadPoolExecutor, active: dict[Future, Members], finished: queue.SimpleQueue
+) -> bool:
+    """Rezerwuje kolejną partię i oddaje pracę do puli; ``False``, gdy nie ma już pozycji.
+
+    Teksty do wysłania są dzielone na paczki (``ai_pack.plan_packs``); paczka z jednym tekstem
+    to zwykłe zadanie lidera.
+    """
     stats = run.stats
-    count = run.claim_batch if run.limit is None else min(run.claim_batch, run.limit - stats["claimed"])
+    batch = max(run.claim_batch, run.pack_items)
+    count = batch if run.limit is None else min(batch, run.limit - stats["claimed"])
     items = task_item.claim_for_ai(
-        run.control, run.id_task, run.operation, count, run.max_attempts, run.claim_timeout_s, LOCK_PREFIX
+        run.control, run.id_task, run.operation, count, run.max_attempts, run.claim_timeout_s, LOCK_PREFIXES
     )
     if not items:
         return False
     stats["claimed"] += len(items)
     reusable = task_item.stored_results(run.control, run.id_task, sorted({i["original_hash"] for i in items}))
+    to_send: Members = []
     for item in items:
         key = item["original_hash"]
         with run.lock:
@@ -428,16 +659,60 @@ def _claim_more(run: _Run, pool: ThreadPoolExecutor, active: dict, finished: que
             if group is None:
                 text, summary = reusable.get(key, (None, None))
                 group = run.groups[key] = _Group(text=text, summary=summary)
+                if text is None:
+                    to_send.append((item, group))
+                    continue
                 job = _leader_job
             elif group.status == "running":
                 group.followers.append(item)
                 continue
             else:
                 job = _follower_job
-        future = pool.submit(job, run, item, group)
-        active[future] = (item, group)
-        future.add_done_callback(finished.put)
+        _submit(pool, active, finished, [(item, group)], job, run, item, group)
+    for pack in ai_pack.plan_packs(
+        to_send, lambda m: m[0]["text_original"] or "", run.pack_items, run.pack_chars
+    ):
+        if len(pack) == 1:
+            _submit(pool, active, finished, pack, _leader_job, run, *pack[0])
+        else:
+            _submit(pool, active, finished, pack, _pack_job, run, pack)
     return True
+
+
+def _submit(
+    pool: ThreadPoolExecutor,
+    active: dict[Future, Members],
+    finished: queue.SimpleQueue,
+    members: Members,
+    job: Callable[..., None],
+    *args: Any,
+) -> None:
+    """Oddaje zadanie do puli i zapamiętuje jego pozycje (do anulowania)."""
+    future = pool.submit(job, *args)
+    active[future] = members
+    future.add_done_callback(finished.put)
+
+
+def _check_lock(run: _Run) -> None:
+    """Sprawdza, czy sesja z blokadą operacji żyje; gdy nie - run przestaje wysyłać.
+
+    Druga blokada (``LIVENESS_PREFIX``, sesja ``control``) nadal chroni rezerwacje, więc żaden
+    inny run ich nie przejmie, dopóki ten run nie skończy zapytań w drodze i ich nie zwolni.
+    """
+    if run.lock_lost.is_set():
+        return
+    if operation_lock_held(run.control, LOCK_PREFIX, run.operation):
+        run.control.commit()
+        return
+    run.control.commit()
+    run.lock_lost.set()
+    run.stats["lock_lost"] = True
+    log.error(
+        "zadanie %s: sesja z blokadą operacji AI %s zniknęła (np. KILL) - run nie wysyła już nic, "
+        "kończy zapytania w drodze i zwalnia pozycje",
+        run.id_task,
+        run.operation,
+    )
 
 
 def _run_loop(run: _Run, should_stop: StopCheck | None, progress: Progress | None) -> None:
@@ -446,31 +721,36 @@ def _run_loop(run: _Run, should_stop: StopCheck | None, progress: Progress | Non
     pool = ThreadPoolExecutor(
         max_workers=run.concurrency + SPARE_THREADS, thread_name_prefix=f"ai-{run.id_task}"
     )
-    active: dict[Future, tuple[dict[str, Any], _Group]] = {}
+    active: dict[Future, Members] = {}
     # Zakończone zadania puli trafiają do kolejki (callback), więc pętla budzi się w O(1);
     # ``wait(FIRST_COMPLETED)`` na kilkudziesięciu futures kosztował ~10% czasu GIL przy 32 wątkach.
     finished: queue.SimpleQueue[Future] = queue.SimpleQueue()
     exhausted = False
+    budget_logged = False
+    checked = time.monotonic()
     try:
         while True:
             if run.fatal:
                 break
+            if time.monotonic() - checked >= LOCK_CHECK_S:
+                checked = time.monotonic()
+                _check_lock(run)
             if stats["stopped"] is None and should_stop is not None:
                 stats["stopped"] = should_stop()
             if run.max_cost > 0 and not stats["budget_reached"] and stats["cost_usd"] >= run.max_cost:
                 stats["budget_reached"] = True
+            if stats["budget_reached"] and not budget_logged:
+                budget_logged = True
                 log.info(
-                    "zadanie %s: osiągnięto limit kosztu %s USD - koniec rezerwacji",
+                    "zadanie %s: osiągnięto limit kosztu %s USD (wydane %s, kolejne zapytanie by go przekroczyło) "
+                    "- koniec rezerwacji",
                     run.id_task,
                     run.max_cost,
+                    stats["cost_usd"],
                 )
-            can_claim = (
-                not exhausted
-                and stats["stopped"] is None
-                and not stats["budget_reached"]
-                and (run.limit is None or stats["claimed"] < run.limit)
-            )
-            if stats["stopped"] is not None or stats["budget_reached"]:
+            halted = stats["stopped"] is not None or stats["budget_reached"] or run.lock_lost.is_set()
+            can_claim = not exhausted and not halted and (run.limit is None or stats["claimed"] < run.limit)
+            if halted:
                 # Niezaczęte pozycje wracają do puli zadania; zaczęte kończą się normalnie.
                 _cancel_queued(run, active)
             if can_claim and len(active) < 2 * run.concurrency + SPARE_THREADS:
@@ -493,6 +773,11 @@ def _run_loop(run: _Run, should_stop: StopCheck | None, progress: Progress | Non
             _cancel_queued(run, active)
             wait(list(active))
             raise run.fatal[0]
+        if run.lock_lost.is_set():
+            raise TaskError(
+                f"zadanie {run.id_task}: utracono sesję z blokadą operacji AI {run.operation} (np. KILL sesji); "
+                "zapytania w drodze zapisane, pozostałe pozycje zwolnione - następny run je przetworzy"
+            )
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         stats["requests_sent"] = run.capability["requests"]
@@ -514,18 +799,19 @@ def _drain(finished: queue.SimpleQueue[Future], timeout: float) -> list[Future]:
             return done
 
 
-def _cancel_queued(run: _Run, active: dict[Future, tuple[dict[str, Any], _Group]]) -> None:
+def _cancel_queued(run: _Run, active: dict[Future, Members]) -> None:
     """Anuluje niezaczęte zadania puli i zwalnia ich pozycje (z czekającymi duplikatami)."""
     released: list[int] = []
-    for future, (item, group) in list(active.items()):
+    for future, members in list(active.items()):
         if future.cancel():
             active.pop(future)
-            released.append(item["id_task_item"])
-            with run.lock:
-                if group.status == "running" and group.text is None:
-                    released.extend(f["id_task_item"] for f in group.followers)
-                    group.followers = []
-                    group.abandoned = True
+            for item, group in members:
+                released.append(item["id_task_item"])
+                with run.lock:
+                    if group.status == "running" and group.text is None:
+                        released.extend(f["id_task_item"] for f in group.followers)
+                        group.followers = []
+                        group.abandoned = True
     if released:
         task_item.release_claims(run.control, run.operation, released)
 
@@ -635,7 +921,9 @@ def run_ai(
         log.info("zadanie %s: koniec AI %s", id_task, stats)
         return stats
 
-    return run_with_operation_lock(settings, id_task, "ai", run_id, LOCK_PREFIX, stats, body)
+    return run_with_operation_lock(
+        settings, id_task, "ai", run_id, LOCK_PREFIX, stats, body, liveness_prefix=LIVENESS_PREFIX
+    )
 
 
 def dry_run(settings: dict[str, Any], id_task: int) -> dict[str, Any]:
@@ -660,18 +948,22 @@ def dry_run(settings: dict[str, Any], id_task: int) -> dict[str, Any]:
         task, model = _load_task(db, id_task)
         work = task_item.ai_workload(db, id_task, int(settings["AI_MAX_ATTEMPTS"]))
     distinct, characters = work["distinct_texts"], work["characters"]
+    pack_items, pack_chars = ai_pack.pack_limits(settings, model)
     prompt = prompts.system_prompt(
         task.get("ai_action") or "correct",
         model.get("system_prompt"),
         task.get("source_lang"),
         task.get("target_lang"),
+        pack=pack_items > 1,
     )
-    tokens_in = characters // 4 + distinct * (len(prompt) // 4 + 10)
+    # Zapytania: przy paczkach tyle, ile wymusza limit tekstów albo znaków (szacunek bez długich tekstów).
+    requests = distinct if pack_items <= 1 else max(-(-distinct // pack_items), -(-characters // pack_chars))
+    tokens_in = characters // 4 + requests * (len(prompt) // 4 + 10) + (distinct * 5 if pack_items > 1 else 0)
     tokens_out = characters // 4 + distinct * OUTPUT_OVERHEAD_TOKENS
     batch_mode = ai_batch.is_batch_mode(task, model)
     # Tryb batch: szacunek po cenach Batch API (ai_model.price_batch_*, domyślnie połowa).
-    prices = ai_client.batch_price_row(model) if batch_mode else model
-    cost = ai_client.compute_cost(tokens_in, 0, tokens_out, prices)
+    prices = ai_cost.batch_price_row(model) if batch_mode else model
+    cost = ai_cost.compute_cost(tokens_in, 0, tokens_out, prices)
     return {
         "items": work["items"],
         "distinct_texts": distinct,
@@ -679,6 +971,7 @@ def dry_run(settings: dict[str, Any], id_task: int) -> dict[str, Any]:
         "estimated_tokens_input": tokens_in,
         "estimated_tokens_output": tokens_out,
         "estimated_cost_usd": float(cost),
+        "estimated_requests": requests,
         "model": model["model"],
         "batch_mode": batch_mode,
     }

@@ -51,6 +51,18 @@ SETTINGS_SPEC: dict[str, tuple[str, Any, str]] = {
     ),
     "AI_CLAIM_BATCH": ("int", 20, "Ile pozycji zadania AI rezerwuje naraz"),
     "AI_CLAIM_TIMEOUT_S": ("int", 900, "Po tylu sekundach niedokończona rezerwacja może być przejęta"),
+    "AI_PACK_ITEMS": (
+        "int",
+        20,
+        "Najwięcej krótkich tekstów w jednym zapytaniu do modelu (1 = jeden tekst na zapytanie); "
+        "ai_model.pack_items nadpisuje",
+    ),
+    "AI_PACK_CHARS": (
+        "int",
+        4000,
+        "Najwięcej znaków tekstów w jednym zapytaniu; tekst dłuższy niż połowa limitu jedzie sam; "
+        "ai_model.pack_chars nadpisuje",
+    ),
     "AI_BATCH_MAX_ITEMS": ("int", 20000, "Tryb batch: najwięcej pozycji w jednym batchu OpenAI"),
     "DAGSTER_HOME": ("str", ".dagster_home", "Katalog instancji Dagstera (wspólny dla UI i skryptów)"),
     "SENSOR_INTERVAL_S": ("int", 30, "Co ile sekund sensor task_sensor sprawdza tabelę task"),
@@ -144,6 +156,9 @@ def load_config(
         raise ConfigError(f"AI_CONCURRENCY: musi być co najmniej 1 (jest {settings['AI_CONCURRENCY']})")
     if settings["AI_MAX_ATTEMPTS"] < 1:
         raise ConfigError(f"AI_MAX_ATTEMPTS: musi być co najmniej 1 (jest {settings['AI_MAX_ATTEMPTS']})")
+    for key in ("AI_PACK_ITEMS", "AI_PACK_CHARS"):
+        if settings[key] < 1:
+            raise ConfigError(f"{key}: musi być co najmniej 1 (jest {settings[key]})")
     # Ścieżki względne liczymy od katalogu projektu, nie od bieżącego katalogu.
     for key in ("LOG_DIR", "DAGSTER_HOME"):
         if not os.path.isabs(settings[key]):

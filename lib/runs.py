@@ -110,21 +110,25 @@ def log_run_start(
 
 
 def close_abandoned_runs(
-    db: MySQL, id_task: int, kinds: tuple[str, ...], operation_lock_prefix: str | None = None
+    db: MySQL,
+    id_task: int,
+    kinds: tuple[str, ...],
+    operation_lock_prefix: str | tuple[str, ...] | None = None,
 ) -> int:
     """Zamyka wpisy ``run_log`` w stanie ``running``, których proces już nie żyje.
 
     Run zabity bez sprzątania (SIGKILL, utrata maszyny) zostawia wpis ``running``. Wołający
     wie, kiedy taki wpis jest martwy: sync i eksport trzymają blokadę zadania, więc każdy inny
     ``running`` tych rodzajów dla zadania jest martwy; run AI trzyma blokadę swojej operacji
-    (``operation_lock_prefix`` + ``operation_uuid``), więc martwy jest ten, którego blokada jest wolna.
+    (``operation_lock_prefix`` + ``operation_uuid``; krotka = kilka blokad na osobnych sesjach), więc
+    martwy jest ten, którego wszystkie blokady są wolne.
     Wpis dostaje ``error`` i komunikat; ``finished_at`` zostaje puste (chwila śmierci jest nieznana).
 
     Args:
         db: Połączenie (transakcja zatwierdzana tutaj).
         id_task: Zadanie.
         kinds: Rodzaje runów do sprawdzenia (``sync``, ``export``, ``ai``).
-        operation_lock_prefix: Prefiks blokady operacji AI; ``None`` = wołający trzyma blokadę zadania.
+        operation_lock_prefix: Prefiks(y) blokad operacji AI; ``None`` = wołający trzyma blokadę zadania.
 
     Returns:
         Liczba zamkniętych wpisów.
@@ -133,8 +137,13 @@ def close_abandoned_runs(
     sql = f"SELECT id_run_log FROM run_log WHERE id_task=%s AND status='running' AND kind IN ({marks})"
     params: list[Any] = [id_task, *kinds]
     if operation_lock_prefix is not None:
-        sql += " AND operation_uuid IS NOT NULL AND IS_FREE_LOCK(CONCAT(%s, operation_uuid)) = 1"
-        params.append(operation_lock_prefix)
+        prefixes = (
+            (operation_lock_prefix,) if isinstance(operation_lock_prefix, str) else operation_lock_prefix
+        )
+        sql += " AND operation_uuid IS NOT NULL"
+        for prefix in prefixes:
+            sql += " AND IS_FREE_LOCK(CONCAT(%s, operation_uuid)) = 1"
+            params.append(prefix)
     ids = [int(row["id_run_log"]) for row in db.query(sql, tuple(params))]
     if ids:
         id_marks = ", ".join(["%s"] * len(ids))
@@ -276,6 +285,14 @@ def run_with_task_lock(
         db.close()
 
 
+def operation_lock_held(db: MySQL, lock_prefix: str, operation: str) -> bool:
+    """Czy blokada operacji (``lock_prefix`` + uuid) jest nadal trzymana przez jakąś sesję.
+
+    Run sprawdza tak (ze swojej innej sesji), czy nikt nie zabił sesji z jego blokadą operacji.
+    """
+    return db.query_value("SELECT IS_USED_LOCK(%s)", (lock_prefix + operation,)) is not None
+
+
 def run_with_operation_lock(
     settings: dict[str, Any],
     id_task: int,
@@ -284,12 +301,16 @@ def run_with_operation_lock(
     lock_prefix: str,
     stats: dict[str, Any],
     body: Callable[[MySQL, str], dict[str, Any]],
+    liveness_prefix: str | None = None,
 ) -> dict[str, Any]:
     """Rama runu AI: blokada operacji (nie zadania), dziennik runu, błędy bez zmiany statusu zadania.
 
     Run dostaje identyfikator operacji (UUID) i trzyma ``GET_LOCK(lock_prefix + uuid)`` na osobnym
     połączeniu przez cały czas życia - zanim zapisze wpis ``run_log``, więc wpis ``running`` z wolną
     blokadą operacji to zawsze martwy run (zamykany tutaj przy starcie kolejnego runu).
+    ``liveness_prefix``: druga blokada (``liveness_prefix`` + uuid) na połączeniu ``control``.
+    Run żyje, dopóki trzyma którąkolwiek z dwóch - zabicie jednej sesji (np. ``KILL`` przez
+    operatora) nie czyni go martwym dla innych runów; martwy jest dopiero, gdy obie są wolne.
     ``body(control, operation)`` wykonuje pracę na połączeniu ``control`` (bez autocommit) i zwraca
     ``stats``; przy wyjątku wpis dostaje ``error`` ze statystykami zebranymi do tej chwili.
 
@@ -317,8 +338,18 @@ def run_with_operation_lock(
         lock_db = connect_local(settings, autocommit=True)
         if lock_db.query_value("SELECT GET_LOCK(%s, 0)", (lock_prefix + operation,)) != 1:
             raise TaskError(f"zadanie {id_task}: nie udało się założyć blokady operacji AI {operation}")
-        # Blokada przed wpisem: wpis "running" z wolną blokadą operacji to zawsze martwy run.
-        close_abandoned_runs(control, id_task, (kind,), lock_prefix)
+        # Po zerwaniu sesja nie łączy się po cichu ponownie (blokada przepadła): błąd, nie praca bez niej.
+        lock_db.session_locks += 1
+        prefixes: tuple[str, ...] = (lock_prefix,)
+        if liveness_prefix is not None:
+            if control.query_value("SELECT GET_LOCK(%s, 0)", (liveness_prefix + operation,)) != 1:
+                raise TaskError(
+                    f"zadanie {id_task}: nie udało się założyć blokady życia operacji AI {operation}"
+                )
+            control.session_locks += 1
+            prefixes = (lock_prefix, liveness_prefix)
+        # Blokady przed wpisem: wpis "running" z wolnymi blokadami operacji to zawsze martwy run.
+        close_abandoned_runs(control, id_task, (kind,), prefixes)
         id_log = log_run_start(control, id_task, kind, run_id, operation)
         result = body(control, operation)
         status, message = run_outcome(result, settings)

@@ -40,6 +40,8 @@ CREATE TABLE IF NOT EXISTS `ai_model` (
   `price_output_per_mtok` DECIMAL(10,4) DEFAULT 0.0000 COMMENT 'USD za milion tokenów wyjściowych',
   `temperature` DECIMAL(3,2) DEFAULT 0.00,
   `max_output_tokens` INT UNSIGNED DEFAULT 4096,
+  `pack_items` INT UNSIGNED DEFAULT NULL COMMENT 'Najwięcej tekstów w zapytaniu (NULL = AI_PACK_ITEMS, 1 = bez paczek)',
+  `pack_chars` INT UNSIGNED DEFAULT NULL COMMENT 'Najwięcej znaków tekstów w zapytaniu (NULL = AI_PACK_CHARS)',
   `system_prompt` TEXT DEFAULT NULL COMMENT 'NULL = wbudowany prompt',
   `status` ENUM('active','disabled') DEFAULT 'active',
   `batch_mode` TINYINT(1) DEFAULT 0 COMMENT '1 = OpenAI Batch API (taniej, wyniki do 24 h)',

@@ -24,13 +24,36 @@ _AI_CANDIDATE = (
     "{a}status IN ('pending','outdated') AND {a}deleted_at IS NULL "
     "AND {a}text_original IS NOT NULL AND {a}text_original <> '' AND {a}id_ai_batch IS NULL"
 )
-# Rezerwacja pozycji jest wolna: brak, albo cudza i starsza niż limit albo z wolną blokadą
-# właściciela (proces nie żyje). Parametry: własny uuid, ``AI_CLAIM_TIMEOUT_S``, prefiks blokady.
-_CLAIM_FREE = (
-    "({a}claim_uuid IS NULL OR ({a}claim_uuid <> %s AND ({a}claimed_at IS NULL "
-    "OR {a}claimed_at < NOW() - INTERVAL %s SECOND "
-    "OR IS_FREE_LOCK(CONCAT(%s, {a}claim_uuid)) = 1)))"
-)
+
+
+def owner_dead_sql(column: str, locks: int) -> str:
+    """Warunek SQL "właściciel operacji nie żyje": wszystkie jego blokady (``prefiks + uuid``) są wolne.
+
+    Run AI trzyma ``locks`` blokad na osobnych sesjach; zabicie jednej sesji nie czyni go martwym.
+    Parametry ``%s``: prefiksy blokad (``locks`` sztuk).
+
+    Args:
+        column: Kolumna z uuid operacji (np. ``i.claim_uuid``, ``operation_uuid``).
+        locks: Liczba blokad (prefiksów).
+    """
+    return " AND ".join([f"IS_FREE_LOCK(CONCAT(%s, {column})) = 1"] * locks)
+
+
+def claim_free_sql(alias: str, locks: int) -> str:
+    """Warunek SQL "rezerwacja pozycji jest wolna": brak, albo cudza i starsza niż limit albo martwa.
+
+    Parametry ``%s`` w kolejności: własny uuid, ``AI_CLAIM_TIMEOUT_S``, prefiksy blokad (``locks``).
+
+    Args:
+        alias: Prefiks kolumn (``i.`` albo pusty).
+        locks: Liczba blokad właściciela (``owner_dead_sql``).
+    """
+    return (
+        f"({alias}claim_uuid IS NULL OR ({alias}claim_uuid <> %s AND ({alias}claimed_at IS NULL "
+        f"OR {alias}claimed_at < NOW() - INTERVAL %s SECOND OR ({owner_dead_sql(alias + 'claim_uuid', locks)}))))"
+    )
+
+
 # Statusy, których wynik AI dla tego samego tekstu można użyć ponownie (``rejected`` celowo nie).
 REUSABLE_STATUSES = ("processed", "accepted", "exported")
 
@@ -342,25 +365,28 @@ def claim_for_ai(
     count: int,
     max_attempts: int,
     claim_timeout_s: int,
-    lock_prefix: str,
+    lock_prefix: str | tuple[str, ...],
 ) -> list[dict[str, Any]]:
     """Rezerwuje do ``count`` pozycji dla operacji AI w krótkiej transakcji (SKIP LOCKED) i je zwraca.
 
     Wolne są pozycje bez rezerwacji albo z rezerwacją innej operacji, która jest starsza niż
-    ``claim_timeout_s`` albo której blokada (``lock_prefix`` + uuid) jest wolna (właściciel nie żyje).
-    Transakcja jest zatwierdzana tutaj (ponawiana po zakleszczeniu).
+    ``claim_timeout_s`` albo której wszystkie blokady (``lock_prefix`` + uuid; run AI trzyma dwie,
+    na dwóch sesjach) są wolne - właściciel nie żyje. Zabicie jednej sesji runu nie oddaje więc
+    jego pozycji innemu runowi. Transakcja jest zatwierdzana tutaj (ponawiana po zakleszczeniu).
 
     Returns:
         Wiersze ``(id_task_item, text_original, original_hash)`` w kolejności ``id_task_item``.
     """
 
+    prefixes = (lock_prefix,) if isinstance(lock_prefix, str) else tuple(lock_prefix)
+
     def work() -> list[dict[str, Any]]:
         db.begin()
         rows = db.query(
             "SELECT i.id_task_item, i.text_original, i.original_hash FROM task_item i "
-            f"WHERE i.id_task=%s AND {ai_eligible_sql('i')} AND {_CLAIM_FREE.format(a='i.')} "
+            f"WHERE i.id_task=%s AND {ai_eligible_sql('i')} AND {claim_free_sql('i.', len(prefixes))} "
             "ORDER BY i.id_task_item LIMIT %s FOR UPDATE SKIP LOCKED",
-            (id_task, max_attempts, operation, claim_timeout_s, lock_prefix, count),
+            (id_task, max_attempts, operation, claim_timeout_s, *prefixes, count),
         )
         if rows:
             ids = [row["id_task_item"] for row in rows]
@@ -472,6 +498,31 @@ def store_ai_result(
     )
 
 
+def store_ai_results(db: MySQL, operation: str, results: list[dict[str, Any]]) -> list[int]:
+    """Zapisuje wyniki kilku pozycji (paczka) w jednej transakcji, każdy jak ``store_ai_result``.
+
+    Jedna transakcja: po nagłej śmierci procesu albo cała paczka jest zapisana, albo nic -
+    następny run nie może zapłacić drugi raz za część paczki, a za resztę nie.
+
+    Args:
+        db: Połączenie (autocommit; transakcja otwierana tutaj).
+        operation: Identyfikator operacji, która trzyma rezerwacje.
+        results: Słowniki z kluczami argumentów ``store_ai_result``: ``ids``, ``original_hash``,
+            ``text``, ``text_hash``, ``summary``, ``tokens_input``, ``tokens_output``, ``cost``.
+
+    Returns:
+        Liczby zapisanych pozycji, w kolejności ``results``.
+    """
+
+    def work() -> list[int]:
+        db.begin()
+        counts = [store_ai_result(db, operation=operation, **result) for result in results]
+        db.commit()
+        return counts
+
+    return retry_on_deadlock(work, db=db)
+
+
 def store_ai_error(db: MySQL, id_item: int, operation: str, original_hash: str | None, message: str) -> int:
     """Zapisuje błąd AI pozycji (``ai_error``, ``ai_attempts + 1``); rezerwacja zostaje do końca runu."""
     return db.execute(
@@ -492,7 +543,7 @@ def claim_for_batch(
     count: int,
     max_attempts: int,
     claim_timeout_s: int,
-    lock_prefix: str,
+    lock_prefixes: tuple[str, ...],
 ) -> int:
     """Rezerwuje do ``count`` pozycji dla batcha: ``claim_uuid`` batcha i ``id_ai_batch``.
 
@@ -504,9 +555,9 @@ def claim_for_batch(
     """
     rows = db.query(
         "SELECT i.id_task_item FROM task_item i "
-        f"WHERE i.id_task=%s AND {ai_eligible_sql('i')} AND {_CLAIM_FREE.format(a='i.')} "
+        f"WHERE i.id_task=%s AND {ai_eligible_sql('i')} AND {claim_free_sql('i.', len(lock_prefixes))} "
         "ORDER BY i.id_task_item LIMIT %s FOR UPDATE SKIP LOCKED",
-        (id_task, max_attempts, claim, claim_timeout_s, lock_prefix, count),
+        (id_task, max_attempts, claim, claim_timeout_s, *lock_prefixes, count),
     )
     ids = [row["id_task_item"] for row in rows]
     for start in range(0, len(ids), 1000):

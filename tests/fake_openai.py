@@ -4,11 +4,21 @@ Deterministyczna "korekta": poprawia kilka znanych błędów (``bląd`` -> ``bł
 ``wogóle`` -> ``w ogóle``, ``napewno`` -> ``na pewno``) i zwraca listę poprawek; tłumaczenie
 zwraca ``[<target>] <tekst>``. Odpowiedź to JSON zgodny ze schematem z ``lib/prompts.py``.
 
+Paczki (``lib/ai_pack.py``): gdy prompt systemowy mówi o "JSON array", a wiadomość użytkownika
+jest tablicą ``[{"id", "text"}]``, serwer odpowiada ``{"items": [{"id", "text", "edits"}]}`` -
+każdy tekst poprawiony tak samo jak pojedynczy. Licznik ``per_text`` liczy każdy tekst paczki.
+
+``usage`` jest realistyczne: ``prompt_tokens`` = znaki wszystkich wiadomości / 4 + 3 na
+wiadomość (więc prompt systemowy kosztuje przy każdym zapytaniu, a paczka rozkłada go na teksty),
+``completion_tokens`` = znaki odpowiedzi / 4 + 1.
+
 Konfiguracja per test (bezpieczna wątkowo): stałe opóźnienie, kolejka wstrzykiwanych błędów
 (429 z ``Retry-After``, 500, opóźnienie dłuższe niż timeout klienta, zepsuty JSON, odpowiedź
-nie-JSON, 401, 404), tryb odrzucania ``response_format`` (jak llama.cpp), liczniki zapytań
-(łącznie i per tekst wejściowy), zapis zapytań oraz bramkę (``gate``): zapytania czekają, aż
-nadejdzie ich łącznie tyle, ile ustawiono — np. by dowieść, że pracują dwa procesy naraz.
+nie-JSON, 401, 404; dla paczek także błędy jednej pozycji: ``pack_drop`` - brak wpisu,
+``pack_duplicate`` - wpis dwa razy, ``pack_unknown_id`` - wpis z nieznanym id zamiast właściwego,
+``pack_invalid`` - wpis bez tekstu), tryb odrzucania ``response_format`` (jak llama.cpp), liczniki
+zapytań (łącznie i per tekst wejściowy), zapis zapytań oraz bramkę (``gate``): zapytania czekają,
+aż nadejdzie ich łącznie tyle, ile ustawiono — np. by dowieść, że pracują dwa procesy naraz.
 
 Batch API: ``/v1/files`` (upload multipart, lista, obiekt pliku, ``/content``, DELETE) i ``/v1/batches``
 (create, retrieve, list z ``after``/``has_more``, cancel). Linie batcha przechodzą przez tę samą
@@ -35,12 +45,19 @@ FIXES = {"bląd": "błąd", "wogóle": "w ogóle", "napewno": "na pewno"}
 _TARGET_RE = re.compile(r"target language:\s*([\w-]+)", re.IGNORECASE)
 
 
-def usage_for(text: str, answer_text: str, cached: int = 0) -> dict[str, Any]:
-    """Zwraca deterministyczne ``usage`` dla tekstu wejściowego i tekstu odpowiedzi."""
-    prompt_tokens = len(text) // 4 + 100
+PACK_FAULTS = ("pack_drop", "pack_duplicate", "pack_unknown_id", "pack_invalid")
+
+
+def usage_for(messages: list[dict[str, Any]], content: str, cached: int = 0) -> dict[str, Any]:
+    """Zwraca deterministyczne ``usage``: długość wszystkich wiadomości zapytania i treści odpowiedzi / 4."""
+    chars = sum(
+        len(m.get("content") if isinstance(m.get("content"), str) else json.dumps(m.get("content")))
+        for m in messages
+    )
+    prompt_tokens = chars // 4 + 3 * len(messages)
     usage: dict[str, Any] = {
         "prompt_tokens": prompt_tokens,
-        "completion_tokens": len(answer_text) // 4 + 20,
+        "completion_tokens": len(content) // 4 + 1,
     }
     usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
     if cached:
@@ -71,6 +88,9 @@ def make_state() -> dict[str, Any]:
         "cached_tokens": 0,
         "total": 0,
         "per_text": Counter(),
+        "packs": 0,
+        "prompt_tokens": 0,
+        "completion_tokens": 0,
         "requests": [],
         "keep_requests": True,
         "models": None,
@@ -110,12 +130,67 @@ def add_fault(
             state["faults"].append({"kind": kind, "text": text, **options})
 
 
-def _take_fault(state: dict[str, Any], text: str) -> dict[str, Any] | None:
+def _take_fault(state: dict[str, Any], texts: list[str], pack: bool) -> dict[str, Any] | None:
+    """Zabiera pierwszy pasujący błąd: ten sam tekst (w paczce: któryś z jej tekstów) albo dowolny.
+
+    Błędy pozycji paczki (``pack_*``) pasują tylko do paczek.
+    """
     with state["lock"]:
         for index, fault in enumerate(state["faults"]):
-            if fault["text"] is None or fault["text"] == text:
+            if fault["kind"] in PACK_FAULTS and not pack:
+                continue
+            if fault["text"] is None or fault["text"] in texts:
                 return state["faults"].pop(index)
     return None
+
+
+def _pack_entries(messages: list[dict[str, Any]], text: str) -> list[dict[str, Any]] | None:
+    """Wpisy paczki ``[{"id", "text"}]`` albo ``None``, gdy to zapytanie o jeden tekst."""
+    system = next((m.get("content", "") for m in messages if m.get("role") == "system"), "")
+    if "JSON array" not in system:
+        return None
+    try:
+        entries = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("id"), str) and isinstance(e.get("text"), str)
+        for e in entries
+    ):
+        return None
+    return entries
+
+
+def _answer(text: str, target: str | None) -> tuple[str, list[dict[str, str]]]:
+    """Odpowiedź modelu dla jednego tekstu: tłumaczenie ``[target] tekst`` albo korekta."""
+    if target:
+        return f"[{target}] {text}", []
+    return correct_text(text)
+
+
+def _pack_content(entries: list[dict[str, Any]], target: str | None, fault: dict[str, Any] | None) -> str:
+    """Treść odpowiedzi na paczkę, z ewentualnym błędem jednej pozycji."""
+    kind = fault["kind"] if fault else None
+    victim = None
+    if fault is not None:
+        victim = next((e["id"] for e in entries if fault["text"] in (None, e["text"])), None)
+    items = []
+    for entry in entries:
+        answer_text, edits = _answer(entry["text"], target)
+        if kind == "drop_placeholder" and entry["id"] == victim:
+            answer_text = re.sub(r"\{\w+\}", "", answer_text)
+        item: dict[str, Any] = {"id": entry["id"], "text": answer_text, "edits": edits}
+        if entry["id"] == victim:
+            if kind == "pack_drop":
+                continue
+            if kind == "pack_unknown_id":
+                item["id"] = f"x{entry['id']}"
+            if kind == "pack_invalid":
+                item["text"] = None
+            if kind == "pack_duplicate":
+                items.append(dict(item))
+        items.append(item)
+    return json.dumps({"items": items}, ensure_ascii=False)
 
 
 def _first_user_text(messages: list[dict[str, Any]]) -> str:
@@ -130,16 +205,31 @@ def _error_body(message: str, kind: str = "error") -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "code": None}}
 
 
-def chat_answer(state: dict[str, Any], payload: dict[str, Any]) -> tuple[int, Any, dict[str, str] | None]:
+def chat_answer(
+    state: dict[str, Any], payload: dict[str, Any], headers: Any = None
+) -> tuple[int, Any, dict[str, str] | None]:
     """Odpowiedź na jedno zapytanie czatu (HTTP albo linia batcha): ``(kod, ciało, nagłówki)``.
 
-    Liczy zapytanie, stosuje bramkę, opóźnienie i wstrzyknięte błędy (``add_fault``).
+    Liczy zapytanie, stosuje bramkę, opóźnienie i wstrzyknięte błędy (``add_fault``); zapytanie
+    HTTP (``headers`` podane) trafia do ``state["requests"]``.
     """
     messages = payload.get("messages") or []
     text = _first_user_text(messages)
+    entries = _pack_entries(messages, text)
+    texts = [e["text"] for e in entries] if entries is not None else [text]
+    record: dict[str, Any] = {
+        "payload": payload,
+        "headers": {k.lower(): v for k, v in (headers or {}).items()},
+        "time": time.monotonic(),
+        "texts": texts,
+    }
     with state["lock"]:
         state["total"] += 1
-        state["per_text"][text] += 1
+        state["packs"] += entries is not None
+        for one in texts:
+            state["per_text"][one] += 1
+        if state["keep_requests"] and headers is not None:
+            state["requests"].append(record)
         latency = state["latency"]
         models = state["models"]
         gate = state["gate"]
@@ -147,7 +237,7 @@ def chat_answer(state: dict[str, Any], payload: dict[str, Any]) -> tuple[int, An
             state["gate_open"].set()
     if gate:
         state["gate_open"].wait(state["gate_timeout"])
-    fault = _take_fault(state, text)
+    fault = _take_fault(state, texts, entries is not None)
     kind = fault["kind"] if fault else None
     if kind == "timeout":
         time.sleep(fault.get("delay", 5.0))
@@ -184,14 +274,14 @@ def chat_answer(state: dict[str, Any], payload: dict[str, Any]) -> tuple[int, An
         return 400, _error_body("response_format json_object is not supported by this server"), None
     system = next((m.get("content", "") for m in messages if m.get("role") == "system"), "")
     match = _TARGET_RE.search(system)
-    if match:
-        answer_text = f"[{match.group(1)}] {text}"
-        edits: list[dict[str, str]] = []
+    target = match.group(1) if match else None
+    if entries is not None:
+        content = _pack_content(entries, target, fault)
     else:
-        answer_text, edits = correct_text(text)
-    if kind == "drop_placeholder":
-        answer_text = re.sub(r"\{\w+\}", "", answer_text)
-    content = json.dumps({"text": answer_text, "edits": edits}, ensure_ascii=False)
+        answer_text, edits = _answer(text, target)
+        if kind == "drop_placeholder":
+            answer_text = re.sub(r"\{\w+\}", "", answer_text)
+        content = json.dumps({"text": answer_text, "edits": edits}, ensure_ascii=False)
     if kind == "malformed":
         content = content[: len(content) // 2]
     body = {
@@ -206,8 +296,13 @@ def chat_answer(state: dict[str, Any], payload: dict[str, Any]) -> tuple[int, An
                 "finish_reason": "stop",
             }
         ],
-        "usage": usage_for(text, answer_text, state["cached_tokens"]),
+        "usage": usage_for(messages, content, state["cached_tokens"]),
     }
+    record["content"] = content
+    record["usage"] = body["usage"]
+    with state["lock"]:
+        state["prompt_tokens"] += body["usage"]["prompt_tokens"]
+        state["completion_tokens"] += body["usage"]["completion_tokens"]
     return 200, body, None
 
 
@@ -447,6 +542,10 @@ def _make_handler(state: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
                         "total": state["total"],
                         "distinct": len(state["per_text"]),
                         "max_per_text": max(state["per_text"].values(), default=0),
+                        "texts_sent": sum(state["per_text"].values()),
+                        "packs": state["packs"],
+                        "prompt_tokens": state["prompt_tokens"],
+                        "completion_tokens": state["completion_tokens"],
                     }
                 self._send(200, body)
                 return
@@ -477,16 +576,7 @@ def _make_handler(state: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
             if path not in ("/v1/chat/completions", "/chat/completions"):
                 self._error(404, f"unknown path {self.path}")
                 return
-            with state["lock"]:
-                if state["keep_requests"]:
-                    state["requests"].append(
-                        {
-                            "payload": payload,
-                            "headers": {k.lower(): v for k, v in self.headers.items()},
-                            "time": time.monotonic(),
-                        }
-                    )
-            code, body, headers = chat_answer(state, payload)
+            code, body, headers = chat_answer(state, payload, self.headers)
             self._send(code, body, headers)
 
     return Handler

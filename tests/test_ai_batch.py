@@ -25,11 +25,17 @@ from ailexia_dagster.definitions import defs
 from ailexia_dagster.resources import AilexiaResource
 from ailexia_dagster.runner import materialize_task
 from ailexia_dagster.sensors import ai_batch_sensor
-from lib import ai_batch, ai_batch_ingest, ai_client, ai_worker, prompts, status
+from lib import ai_batch, ai_batch_ingest, ai_client, ai_cost, ai_worker, prompts, status
 from lib.review_web import TEMPLATES_DIR
 from lib.schema import init_db
 from tests.conftest import PROJECT_ROOT
-from tests.fake_openai import add_fault, fake_openai_fixture, finish_batches, usage_for  # noqa: F401
+from tests.fake_openai import (  # noqa: F401
+    add_fault,
+    correct_text,
+    fake_openai_fixture,
+    finish_batches,
+    usage_for,
+)
 from tests.helpers import add_model, add_task
 from tests.test_ai_worker import add_items, conf, item
 
@@ -69,9 +75,16 @@ def collect(settings, id_task):
     return results
 
 
-def batch_cost(text: str, answer: str, prices=PRICES) -> Decimal:
-    """Koszt linii po połowie cen (domyślne ceny batch)."""
-    usage = usage_for(text, answer)
+def batch_cost(text: str, answer: str | None = None, prices=PRICES) -> Decimal:
+    """Koszt linii z jednym tekstem po połowie cen (domyślne ceny batch), z ``usage`` serwera testowego.
+
+    ``answer`` zastępuje poprawny tekst odpowiedzi (np. gdy serwer zgubił placeholder).
+    """
+    corrected, edits = correct_text(text)
+    answer = corrected if answer is None else answer
+    usage = usage_for(
+        prompts.build_messages(text), json.dumps({"text": answer, "edits": edits}, ensure_ascii=False)
+    )
     price_in = Decimal(prices["price_input_per_mtok"]) / 2
     price_out = Decimal(prices["price_output_per_mtok"]) / 2
     cost = (usage["prompt_tokens"] * price_in + usage["completion_tokens"] * price_out) / 10**6
@@ -109,18 +122,18 @@ def test_schema_upgrade_adds_batch_columns(local_env, settings, db):
 
 def test_batch_prices_default_to_half_and_explicit_prices_win():
     model = {**PRICES, "price_cached_input_per_mtok": "0.0750"}
-    half = ai_client.batch_price_row(model)
+    half = ai_cost.batch_price_row(model)
     assert half["price_input_per_mtok"] == Decimal("0.075") and half["price_output_per_mtok"] == Decimal(
         "0.3"
     )
     assert half["price_cached_input_per_mtok"] == Decimal("0.0375")
-    explicit = ai_client.batch_price_row(
+    explicit = ai_cost.batch_price_row(
         {**model, "price_batch_input_per_mtok": "0.1", "price_batch_output_per_mtok": "0.2"}
     )
     assert explicit["price_input_per_mtok"] == Decimal("0.1") and explicit[
         "price_output_per_mtok"
     ] == Decimal("0.2")
-    assert ai_client.compute_cost(1_000_000, 0, 1_000_000, half) == Decimal("0.375000")
+    assert ai_cost.compute_cost(1_000_000, 0, 1_000_000, half) == Decimal("0.375000")
 
 
 def test_happy_path_submit_then_collect_at_half_price(settings, db, fake_openai):
@@ -175,13 +188,13 @@ def test_happy_path_submit_then_collect_at_half_price(settings, db, fake_openai)
         assert one["status"] == "processed" and one["claim_uuid"] is None and one["id_ai_batch"] is None
         assert one["operation_uuid"] == result["operation_uuid"]
     for text in set(TEXTS):
-        answer, _edits = __import__("tests.fake_openai", fromlist=["correct_text"]).correct_text(text)
+        answer, _edits = correct_text(text)
         rows = [one for one in stored if one["text_original"] == text]
         assert all(one["text_corrected"] == answer for one in rows)
         # Koszt linii dostaje jedna pozycja, duplikat 0: suma po pozycjach = rachunek.
-        assert sorted(one["cost_usd"] for one in rows)[-1] == batch_cost(text, answer)
-        assert sum(one["cost_usd"] for one in rows) == batch_cost(text, answer)
-        expected_cost += batch_cost(text, answer)
+        assert sorted(one["cost_usd"] for one in rows)[-1] == batch_cost(text)
+        assert sum(one["cost_usd"] for one in rows) == batch_cost(text)
+        expected_cost += batch_cost(text)
     assert done["cost_usd"] == expected_cost == sum(one["cost_usd"] for one in stored)
     assert Decimal(str(result["cost_usd"])) == expected_cost
     log_row = db.query_one("SELECT * FROM run_log WHERE operation_uuid=%s", (result["operation_uuid"],))
@@ -245,7 +258,7 @@ def test_failed_lines_and_invalid_answers_return_to_pending(settings, db, fake_o
     assert good["status"] == "processed" and good["text_corrected"] == "błąd"
     # Odrzucona odpowiedź też jest na rachunku batcha (tokeny zapłacone), ale nie w pozycjach.
     [row] = batches(db, id_task)
-    assert row["cost_usd"] == batch_cost("bląd", "błąd") + batch_cost("Witaj {name}", "Witaj ")
+    assert row["cost_usd"] == batch_cost("bląd") + batch_cost("Witaj {name}", "Witaj ")
     # Następny run wysyła je ponownie (nowy batch), tym razem poprawnie.
     ai_worker.run_ai(conf(settings), id_task)
     collect(conf(settings), id_task)
@@ -397,7 +410,7 @@ def test_crash_mid_ingest_stores_each_result_once(local_env, settings, db, fake_
     assert result["processed"] == 250
     rows = items(db, id_task)
     assert all(one["status"] == "processed" and one["claim_uuid"] is None for one in rows)
-    expected = sum(batch_cost(t, t.replace("bląd", "błąd")) for t in texts)
+    expected = sum(batch_cost(t) for t in texts)
     assert sum(one["cost_usd"] for one in rows) == expected == batches(db, id_task)[0]["cost_usd"]
     assert fake_openai["total"] == 450  # każdy tekst wykonany u dostawcy raz
 

@@ -11,14 +11,17 @@ from decimal import Decimal
 import pymysql
 import pytest
 
-from lib import ai_worker, scheduling
+from lib import ai_cost, ai_worker, prompts, scheduling
 from lib.db_utils import compute_hash
 from lib.errors import AiError, TaskError, UsageError
 from tests.conftest import MYSQL_SERVER, PROJECT_ROOT
 from tests.fake_openai import add_fault, fake_openai_fixture, usage_for  # noqa: F401
 from tests.helpers import add_model, add_task
 
+# Te testy sprawdzają zapytania o jeden tekst (AI_PACK_ITEMS=1, zachowanie sprzed paczek);
+# paczki mają swoje testy w tests/test_ai_pack.py.
 FAST = {
+    "AI_PACK_ITEMS": 1,
     "AI_BACKOFF_S": 0.05,
     "AI_MAX_RETRIES": 3,
     "AI_TIMEOUT_S": 5.0,
@@ -94,7 +97,10 @@ def test_correction_stores_exact_fields(settings, db, fake_openai):
         ("bląd", "błąd"),
         ("napewno", "na pewno"),
     ]
-    usage = usage_for(text, expected, 50)
+    # usage serwera testowego liczy całe zapytanie (prompt systemowy + tekst) i całą odpowiedź.
+    [request] = fake_openai["requests"]
+    usage = usage_for(request["payload"]["messages"], request["content"], 50)
+    assert usage == request["usage"] and usage["prompt_tokens"] > len(text) // 4 + 200
     assert (
         row["tokens_input"] == usage["prompt_tokens"] and row["tokens_output"] == usage["completion_tokens"]
     )
@@ -339,21 +345,37 @@ def test_dead_operation_claim_is_reclaimed(settings, db, fake_openai):
 
 
 def test_budget_cap_stops_claiming(settings, db, fake_openai):
-    id_task = make_task(db, fake_openai["base_url"], model_extra={"price_input_per_mtok": "1000.0000"})
-    ids = add_items(db, id_task, [f"bląd {n}" for n in range(30)])
-    # Jedno zapytanie kosztuje ok. 0,1 USD; limit 0,25 USD.
+    """Limit kosztu: run wysyła tylko zapytania, których szacunek z góry mieści się w limicie.
+
+    Zmiana zachowania (issue 14, 3b): dawniej run kończył rezerwację dopiero po przekroczeniu
+    limitu (3-5 pozycji przy limicie 2,5 zapytania); teraz nigdy go nie przekracza, a zatrzymuje
+    się dopiero, gdy następne zapytanie mogłoby go przekroczyć.
+    """
+    extra = {"price_input_per_mtok": "10.0000", "price_output_per_mtok": "10.0000", "max_output_tokens": 200}
+    id_task = make_task(db, fake_openai["base_url"], model_extra=extra)
+    texts = [f"bląd {n:02d}" for n in range(30)]
+    ids = add_items(db, id_task, texts)
+    limit = Decimal("0.05")
     stats = ai_worker.run_ai(
-        conf(settings, AI_MAX_COST_USD=0.25, AI_CONCURRENCY=1, AI_CLAIM_BATCH=1), id_task
+        conf(settings, AI_MAX_COST_USD=float(limit), AI_CONCURRENCY=1, AI_CLAIM_BATCH=1), id_task
     )
     processed = db.query_value(
         "SELECT COUNT(*) FROM task_item WHERE id_task=%s AND status='processed'", (id_task,)
     )
-    assert stats["budget_reached"] is True and 3 <= processed <= 5 and stats["processed"] == processed
+    spent = db.query_value("SELECT SUM(cost_usd) FROM task_item WHERE id_task=%s", (id_task,))
+    assert stats["budget_reached"] is True and processed >= 1 and stats["processed"] == processed
+    assert spent <= limit and Decimal(str(stats["cost_usd"])) == spent
+    # Zatrzymał się dopiero, gdy kolejne zapytanie (szacunek z góry) nie mieściło się w limicie.
+    model = db.query_one(
+        "SELECT * FROM ai_model WHERE id_ai_model=(SELECT id_ai_model FROM task WHERE id_task=%s)", (id_task,)
+    )
+    next_estimate = ai_cost.reserve_estimate(model, prompts.build_messages(texts[-1]), 200, requests=2)
+    assert spent + next_estimate > limit
     assert db.query_value("SELECT COUNT(*) FROM task_item WHERE claim_uuid IS NOT NULL") == 0
     assert db.query_value("SELECT message FROM run_log WHERE id_task=%s", (id_task,)).startswith(
         "osiągnięto limit"
     )
-    assert len(ids) - processed >= 25
+    assert len(ids) - processed >= 15
 
 
 def test_should_stop_finishes_in_flight_and_releases(settings, db, fake_openai):

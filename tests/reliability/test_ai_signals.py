@@ -25,7 +25,14 @@ pytestmark = pytest.mark.slow
 
 ITEMS = 60
 TEXTS = [f"bląd w zdaniu {n}, napewno" for n in range(ITEMS)]
-AI_ENV = {"AI_CONCURRENCY": "4", "AI_CLAIM_BATCH": "5", "AI_BACKOFF_S": "0.05", "AI_TIMEOUT_S": "10"}
+# AI_PACK_ITEMS=1: zatrzymanie w połowie pracy wymaga wielu zapytań (paczki zrobiłyby 60 tekstów w 3).
+AI_ENV = {
+    "AI_CONCURRENCY": "4",
+    "AI_CLAIM_BATCH": "5",
+    "AI_BACKOFF_S": "0.05",
+    "AI_TIMEOUT_S": "10",
+    "AI_PACK_ITEMS": "1",
+}
 
 
 @pytest.fixture

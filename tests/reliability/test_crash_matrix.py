@@ -35,7 +35,15 @@ pytestmark = pytest.mark.slow
 
 ROWS = 3000
 SYNC_ENV = {"BATCH_SIZE": "100", "COMMIT_ROWS": "300"}
-AI_ENV = {"AI_CONCURRENCY": "2", "AI_CLAIM_BATCH": "5", "AI_BACKOFF_S": "0.05", "AI_TIMEOUT_S": "10"}
+# AI_PACK_ITEMS=1: okna podwójnego zapytania poniżej są liczone w zapytaniach o jeden tekst;
+# śmierć w środku paczki sprawdza tests/test_ai_pack.py.
+AI_ENV = {
+    "AI_CONCURRENCY": "2",
+    "AI_CLAIM_BATCH": "5",
+    "AI_BACKOFF_S": "0.05",
+    "AI_TIMEOUT_S": "10",
+    "AI_PACK_ITEMS": "1",
+}
 KILLED = -signal.SIGKILL
 
 
