@@ -529,3 +529,47 @@ def test_cli_collect_and_cancel(settings, db, fake_openai, capsys):
     [cancelled] = items(db, other)
     assert cancelled["status"] == "pending" and "batch_cancelled" in cancelled["ai_error"]
     assert ai.main(["--cancel-batch", "999"]) == 2
+
+
+def test_packed_lines_split_the_bill_exactly_and_bad_positions_go_back(settings, db, fake_openai):
+    """Linie batcha niosą paczki (AI_PACK_ITEMS): każda pozycja sprawdzana osobno, rachunek dzielony dokładnie."""
+    texts = [f"krótki tekst {n} z bląd" for n in range(7)] + ["Witaj {name}", "krótki tekst 0 z bląd"]
+    # Serwer gubi w odpowiedzi na paczkę jedną pozycję (jeden błąd na zapytanie).
+    add_fault(fake_openai, "pack_drop", text="krótki tekst 3 z bląd")
+    id_task = make_batch_task(db, fake_openai["base_url"])
+    ids = add_items(db, id_task, texts)
+    packed = conf(settings, AI_PACK_ITEMS=20, AI_PACK_CHARS=4000)
+    stats = ai_worker.run_ai(packed, id_task)
+    [row] = batches(db, id_task)
+    assert stats["claimed"] == 9 and row["request_count"] == 1  # osiem różnych tekstów, jedna linia
+    [line] = [json.loads(x) for x in fake_openai["files"][row["input_file_id"]]["data"].decode().splitlines()]
+    assert line["custom_id"] == "p:0"
+    assert line["body"]["response_format"]["json_schema"]["name"] == ai_client.PACK.name
+    assert ai_batch.request_texts(line) == texts[:8]
+    [result] = collect(packed, id_task)
+    assert result["processed"] == 7 and result["reused"] == 1 and result["failed"] == 1
+    rows = [item(db, i) for i in ids]
+    bad = rows[3]
+    assert (
+        bad["status"] == "pending" and bad["ai_attempts"] == 1 and bad["ai_error"].startswith("batch: paczka")
+    )
+    assert bad["id_ai_batch"] is None and bad["cost_usd"] == 0
+    good = [r for n, r in enumerate(rows) if n != 3]
+    assert all(
+        r["status"] == "processed" and r["text_corrected"] == correct_text(r["text_original"])[0]
+        for r in good
+    )
+    # Rachunek linii: usage serwera po połowie cen; części pozycji sumują się do udziałów dobrych pozycji.
+    usage = fake_openai["prompt_tokens"], fake_openai["completion_tokens"]
+    billed = ai_cost.compute_cost(usage[0], 0, usage[1], ai_cost.batch_price_row(PRICES))
+    assert row["cost_usd"] == 0 and batches(db, id_task)[0]["cost_usd"] == billed
+    shares = ai_cost.split_bill(usage[0], 0, usage[1], billed, [len(t) for t in texts[:8]])
+    assert [r["cost_usd"] for r in rows[:8] if r["status"] == "processed"] == [
+        s.cost for n, s in enumerate(shares) if n != 3
+    ]
+    assert sum(r["tokens_input"] for r in rows) == sum(s.tokens_input for n, s in enumerate(shares) if n != 3)
+    assert rows[8]["cost_usd"] == 0 and rows[8]["text_corrected"] == rows[0]["text_corrected"]
+    # Pozycje odrzucone idą w następnym batchu same i tym razem przechodzą.
+    ai_worker.run_ai(packed, id_task)
+    collect(packed, id_task)
+    assert {item(db, i)["status"] for i in ids} == {"processed"}
