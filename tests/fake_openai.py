@@ -206,12 +206,13 @@ def _error_body(message: str, kind: str = "error") -> dict[str, Any]:
 
 
 def chat_answer(
-    state: dict[str, Any], payload: dict[str, Any], headers: Any = None
+    state: dict[str, Any], payload: dict[str, Any], headers: Any = None, delay: bool = True
 ) -> tuple[int, Any, dict[str, str] | None]:
     """Odpowiedź na jedno zapytanie czatu (HTTP albo linia batcha): ``(kod, ciało, nagłówki)``.
 
     Liczy zapytanie, stosuje bramkę, opóźnienie i wstrzyknięte błędy (``add_fault``); zapytanie
-    HTTP (``headers`` podane) trafia do ``state["requests"]``.
+    HTTP (``headers`` podane) trafia do ``state["requests"]``. Linie batcha (``delay=False``) nie
+    czekają stałego opóźnienia - batch wykonuje się od razu przy odpytaniu.
     """
     messages = payload.get("messages") or []
     text = _first_user_text(messages)
@@ -243,7 +244,7 @@ def chat_answer(
         time.sleep(fault.get("delay", 5.0))
         # Klient zwykle już zerwał połączenie; odpowiedź mogłaby wyglądać na sukces.
         return 500, _error_body("late answer after timeout"), None
-    if latency:
+    if latency and delay:
         time.sleep(latency)
     if kind == "429":
         return (
@@ -375,7 +376,7 @@ def _process_batch(state: dict[str, Any], batch: dict[str, Any], final: str, don
                 }
             )
             continue
-        code, body, _headers = chat_answer(state, request["body"])
+        code, body, _headers = chat_answer(state, request["body"], delay=False)
         entry = {
             "id": request_id,
             "custom_id": request["custom_id"],
