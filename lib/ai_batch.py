@@ -29,7 +29,7 @@ from typing import IO, Any
 import openai
 
 from lib import ai_client, ai_pack, ai_worker, faults, prompts, task_item
-from lib.db_local import MySQL, connect_local
+from lib.db_local import MySQL, connect_local, retry_on_deadlock
 from lib.db_utils import get_logger, hash_function, hash_text, mask_secrets
 from lib.errors import AiError, TaskError, UsageError
 from lib.runs import run_with_operation_lock
@@ -201,28 +201,35 @@ def _open_batch(
         Wiersz batcha albo ``None``, gdy nie było czego zarezerwować (nic nie zostaje zapisane).
     """
     claim = str(uuid.uuid4())
-    db.rollback()
-    db.execute(
-        "INSERT INTO ai_batch (id_task, id_ai_model, claim_uuid, operation_uuid, run_id, status) "
-        "VALUES (%s, %s, %s, %s, %s, 'preparing')",
-        (task["id_task"], model["id_ai_model"], claim, operation, run_id),
-    )
-    id_ai_batch = int(db.last_insert_id)
-    claimed = task_item.claim_for_batch(
-        db,
-        int(task["id_task"]),
-        id_ai_batch,
-        claim,
-        count,
-        int(settings["AI_MAX_ATTEMPTS"]),
-        int(settings["AI_CLAIM_TIMEOUT_S"]),
-        ai_worker.LOCK_PREFIXES,
-    )
-    if not claimed:
+
+    def work() -> int | None:
         db.rollback()
+        db.execute(
+            "INSERT INTO ai_batch (id_task, id_ai_model, claim_uuid, operation_uuid, run_id, status) "
+            "VALUES (%s, %s, %s, %s, %s, 'preparing')",
+            (task["id_task"], model["id_ai_model"], claim, operation, run_id),
+        )
+        id_ai_batch = int(db.last_insert_id)
+        claimed = task_item.claim_for_batch(
+            db,
+            int(task["id_task"]),
+            id_ai_batch,
+            claim,
+            count,
+            int(settings["AI_MAX_ATTEMPTS"]),
+            int(settings["AI_CLAIM_TIMEOUT_S"]),
+            ai_worker.LOCK_PREFIXES,
+        )
+        if not claimed:
+            db.rollback()
+            return None
+        db.execute("UPDATE ai_batch SET item_count=%s WHERE id_ai_batch=%s", (claimed, id_ai_batch))
+        db.commit()
+        return id_ai_batch
+
+    id_ai_batch = retry_on_deadlock(work, db=db)
+    if id_ai_batch is None:
         return None
-    db.execute("UPDATE ai_batch SET item_count=%s WHERE id_ai_batch=%s", (claimed, id_ai_batch))
-    db.commit()
     faults.checkpoint("ai_batch.prepared")
     return get_batch(db, id_ai_batch)
 
@@ -231,12 +238,18 @@ def _store_reused(
     db: MySQL, task: dict[str, Any], batch: dict[str, Any], operation: str, stats: dict[str, Any]
 ) -> None:
     """Pozycje, których tekst ma już wynik w zadaniu, dostają go od razu (koszt 0) i wychodzą z batcha."""
-    waiting = task_item.batch_items(db, batch["id_ai_batch"], batch["claim_uuid"])
-    hashes = sorted({row["original_hash"] for row in waiting if row["original_hash"]})
-    reusable = task_item.stored_results(db, int(task["id_task"]), hashes)
+    by_hash: dict[str | None, list[int]] = {}
+    for row in task_item.batch_items(db, batch["id_ai_batch"], batch["claim_uuid"]):
+        by_hash.setdefault(row["original_hash"], []).append(row["id_task_item"])
+    hashes = sorted(h for h in by_hash if h)
+    reusable: dict[str, tuple[str, str | None]] = {}
+    for start in range(0, len(hashes), TEXT_CHUNK):
+        reusable.update(
+            task_item.stored_results(db, int(task["id_task"]), hashes[start : start + TEXT_CHUNK])
+        )
     hash_of = hash_function(task.get("hash_method") or "sha256")
     for original_hash, (text, summary) in reusable.items():
-        ids = [row["id_task_item"] for row in waiting if row["original_hash"] == original_hash]
+        ids = by_hash[original_hash]
         changed = task_item.store_ai_result(
             db,
             ids,

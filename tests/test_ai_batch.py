@@ -573,3 +573,20 @@ def test_packed_lines_split_the_bill_exactly_and_bad_positions_go_back(settings,
     ai_worker.run_ai(packed, id_task)
     collect(packed, id_task)
     assert {item(db, i)["status"] for i in ids} == {"processed"}
+
+
+def test_text_with_a_stored_result_is_not_sent_again(settings, db, fake_openai):
+    """Tekst, który ma już wynik w zadaniu, dostaje go przy wysyłce (koszt 0) i nie trafia do pliku."""
+    id_task = make_batch_task(db, fake_openai["base_url"])
+    [first] = add_items(db, id_task, ["raz bląd"])
+    ai_worker.run_ai(conf(settings), id_task)
+    collect(conf(settings), id_task)
+    again, other = add_items(db, id_task, ["raz bląd", "inny"], start=10)
+    stats = ai_worker.run_ai(conf(settings), id_task)
+    assert stats["claimed"] == 2 and stats["reused"] == 1
+    row = batches(db, id_task)[-1]
+    assert row["request_count"] == 1 and row["item_count"] == 2
+    reused = item(db, again)
+    assert reused["status"] == "processed" and reused["cost_usd"] == 0 and reused["id_ai_batch"] is None
+    assert reused["text_corrected"] == item(db, first)["text_corrected"] == "raz błąd"
+    assert item(db, other)["id_ai_batch"] == row["id_ai_batch"]
