@@ -184,8 +184,10 @@ class _Run:
     max_cost: Decimal = Decimal(0)
     # Budżet: koszt zarezerwowany przez zapytania w drodze (szacunek z góry, ``lib/ai_cost.py``).
     reserved: Decimal = Decimal(0)
-    # Sesja z blokadą operacji zginęła: nic nowego nie jest wysyłane (``_lock_lost``).
+    # Sesja z blokadą operacji zginęła: nic nowego nie jest wysyłane (``_check_lock``).
     lock_lost: threading.Event = field(default_factory=threading.Event)
+    # Zapytanie, które nie mieści się w budżecie obok zapytań w drodze, czeka na ich rozliczenie.
+    budget: threading.Condition = field(init=False)
     hash_of: Any = None
     action: str = "correct"
     note: str | None = None
@@ -202,6 +204,9 @@ class _Run:
         default_factory=lambda: threading.BoundedSemaphore(STORE_CONNECTIONS)
     )
     api_slots: threading.BoundedSemaphore | None = None
+
+    def __post_init__(self) -> None:
+        self.budget = threading.Condition(self.lock)
 
 
 def _make_run(
@@ -376,17 +381,24 @@ def _reserve(run: _Run, estimate: Decimal) -> bool:
 
     Wydane + zarezerwowane + ten szacunek nie może przekroczyć limitu - zapytania w drodze
     nigdy razem nie przebiją budżetu (szacunek to górne ograniczenie, ``lib/ai_cost.py``).
+    Gdy szacunek nie mieści się obok zapytań w drodze, wątek czeka na ich rozliczenie (zwykle
+    kosztują dużo mniej niż szacunek); budżet jest wyczerpany dopiero, gdy nic nie jest w drodze,
+    a zapytanie i tak się nie mieści.
     """
     if run.max_cost <= 0:
         return True
-    with run.lock:
-        if run.stats["budget_reached"]:
-            return False
-        if run.stats["cost_usd"] + run.reserved + estimate > run.max_cost:
-            run.stats["budget_reached"] = True
-            return False
-        run.reserved += estimate
-        return True
+    with run.budget:
+        while True:
+            if run.stats["budget_reached"] or run.stats["stopped"] is not None or not _can_send(run):
+                return False
+            if run.stats["cost_usd"] + run.reserved + estimate <= run.max_cost:
+                run.reserved += estimate
+                return True
+            if run.reserved <= 0:
+                run.stats["budget_reached"] = True
+                run.budget.notify_all()
+                return False
+            run.budget.wait(timeout=1.0)
 
 
 def _settle(
@@ -398,9 +410,10 @@ def _settle(
     cost: Decimal = Decimal(0),
 ) -> None:
     """Zamienia rezerwację zapytania na jego prawdziwy koszt (niewykorzystana część wraca)."""
-    with run.lock:
+    with run.budget:
         if run.max_cost > 0:
             run.reserved -= estimate
+            run.budget.notify_all()
         run.stats["tokens_input"] += tokens_input
         run.stats["tokens_output"] += tokens_output
         run.stats["tokens_cached"] += tokens_cached
