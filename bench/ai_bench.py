@@ -284,12 +284,14 @@ def run_cost_mode(
 
 
 def batch_cost_rows(settings: dict, db, base_url: str, texts: list[str]) -> list[dict]:
-    """Hak dla trybu batch (OpenAI Batch API): wiersze tabeli kosztu w formacie ``cost_rows_for_task``.
+    """Wiersze trybu batch (OpenAI Batch API) tabeli kosztu w formacie ``cost_rows_for_task``.
 
-    Tryb batch dopisuje tu swój przebieg (np. ``cost_rows_for_task(db, id_task, "batch", n,
-    factor=BATCH_FACTOR)``); dopóki go nie ma, tabela ma tylko tryby synchroniczne.
+    Pełna droga batch (``bench/ai_batch_cost.py``): plik JSONL, ``files.create``, ``batches.create``,
+    odpytanie i odbiór wyników; jeden tekst na linię i paczki w liniach, koszt po cenach batch.
     """
-    return []
+    from bench import ai_batch_cost
+
+    return ai_batch_cost.batch_cost_rows(settings, db, base_url, texts)
 
 
 def print_cost_table(rows: list[dict]) -> bool:
@@ -423,6 +425,9 @@ def main() -> int:
         f"ceny gpt-4o-mini ${PRICE_INPUT} / ${PRICE_OUTPUT} za Mtok; tokeny opłacone = suma task_item\n"
     )
     ok &= print_cost_table(cost_rows)
+    from bench import ai_batch_cost
+
+    ok &= ai_batch_cost.report_batch_target(cost_rows)
     print("wynik:", "OK" if ok else "CEL NIEOSIĄGNIĘTY")
     return 0 if ok else 1
 

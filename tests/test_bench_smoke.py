@@ -55,3 +55,18 @@ def test_ai_bench_small_run_prints_all_scenarios(settings):
     assert set(cost) == {(m, p) for m in ("1 na zapytanie", "paczki") for p in ("krótkie", "długie")}
     assert cost[("paczki", "krótkie")] < cost[("1 na zapytanie", "krótkie")] / 2
     assert "cel paczek" in result.stdout
+    # Tryb batch (pełna droga: plik JSONL, batch, odbiór): koszt na 1 000 pozycji po cenach batch.
+    usd = {
+        (m.group(1).strip(), m.group(2)): float(m.group(3))
+        for m in re.finditer(
+            r"^(1 na zapytanie|batch 1/linię|batch paczki)\s+(krótkie|długie)(?:\s+[\d.]+){6}\s+([\d.]+)$",
+            result.stdout,
+            re.M,
+        )
+    }
+    assert {("batch 1/linię", "krótkie"), ("batch paczki", "krótkie")} <= set(usd)
+    assert usd[("batch 1/linię", "krótkie")] == pytest.approx(
+        usd[("1 na zapytanie", "krótkie")] / 2, rel=0.01
+    )
+    assert usd[("batch paczki", "krótkie")] < usd[("batch 1/linię", "krótkie")]
+    assert "batch paczki vs 1 na zapytanie: cały korpus" in result.stdout
