@@ -893,10 +893,14 @@ def run_ai(
     """
     started = time.monotonic()
     stats = _new_stats()
+    if id_ai_batch is not None:
+        # Odbiór zapłaconych już wyników: bez warunków na status zadania i modelu (model batcha
+        # mógł zostać wyłączony albo zmieniony po wysyłce; ceny i serwer bierze się z ai_batch).
+        with connect_local(settings, autocommit=True) as db:
+            task = get_task(db, id_task)
+        return ai_batch_ingest.run_ingest(settings, task, id_ai_batch, run_id=run_id)
     with connect_local(settings, autocommit=True) as db:
         task, model = _load_task(db, id_task)
-    if id_ai_batch is not None:
-        return ai_batch_ingest.run_ingest(settings, task, id_ai_batch, run_id=run_id)
     if ai_batch.is_batch_mode(task, model):
         return ai_batch.run_submit(settings, task, model, run_id=run_id, should_stop=should_stop, limit=limit)
     base_url, api_key = resolve_endpoint(settings, model)

@@ -26,6 +26,7 @@ from ailexia_dagster.resources import AilexiaResource
 from ailexia_dagster.runner import materialize_task
 from ailexia_dagster.sensors import ai_batch_sensor
 from lib import ai_batch, ai_batch_ingest, ai_client, ai_cost, ai_worker, prompts, status
+from lib.errors import TaskError
 from lib.review_web import TEMPLATES_DIR
 from lib.schema import init_db
 from tests.conftest import PROJECT_ROOT
@@ -590,3 +591,42 @@ def test_text_with_a_stored_result_is_not_sent_again(settings, db, fake_openai):
     assert reused["status"] == "processed" and reused["cost_usd"] == 0 and reused["id_ai_batch"] is None
     assert reused["text_corrected"] == item(db, first)["text_corrected"] == "raz błąd"
     assert item(db, other)["id_ai_batch"] == row["id_ai_batch"]
+
+
+def test_ingest_works_after_the_model_is_disabled(settings, db, fake_openai):
+    """Wyniki batcha są już zapłacone: odbiór nie zależy od statusu modelu (ceny z modelu batcha)."""
+    id_task = make_batch_task(db, fake_openai["base_url"])
+    [one] = add_items(db, id_task, ["bląd"])
+    ai_worker.run_ai(conf(settings), id_task)
+    db.execute("UPDATE ai_model SET status='disabled'")
+    with pytest.raises(TaskError):
+        ai_worker.run_ai(conf(settings), id_task)
+    collect(conf(settings), id_task)
+    assert item(db, one)["status"] == "processed" and item(db, one)["cost_usd"] == batch_cost("bląd")
+
+
+def test_sensor_requests_recovery_of_a_dead_submission(local_env, settings, db, fake_openai):
+    """Wysyłka, której run zginął, dostaje run AI zadania (bez tagu batcha), który ją dokańcza."""
+    from ailexia_dagster.assets import ai_corrections
+
+    id_task = make_batch_task(db, fake_openai["base_url"])
+    add_items(db, id_task, ["bląd", "drugi"])
+    assert run_killed(local_env, settings, id_task, "ai_batch.uploaded") == KILLED
+    assert wait_work(db, id_task)
+    [row] = batches(db, id_task)
+    with instance_for_test() as instance:
+        context = build_sensor_context(
+            instance=instance,
+            definitions=defs,
+            instance_ref=instance.get_ref(),
+            resources={"ailexia": AilexiaResource()},
+        )
+        [request] = ai_batch_sensor.evaluate_tick(context).run_requests
+        assert request.run_key == f"ai-batch-{row['id_ai_batch']}-preparing-0"
+        assert TAG_AI_BATCH not in request.tags and request.tags["ailexia/request"] == "batch_recover"
+        ok, message = materialize_task(instance, [ai_corrections], id_task, dict(request.tags))
+        assert ok, message
+        assert batches(db, id_task)[0]["status"] == "submitted" and len(fake_openai["batches"]) == 1
+        # Następny tick: batch zakończony u dostawcy -> run odbioru.
+        [ingest] = ai_batch_sensor.evaluate_tick(context).run_requests
+        assert ingest.tags[TAG_AI_BATCH] == str(row["id_ai_batch"])
