@@ -374,20 +374,34 @@ def claim_for_ai(
     na dwóch sesjach) są wolne - właściciel nie żyje. Zabicie jednej sesji runu nie oddaje więc
     jego pozycji innemu runowi. Transakcja jest zatwierdzana tutaj (ponawiana po zakleszczeniu).
 
+    Pozycje ``pending`` idą przed ``outdated`` (osobne zapytanie na status): równość statusu
+    pozwala czytać indeks w kolejności ``id_task_item`` bez sortowania wszystkich czekających
+    pozycji (``status IN (...)`` + ``ORDER BY`` sortowało przy każdej rezerwacji całą resztę zadania -
+    ~100 ms przy 20 000 pozycjach).
+
     Returns:
-        Wiersze ``(id_task_item, text_original, original_hash)`` w kolejności ``id_task_item``.
+        Wiersze ``(id_task_item, text_original, original_hash)``: najpierw ``pending``, potem
+        ``outdated``, każde w kolejności ``id_task_item``.
     """
 
     prefixes = (lock_prefix,) if isinstance(lock_prefix, str) else tuple(lock_prefix)
+    sql = (
+        "SELECT i.id_task_item, i.text_original, i.original_hash FROM task_item i "
+        f"WHERE i.id_task=%s AND {ai_eligible_sql('i')} AND i.status=%s "
+        f"AND {claim_free_sql('i.', len(prefixes))} "
+        "ORDER BY i.id_task_item LIMIT %s FOR UPDATE SKIP LOCKED"
+    )
 
     def work() -> list[dict[str, Any]]:
         db.begin()
-        rows = db.query(
-            "SELECT i.id_task_item, i.text_original, i.original_hash FROM task_item i "
-            f"WHERE i.id_task=%s AND {ai_eligible_sql('i')} AND {claim_free_sql('i.', len(prefixes))} "
-            "ORDER BY i.id_task_item LIMIT %s FOR UPDATE SKIP LOCKED",
-            (id_task, max_attempts, operation, claim_timeout_s, *prefixes, count),
-        )
+        rows: list[dict[str, Any]] = []
+        for status in ("pending", "outdated"):
+            if len(rows) >= count:
+                break
+            rows += db.query(
+                sql,
+                (id_task, max_attempts, status, operation, claim_timeout_s, *prefixes, count - len(rows)),
+            )
         if rows:
             ids = [row["id_task_item"] for row in rows]
             db.execute(
@@ -514,11 +528,52 @@ def store_ai_results(db: MySQL, operation: str, results: list[dict[str, Any]]) -
         Liczby zapisanych pozycji, w kolejności ``results``.
     """
 
+    if len(results) == 1:
+        return [store_ai_result(db, operation=operation, **results[0])]
+    # Jedno UPDATE z JOIN do tabeli pochodnej z wynikami (zamiast polecenia na pozycję): przy
+    # paczkach po 20 tekstów zapis był wąskim gardłem runu.
+    rows = []
+    params: list[Any] = []
+    for result in results:
+        for id_item in result["ids"]:
+            rows.append(
+                "SELECT %s AS id, CONVERT(%s USING ascii) AS h, %s AS txt, CONVERT(%s USING ascii) AS lh, "
+                "%s AS summ, %s AS tin, %s AS tout, %s AS cost"
+            )
+            params += [
+                id_item,
+                result["original_hash"],
+                result["text"],
+                result["text_hash"],
+                result["summary"],
+                result["tokens_input"],
+                result["tokens_output"],
+                result["cost"],
+            ]
+    ids = [id_item for result in results for id_item in result["ids"]]
+    update = (
+        f"UPDATE task_item t JOIN ({' UNION ALL '.join(rows)}) v ON t.id_task_item = v.id "
+        "SET t.text_corrected=v.txt, t.local_hash=v.lh, t.change_summary=v.summ, t.processed_at=NOW(), "
+        "t.status='processed', t.is_changed=0, t.tokens_input=v.tin, t.tokens_output=v.tout, t.cost_usd=v.cost, "
+        "t.ai_error=NULL, t.operation_uuid=%s, t.claim_uuid=NULL, t.claimed_at=NULL "
+        "WHERE t.claim_uuid=%s AND t.original_hash <=> v.h"
+    )
+
     def work() -> list[int]:
         db.begin()
-        counts = [store_ai_result(db, operation=operation, **result) for result in results]
+        db.execute(update, (*params, operation, operation))
+        # Zapisane mają teraz operation_uuid naszej operacji i nie mają rezerwacji (niezapisane - tekst
+        # zmienił się w międzyczasie - wciąż ją mają).
+        stored = {
+            row["id_task_item"]
+            for row in db.query(
+                f"SELECT id_task_item FROM task_item WHERE id_task_item IN ({_marks(ids)}) "
+                "AND operation_uuid=%s AND claim_uuid IS NULL",
+                (*ids, operation),
+            )
+        }
         db.commit()
-        return counts
+        return [sum(1 for id_item in result["ids"] if id_item in stored) for result in results]
 
     return retry_on_deadlock(work, db=db)
 
