@@ -52,7 +52,8 @@ LOCK_PREFIX = "ailexia_ai_op_"
 # Druga blokada runu (na sesji ``control``): run jest martwy dla innych dopiero, gdy obie są wolne.
 LIVENESS_PREFIX = "ailexia_ai_live_"
 LOCK_PREFIXES = (LOCK_PREFIX, LIVENESS_PREFIX)
-# Ile paczek (po AI_PACK_ITEMS tekstów) rezerwuje naraz jedna rezerwacja.
+# Ile paczek (po AI_PACK_ITEMS tekstów) rezerwuje naraz jedna rezerwacja (co najmniej; przy dużej
+# współbieżności AI_CONCURRENCY / 4 - rezerwacja z commitem trwa pod obciążeniem ~40 ms).
 PACKS_PER_CLAIM = 4
 # Co ile sekund wątek główny sprawdza, czy sesja z blokadą operacji żyje.
 LOCK_CHECK_S = 0.5
@@ -659,7 +660,8 @@ def _claim_more(
     stats = run.stats
     # Przy paczkach jedna rezerwacja wystarcza na kilka paczek: wątek główny robi jedno zapytanie
     # rezerwacji na PACKS_PER_CLAIM zapytań do modelu, a nie na każde.
-    batch = run.claim_batch if run.pack_items <= 1 else max(run.claim_batch, run.pack_items * PACKS_PER_CLAIM)
+    packs = max(PACKS_PER_CLAIM, run.concurrency // 4)
+    batch = run.claim_batch if run.pack_items <= 1 else max(run.claim_batch, run.pack_items * packs)
     count = batch if run.limit is None else min(batch, run.limit - stats["claimed"])
     items = task_item.claim_for_ai(
         run.control, run.id_task, run.operation, count, run.max_attempts, run.claim_timeout_s, LOCK_PREFIXES
