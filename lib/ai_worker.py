@@ -185,6 +185,8 @@ class _Run:
     pack_items: int = 1
     pack_chars: int = 1
     max_cost: Decimal = Decimal(0)
+    # Kursor rezerwacji (``task_item.claim_for_ai(after_id=...)``); 0 = od początku.
+    claim_cursor: int = 0
     # Budżet: koszt zarezerwowany przez zapytania w drodze (szacunek z góry, ``lib/ai_cost.py``).
     reserved: Decimal = Decimal(0)
     # Sesja z blokadą operacji zginęła: nic nowego nie jest wysyłane (``_check_lock``).
@@ -664,10 +666,24 @@ def _claim_more(
     batch = run.claim_batch if run.pack_items <= 1 else max(run.claim_batch, run.pack_items * packs)
     count = batch if run.limit is None else min(batch, run.limit - stats["claimed"])
     items = task_item.claim_for_ai(
-        run.control, run.id_task, run.operation, count, run.max_attempts, run.claim_timeout_s, LOCK_PREFIXES
+        run.control,
+        run.id_task,
+        run.operation,
+        count,
+        run.max_attempts,
+        run.claim_timeout_s,
+        LOCK_PREFIXES,
+        after_id=run.claim_cursor,
     )
+    if not items and run.claim_cursor:
+        # Koniec przejścia kursorem: jeszcze raz od początku (pozycje zwolnione przez inne runy,
+        # wcześniejsze "outdated").
+        run.claim_cursor = 0
+        return True
     if not items:
         return False
+    # Pozycje pominięte za kursorem (zwolnione, zablokowane przez inny run) bierze przejście od 0.
+    run.claim_cursor = max(i["id_task_item"] for i in items)
     stats["claimed"] += len(items)
     reusable = task_item.stored_results(run.control, run.id_task, sorted({i["original_hash"] for i in items}))
     to_send: Members = []
@@ -734,11 +750,20 @@ def _check_lock(run: _Run) -> None:
     )
 
 
+def _spare_threads(run: _Run) -> int:
+    """Wątki puli ponad ``AI_CONCURRENCY``: zapisują wyniki, gdy inne czekają na model.
+
+    Zapis paczki (jedna transakcja na kilkanaście pozycji) trwa pod obciążeniem kilkadziesiąt ms
+    wobec ~200 ms zapytania, więc przy paczkach zapasowych wątków jest ``AI_CONCURRENCY / 2``.
+    """
+    return SPARE_THREADS if run.pack_items <= 1 else max(SPARE_THREADS, run.concurrency // 2)
+
+
 def _run_loop(run: _Run, should_stop: StopCheck | None, progress: Progress | None) -> None:
     """Pętla rezerwacji i rozdziału pracy; wraca po wyczerpaniu pozycji, zatrzymaniu albo błędzie."""
     stats = run.stats
     pool = ThreadPoolExecutor(
-        max_workers=run.concurrency + SPARE_THREADS, thread_name_prefix=f"ai-{run.id_task}"
+        max_workers=run.concurrency + _spare_threads(run), thread_name_prefix=f"ai-{run.id_task}"
     )
     active: dict[Future, Members] = {}
     # Zakończone zadania puli trafiają do kolejki (callback), więc pętla budzi się w O(1);
@@ -772,7 +797,7 @@ def _run_loop(run: _Run, should_stop: StopCheck | None, progress: Progress | Non
             if halted:
                 # Niezaczęte pozycje wracają do puli zadania; zaczęte kończą się normalnie.
                 _cancel_queued(run, active)
-            if can_claim and len(active) < 2 * run.concurrency + SPARE_THREADS:
+            if can_claim and len(active) < 2 * run.concurrency + _spare_threads(run):
                 exhausted = not _claim_more(run, pool, active, finished)
                 continue
             if not active:

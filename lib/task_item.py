@@ -366,6 +366,7 @@ def claim_for_ai(
     max_attempts: int,
     claim_timeout_s: int,
     lock_prefix: str | tuple[str, ...],
+    after_id: int = 0,
 ) -> list[dict[str, Any]]:
     """Rezerwuje do ``count`` pozycji dla operacji AI w krótkiej transakcji (SKIP LOCKED) i je zwraca.
 
@@ -379,6 +380,9 @@ def claim_for_ai(
     pozycji (``status IN (...)`` + ``ORDER BY`` sortowało przy każdej rezerwacji całą resztę zadania -
     ~100 ms przy 20 000 pozycjach).
 
+    ``after_id``: tylko pozycje o większym ``id_task_item`` (kursor runu - skan nie przechodzi
+    za każdym razem po pozycjach, które run sam trzyma w drodze); 0 = od początku.
+
     Returns:
         Wiersze ``(id_task_item, text_original, original_hash)``: najpierw ``pending``, potem
         ``outdated``, każde w kolejności ``id_task_item``.
@@ -387,7 +391,7 @@ def claim_for_ai(
     prefixes = (lock_prefix,) if isinstance(lock_prefix, str) else tuple(lock_prefix)
     sql = (
         "SELECT i.id_task_item, i.text_original, i.original_hash FROM task_item i "
-        f"WHERE i.id_task=%s AND {ai_eligible_sql('i')} AND i.status=%s "
+        f"WHERE i.id_task=%s AND {ai_eligible_sql('i')} AND i.status=%s AND i.id_task_item > %s "
         f"AND {claim_free_sql('i.', len(prefixes))} "
         "ORDER BY i.id_task_item LIMIT %s FOR UPDATE SKIP LOCKED"
     )
@@ -400,7 +404,16 @@ def claim_for_ai(
                 break
             rows += db.query(
                 sql,
-                (id_task, max_attempts, status, operation, claim_timeout_s, *prefixes, count - len(rows)),
+                (
+                    id_task,
+                    max_attempts,
+                    status,
+                    after_id,
+                    operation,
+                    claim_timeout_s,
+                    *prefixes,
+                    count - len(rows),
+                ),
             )
         if rows:
             ids = [row["id_task_item"] for row in rows]
@@ -561,7 +574,9 @@ def store_ai_results(db: MySQL, operation: str, results: list[dict[str, Any]]) -
 
     def work() -> list[int]:
         db.begin()
-        db.execute(update, (*params, operation, operation))
+        if db.execute(update, (*params, operation, operation)) == len(ids):
+            db.commit()
+            return [len(result["ids"]) for result in results]
         # Zapisane mają teraz operation_uuid naszej operacji i nie mają rezerwacji (niezapisane - tekst
         # zmienił się w międzyczasie - wciąż ją mają).
         stored = {

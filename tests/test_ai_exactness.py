@@ -124,14 +124,17 @@ def _lock_holder(db, operation: str) -> int | None:
     return db.query_value("SELECT IS_USED_LOCK(%s)", (ai_worker.LOCK_PREFIX + operation,))
 
 
-@pytest.mark.parametrize("pack_items", [1, 3])
-def test_killing_the_operation_lock_session_never_pays_twice(settings, db, fake_openai, pack_items):
+@pytest.mark.parametrize(("pack_items", "victim_session"), [(1, "lock"), (3, "lock"), (1, "control")])
+def test_killing_the_operation_lock_session_never_pays_twice(
+    settings, db, fake_openai, pack_items, victim_session
+):
     """KILL tylko sesji z ``GET_LOCK('ailexia_ai_op_<uuid>')`` w chwili, gdy zapytania są w drodze.
 
     Drugi run startuje od razu: rezerwacje pierwszego nadal chroni jego druga blokada (sesja
     ``control``), więc ich nie przejmuje. Pierwszy run zauważa utratę blokady, nic już nie
     wysyła, zapisuje odpowiedzi w drodze, zwalnia resztę i kończy się błędem. Każdy tekst jest
     wysłany do modelu dokładnie raz (serwer liczy zapytania per tekst) i opłacony raz.
+    ``control``: zabita druga sesja (z blokadą życia) - rezerwacje chroni nadal blokada operacji.
     """
     fake_openai["latency"] = 0.6
     id_task = make_task(
@@ -164,23 +167,34 @@ def test_killing_the_operation_lock_session_never_pays_twice(settings, db, fake_
     operation = db.query_value(
         "SELECT operation_uuid FROM run_log WHERE id_task=%s AND kind='ai'", (id_task,)
     )
-    holder = _lock_holder(db, operation)
+    prefix = ai_worker.LOCK_PREFIX if victim_session == "lock" else ai_worker.LIVENESS_PREFIX
+    holder = db.query_value("SELECT IS_USED_LOCK(%s)", (prefix + operation,))
     assert holder is not None
     _kill_session(holder)
-    while _lock_holder(db, operation) is not None:  # KILL działa asynchronicznie
+    while (
+        db.query_value("SELECT IS_USED_LOCK(%s)", (prefix + operation,)) is not None
+    ):  # KILL jest asynchroniczny
         assert time.monotonic() < deadline
         time.sleep(0.01)
     # Inny run od razu: rezerwacje ofiary nie są martwe (druga blokada), więc ich nie rusza.
     taker = ai_worker.run_ai(cfg, id_task)
     thread.join(60)
     assert not thread.is_alive()
-    assert "blokadą operacji" in str(outcome.get("error")), outcome
-    victim_log = db.query_one(
-        "SELECT status, message, stats FROM run_log WHERE operation_uuid=%s", (operation,)
-    )
-    assert victim_log["status"] == "error" and "blokadą operacji" in victim_log["message"]
-    # Po ofierze nic nie jest zarezerwowane; ostatni run kończy, co zwolniła.
-    assert db.query_value("SELECT COUNT(*) FROM task_item WHERE claim_uuid IS NOT NULL") == 0
+    if victim_session == "lock":
+        assert "blokadą operacji" in str(outcome.get("error")), outcome
+        victim_log = db.query_one(
+            "SELECT status, message, stats FROM run_log WHERE operation_uuid=%s", (operation,)
+        )
+        assert victim_log["status"] == "error" and "blokadą operacji" in victim_log["message"]
+    else:
+        # Sesja control (rezerwacje, run_log) zniknęła: run kończy się błędem utraty połączenia.
+        assert "error" in outcome, outcome
+    if victim_session == "lock":
+        # Po ofierze nic nie jest zarezerwowane; ostatni run kończy, co zwolniła.
+        assert db.query_value("SELECT COUNT(*) FROM task_item WHERE claim_uuid IS NOT NULL") == 0
+    else:
+        # Zwolnić się nie dało (sesja control martwa), ale obie blokady ofiary są już wolne.
+        assert _lock_holder(db, operation) is None
     ai_worker.run_ai(cfg, id_task)
 
     assert processed(db, id_task) == 40
