@@ -6,6 +6,8 @@ Przykłady:
     python ai.py                             # wszystkie zadania z aktywnym modelem i pozycjami do zrobienia
     python ai.py --id_task 7 --dry-run       # ile pozycji, znaków, tokenów i kosztu - bez wysyłania
     python ai.py --id_task 7 --queue [--wait]  # wstaw run do kolejki Dagstera zamiast pracy w tym procesie
+    python ai.py --collect [--id_task 7]     # tryb batch: odpytaj batche OpenAI i odbierz zakończone
+    python ai.py --cancel-batch 12           # tryb batch: anuluj batch 12 (pozycje wrócą do kolejki)
 
 Kody wyjścia jak w sync.py: 0 sukces (też pauza na żądanie), 1 błąd runu, 2 błąd użycia/konfiguracji.
 """
@@ -36,6 +38,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="nie uruchamiaj w tym procesie: wstaw run do kolejki Dagstera przez webserver (DAGSTER_WEBSERVER_URL)",
     )
     parser.add_argument("--wait", action="store_true", help="z --queue: czekaj na koniec runu")
+    parser.add_argument(
+        "--collect",
+        action="store_true",
+        help="tryb batch: odpytaj wysłane batche i odbierz wyniki zakończonych (dla crona, bez sensora)",
+    )
+    parser.add_argument(
+        "--cancel-batch", type=int, default=None, metavar="ID", help="tryb batch: anuluj batch (ai_batch.id)"
+    )
     parser.add_argument("--env-file", default=None, help="ścieżka pliku .env")
     args = parser.parse_args(argv)
     if args.wait and not args.queue:
@@ -50,11 +60,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_one(
-    settings: dict, instance, id_task: int, limit: int | None, max_seconds: float | None, env_file: str | None
+    settings: dict,
+    instance,
+    id_task: int,
+    limit: int | None,
+    max_seconds: float | None,
+    env_file: str | None,
+    id_ai_batch: int | None = None,
 ) -> int:
-    """Materializuje ``ai_corrections`` dla zadania i zwraca kod wyjścia."""
+    """Materializuje ``ai_corrections`` dla zadania (``id_ai_batch``: odbiór batcha) i zwraca kod wyjścia."""
     from ailexia_dagster.assets import ai_corrections
-    from ailexia_dagster.constants import TAG_LIMIT
+    from ailexia_dagster.constants import TAG_AI_BATCH, TAG_LIMIT
     from ailexia_dagster.runner import materialize_task, run_tags
 
     db = connect_local(settings, autocommit=True)
@@ -67,6 +83,8 @@ def run_one(
     tags = run_tags(id_task, task_row["id_database_connection"], "ai", max_seconds)
     if limit:
         tags[TAG_LIMIT] = str(limit)
+    if id_ai_batch is not None:
+        tags[TAG_AI_BATCH] = str(id_ai_batch)
     ok, message = materialize_task(instance, [ai_corrections], id_task, tags, env_file)
     if not ok and _task_status(settings, id_task) == "cancelled":
         # Operator anulował zadanie w trakcie: run zatrzymany na żądanie (w Dagsterze: Canceled).
@@ -75,7 +93,7 @@ def run_one(
     if not ok:
         print(f"ai: zadanie {id_task}: {message}", file=sys.stderr)
         return 1
-    print(f"ai: zadanie {id_task}: gotowe")
+    print(f"ai: zadanie {id_task}: gotowe" + (f" (batch {id_ai_batch} odebrany)" if id_ai_batch else ""))
     return 0
 
 
@@ -116,6 +134,20 @@ def queue_one(
     return 0 if status.value == "SUCCESS" else 1
 
 
+def collect(settings: dict, instance, id_task: int | None, env_file: str | None) -> int:
+    """Odpytuje batche i zleca (w tym procesie) odbiór zakończonych i dokończenie porzuconych wysyłek."""
+    from lib import ai_batch_ingest
+
+    work = ai_batch_ingest.poll_batches(settings, id_task)
+    if not work:
+        print("ai: brak zakończonych batchy do odebrania")
+    worst = 0
+    for item in work:
+        batch = item["id_ai_batch"] if item["action"] == "ingest" else None
+        worst = max(worst, run_one(settings, instance, item["id_task"], None, None, env_file, batch))
+    return worst
+
+
 def main(argv: list[str] | None = None) -> int:
     """Punkt wejścia: zwraca kod wyjścia."""
     args = parse_args(argv)
@@ -129,12 +161,19 @@ def main(argv: list[str] | None = None) -> int:
             for key, value in estimate.items():
                 print(f"{key}: {value}")
             return 0
+        if args.cancel_batch is not None:
+            from lib import ai_batch
+
+            print(f"ai: {ai_batch.cancel_batch(settings, args.cancel_batch)}")
+            return 0
         from ailexia_dagster.runner import get_instance
 
         install_signal_handlers()
         instance = get_instance(settings)
         if args.id_task is not None and args.queue:
             return queue_one(settings, instance, args.id_task, args.limit, args.max_seconds, args.wait)
+        if args.collect:
+            return collect(settings, instance, args.id_task, args.env_file)
         if args.id_task is not None:
             return run_one(settings, instance, args.id_task, args.limit, args.max_seconds, args.env_file)
         from lib.scheduling import tasks_with_pending_ai

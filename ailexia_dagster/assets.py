@@ -26,6 +26,7 @@ from ailexia_dagster.constants import (
     AI_CORRECTIONS,
     REMOTE_SNAPSHOT,
     SOURCE_EXPORT,
+    TAG_AI_BATCH,
     TAG_LIMIT,
     TAG_MAX_SECONDS,
     TAG_OUTCOME,
@@ -284,15 +285,27 @@ def task_item_hashes(context: AssetExecutionContext, ailexia: AilexiaResource) -
     output_required=False,
     deps=[TASK_ITEM_HASHES],
     kinds={"python", "openai"},
-    description="Korekta lub tłumaczenie pozycji pending/outdated modelem z ai_model (API zgodne z OpenAI).",
+    description=(
+        "Korekta lub tłumaczenie pozycji pending/outdated modelem z ai_model (API zgodne z OpenAI). "
+        "Tryb batch: wysyłka batchy OpenAI; run z tagiem ailexia/ai_batch odbiera wyniki batcha."
+    ),
 )
 def ai_corrections(
     context: AssetExecutionContext, ailexia: AilexiaResource, config: RunControlConfig
 ) -> Iterator[MaterializeResult]:
-    """Przetwarza pozycje zadania modelem AI."""
+    """Przetwarza pozycje zadania modelem AI (albo wysyła / odbiera batch OpenAI)."""
     limit = int(context.run.tags.get(TAG_LIMIT, 0) or 0) or None
+    id_ai_batch = int(context.run.tags.get(TAG_AI_BATCH, 0) or 0) or None
     yield from _run_controlled(
-        context, ailexia, config, "ai", "ai", "processed", ai_worker.run_ai, limit=limit
+        context,
+        ailexia,
+        config,
+        "ai",
+        "ai",
+        "processed",
+        ai_worker.run_ai,
+        limit=limit,
+        id_ai_batch=id_ai_batch,
     )
 
 

@@ -22,7 +22,10 @@ TAG_REQUEST = "ailexia/request"
 TAG_OUTCOME = "ailexia/outcome"
 # Proces runu skryptu (host:pid:start) - do zamykania runów zabitych skryptów.
 TAG_PROCESS = "ailexia/process"
+# Run odbioru wyników batcha OpenAI (id_ai_batch); bez tagu run AI wysyła nowe batche.
+TAG_AI_BATCH = "ailexia/ai_batch"
 
 # Sensory.
 TASK_SENSOR = "task_sensor"
 AI_AFTER_SYNC_SENSOR = "ai_after_sync_sensor"
+AI_BATCH_SENSOR = "ai_batch_sensor"

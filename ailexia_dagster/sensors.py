@@ -1,4 +1,5 @@
-"""Sensory: ``task_sensor`` (synchronizacja zadań z tabeli ``task``) i ``ai_after_sync_sensor``.
+"""Sensory: ``task_sensor`` (synchronizacja zadań z tabeli ``task``), ``ai_after_sync_sensor``
+i ``ai_batch_sensor`` (batche OpenAI: odpytywanie i odbiór wyników).
 
 Cienka warstwa: decyzje i rezerwacje w ``lib.scheduling``; tu tylko odczyt żywych runów
 z instancji (jedno zapytanie na tick), partycje i ``RunRequest``-y.
@@ -23,7 +24,9 @@ from dagster import (
 
 from ailexia_dagster.constants import (
     AI_AFTER_SYNC_SENSOR,
+    AI_BATCH_SENSOR,
     PARTITION_NAME,
+    TAG_AI_BATCH,
     TAG_ID_TASK,
     TAG_KIND,
     TAG_REQUEST,
@@ -33,7 +36,7 @@ from ailexia_dagster.dead_runs import close_dead_script_runs
 from ailexia_dagster.jobs import ai_job, sync_job
 from ailexia_dagster.resources import AilexiaResource
 from ailexia_dagster.runner import run_tags
-from lib import scheduling
+from lib import ai_batch_ingest, scheduling
 from lib.db_local import connect_local
 from lib.load_config import load_config
 
@@ -200,4 +203,49 @@ def ai_after_sync_sensor(
     )
 
 
-ALL_SENSORS = [task_sensor, ai_after_sync_sensor]
+@sensor(
+    name=AI_BATCH_SENSOR,
+    job=ai_job,
+    minimum_interval_seconds=_interval_s(),
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Batche OpenAI (tryb batch): batches.retrieve każdego wysłanego batcha; zakończony (completed, "
+        "failed, expired, cancelled) dostaje run ai_job z tagiem ailexia/ai_batch, który zapisuje wyniki; "
+        "porzucona wysyłka (run zginął) dostaje run AI zadania, który ją dokończy."
+    ),
+)
+def ai_batch_sensor(context: SensorEvaluationContext, ailexia: AilexiaResource) -> SensorResult | SkipReason:
+    """Odpytuje batche OpenAI i zleca runy odbioru wyników (klucz runu: batch + status + przejęcia)."""
+    settings = ailexia.settings("sensor")
+    work = ai_batch_ingest.poll_batches(settings)
+    if not work:
+        return SkipReason("brak batchy do odebrania ani wysyłek do dokończenia")
+    live = live_runs_by_task(context.instance, sorted({w["id_task"] for w in work}))
+    busy_batches = {run.tags.get(TAG_AI_BATCH) for runs in live.values() for run in runs}
+    existing = set(context.instance.get_dynamic_partitions(PARTITION_NAME))
+    run_requests = []
+    for item in work:
+        if item["action"] == "ingest" and str(item["id_ai_batch"]) in busy_batches:
+            continue
+        if item["action"] == "recover" and item["id_task"] in live:
+            continue
+        tags = run_tags(item["id_task"], None, "ai")
+        tags[TAG_REQUEST] = f"batch_{item['action']}"
+        if item["action"] == "ingest":
+            tags[TAG_AI_BATCH] = str(item["id_ai_batch"])
+        run_requests.append(
+            RunRequest(run_key=item["run_key"], partition_key=str(item["id_task"]), tags=tags)
+        )
+        context.log.info(
+            "zadanie %s: batch %s - run %s", item["id_task"], item["id_ai_batch"], item["action"]
+        )
+    to_add = sorted({r.partition_key for r in run_requests} - existing, key=int)
+    if not run_requests:
+        return SkipReason(f"{len(work)} batchy czeka na żywe runy")
+    return SensorResult(
+        run_requests=run_requests,
+        dynamic_partitions_requests=[task_partitions_add(to_add)] if to_add else None,
+    )
+
+
+ALL_SENSORS = [task_sensor, ai_after_sync_sensor, ai_batch_sensor]

@@ -178,21 +178,26 @@ class RawResult(NamedTuple):
     response_format: str
 
 
-def _request(
-    client: openai.OpenAI,
+def request_body(
     model_row: dict[str, Any],
     messages: list[dict[str, str]],
     mode: str,
     settings: dict[str, Any],
-    state: dict[str, Any],
-    counter: list[int],
     shape: Shape = SINGLE,
     max_tokens: int | None = None,
-) -> Any:
-    """Wysyła jedno zapytanie (z ponowieniami przy błędach przejściowych).
+) -> dict[str, Any]:
+    """Buduje ciało zapytania ``/chat/completions`` (jedno miejsce: zapytania online i linie batcha).
 
-    ``max_tokens`` (gdy model nie ma ``max_output_tokens``) ogranicza odpowiedź - tak budżet
-    ``AI_MAX_COST_USD`` ma prawdziwe górne ograniczenie kosztu zapytania.
+    Args:
+        model_row: Wiersz ``ai_model``.
+        messages: Wiadomości z ``prompts.build_messages`` albo ``ai_pack.build_pack_messages``.
+        mode: Format odpowiedzi: ``json_schema``, ``json_object`` albo ``text``.
+        settings: Ustawienia (``OPENAI_BASE_URL``).
+        shape: Schemat odpowiedzi (``SINGLE`` albo ``PACK``).
+        max_tokens: Ograniczenie odpowiedzi, gdy model nie ma ``max_output_tokens``.
+
+    Returns:
+        Słownik JSON zapytania (model, wiadomości, temperatura, limit tokenów, ``response_format``).
     """
     kwargs: dict[str, Any] = {"model": model_row["model"], "messages": messages}
     if model_row.get("temperature") is not None:
@@ -213,6 +218,26 @@ def _request(
         }
     elif mode == "json_object":
         kwargs["response_format"] = {"type": "json_object"}
+    return kwargs
+
+
+def _request(
+    client: openai.OpenAI,
+    model_row: dict[str, Any],
+    messages: list[dict[str, str]],
+    mode: str,
+    settings: dict[str, Any],
+    state: dict[str, Any],
+    counter: list[int],
+    shape: Shape = SINGLE,
+    max_tokens: int | None = None,
+) -> Any:
+    """Wysyła jedno zapytanie (z ponowieniami przy błędach przejściowych).
+
+    ``max_tokens`` (gdy model nie ma ``max_output_tokens``) ogranicza odpowiedź - tak budżet
+    ``AI_MAX_COST_USD`` ma prawdziwe górne ograniczenie kosztu zapytania.
+    """
+    kwargs = request_body(model_row, messages, mode, settings, shape, max_tokens)
 
     def send() -> Any:
         with state["lock"]:
@@ -326,6 +351,53 @@ def _api_errors(
         raise AiItemError(
             f"serwer zwrócił odpowiedź, która nie jest JSON (po {counter[0]} zapytaniach): {exc.msg}"
         ) from None
+
+
+def read_response(body: dict[str, Any]) -> RawResult:
+    """Czyta gotową odpowiedź czatu (np. linię wyników batcha): treść i rachunek, bez sprawdzania treści.
+
+    Args:
+        body: Ciało odpowiedzi ``/chat/completions`` (JSON).
+
+    Returns:
+        ``RawResult`` (``requests`` = 1, ``response_format`` = ``batch``); ``content`` ``None``,
+        gdy odpowiedź nie ma treści.
+    """
+    try:
+        response = ChatCompletion.model_validate(body)
+    except ValueError:
+        usage = body.get("usage") if isinstance(body, dict) else None
+        usage = usage if isinstance(usage, dict) else {}
+        details = usage.get("prompt_tokens_details") or {}
+        return RawResult(
+            None,
+            int(usage.get("prompt_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
+            int(details.get("cached_tokens") or 0),
+            1,
+            "batch",
+        )
+    tokens_in, tokens_out, tokens_cached = _usage(response)
+    try:
+        content = _content(response)
+    except (ValueError, AttributeError, TypeError):
+        content = None
+    return RawResult(content, tokens_in, tokens_out, tokens_cached, 1, "batch")
+
+
+def validate_answer(content: str | None, original_text: str | None) -> dict[str, Any]:
+    """Sprawdza treść odpowiedzi na jeden tekst tymi samymi regułami co online (bez naprawy).
+
+    Returns:
+        ``{"text", "edits"}``.
+
+    Raises:
+        AiItemError: Odpowiedź bez poprawnego JSON-u albo bez placeholderów/znaczników oryginału.
+    """
+    try:
+        return _validate(content, original_text)
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise AiItemError(f"niepoprawna odpowiedź modelu: {' '.join(str(exc).split())[:300]}") from None
 
 
 def complete(

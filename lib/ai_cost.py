@@ -57,6 +57,33 @@ def compute_cost(
     return cost.quantize(MICRO, rounding=ROUND_HALF_UP)
 
 
+def batch_price_row(model_row: dict[str, Any]) -> dict[str, Any]:
+    """Wiersz modelu z cenami Batch API w miejscu cen zwykłych (do ``compute_cost``).
+
+    ``price_batch_input_per_mtok`` / ``price_batch_output_per_mtok`` NULL = połowa ceny zwykłej
+    (cennik OpenAI Batch API); tokeny z cache w batchu kosztują połowę swojej ceny (NULL = jak
+    wejście batcha).
+
+    Args:
+        model_row: Wiersz ``ai_model``.
+
+    Returns:
+        Kopia wiersza z cenami batcha.
+    """
+    half = Decimal("0.5")
+    price_in = Decimal(str(model_row.get("price_input_per_mtok") or 0))
+    price_out = Decimal(str(model_row.get("price_output_per_mtok") or 0))
+    batch_in = model_row.get("price_batch_input_per_mtok")
+    batch_out = model_row.get("price_batch_output_per_mtok")
+    cached = model_row.get("price_cached_input_per_mtok")
+    return {
+        **model_row,
+        "price_input_per_mtok": price_in * half if batch_in is None else Decimal(str(batch_in)),
+        "price_output_per_mtok": price_out * half if batch_out is None else Decimal(str(batch_out)),
+        "price_cached_input_per_mtok": None if cached is None else Decimal(str(cached)) * half,
+    }
+
+
 def split_integer(total: int, weights: list[int]) -> list[int]:
     """Dzieli liczbę całkowitą proporcjonalnie do wag; reszta z zaokrąglenia w dół idzie do jednej pozycji.
 

@@ -37,7 +37,17 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from lib import ai_client, ai_cost, ai_pack, faults, model_slots, prompts, task_item
+from lib import (
+    ai_batch,
+    ai_batch_ingest,
+    ai_client,
+    ai_cost,
+    ai_pack,
+    faults,
+    model_slots,
+    prompts,
+    task_item,
+)
 from lib.control import StopCheck
 from lib.db_local import MySQL, connect_local
 from lib.db_utils import get_logger, hash_function, hash_text, mask_secrets, register_secrets
@@ -52,6 +62,9 @@ LOCK_PREFIX = "ailexia_ai_op_"
 # Druga blokada runu (na sesji ``control``): run jest martwy dla innych dopiero, gdy obie są wolne.
 LIVENESS_PREFIX = "ailexia_ai_live_"
 LOCK_PREFIXES = (LOCK_PREFIX, LIVENESS_PREFIX)
+# Ile paczek (po AI_PACK_ITEMS tekstów) rezerwuje naraz jedna rezerwacja (co najmniej; przy dużej
+# współbieżności AI_CONCURRENCY / 4 - rezerwacja z commitem trwa pod obciążeniem ~40 ms).
+PACKS_PER_CLAIM = 4
 # Co ile sekund wątek główny sprawdza, czy sesja z blokadą operacji żyje.
 LOCK_CHECK_S = 0.5
 # Najwięcej połączeń z bazą do zapisu wyników w jednym runie (niezależnie od AI_CONCURRENCY).
@@ -183,10 +196,14 @@ class _Run:
     pack_items: int = 1
     pack_chars: int = 1
     max_cost: Decimal = Decimal(0)
+    # Kursor rezerwacji (``task_item.claim_for_ai(after_id=...)``); 0 = od początku.
+    claim_cursor: int = 0
     # Budżet: koszt zarezerwowany przez zapytania w drodze (szacunek z góry, ``lib/ai_cost.py``).
     reserved: Decimal = Decimal(0)
-    # Sesja z blokadą operacji zginęła: nic nowego nie jest wysyłane (``_lock_lost``).
+    # Sesja z blokadą operacji zginęła: nic nowego nie jest wysyłane (``_check_lock``).
     lock_lost: threading.Event = field(default_factory=threading.Event)
+    # Zapytanie, które nie mieści się w budżecie obok zapytań w drodze, czeka na ich rozliczenie.
+    budget: threading.Condition = field(init=False)
     hash_of: Any = None
     action: str = "correct"
     note: str | None = None
@@ -205,6 +222,9 @@ class _Run:
     api_slots: threading.BoundedSemaphore | None = None
     # Wspólny limit zapytań do modelu ze wszystkich runów (AI_MODEL_CONCURRENCY, blokady GET_LOCK).
     request_slots: model_slots.ModelSlots = field(default_factory=lambda: model_slots.ModelSlots(names=[]))
+
+    def __post_init__(self) -> None:
+        self.budget = threading.Condition(self.lock)
 
 
 def _make_run(
@@ -379,17 +399,24 @@ def _reserve(run: _Run, estimate: Decimal) -> bool:
 
     Wydane + zarezerwowane + ten szacunek nie może przekroczyć limitu - zapytania w drodze
     nigdy razem nie przebiją budżetu (szacunek to górne ograniczenie, ``lib/ai_cost.py``).
+    Gdy szacunek nie mieści się obok zapytań w drodze, wątek czeka na ich rozliczenie (zwykle
+    kosztują dużo mniej niż szacunek); budżet jest wyczerpany dopiero, gdy nic nie jest w drodze,
+    a zapytanie i tak się nie mieści.
     """
     if run.max_cost <= 0:
         return True
-    with run.lock:
-        if run.stats["budget_reached"]:
-            return False
-        if run.stats["cost_usd"] + run.reserved + estimate > run.max_cost:
-            run.stats["budget_reached"] = True
-            return False
-        run.reserved += estimate
-        return True
+    with run.budget:
+        while True:
+            if run.stats["budget_reached"] or run.stats["stopped"] is not None or not _can_send(run):
+                return False
+            if run.stats["cost_usd"] + run.reserved + estimate <= run.max_cost:
+                run.reserved += estimate
+                return True
+            if run.reserved <= 0:
+                run.stats["budget_reached"] = True
+                run.budget.notify_all()
+                return False
+            run.budget.wait(timeout=1.0)
 
 
 def _settle(
@@ -401,9 +428,10 @@ def _settle(
     cost: Decimal = Decimal(0),
 ) -> None:
     """Zamienia rezerwację zapytania na jego prawdziwy koszt (niewykorzystana część wraca)."""
-    with run.lock:
+    with run.budget:
         if run.max_cost > 0:
             run.reserved -= estimate
+            run.budget.notify_all()
         run.stats["tokens_input"] += tokens_input
         run.stats["tokens_output"] += tokens_output
         run.stats["tokens_cached"] += tokens_cached
@@ -654,13 +682,30 @@ def _claim_more(
     to zwykłe zadanie lidera.
     """
     stats = run.stats
-    batch = max(run.claim_batch, run.pack_items)
+    # Przy paczkach jedna rezerwacja wystarcza na kilka paczek: wątek główny robi jedno zapytanie
+    # rezerwacji na PACKS_PER_CLAIM zapytań do modelu, a nie na każde.
+    packs = max(PACKS_PER_CLAIM, run.concurrency // 4)
+    batch = run.claim_batch if run.pack_items <= 1 else max(run.claim_batch, run.pack_items * packs)
     count = batch if run.limit is None else min(batch, run.limit - stats["claimed"])
     items = task_item.claim_for_ai(
-        run.control, run.id_task, run.operation, count, run.max_attempts, run.claim_timeout_s, LOCK_PREFIXES
+        run.control,
+        run.id_task,
+        run.operation,
+        count,
+        run.max_attempts,
+        run.claim_timeout_s,
+        LOCK_PREFIXES,
+        after_id=run.claim_cursor,
     )
+    if not items and run.claim_cursor:
+        # Koniec przejścia kursorem: jeszcze raz od początku (pozycje zwolnione przez inne runy,
+        # wcześniejsze "outdated").
+        run.claim_cursor = 0
+        return True
     if not items:
         return False
+    # Pozycje pominięte za kursorem (zwolnione, zablokowane przez inny run) bierze przejście od 0.
+    run.claim_cursor = max(i["id_task_item"] for i in items)
     stats["claimed"] += len(items)
     reusable = task_item.stored_results(run.control, run.id_task, sorted({i["original_hash"] for i in items}))
     to_send: Members = []
@@ -727,11 +772,20 @@ def _check_lock(run: _Run) -> None:
     )
 
 
+def _spare_threads(run: _Run) -> int:
+    """Wątki puli ponad ``AI_CONCURRENCY``: zapisują wyniki, gdy inne czekają na model.
+
+    Zapis paczki (jedna transakcja na kilkanaście pozycji) trwa pod obciążeniem kilkadziesiąt ms
+    wobec ~200 ms zapytania, więc przy paczkach zapasowych wątków jest ``AI_CONCURRENCY / 2``.
+    """
+    return SPARE_THREADS if run.pack_items <= 1 else max(SPARE_THREADS, run.concurrency // 2)
+
+
 def _run_loop(run: _Run, should_stop: StopCheck | None, progress: Progress | None) -> None:
     """Pętla rezerwacji i rozdziału pracy; wraca po wyczerpaniu pozycji, zatrzymaniu albo błędzie."""
     stats = run.stats
     pool = ThreadPoolExecutor(
-        max_workers=run.concurrency + SPARE_THREADS, thread_name_prefix=f"ai-{run.id_task}"
+        max_workers=run.concurrency + _spare_threads(run), thread_name_prefix=f"ai-{run.id_task}"
     )
     active: dict[Future, Members] = {}
     # Zakończone zadania puli trafiają do kolejki (callback), więc pętla budzi się w O(1);
@@ -765,7 +819,7 @@ def _run_loop(run: _Run, should_stop: StopCheck | None, progress: Progress | Non
             if halted:
                 # Niezaczęte pozycje wracają do puli zadania; zaczęte kończą się normalnie.
                 _cancel_queued(run, active)
-            if can_claim and len(active) < 2 * run.concurrency + SPARE_THREADS:
+            if can_claim and len(active) < 2 * run.concurrency + _spare_threads(run):
                 exhausted = not _claim_more(run, pool, active, finished)
                 continue
             if not active:
@@ -860,8 +914,13 @@ def run_ai(
     should_stop: StopCheck | None = None,
     progress: Progress | None = None,
     limit: int | None = None,
+    id_ai_batch: int | None = None,
 ) -> dict[str, Any]:
     """Przetwarza modelem AI pozycje pending/outdated zadania.
+
+    Zadanie w trybie batch (``task.ai_batch_mode``, inaczej ``ai_model.batch_mode``) idzie do
+    ``lib.ai_batch.run_submit`` (wysyłka batchy OpenAI); ``id_ai_batch`` zleca odbiór wyników
+    zakończonego batcha (``lib.ai_batch_ingest.run_ingest``).
 
     Args:
         settings: Ustawienia (``AI_*``, lokalna baza).
@@ -871,6 +930,7 @@ def run_ai(
             ``time_limit``, ``signal``) albo ``None``; wołana przed każdą rezerwacją.
         progress: Wołana po zakończeniu kolejnych pozycji ze statystykami do tej chwili.
         limit: Najwyżej tyle pozycji w tym runie (``None`` = wszystkie).
+        id_ai_batch: Odbiór wyników tego batcha zamiast przetwarzania pozycji.
 
     Returns:
         Statystyki: processed, failed, skipped (reused + discarded), reused, discarded,
@@ -886,8 +946,16 @@ def run_ai(
     """
     started = time.monotonic()
     stats = _new_stats()
+    if id_ai_batch is not None:
+        # Odbiór zapłaconych już wyników: bez warunków na status zadania i modelu (model batcha
+        # mógł zostać wyłączony albo zmieniony po wysyłce; ceny i serwer bierze się z ai_batch).
+        with connect_local(settings, autocommit=True) as db:
+            task = get_task(db, id_task)
+        return ai_batch_ingest.run_ingest(settings, task, id_ai_batch, run_id=run_id)
     with connect_local(settings, autocommit=True) as db:
         task, model = _load_task(db, id_task)
+    if ai_batch.is_batch_mode(task, model):
+        return ai_batch.run_submit(settings, task, model, run_id=run_id, should_stop=should_stop, limit=limit)
     base_url, api_key = resolve_endpoint(settings, model)
 
     def body(control: MySQL, operation: str) -> dict[str, Any]:
@@ -954,7 +1022,8 @@ def dry_run(settings: dict[str, Any], id_task: int) -> dict[str, Any]:
 
     Returns:
         ``items``, ``distinct_texts``, ``characters`` (tekstów różnych), ``estimated_tokens_input``,
-        ``estimated_tokens_output``, ``estimated_cost_usd``, ``model``.
+        ``estimated_tokens_output``, ``estimated_cost_usd``, ``model``, ``batch_mode`` (koszt po cenach
+        batch, gdy ``True``).
 
     Raises:
         UsageError: Nieznane zadanie.
@@ -976,7 +1045,10 @@ def dry_run(settings: dict[str, Any], id_task: int) -> dict[str, Any]:
     requests = distinct if pack_items <= 1 else max(-(-distinct // pack_items), -(-characters // pack_chars))
     tokens_in = characters // 4 + requests * (len(prompt) // 4 + 10) + (distinct * 5 if pack_items > 1 else 0)
     tokens_out = characters // 4 + distinct * OUTPUT_OVERHEAD_TOKENS
-    cost = ai_cost.compute_cost(tokens_in, 0, tokens_out, model)
+    batch_mode = ai_batch.is_batch_mode(task, model)
+    # Tryb batch: szacunek po cenach Batch API (ai_model.price_batch_*, domyślnie połowa).
+    prices = ai_cost.batch_price_row(model) if batch_mode else model
+    cost = ai_cost.compute_cost(tokens_in, 0, tokens_out, prices)
     return {
         "items": work["items"],
         "distinct_texts": distinct,
@@ -986,4 +1058,5 @@ def dry_run(settings: dict[str, Any], id_task: int) -> dict[str, Any]:
         "estimated_cost_usd": float(cost),
         "estimated_requests": requests,
         "model": model["model"],
+        "batch_mode": batch_mode,
     }

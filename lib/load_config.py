@@ -68,6 +68,7 @@ SETTINGS_SPEC: dict[str, tuple[str, Any, str]] = {
         "Najwięcej znaków tekstów w jednym zapytaniu; tekst dłuższy niż połowa limitu jedzie sam; "
         "ai_model.pack_chars nadpisuje",
     ),
+    "AI_BATCH_MAX_ITEMS": ("int", 20000, "Tryb batch: najwięcej pozycji w jednym batchu OpenAI"),
     "DAGSTER_HOME": ("str", ".dagster_home", "Katalog instancji Dagstera (wspólny dla UI i skryptów)"),
     "DAGSTER_WEBSERVER_URL": (
         "str",

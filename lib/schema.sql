@@ -44,6 +44,9 @@ CREATE TABLE IF NOT EXISTS `ai_model` (
   `pack_chars` INT UNSIGNED DEFAULT NULL COMMENT 'Najwięcej znaków tekstów w zapytaniu (NULL = AI_PACK_CHARS)',
   `system_prompt` TEXT DEFAULT NULL COMMENT 'NULL = wbudowany prompt',
   `status` ENUM('active','disabled') DEFAULT 'active',
+  `batch_mode` TINYINT(1) DEFAULT 0 COMMENT '1 = OpenAI Batch API (taniej, wyniki do 24 h)',
+  `price_batch_input_per_mtok` DECIMAL(10,4) DEFAULT NULL COMMENT 'USD za milion tokenów wejściowych w batchu (NULL = połowa ceny)',
+  `price_batch_output_per_mtok` DECIMAL(10,4) DEFAULT NULL COMMENT 'USD za milion tokenów wyjściowych w batchu (NULL = połowa ceny)',
   `created_at` DATETIME DEFAULT CURRENT_TIMESTAMP,
   UNIQUE KEY `idx_ai_model_name` (`name`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
@@ -60,6 +63,7 @@ CREATE TABLE IF NOT EXISTS `task` (
   `ai_action` ENUM('correct','translate') DEFAULT 'correct',
   `source_lang` VARCHAR(16) DEFAULT NULL,
   `target_lang` VARCHAR(16) DEFAULT NULL,
+  `ai_batch_mode` TINYINT(1) DEFAULT NULL COMMENT 'Tryb batch AI: NULL = jak model (ai_model.batch_mode), 0/1 = nadpisanie',
   `status` ENUM('new','queued','in_progress','paused','resync','verifying','completed','error','cancelled','archived') DEFAULT 'new' COMMENT 'Etap przetwarzania zadania',
   `pause_reason` ENUM('manual','time_limit','signal') DEFAULT NULL COMMENT 'Powód wstrzymania',
   `records_total` INT UNSIGNED DEFAULT 0 COMMENT 'Liczba rekordów w tabeli źródłowej w momencie rozpoczęcia',
@@ -118,6 +122,7 @@ CREATE TABLE IF NOT EXISTS `task_item` (
   `operation_uuid` CHAR(36) DEFAULT NULL COMMENT 'Operacja AI, która wytworzyła zapisany wynik (run_log.operation_uuid)',
   `claim_uuid` CHAR(36) CHARACTER SET ascii COLLATE ascii_bin DEFAULT NULL COMMENT 'Rezerwacja AI: operacja, która trzyma pozycję (blokada ailexia_ai_op_<uuid>)',
   `claimed_at` DATETIME DEFAULT NULL COMMENT 'Kiedy pozycja została zarezerwowana przez run AI',
+  `id_ai_batch` BIGINT UNSIGNED DEFAULT NULL COMMENT 'Batch OpenAI, w którym pozycja czeka na wynik (ai_batch)',
   `ai_error` TEXT DEFAULT NULL COMMENT 'Ostatni błąd AI',
   `ai_attempts` INT UNSIGNED DEFAULT 0 COMMENT 'Liczba nieudanych prób AI',
   `tokens_input` INT UNSIGNED DEFAULT 0 COMMENT 'Liczba tokenów wejściowych (AI)',
@@ -128,7 +133,41 @@ CREATE TABLE IF NOT EXISTS `task_item` (
   UNIQUE KEY `idx_task_item_key` (`id_task`,`remote_key`),
   KEY `idx_task_item_order` (`id_task`,`source_ord`,`deleted_at`,`status`,`remote_key`,`original_hash`,`local_hash`,`hash_missing`),
   KEY `idx_task_item_task_status` (`id_task`,`status`,`deleted_at`),
-  KEY `idx_task_item_hash` (`id_task`,`original_hash`)
+  KEY `idx_task_item_hash` (`id_task`,`original_hash`),
+  KEY `idx_task_item_batch` (`id_ai_batch`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+CREATE TABLE IF NOT EXISTS `ai_batch` (
+  `id_ai_batch` BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
+  `id_task` INT UNSIGNED NOT NULL,
+  `id_ai_model` INT UNSIGNED NOT NULL,
+  `claim_uuid` CHAR(36) NOT NULL COMMENT 'Rezerwacja pozycji batcha (task_item.claim_uuid) i metadata ailexia_batch u dostawcy',
+  `operation_uuid` CHAR(36) DEFAULT NULL COMMENT 'Operacja runu, który wysyła albo ostatnio przetworzył batch (run_log)',
+  `run_id` VARCHAR(64) DEFAULT NULL COMMENT 'Run Dagstera, który wysłał batch',
+  `status` ENUM('preparing','uploaded','submitted','ended','ingested','abandoned') DEFAULT 'preparing' COMMENT 'Stan po naszej stronie',
+  `provider_status` VARCHAR(32) DEFAULT NULL COMMENT 'Status batcha u dostawcy (validating, in_progress, completed, failed, expired, cancelled...)',
+  `provider_batch_id` VARCHAR(128) DEFAULT NULL COMMENT 'Identyfikator batcha u dostawcy',
+  `input_file_id` VARCHAR(128) DEFAULT NULL,
+  `output_file_id` VARCHAR(128) DEFAULT NULL,
+  `error_file_id` VARCHAR(128) DEFAULT NULL,
+  `item_count` INT UNSIGNED DEFAULT 0 COMMENT 'Pozycje zarezerwowane dla batcha',
+  `request_count` INT UNSIGNED DEFAULT 0 COMMENT 'Linie pliku JSONL (zapytania)',
+  `completed_count` INT UNSIGNED DEFAULT 0 COMMENT 'Zapytania zakończone u dostawcy',
+  `failed_count` INT UNSIGNED DEFAULT 0 COMMENT 'Zapytania z błędem u dostawcy',
+  `tokens_input` BIGINT UNSIGNED DEFAULT 0 COMMENT 'Tokeny wejściowe z pliku wyników (po przetworzeniu)',
+  `tokens_output` BIGINT UNSIGNED DEFAULT 0,
+  `cost_usd` DECIMAL(12,6) DEFAULT 0 COMMENT 'Koszt po cenach batch modelu',
+  `cancel_requested` TINYINT(1) DEFAULT 0 COMMENT '1 = operator anulował batch',
+  `attempts` INT UNSIGNED DEFAULT 0 COMMENT 'Ile razy run przejął batch (dokończenie wysyłki, odbiór wyników)',
+  `error` TEXT DEFAULT NULL COMMENT 'Ostatni błąd wysyłki, odpytywania albo przetwarzania',
+  `created_at` DATETIME DEFAULT CURRENT_TIMESTAMP,
+  `updated_at` DATETIME DEFAULT NULL ON UPDATE CURRENT_TIMESTAMP,
+  `submitted_at` DATETIME DEFAULT NULL,
+  `finished_at` DATETIME DEFAULT NULL COMMENT 'Kiedy batch skończył się u dostawcy',
+  `ingested_at` DATETIME DEFAULT NULL COMMENT 'Kiedy wyniki zapisano w task_item',
+  UNIQUE KEY `idx_ai_batch_claim` (`claim_uuid`),
+  KEY `idx_ai_batch_status` (`status`),
+  KEY `idx_ai_batch_task` (`id_task`,`status`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 
 CREATE TABLE IF NOT EXISTS `run_log` (

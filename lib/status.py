@@ -27,6 +27,7 @@ _COLUMNS = [
     ("prog%", "progress", 6),
     ("items", "items_total", 7),
     ("pend", "items_pending", 6),
+    ("batch", "items_in_batch", 6),
     ("proc", "items_processed", 6),
     ("acc", "items_accepted", 5),
     ("exp", "items_exported", 5),

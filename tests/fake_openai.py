@@ -20,13 +20,22 @@ nie-JSON, 401, 404; dla paczek także błędy jednej pozycji: ``pack_drop`` - br
 zapytań (łącznie i per tekst wejściowy), zapis zapytań, bramkę (``gate``): zapytania czekają,
 aż nadejdzie ich łącznie tyle, ile ustawiono — np. by dowieść, że pracują dwa procesy naraz — oraz
 największą liczbę zapytań w toku naraz (``max_in_flight``).
+
+Batch API: ``/v1/files`` (upload multipart, lista, obiekt pliku, ``/content``, DELETE) i ``/v1/batches``
+(create, retrieve, list z ``after``/``has_more``, cancel). Linie batcha przechodzą przez tę samą
+odpowiedź czatu (``chat_answer``, z błędami z ``add_fault``); koniec batcha sterowany stanem:
+``batch_mode`` (``complete`` przy pierwszym retrieve albo ``hold`` do ``finish_batches``),
+``batch_outcome`` (completed / expired / failed), ``batch_done_lines`` i ``cancel_done_lines``.
 """
 
+import email.policy
 import json
 import re
 import threading
 import time
+import urllib.parse
 from collections import Counter
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -92,6 +101,18 @@ def make_state() -> dict[str, Any]:
         "gate_open": threading.Event(),
         "in_flight": 0,
         "max_in_flight": 0,
+        # Batch API: pliki (id -> opis + treść), batche (id -> obiekt) i sterowanie końcem batcha.
+        "files": {},
+        "batches": {},
+        "batch_seq": 0,
+        # complete = batch kończy się przy pierwszym retrieve; hold = czeka na ``finish_batches``.
+        "batch_mode": "complete",
+        # Jak kończy się batch w trybie complete: completed, expired (po ``batch_done_lines`` liniach), failed.
+        "batch_outcome": "completed",
+        "batch_done_lines": None,
+        # Ile linii zdąży się wykonać przed anulowaniem (reszta trafia do pliku błędów).
+        "cancel_done_lines": 0,
+        "batch_calls": Counter(),
     }
 
 
@@ -183,6 +204,311 @@ def _first_user_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
+def _error_body(message: str, kind: str = "error") -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "code": None}}
+
+
+def chat_answer(
+    state: dict[str, Any], payload: dict[str, Any], headers: Any = None, delay: bool = True
+) -> tuple[int, Any, dict[str, str] | None]:
+    """Odpowiedź na jedno zapytanie czatu (HTTP albo linia batcha): ``(kod, ciało, nagłówki)``.
+
+    Liczy zapytanie, stosuje bramkę, opóźnienie i wstrzyknięte błędy (``add_fault``); zapytanie
+    HTTP (``headers`` podane) trafia do ``state["requests"]``. Linie batcha (``delay=False``) nie
+    czekają stałego opóźnienia - batch wykonuje się od razu przy odpytaniu.
+    """
+    messages = payload.get("messages") or []
+    text = _first_user_text(messages)
+    entries = _pack_entries(messages, text)
+    texts = [e["text"] for e in entries] if entries is not None else [text]
+    record: dict[str, Any] = {
+        "payload": payload,
+        "headers": {k.lower(): v for k, v in (headers or {}).items()},
+        "time": time.monotonic(),
+        "texts": texts,
+    }
+    with state["lock"]:
+        state["total"] += 1
+        state["packs"] += entries is not None
+        for one in texts:
+            state["per_text"][one] += 1
+        if state["keep_requests"] and headers is not None:
+            state["requests"].append(record)
+        latency = state["latency"]
+        models = state["models"]
+        gate = state["gate"]
+        if gate and state["total"] >= gate:
+            state["gate_open"].set()
+    if gate:
+        state["gate_open"].wait(state["gate_timeout"])
+    fault = _take_fault(state, texts, entries is not None)
+    kind = fault["kind"] if fault else None
+    if kind == "timeout":
+        time.sleep(fault.get("delay", 5.0))
+        # Klient zwykle już zerwał połączenie; odpowiedź mogłaby wyglądać na sukces.
+        return 500, _error_body("late answer after timeout"), None
+    if latency and delay:
+        time.sleep(latency)
+    if kind == "429":
+        return (
+            429,
+            _error_body("Rate limit reached", "rate_limit"),
+            {"Retry-After": str(fault.get("retry_after", 1))},
+        )
+    if kind == "500":
+        return 500, _error_body("internal server error"), None
+    if kind == "401":
+        return 401, _error_body("Incorrect API key provided", "invalid_request_error"), None
+    if kind == "404" or (models is not None and payload.get("model") not in models):
+        return (
+            404,
+            _error_body(f"The model `{payload.get('model')}` does not exist", "invalid_request_error"),
+            None,
+        )
+    if kind == "non_json":
+        return 200, b"<html>bad gateway</html>", None
+    response_format = (payload.get("response_format") or {}).get("type")
+    if response_format == "json_schema" and state["reject_json_schema"]:
+        return (
+            500,
+            _error_body('response_format type must be one of "text" or "json_object", but got: json_schema'),
+            None,
+        )
+    if response_format == "json_object" and state["reject_json_object"]:
+        return 400, _error_body("response_format json_object is not supported by this server"), None
+    system = next((m.get("content", "") for m in messages if m.get("role") == "system"), "")
+    match = _TARGET_RE.search(system)
+    target = match.group(1) if match else None
+    if entries is not None:
+        content = _pack_content(entries, target, fault)
+    else:
+        answer_text, edits = _answer(text, target)
+        if kind == "drop_placeholder":
+            answer_text = re.sub(r"\{\w+\}", "", answer_text)
+        content = json.dumps({"text": answer_text, "edits": edits}, ensure_ascii=False)
+    if kind == "malformed":
+        content = content[: len(content) // 2]
+    body = {
+        "id": f"chatcmpl-{state['total']}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": payload.get("model"),
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": usage_for(messages, content, state["cached_tokens"]),
+    }
+    record["content"] = content
+    record["usage"] = body["usage"]
+    with state["lock"]:
+        state["prompt_tokens"] += body["usage"]["prompt_tokens"]
+        state["completion_tokens"] += body["usage"]["completion_tokens"]
+    return 200, body, None
+
+
+# --- Batch API (/v1/files, /v1/batches) ---------------------------------------------------
+
+
+def _parse_multipart(raw: bytes, content_type: str) -> dict[str, Any]:
+    """Czyta formularz multipart (upload pliku): nazwa pola -> tekst albo ``(nazwa pliku, bajty)``."""
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + raw
+    )
+    fields: dict[str, Any] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        data = part.get_payload(decode=True) or b""
+        filename = part.get_filename()
+        fields[name] = (filename, data) if filename else data.decode("utf-8")
+    return fields
+
+
+def _new_id(state: dict[str, Any], prefix: str) -> str:
+    state["batch_seq"] += 1
+    return f"{prefix}-{state['batch_seq']:05d}"
+
+
+def _add_file(state: dict[str, Any], filename: str, data: bytes, purpose: str) -> dict[str, Any]:
+    """Zapisuje plik w stanie serwera i zwraca jego obiekt (bez treści)."""
+    with state["lock"]:
+        file_id = _new_id(state, "file")
+        info = {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(data),
+            "created_at": int(time.time()),
+            "filename": filename,
+            "purpose": purpose,
+            "status": "processed",
+        }
+        state["files"][file_id] = {"info": info, "data": data}
+    return info
+
+
+def _process_batch(state: dict[str, Any], batch: dict[str, Any], final: str, done_lines: int | None) -> None:
+    """Wykonuje linie batcha i zamyka go statusem ``final`` (completed, expired, cancelled, failed).
+
+    Pierwsze ``done_lines`` linii (``None`` = wszystkie) dostaje odpowiedź czatu (błąd czatu -> plik
+    błędów z ``status_code``); pozostałe trafiają do pliku błędów z kodem ``batch_expired`` /
+    ``batch_cancelled``.
+    """
+    now = int(time.time())
+    if final == "failed":
+        batch.update(
+            status="failed",
+            failed_at=now,
+            errors={"object": "list", "data": [{"code": "invalid_request", "message": "fake failure"}]},
+        )
+        return
+    lines = [line for line in state["files"][batch["input_file_id"]]["data"].decode().splitlines() if line]
+    outputs, errors = [], []
+    for index, line in enumerate(lines):
+        request = json.loads(line)
+        request_id = f"batch_req_{batch['id']}_{index}"
+        if done_lines is not None and index >= done_lines:
+            errors.append(
+                {
+                    "id": request_id,
+                    "custom_id": request["custom_id"],
+                    "response": None,
+                    "error": {"code": f"batch_{final}", "message": f"This request was not executed: {final}"},
+                }
+            )
+            continue
+        code, body, _headers = chat_answer(state, request["body"], delay=False)
+        entry = {
+            "id": request_id,
+            "custom_id": request["custom_id"],
+            "response": {"status_code": code, "request_id": request_id, "body": body},
+            "error": None,
+        }
+        (outputs if code == 200 else errors).append(entry)
+    for key, entries in (("output_file_id", outputs), ("error_file_id", errors)):
+        if entries:
+            data = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries).encode("utf-8")
+            batch[key] = _add_file(state, f"{batch['id']}_{key}.jsonl", data, "batch_output")["id"]
+    batch["request_counts"] = {"total": len(lines), "completed": len(outputs), "failed": len(errors)}
+    batch["status"] = final
+    batch[f"{final}_at"] = now
+
+
+def finish_batches(state: dict[str, Any], outcome: str = "completed", done_lines: int | None = None) -> int:
+    """Kończy wszystkie otwarte batche (tryb ``hold``); zwraca ich liczbę.
+
+    Args:
+        state: Stan serwera.
+        outcome: ``completed``, ``expired`` albo ``failed``.
+        done_lines: Ile linii każdego batcha wykonać (``None`` = wszystkie).
+    """
+    count = 0
+    for batch in list(state["batches"].values()):
+        if batch["status"] in ("validating", "in_progress"):
+            _process_batch(state, batch, outcome, done_lines)
+            count += 1
+    return count
+
+
+def batch_post(state: dict[str, Any], path: str, raw: bytes, content_type: str) -> tuple[int, Any]:
+    """POST /v1/files, /v1/batches, /v1/batches/{id}/cancel."""
+    if path == "/v1/files":
+        fields = _parse_multipart(raw, content_type)
+        filename, data = fields.get("file", ("upload.jsonl", b""))
+        state["batch_calls"]["files.create"] += 1
+        return 200, _add_file(state, filename or "upload.jsonl", data, fields.get("purpose", ""))
+    if path == "/v1/batches":
+        payload = json.loads(raw or b"{}")
+        state["batch_calls"]["batches.create"] += 1
+        if payload.get("input_file_id") not in state["files"]:
+            return 400, _error_body(f"file {payload.get('input_file_id')} not found", "invalid_request_error")
+        now = int(time.time())
+        with state["lock"]:
+            batch_id = _new_id(state, "batch")
+            batch = {
+                "id": batch_id,
+                "object": "batch",
+                "endpoint": payload.get("endpoint"),
+                "errors": None,
+                "input_file_id": payload["input_file_id"],
+                "completion_window": payload.get("completion_window"),
+                "status": "validating",
+                "output_file_id": None,
+                "error_file_id": None,
+                "created_at": now,
+                "expires_at": now + 86400,
+                "request_counts": {"total": 0, "completed": 0, "failed": 0},
+                "metadata": payload.get("metadata"),
+            }
+            state["batches"][batch_id] = batch
+        return 200, batch
+    parts = path.split("/")
+    if len(parts) == 5 and parts[2] == "batches" and parts[4] == "cancel":
+        batch = state["batches"].get(parts[3])
+        state["batch_calls"]["batches.cancel"] += 1
+        if batch is None:
+            return 404, _error_body("no such batch", "invalid_request_error")
+        if batch["status"] in ("validating", "in_progress", "finalizing"):
+            batch["status"] = "cancelling"
+            batch["cancelling_at"] = int(time.time())
+        return 200, batch
+    return 404, _error_body(f"unknown path {path}")
+
+
+def batch_get(state: dict[str, Any], path: str, full_path: str) -> tuple[int, Any]:
+    """GET /v1/files (lista), /v1/files/{id}[/content], /v1/batches, /v1/batches/{id}."""
+    parts = path.split("/")
+    if path == "/v1/files":
+        state["batch_calls"]["files.list"] += 1
+        query = urllib.parse.parse_qs(urllib.parse.urlparse(full_path).query)
+        purpose = query.get("purpose", [None])[0]
+        data = [
+            f["info"] for f in reversed(state["files"].values()) if purpose in (None, f["info"]["purpose"])
+        ]
+        return 200, {"object": "list", "data": data, "has_more": False}
+    if len(parts) >= 4 and parts[2] == "files":
+        stored = state["files"].get(parts[3])
+        if stored is None:
+            return 404, _error_body("no such file", "invalid_request_error")
+        if len(parts) == 5 and parts[4] == "content":
+            state["batch_calls"]["files.content"] += 1
+            return 200, stored["data"]
+        return 200, stored["info"]
+    if path == "/v1/batches":
+        state["batch_calls"]["batches.list"] += 1
+        query = urllib.parse.parse_qs(urllib.parse.urlparse(full_path).query)
+        limit = int(query.get("limit", ["20"])[0])
+        after = query.get("after", [None])[0]
+        newest_first = list(reversed(state["batches"].values()))
+        if after is not None:
+            ids = [b["id"] for b in newest_first]
+            newest_first = newest_first[ids.index(after) + 1 :] if after in ids else []
+        page = newest_first[:limit]
+        return 200, {
+            "object": "list",
+            "data": page,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+            "has_more": len(newest_first) > limit,
+        }
+    if len(parts) == 4 and parts[2] == "batches":
+        batch = state["batches"].get(parts[3])
+        state["batch_calls"]["batches.retrieve"] += 1
+        if batch is None:
+            return 404, _error_body("no such batch", "invalid_request_error")
+        if batch["status"] == "cancelling":
+            _process_batch(state, batch, "cancelled", state["cancel_done_lines"])
+        elif batch["status"] in ("validating", "in_progress"):
+            if state["batch_mode"] == "complete":
+                _process_batch(state, batch, state["batch_outcome"], state["batch_done_lines"])
+            else:
+                batch["status"] = "in_progress"
+        return 200, batch
+    return 404, _error_body(f"unknown path {path}")
+
+
 def _make_handler(state: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -194,9 +520,10 @@ def _make_handler(state: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
 
         def _send(self, code: int, body: Any, headers: dict[str, str] | None = None) -> None:
             raw = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode("utf-8")
+            headers = dict(headers or {})
             try:
                 self.send_response(code)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", headers.pop("Content-Type", "application/json"))
                 self.send_header("Content-Length", str(len(raw)))
                 for key, value in (headers or {}).items():
                     self.send_header(key, value)
@@ -211,21 +538,35 @@ def _make_handler(state: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
             self._send(code, {"error": {"message": message, "type": kind, "code": None}}, headers)
 
         def do_GET(self) -> None:  # noqa: N802 - API http.server
-            # Liczniki dla procesu benchmarku, gdy serwer działa w osobnym procesie.
-            if self.path.rstrip("/") != "/_stats":
-                self._error(404, f"unknown path {self.path}")
+            path = self.path.split("?", 1)[0].rstrip("/")
+            if path == "/_stats":
+                # Liczniki dla procesu benchmarku, gdy serwer działa w osobnym procesie.
+                with state["lock"]:
+                    body = {
+                        "total": state["total"],
+                        "distinct": len(state["per_text"]),
+                        "max_per_text": max(state["per_text"].values(), default=0),
+                        "texts_sent": sum(state["per_text"].values()),
+                        "packs": state["packs"],
+                        "prompt_tokens": state["prompt_tokens"],
+                        "completion_tokens": state["completion_tokens"],
+                    }
+                self._send(200, body)
                 return
-            with state["lock"]:
-                body = {
-                    "total": state["total"],
-                    "distinct": len(state["per_text"]),
-                    "max_per_text": max(state["per_text"].values(), default=0),
-                    "texts_sent": sum(state["per_text"].values()),
-                    "packs": state["packs"],
-                    "prompt_tokens": state["prompt_tokens"],
-                    "completion_tokens": state["completion_tokens"],
-                }
-            self._send(200, body)
+            code, body = batch_get(state, path, self.path)
+            if isinstance(body, bytes):
+                self._send(code, body, {"Content-Type": "application/octet-stream"})
+            else:
+                self._send(code, body)
+
+        def do_DELETE(self) -> None:  # noqa: N802 - API http.server
+            parts = self.path.split("?", 1)[0].rstrip("/").split("/")
+            if len(parts) == 4 and parts[2] == "files" and parts[3] in state["files"]:
+                state["batch_calls"]["files.delete"] += 1
+                del state["files"][parts[3]]
+                self._send(200, {"id": parts[3], "object": "file", "deleted": True})
+                return
+            self._error(404, f"unknown path {self.path}")
 
         def do_POST(self) -> None:  # noqa: N802 - API http.server
             # Zapytania w toku naraz (od przyjęcia do wysłania odpowiedzi) - limit AI_MODEL_CONCURRENCY.
@@ -240,103 +581,18 @@ def _make_handler(state: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
 
         def _handle_post(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            payload = json.loads(self.rfile.read(length) or b"{}")
-            if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
+            raw = self.rfile.read(length)
+            path = self.path.split("?", 1)[0].rstrip("/")
+            if path.startswith("/v1/files") or path.startswith("/v1/batches"):
+                code, body = batch_post(state, path, raw, self.headers.get("Content-Type") or "")
+                self._send(code, body)
+                return
+            payload = json.loads(raw or b"{}")
+            if path not in ("/v1/chat/completions", "/chat/completions"):
                 self._error(404, f"unknown path {self.path}")
                 return
-            messages = payload.get("messages") or []
-            text = _first_user_text(messages)
-            entries = _pack_entries(messages, text)
-            texts = [e["text"] for e in entries] if entries is not None else [text]
-            record: dict[str, Any] = {
-                "payload": payload,
-                "headers": {k.lower(): v for k, v in self.headers.items()},
-                "time": time.monotonic(),
-                "texts": texts,
-            }
-            with state["lock"]:
-                state["total"] += 1
-                state["packs"] += entries is not None
-                for one in texts:
-                    state["per_text"][one] += 1
-                if state["keep_requests"]:
-                    state["requests"].append(record)
-                latency = state["latency"]
-                models = state["models"]
-                gate = state["gate"]
-                if gate and state["total"] >= gate:
-                    state["gate_open"].set()
-            if gate:
-                state["gate_open"].wait(state["gate_timeout"])
-            fault = _take_fault(state, texts, entries is not None)
-            kind = fault["kind"] if fault else None
-            if kind == "timeout":
-                time.sleep(fault.get("delay", 5.0))
-                # Klient zwykle już zerwał połączenie; odpowiedź mogłaby wyglądać na sukces.
-                self._error(500, "late answer after timeout")
-                return
-            if latency:
-                time.sleep(latency)
-            if kind == "429":
-                self._error(
-                    429, "Rate limit reached", {"Retry-After": str(fault.get("retry_after", 1))}, "rate_limit"
-                )
-                return
-            if kind == "500":
-                self._error(500, "internal server error")
-                return
-            if kind == "401":
-                self._error(401, "Incorrect API key provided", kind="invalid_request_error")
-                return
-            if kind == "404" or (models is not None and payload.get("model") not in models):
-                self._error(
-                    404, f"The model `{payload.get('model')}` does not exist", kind="invalid_request_error"
-                )
-                return
-            if kind == "non_json":
-                self._send(200, b"<html>bad gateway</html>")
-                return
-            response_format = (payload.get("response_format") or {}).get("type")
-            if response_format == "json_schema" and state["reject_json_schema"]:
-                self._error(
-                    500, 'response_format type must be one of "text" or "json_object", but got: json_schema'
-                )
-                return
-            if response_format == "json_object" and state["reject_json_object"]:
-                self._error(400, "response_format json_object is not supported by this server")
-                return
-            system = next((m.get("content", "") for m in messages if m.get("role") == "system"), "")
-            match = _TARGET_RE.search(system)
-            target = match.group(1) if match else None
-            if entries is not None:
-                content = _pack_content(entries, target, fault)
-            else:
-                answer_text, edits = _answer(text, target)
-                if kind == "drop_placeholder":
-                    answer_text = re.sub(r"\{\w+\}", "", answer_text)
-                content = json.dumps({"text": answer_text, "edits": edits}, ensure_ascii=False)
-            if kind == "malformed":
-                content = content[: len(content) // 2]
-            body = {
-                "id": f"chatcmpl-{state['total']}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": payload.get("model"),
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": content},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": usage_for(messages, content, state["cached_tokens"]),
-            }
-            record["content"] = content
-            record["usage"] = body["usage"]
-            with state["lock"]:
-                state["prompt_tokens"] += body["usage"]["prompt_tokens"]
-                state["completion_tokens"] += body["usage"]["completion_tokens"]
-            self._send(200, body)
+            code, body, headers = chat_answer(state, payload, self.headers)
+            self._send(code, body, headers)
 
     return Handler
 

@@ -14,6 +14,7 @@ def _reference(db, id_task):
         "COALESCE(SUM(status='outdated'),0) AS items_outdated, COALESCE(SUM(status='processed'),0) AS items_processed, "
         "COALESCE(SUM(status='accepted'),0) AS items_accepted, COALESCE(SUM(status='rejected'),0) AS items_rejected, "
         "COALESCE(SUM(status='exported'),0) AS items_exported, COALESCE(SUM(status='conflict'),0) AS items_conflict, "
+        "COALESCE(SUM(id_ai_batch IS NOT NULL),0) AS items_in_batch, "
         "COALESCE(SUM(tokens_input),0) AS tokens_input, COALESCE(SUM(tokens_output),0) AS tokens_output, "
         "COALESCE(SUM(cost_usd),0) AS cost_usd FROM task_item WHERE id_task=%s AND deleted_at IS NULL",
         (id_task,),
@@ -34,6 +35,8 @@ def test_counts_per_status_tokens_and_cost_skip_deleted_items(settings, db, sqli
         "UPDATE task_item SET tokens_input=id_task_item*3, tokens_output=id_task_item, "
         "cost_usd=id_task_item/1000 WHERE status<>'pending'"
     )
+    # Pozycje czekające w batchu OpenAI (kolumna "batch" widoku stanu).
+    db.execute("UPDATE task_item SET id_ai_batch=1 WHERE status='pending' AND id_task_item % 2 = 0")
     rows = {r["id_task"]: r for r in collect_status(settings)}
     assert list(rows) == [big, empty, other]
     for id_task in (big, empty, other):
