@@ -91,7 +91,7 @@ def _plots(kind: str, stats: dict[str, Any]) -> dict[str, Any]:
 
 def _record_outcome(context: AssetExecutionContext, outcome: str) -> None:
     """Wynik runu w tagu ``ailexia/outcome`` (widoczny na liście runów w UI)."""
-    context.instance.add_run_tags(context.run_id, {TAG_OUTCOME: outcome})
+    context.instance.add_run_tags(context.run.run_id, {TAG_OUTCOME: outcome})
 
 
 def _observe_unfinished(
@@ -116,7 +116,7 @@ def _observe_unfinished(
         f"zadanie {context.partition_key}: {what} niedokończony ({outcome}); stan zapisany, "
         "następny run wznowi pracę - brak nowej materializacji"
     )
-    run = context.instance.get_run_by_id(context.run_id)
+    run = context.instance.get_run_by_id(context.run.run_id)
     terminating = run is not None and run.status in (DagsterRunStatus.CANCELING, DagsterRunStatus.CANCELED)
     if outcome == "cancelled" or terminating:
         if run is not None and not terminating:
@@ -168,7 +168,7 @@ def _run_controlled(
         progress.tracking(kind, id_task, emit, float(settings["PROGRESS_EVERY_S"])) as report,
     ):
         stats = engine(
-            settings, id_task, run_id=context.run_id, should_stop=should_stop, progress=report, **opts
+            settings, id_task, run_id=context.run.run_id, should_stop=should_stop, progress=report, **opts
         )
     outcome = _outcome(stats, done)
     stats["outcome"] = outcome
@@ -238,7 +238,7 @@ def task_item_hashes(context: AssetExecutionContext, ailexia: AilexiaResource) -
     with progress.tracking(
         "verify", id_task, lambda line, _figures: context.log.info(line), float(settings["PROGRESS_EVERY_S"])
     ):
-        stats = verify.run_verify(settings, id_task, run_id=context.run_id)
+        stats = verify.run_verify(settings, id_task, run_id=context.run.run_id)
     outcome = str(stats.get("outcome") or "completed")
     if outcome == "skipped":
         _observe_unfinished(context, "skipped (scan not finished)", _metadata(stats), "verify")

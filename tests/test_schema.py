@@ -146,6 +146,7 @@ def test_unused_item_indexes_are_dropped_by_init_db(local_env, settings):
             "idx_task_item_order",
             "idx_task_item_task_status",
             "idx_task_item_hash",
+            "idx_task_item_batch",
         }
         assert db.query_value("SELECT COUNT(*) FROM task_item") == 1
         assert init_db(settings) == []
