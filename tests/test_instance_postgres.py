@@ -92,7 +92,7 @@ def test_sensor_sync_and_ai_runs_live_in_postgres_instance(
     assert db.query_value("SELECT status FROM task WHERE id_task=%s", (id_task,)) == "completed"
     ai = run_script("ai.py", {**os.environ, **pg_instance}, "--id_task", str(id_task))
     assert ai.returncode == 0, ai.stdout + ai.stderr
-    assert fake_openai["total"] >= 20
+    assert sum(fake_openai["per_text"].values()) >= 20
     assert (
         db.query_value("SELECT COUNT(*) FROM task_item WHERE id_task=%s AND status='processed'", (id_task,))
         == 20
