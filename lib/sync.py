@@ -281,6 +281,7 @@ def _with_texts(scan: _Scan, rows: list[_Row], local: dict[str, tuple], fill: "_
     if not wanted:
         return rows
     found = fill.read(wanted)
+    scan.stats["texts_read"] += len(found)
     wanted_set = set(wanted)
     result = []
     for row in rows:
@@ -575,9 +576,12 @@ def _scan_pages(
     Returns:
         ``(powód zatrzymania albo None, czy zacząć od nowa z nową numeracją)``.
     """
+    scan.stats["read_mode"] = "pages" if fill is None else "hashes"
     for rows in pages:
         if scan.mode == "key" and any(row.remote_id is None for row in rows):
             raise TaskError(f"klucz tabeli {target.table!r} nie mieści się w BIGINT; wskaż inny klucz")
+        if fill is None:
+            scan.stats["texts_read"] += len(rows)
         # Duża strona hashy bez zmian jednym porównaniem; inaczej strony po batch_size (każda z odciskiem).
         whole = len(rows) > batch_size and scan.mode != "rerank" and _page_unchanged(scan, rows)
         parts = [rows] if whole else [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
@@ -614,6 +618,7 @@ def _load_initial(
     Returns:
         Powód zatrzymania (pauza) albo ``None``, gdy źródło zostało przeczytane do końca.
     """
+    scan.stats["read_mode"] = "copy" if db_remote.can_copy(rconn, target) else "pages"
     chunks = sync_load.stream_chunks(
         rconn,
         target,
@@ -629,6 +634,7 @@ def _load_initial(
     try:
         for chunk in chunks:
             scan.batch.load = (chunk.path, chunk.rows)
+            scan.stats["texts_read"] += chunk.rows
             scan.batch.scanned += chunk.rows
             scan.last_key = chunk.last_key
             scan.last_row = _Row(chunk.last_key, chunk.remote_key, chunk.remote_id, None, None)
@@ -708,7 +714,17 @@ def _scan(
             after,
             None,
             scanned_before,
-            {"fetched": 0, "new": 0, "updated": 0, "deleted": 0, "unchanged": 0},
+            # texts_read: teksty przeczytane ze źródła; read_mode: copy, pages (strony z tekstami)
+            # albo hashes (hashe liczone przez źródło, teksty tylko wierszy nowych i zmienionych).
+            {
+                "fetched": 0,
+                "new": 0,
+                "updated": 0,
+                "deleted": 0,
+                "unchanged": 0,
+                "texts_read": 0,
+                "read_mode": "",
+            },
             exports_in_place(task_row),
             mode,
             parts[1] == "init",
