@@ -27,6 +27,9 @@ _AI_CANDIDATE = (
     "AND {a}text_original IS NOT NULL AND {a}text_original <> ''"
 )
 # Statusy, których wynik AI dla tego samego tekstu można użyć ponownie (``rejected`` celowo nie).
+# Ta sama lista jest w wyrażeniu kolumny ``task_item.result_hash`` w ``lib/schema.sql`` (indeks
+# ``idx_task_item_result``: hash tylko pozycji z wynikiem, więc pierwsza synchronizacja, która
+# wstawia same ``pending``, nie płaci za losowe wpisy indeksu hashy); test_schema pilnuje zgodności.
 REUSABLE_STATUSES = ("processed", "accepted", "exported")
 
 
@@ -448,7 +451,7 @@ def stored_results(db: MySQL, id_task: int, hashes: list[str]) -> dict[str, tupl
     rows = db.query(
         "SELECT original_hash, text_corrected, change_summary FROM task_item "
         f"WHERE id_task=%s AND status IN ({_marks(REUSABLE_STATUSES)}) AND text_corrected IS NOT NULL "
-        f"AND original_hash IN ({_marks(hashes)}) ORDER BY processed_at",
+        f"AND result_hash IN ({_marks(hashes)}) ORDER BY processed_at",
         (id_task, *REUSABLE_STATUSES, *hashes),
     )
     return {row["original_hash"]: (row["text_corrected"], row["change_summary"]) for row in rows}
