@@ -327,14 +327,17 @@ def verify_sample(db: MySQL, id_task: int, samples: int, sample_size: int) -> di
     Returns:
         Słownik ``remote_key -> wiersz (remote_key, original_hash, local_hash, status)``.
     """
-    bounds = db.query_one(
-        "SELECT MIN(source_ord) AS lo, MAX(source_ord) AS hi FROM task_item WHERE id_task=%s AND deleted_at IS NULL",
-        (id_task,),
+    # Pierwsza i ostatnia aktywna pozycja z indeksu idx_task_item_order, czytanego od końca zakresu
+    # do pierwszego trafienia (MIN/MAX z warunkiem na deleted_at czytałyby cały indeks zadania).
+    bound = (
+        "SELECT source_ord FROM task_item WHERE id_task=%s AND deleted_at IS NULL AND source_ord IS NOT NULL "
+        "ORDER BY source_ord {order} LIMIT 1"
     )
     rows: dict[str, dict[str, Any]] = {}
-    if not bounds or bounds["lo"] is None:
+    lo = db.query_value(bound.format(order="ASC"), (id_task,))
+    if lo is None:
         return rows
-    lo, hi = int(bounds["lo"]), int(bounds["hi"])
+    lo, hi = int(lo), int(db.query_value(bound.format(order="DESC"), (id_task,)))
     for i in range(samples):
         start = lo + (hi - lo) * i // samples
         for row in db.query(
@@ -837,6 +840,10 @@ _REVIEW_COUNTERS = (
     ("records_rejected", "status='rejected'"),
     ("records_exported", "status='exported'"),
 )
+# Statusy, których pozycje mogą wejść do któregoś licznika: pełne przeliczenie czyta tylko ich zakres
+# w indeksie (id_task, status, deleted_at), a nie wszystkie pozycje zadania (po synchronizacji
+# miliona pozycji ``pending`` nie czyta żadnego wiersza).
+_REVIEW_STATUSES = ("accepted", "exported", "conflict", "rejected")
 _COUNTER_SUMS = ", ".join(f"COALESCE(SUM({rule}),0) AS {column}" for column, rule in _REVIEW_COUNTERS)
 
 
@@ -877,7 +884,9 @@ def refresh_review_counters(db: MySQL, id_task: int) -> dict[str, int]:
         Słownik z nowymi wartościami liczników (``approved``, ``rejected``, ``exported``).
     """
     row = db.query_one(
-        f"SELECT {_COUNTER_SUMS} FROM task_item WHERE id_task=%s AND deleted_at IS NULL", (id_task,)
+        f"SELECT {_COUNTER_SUMS} FROM task_item FORCE INDEX ({STATUS_PAGE_INDEX}) "
+        f"WHERE id_task=%s AND status IN ({_marks(_REVIEW_STATUSES)}) AND deleted_at IS NULL",
+        (id_task, *_REVIEW_STATUSES),
     )
     values = [int(row[column]) for column, _rule in _REVIEW_COUNTERS]
     assignments = ", ".join(f"{column}=%s" for column, _rule in _REVIEW_COUNTERS)
