@@ -209,6 +209,12 @@ class _TextReader:
         found = db_remote.fetch_by_keys(self.rconn, self.target, keys)
         return {key: (values[0], hash_text(values[0], self.hash_of)) for key, values in found.items()}
 
+    def hash_range(self, after: Any, last: Any, limit: int, hash_sql: str) -> list[tuple[Any, str | None]]:
+        """Wiersze ``(klucz, hash ze źródła)`` z zakresu ``(after, last]`` (klucz całkowity)."""
+        if self.rconn is None:
+            self.rconn = db_remote.connect(self.conn_row, self.settings)
+        return db_remote.fetch_hash_range(self.rconn, self.target, after, last, limit, hash_sql)
+
     def close(self) -> None:
         if self.rconn is not None:
             db_remote.close(self.rconn)
@@ -557,6 +563,66 @@ def _start_rerank(scan: _Scan) -> str:
     return marker
 
 
+def _scan_rows(
+    scan: _Scan,
+    rows: list[_Row],
+    batch_size: int,
+    commit_rows: int,
+    fill: "_TextReader | None",
+    progress: Progress | None,
+    should_stop: StopCheck | None,
+    whole: bool | None = None,
+) -> tuple[str | None, bool]:
+    """Porównuje jedną stronę źródła z pozycjami i zatwierdza partie, gdy pora.
+
+    Strona hashy (``fill``) ma ``_HASH_PAGE_FACTOR`` stron keyset: gdy jej odcisk zgadza się
+    z lokalnym, cała jest bez zmian; inaczej jest dzielona na strony po ``batch_size`` wierszy,
+    porównywane osobno (teksty tylko wierszy, które się różnią).
+
+    Args:
+        whole: ``False``, gdy wołający wie już, że cała strona się różni (bez drugiego porównania).
+
+    Returns:
+        ``(powód zatrzymania albo None, czy zacząć od nowa z nową numeracją)``.
+    """
+    if whole is None:
+        whole = len(rows) > batch_size and scan.mode != "rerank" and _page_unchanged(scan, rows)
+    parts = [rows] if whole else [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+    for part in parts:
+        if not whole:
+            try:
+                _merge_page(scan, part, fill)
+            except _OrderChanged:
+                _start_rerank(scan)
+                return None, True
+        stopped = _advance(scan, part[-1], len(part), commit_rows, progress, should_stop)
+        if stopped:
+            return stopped, False
+    return None, False
+
+
+def _advance(
+    scan: _Scan,
+    last: _Row,
+    count: int,
+    commit_rows: int,
+    progress: Progress | None,
+    should_stop: StopCheck | None,
+) -> str | None:
+    """Przesuwa pozycję skanu za ``count`` wierszy kończących się ``last``; zatwierdza partię, gdy pora.
+
+    Returns:
+        Powód zatrzymania po zatwierdzonej partii albo ``None``.
+    """
+    scan.batch.scanned += count
+    scan.last_key, scan.last_row = last.key, last
+    scan.scanned += count
+    if scan.batch.scanned >= commit_rows or time.monotonic() - scan.last_commit >= _COMMIT_EVERY_S:
+        _flush(scan, False, progress)
+        return should_stop() if should_stop else None
+    return None
+
+
 def _scan_pages(
     scan: _Scan,
     pages: Iterator[list[_Row]],
@@ -567,11 +633,7 @@ def _scan_pages(
     progress: Progress | None,
     should_stop: StopCheck | None,
 ) -> tuple[str | None, bool]:
-    """Porównuje kolejne strony źródła z pozycjami i zatwierdza partie.
-
-    Strona hashy (``fill``) ma ``_HASH_PAGE_FACTOR`` stron keyset: gdy jej odcisk zgadza się
-    z lokalnym, cała jest bez zmian; inaczej jest dzielona na strony po ``batch_size`` wierszy,
-    porównywane osobno (teksty tylko wierszy, które się różnią).
+    """Strony źródła z tekstami albo z hashami (``fill``) po kolei przez ``_scan_rows``.
 
     Returns:
         ``(powód zatrzymania albo None, czy zacząć od nowa z nową numeracją)``.
@@ -582,24 +644,53 @@ def _scan_pages(
             raise TaskError(f"klucz tabeli {target.table!r} nie mieści się w BIGINT; wskaż inny klucz")
         if fill is None:
             scan.stats["texts_read"] += len(rows)
-        # Duża strona hashy bez zmian jednym porównaniem; inaczej strony po batch_size (każda z odciskiem).
-        whole = len(rows) > batch_size and scan.mode != "rerank" and _page_unchanged(scan, rows)
-        parts = [rows] if whole else [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
-        for part in parts:
-            if not whole:
-                try:
-                    _merge_page(scan, part, fill)
-                except _OrderChanged:
-                    _start_rerank(scan)
-                    return None, True
-            scan.batch.scanned += len(part)
-            scan.last_key, scan.last_row = part[-1].key, part[-1]
-            scan.scanned += len(part)
-            if scan.batch.scanned >= commit_rows or time.monotonic() - scan.last_commit >= _COMMIT_EVERY_S:
-                _flush(scan, False, progress)
-                stopped = should_stop() if should_stop else None
-                if stopped:
-                    return stopped, False
+        result = _scan_rows(scan, rows, batch_size, commit_rows, fill, progress, should_stop)
+        if result != (None, False):
+            return result
+    return None, False
+
+
+def _scan_fingerprints(
+    scan: _Scan,
+    fingerprints: Iterator[tuple[Any, int, Any, str]],
+    batch_size: int,
+    commit_rows: int,
+    fill: "_TextReader",
+    hash_sql: str,
+    progress: Progress | None,
+    should_stop: StopCheck | None,
+) -> tuple[str | None, bool]:
+    """Resync po odciskach stron liczonych przez źródło (klucz całkowity, tryb ``key``).
+
+    Strona, której odcisk równa się lokalnemu (``next_fingerprint`` od ``scan.anchor``), jest bez
+    zmian - ze źródła przyszedł jeden wiersz na całą stronę. Inna jest czytana jako wiersze
+    ``(klucz, hash)`` z zakresu ``(klucz przed stroną, ostatni klucz]`` drugim połączeniem
+    i porównywana jak strona hashy. W trybie ``key`` pozycja to sam klucz, więc nowej numeracji
+    (``_OrderChanged``) tu nie ma.
+
+    Returns:
+        ``(powód zatrzymania albo None, False)``.
+    """
+    scan.stats["read_mode"] = "fingerprints"
+    for after, count, last, fingerprint in fingerprints:
+        local_count, local_fingerprint, last_ord = task_item.next_fingerprint(
+            scan.db, scan.id_task, scan.anchor, count, scan.in_place
+        )
+        if local_count == count and local_fingerprint == fingerprint:
+            scan.batch.unchanged += count
+            scan.anchor = last_ord
+            last_row = _Row(last, encode_key(last), last, None, fingerprint)
+            stopped = _advance(scan, last_row, count, commit_rows, progress, should_stop)
+        else:
+            page = fill.hash_range(after, last, batch_size * _HASH_PAGE_FACTOR, hash_sql)
+            rows = _prepare_page(page, None, True, hashed=True)
+            if not rows:
+                continue
+            stopped, _restart = _scan_rows(
+                scan, rows, batch_size, commit_rows, fill, progress, should_stop, whole=False
+            )
+        if stopped:
+            return stopped, False
     return None, False
 
 
@@ -748,7 +839,17 @@ def _scan(
         try:
             while restart:
                 restart = False
-                if hashes:
+                fingerprints = False
+                if hashes and scan.mode == "key" and db_remote.can_fingerprint(rconn, target):
+                    # Odciski stron liczy źródło; wątek czyta je naprzód, porównanie w wątku głównym.
+                    pages = _prefetch(
+                        db_remote.iter_page_fingerprints(
+                            rconn, target, scan.last_key, batch_size * _HASH_PAGE_FACTOR, hashes
+                        ),
+                        _PREFETCH_PAGES,
+                    )
+                    fingerprints = True
+                elif hashes:
                     pages = _prefetch(
                         (
                             _prepare_page(page, None, single_int, hashed=True)
@@ -767,9 +868,15 @@ def _scan(
                         _PREFETCH_PAGES,
                     )
                 try:
-                    stopped, restart = _scan_pages(
-                        scan, pages, target, batch_size, commit_rows, fill, progress, should_stop
-                    )
+                    if fingerprints:
+                        assert fill is not None and hashes is not None
+                        stopped, restart = _scan_fingerprints(
+                            scan, pages, batch_size, commit_rows, fill, hashes, progress, should_stop
+                        )
+                    else:
+                        stopped, restart = _scan_pages(
+                            scan, pages, target, batch_size, commit_rows, fill, progress, should_stop
+                        )
                 finally:
                     pages.close()
         finally:

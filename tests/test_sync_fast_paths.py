@@ -105,7 +105,7 @@ def any_source(request):
 
 @pytest.fixture
 def small_batches(monkeypatch, settings):
-    settings["BATCH_SIZE"] = 7
+    settings["BATCH_SIZE"] = 3
     settings["COMMIT_ROWS"] = 20
     return settings
 
@@ -187,9 +187,11 @@ def test_resync_source_hashes_match_text_path(small_batches, db, any_source, mon
         _text_path(patch)
         sync.sync_task(settings, slow)
     hashes = any_source["db_type"] != "sqlite"
+    # PostgreSQL z kluczem całkowitym: odciski całych stron liczone przez źródło; MariaDB: hashe wierszy.
+    mode = {"pgsql": "fingerprints", "mysql": "hashes", "sqlite": "pages"}[any_source["db_type"]]
 
     quiet = sync.sync_task(settings, fast)
-    assert quiet["read_mode"] == ("hashes" if hashes else "pages")
+    assert quiet["read_mode"] == mode
     assert quiet["unchanged"] == quiet["fetched"] and quiet["updated"] == 0
     if hashes:
         assert quiet["texts_read"] == 0
@@ -199,7 +201,7 @@ def test_resync_source_hashes_match_text_path(small_batches, db, any_source, mon
     with monkeypatch.context() as patch:
         _text_path(patch)
         slow_stats = sync.sync_task(settings, slow)
-    assert stats["read_mode"] == ("hashes" if hashes else "pages") and slow_stats["read_mode"] == "pages"
+    assert stats["read_mode"] == mode and slow_stats["read_mode"] == "pages"
     assert {k: stats[k] for k in expected} == {k: slow_stats[k] for k in expected} == expected
     if hashes:
         # Teksty tylko wierszy nowych i zmienionych (NULL znany bez czytania).
@@ -239,3 +241,30 @@ def test_source_hash_unusable_falls_back_to_texts(small_batches, db, pg_source):
         db.query_value("SELECT text_original FROM task_item WHERE id_task=%s AND remote_id=5", (padded,))
         == "c5 x  "
     )
+
+
+def test_page_fingerprint_and_hash_range_on_postgres(settings, pg_source):
+    """Odcisk strony z PostgreSQL = odcisk liczony w Pythonie; zakres (po, ostatni] czytany kilkoma stronami."""
+    from lib.db_utils import hash_function
+    from lib.sync import _page_fingerprint, _prepare_page
+
+    create_text_table(pg_source, rows=[(i, None if i == 4 else f"tekst {i} 😀") for i in range(1, 51)])
+    rconn = db_remote.connect(pg_source, settings)
+    try:
+        target = db_remote.resolve_target(rconn, "articles", "body")
+        hash_sql = db_remote.source_hash_sql(rconn, target, "sha256")
+        assert db_remote.can_fingerprint(rconn, target)
+        pages = list(db_remote.iter_page_fingerprints(rconn, target, None, 20, hash_sql))
+        assert [(after, count, last) for after, count, last, _fp in pages] == [
+            (None, 20, 20),
+            (20, 20, 40),
+            (40, 10, 50),
+        ]
+        texts = db_remote.fetch_page(rconn, target, 20, 20)
+        rows = _prepare_page(texts, hash_function("sha256"), True)
+        assert pages[1][3] == _page_fingerprint(rows)
+        ranged = db_remote.fetch_hash_range(rconn, target, 3, 30, 7, hash_sql)
+        assert [key for key, _digest in ranged] == list(range(4, 31))
+        assert ranged[0][1] is None and ranged[1][1] == compute_hash("tekst 5 😀")
+    finally:
+        db_remote.close(rconn)
