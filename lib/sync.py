@@ -131,6 +131,76 @@ class _Batch:
         return len(self.new) + len(self.revived) + (self.load[1] if self.load else 0)
 
 
+class _Window:
+    """Pozycje za kotwicą przeczytane jednym zakresem indeksu (strona źródła, która się różni).
+
+    Odpowiada bez zapytań na pytania scalania strony: pozycja po kluczu, aktywne pozycje w zakresie,
+    następna aktywna pozycja - gdy zakres okna je obejmuje; inaczej ``None`` i scalanie pyta bazę.
+
+    Args:
+        items: Wynik ``task_item.items_after``.
+        after: Kotwica, od której czytano.
+        complete: Czy okno sięga końca pozycji zadania (zapytanie zwróciło mniej niż limit).
+    """
+
+    def __init__(self, items: list[tuple], after: int | None, complete: bool) -> None:
+        self.after = after
+        self.items = items
+        self.by_key = {item[0]: item[1:] for item in items}
+        self.last = items[-1][2] if items else None
+        self.complete = complete
+
+    def covers(self, high: int | None) -> bool:
+        """Czy okno zawiera wszystkie pozycje z porządkiem w ``(after, high]`` (``None`` = do końca)."""
+        if self.complete:
+            return True
+        return high is not None and self.last is not None and high <= self.last
+
+    def _valid_from(self, after: int | None) -> bool:
+        """Czy okno zaczyna się nie później niż ``after`` (zawiera pozycje tuż za nim)."""
+        return self.after is None or (after is not None and after >= self.after)
+
+    def fingerprint(
+        self, after: int | None, count: int, in_place: bool
+    ) -> tuple[int, str | None, Any] | None:
+        """Jak ``task_item.next_fingerprint`` (ten sam format), liczony z okna; ``None``, gdy okno nie wystarcza."""
+        if not self._valid_from(after):
+            return None
+        lines: list[str] = []
+        last = None
+        for remote_key, _id, ordinal, original_hash, local_hash, status, deleted in self.items:
+            if deleted or (after is not None and ordinal <= after):
+                continue
+            reference = task_item.reference_hash(status, original_hash, local_hash, in_place)
+            lines.append(f"{remote_key}\t{reference or ''}")
+            last = ordinal
+            if len(lines) == count:
+                break
+        if len(lines) < count and not self.complete:
+            return None
+        digest = hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest() if lines else None
+        return len(lines), digest, last
+
+    def active_in_range(self, low: int | None, high: int) -> dict[int, str] | None:
+        """Jak ``task_item.active_in_range`` albo ``None``, gdy okno nie obejmuje zakresu."""
+        if not self.covers(high) or not self._valid_from(low):
+            return None
+        return {
+            int(item[1]): item[0]
+            for item in self.items
+            if not item[6] and (low is None or item[2] > low) and item[2] <= high
+        }
+
+    def next_active_ord(self, after: int | None) -> int | None | bool:
+        """Jak ``task_item.next_active_ord``; ``False``, gdy okno nie wystarcza."""
+        if not self._valid_from(after):
+            return False
+        for item in self.items:
+            if not item[6] and (after is None or item[2] > after):
+                return item[2]
+        return None if self.complete else False
+
+
 @dataclass
 class _Scan:
     """Stan jednego skanu: zadanie, pozycja w źródle i w porządku źródła, partia, statystyki runu.
@@ -155,6 +225,10 @@ class _Scan:
     initial: bool
     anchor: int | None
     base: int | None = None
+    # Okno pozycji bieżącej strony hashy, która się różni (``None``: pytaj bazę).
+    window: _Window | None = None
+    # Teksty przeczytane naprzód dla całej strony hashy, która się różni: klucz -> (tekst, hash).
+    texts: dict[Any, tuple[str | None, str | None]] | None = None
     batch: _Batch = field(default_factory=_Batch)
     mark: float = field(default_factory=time.monotonic)
     last_commit: float = field(default_factory=time.monotonic)
@@ -261,9 +335,10 @@ def _page_unchanged(scan: _Scan, rows: list[_Row]) -> bool:
     Tak: te same klucze w tej samej kolejności, te same hashe, bez usuniętych pomiędzy; wtedy
     wiersze są liczone jako niezmienione i kotwica przechodzi na ostatnią pozycję.
     """
-    count, fingerprint, last_ord = task_item.next_fingerprint(
-        scan.db, scan.id_task, scan.anchor, len(rows), scan.in_place
-    )
+    known = None if scan.window is None else scan.window.fingerprint(scan.anchor, len(rows), scan.in_place)
+    if known is None:
+        known = task_item.next_fingerprint(scan.db, scan.id_task, scan.anchor, len(rows), scan.in_place)
+    count, fingerprint, last_ord = known
     if count != len(rows) or fingerprint != _page_fingerprint(rows):
         return False
     scan.batch.unchanged += len(rows)
@@ -286,8 +361,11 @@ def _with_texts(scan: _Scan, rows: list[_Row], local: dict[str, tuple], fill: "_
             wanted.append(row.key)
     if not wanted:
         return rows
-    found = fill.read(wanted)
+    ahead = scan.texts or {}
+    unread = [key for key in wanted if key not in ahead]
+    found = fill.read(unread) if unread else {}
     scan.stats["texts_read"] += len(found)
+    found.update((key, ahead[key]) for key in wanted if key in ahead)
     wanted_set = set(wanted)
     result = []
     for row in rows:
@@ -347,6 +425,7 @@ def _place(
         assert high is not None
         amount = GAP * (len(run) + 1) * 2
         task_item.shift_ords(scan.db, scan.id_task, high, amount)
+        scan.window = None  # pozycje w oknie są już nieaktualne
         for remote_key, item in list(local.items()):
             if item[1] is not None and item[1] >= high:
                 local[remote_key] = (item[0], item[1] + amount, *item[2:])
@@ -381,7 +460,17 @@ def _merge_page(scan: _Scan, rows: list[_Row], fill: "_TextReader | None" = None
     db, id_task, batch = scan.db, scan.id_task, scan.batch
     if scan.mode != "rerank" and _page_unchanged(scan, rows):
         return
-    local = task_item.items_by_keys(db, id_task, [row.remote_key for row in rows])
+    window = scan.window if scan.mode != "rerank" else None
+    if window is None:
+        local = task_item.items_by_keys(db, id_task, [row.remote_key for row in rows])
+    else:
+        local = {
+            row.remote_key: window.by_key[row.remote_key] for row in rows if row.remote_key in window.by_key
+        }
+        # Klucze spoza okna: nowe wiersze albo pozycje z porządkiem przed kotwicą (powrót usuniętego, zmiana
+        # porządku) - szukane dokładnie.
+        missing = [row.remote_key for row in rows if row.remote_key not in local]
+        local.update(task_item.items_by_keys(db, id_task, missing))
     if fill is not None:
         rows = _with_texts(scan, rows, local, fill)
         if not rows:
@@ -412,9 +501,10 @@ def _merge_page(scan: _Scan, rows: list[_Row], fill: "_TextReader | None" = None
         high = matched[-1] if matched else None
     if high is not None:
         seen = {local[r.remote_key][0] for r in rows if r.remote_key in local}
-        batch.deleted.extend(
-            i for i in task_item.active_in_range(db, id_task, scan.anchor, high) if i not in seen
-        )
+        active = None if scan.window is None else scan.window.active_in_range(scan.anchor, high)
+        if active is None:
+            active = task_item.active_in_range(db, id_task, scan.anchor, high)
+        batch.deleted.extend(i for i in active if i not in seen)
     if scan.mode == "key":
         for row in rows:
             item = local.get(row.remote_key)
@@ -436,7 +526,10 @@ def _merge_page(scan: _Scan, rows: list[_Row], fill: "_TextReader | None" = None
         else:
             run.append((row, item))
     if run:
-        _place(scan, run, task_item.next_active_ord(db, id_task, scan.anchor), True, local)
+        following = False if scan.window is None else scan.window.next_active_ord(scan.anchor)
+        if following is False:
+            following = task_item.next_active_ord(db, id_task, scan.anchor)
+        _place(scan, run, following, True, local)
 
 
 def _write_batch(scan: _Scan, final: bool, progress: float, work_ms: int) -> int:
@@ -588,6 +681,40 @@ def _scan_rows(
     if whole is None:
         whole = len(rows) > batch_size and scan.mode != "rerank" and _page_unchanged(scan, rows)
     parts = [rows] if whole else [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+    if not whole and scan.mode != "rerank":
+        # Strona się różni: pozycje jej zakresu jednym odczytem indeksu (z zapasem na usunięte pozycje).
+        limit = len(rows) + len(rows) // 4 + 16
+        items = task_item.items_after(scan.db, scan.id_task, scan.anchor, limit)
+        scan.window = _Window(items, scan.anchor, len(items) < limit)
+        if fill is not None:
+            # Teksty całej strony jednym odczytem po kluczach: wiersze spoza okna (nowe) i z innym hashem.
+            wanted = []
+            for row in rows:
+                item = scan.window.by_key.get(row.remote_key)
+                if row.text is _UNREAD and (
+                    item is None
+                    or row.digest != task_item.reference_hash(item[4], item[2], item[3], scan.in_place)
+                ):
+                    wanted.append(row.key)
+            scan.texts = fill.read(wanted) if wanted else {}
+            scan.stats["texts_read"] += len(scan.texts)
+    try:
+        return _scan_parts(scan, parts, whole, commit_rows, fill, progress, should_stop)
+    finally:
+        scan.window = None
+        scan.texts = None
+
+
+def _scan_parts(
+    scan: _Scan,
+    parts: list[list[_Row]],
+    whole: bool,
+    commit_rows: int,
+    fill: "_TextReader | None",
+    progress: Progress | None,
+    should_stop: StopCheck | None,
+) -> tuple[str | None, bool]:
+    """Scala kolejne części strony (``whole``: cała strona bez zmian) i przesuwa pozycję skanu."""
     for part in parts:
         if not whole:
             try:

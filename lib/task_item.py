@@ -129,6 +129,56 @@ def items_by_keys(db: MySQL, id_task: int, remote_keys: list[str]) -> dict[str, 
     return {r["remote_key"]: tuple(list(r.values())[1:]) for r in rows}
 
 
+def items_after(db: MySQL, id_task: int, after: int | None, count: int) -> list[tuple]:
+    """Do ``count`` kolejnych pozycji (także usuniętych) za pozycją ``after`` w porządku źródła.
+
+    Jeden odczyt zakresu pokrywającego indeksu ``idx_task_item_order`` zamiast wyszukiwania każdego
+    klucza strony osobno (``items_by_keys``) i osobnego zapytania o zakres (``active_in_range``).
+
+    Returns:
+        Krotki ``(remote_key, id_task_item, source_ord, original_hash, local_hash, status, deleted)``
+        rosnąco po ``source_ord`` (od drugiej pozycji: kształt wartości ``items_by_keys``).
+    """
+    bound, params = _ord_range(after, None)
+    # Jeden napis zamiast wierszy: sterownik w Pythonie parsuje każde pole osobno (~10 µs na wiersz),
+    # a linie rozdzielone tabulatorem dzieli str.split. remote_key (JSON) nie zawiera tabulatora ani
+    # nowej linii; brak hasha to pusty napis (hash nigdy nie jest pusty).
+    inner = (
+        "SELECT remote_key, id_task_item, source_ord, original_hash, local_hash, status, "
+        f"deleted_at IS NOT NULL AS deleted FROM task_item WHERE id_task=%s AND {bound} "
+        "ORDER BY source_ord LIMIT %s"
+    )
+    packed = db.query_one(
+        "SELECT COUNT(*) AS n, GROUP_CONCAT(CONCAT_WS('\\t', IFNULL(remote_key, ''), id_task_item, source_ord, "
+        "IFNULL(original_hash, ''), IFNULL(local_hash, ''), IFNULL(status, ''), deleted) ORDER BY source_ord "
+        f"SEPARATOR '\\n') AS packed FROM ({inner}) page",
+        (id_task, *params, count),
+    )
+    lines = packed["packed"].split("\n") if packed["packed"] else []
+    if len(lines) != int(packed["n"]):
+        # Napis obcięty przez group_concat_max_len: zwykłe wiersze (wolniej, ale dokładnie).
+        rows = db.query(inner, (id_task, *params, count))
+        lines = [
+            "\t".join("" if v is None else str(int(v) if k == "deleted" else v) for k, v in r.items())
+            for r in rows
+        ]
+    items = []
+    for line in lines:
+        remote_key, id_item, ordinal, original_hash, local_hash, status, deleted = line.split("\t")
+        items.append(
+            (
+                remote_key,
+                int(id_item),
+                int(ordinal),
+                original_hash or None,
+                local_hash or None,
+                status,
+                deleted == "1",
+            )
+        )
+    return items
+
+
 def active_in_range(db: MySQL, id_task: int, low: int | None, high: int) -> dict[int, str]:
     """Aktywne pozycje z pozycją w porządku źródła w ``(low, high]``: ``id_task_item -> remote_key``."""
     bound, params = _ord_range(low, high)
@@ -258,12 +308,21 @@ def update_changed_items(db: MySQL, rows: list[tuple[int, str | None, str | None
 
     Status liczony w SQL: wynik AI zapisany w międzyczasie też staje się nieaktualny (``outdated``).
     """
-    for id_item, text, digest in rows:
+    # Jedno UPDATE na porcję pozycji (CASE po id) zamiast jednego na pozycję.
+    for start in range(0, len(rows), 500):
+        chunk = rows[start : start + 500]
+        cases = " ".join(["WHEN %s THEN %s"] * len(chunk))
+        ids = [id_item for id_item, _text, _digest in chunk]
         db.execute(
-            "UPDATE task_item SET text_original=%s, original_hash=%s, is_changed=1, verified_at=NOW(), "
+            f"UPDATE task_item SET text_original=CASE id_task_item {cases} END, "
+            f"original_hash=CASE id_task_item {cases} END, is_changed=1, verified_at=NOW(), "
             "ai_attempts=0, ai_error=NULL, export_error=NULL, "
-            "status=IF(status='pending','pending','outdated') WHERE id_task_item=%s",
-            (text, digest, id_item),
+            f"status=IF(status='pending','pending','outdated') WHERE id_task_item IN ({_marks(ids)})",
+            [
+                *(value for id_item, text, _digest in chunk for value in (id_item, text)),
+                *(value for id_item, _text, digest in chunk for value in (id_item, digest)),
+                *ids,
+            ],
         )
 
 
