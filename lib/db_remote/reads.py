@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from lib.db_remote.catalog import Target, _normalize_type
-from lib.db_remote.dialects import RemoteConn, _dialect, _driver_errors, _read, _rollback
+from lib.db_remote.dialects import RemoteConn, _describe, _dialect, _driver_errors, _read, _rollback
 from lib.db_remote.keys import (
     Key,
     after_key_params,
@@ -397,6 +397,21 @@ def copy_unescape(field: bytes) -> str | None:
     return field.decode("utf-8")
 
 
+def _lost_connection(rconn: RemoteConn) -> str | None:
+    """Opis błędu połączenia, gdy nie odpowiada ono na ``SELECT 1``; ``None``, gdy działa."""
+    try:
+        cursor = rconn.conn.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            with contextlib.suppress(Exception):
+                cursor.close()
+    except rconn.dialect["errors"]() as exc:
+        return _describe(exc)
+    _rollback(rconn)
+    return None
+
+
 def can_copy(rconn: RemoteConn, target: Target) -> bool:
     """Czy źródło umie oddać całą tabelę strumieniem COPY z tekstem takim jak kursor (``copy_rows``)."""
     return bool(rconn.dialect["copy"]) and _normalize_type(target.column_type) in rconn.dialect.get(
@@ -442,7 +457,17 @@ def copy_rows(
             )
             sink = type("CopySink", (), {})()
             sink.write = write
-            cursor.copy_expert(sql, sink)
+            try:
+                cursor.copy_expert(sql, sink)
+            except dialect["errors"]() as exc:
+                # Zerwane połączenie w trakcie COPY libpq zgłasza bez komunikatu ("no message from the
+                # libpq"); przyczynę mówi dopiero następne zapytanie na tym połączeniu.
+                lost = _lost_connection(rconn)
+                if lost is None:
+                    raise
+                raise RemoteError(
+                    f"odczyt tabeli (COPY) w źródle {rconn.label} nie powiodło się: {lost}"
+                ) from exc
         finally:
             with contextlib.suppress(Exception):
                 cursor.close()
