@@ -8,7 +8,9 @@ dokładnie od zatwierdzonego klucza, a liczniki opisują całą operację synchr
 Weryfikacja (etap verify) jest w ``lib/verify.py``.
 """
 
+import bisect
 import hashlib
+import itertools
 import queue
 import threading
 import time
@@ -146,6 +148,9 @@ class _Window:
     def __init__(self, items: list[tuple], after: int | None, complete: bool) -> None:
         self.after = after
         self.items = items
+        # Pozycje rosnąco: początek zakresu szukany bisekcją (strona hashy ma kilkadziesiąt stron
+        # keyset - przeglądanie okna od początku dla każdej byłoby kwadratowe).
+        self.ords = [item[2] for item in items]
         self.by_key = {item[0]: item[1:] for item in items}
         self.last = items[-1][2] if items else None
         self.complete = complete
@@ -168,8 +173,11 @@ class _Window:
             return None
         lines: list[str] = []
         last = None
-        for remote_key, _id, ordinal, original_hash, local_hash, status, deleted in self.items:
-            if deleted or (after is not None and ordinal <= after):
+        start = 0 if after is None else bisect.bisect_right(self.ords, after)
+        for remote_key, _id, ordinal, original_hash, local_hash, status, deleted in itertools.islice(
+            self.items, start, None
+        ):
+            if deleted:
                 continue
             reference = task_item.reference_hash(status, original_hash, local_hash, in_place)
             lines.append(f"{remote_key}\t{reference or ''}")
@@ -185,18 +193,17 @@ class _Window:
         """Jak ``task_item.active_in_range`` albo ``None``, gdy okno nie obejmuje zakresu."""
         if not self.covers(high) or not self._valid_from(low):
             return None
-        return {
-            int(item[1]): item[0]
-            for item in self.items
-            if not item[6] and (low is None or item[2] > low) and item[2] <= high
-        }
+        start = 0 if low is None else bisect.bisect_right(self.ords, low)
+        end = bisect.bisect_right(self.ords, high)
+        return {int(item[1]): item[0] for item in self.items[start:end] if not item[6]}
 
     def next_active_ord(self, after: int | None) -> int | None | bool:
         """Jak ``task_item.next_active_ord``; ``False``, gdy okno nie wystarcza."""
         if not self._valid_from(after):
             return False
-        for item in self.items:
-            if not item[6] and (after is None or item[2] > after):
+        start = 0 if after is None else bisect.bisect_right(self.ords, after)
+        for item in itertools.islice(self.items, start, None):
+            if not item[6]:
                 return item[2]
         return None if self.complete else False
 
