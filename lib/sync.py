@@ -855,6 +855,7 @@ def _load_initial(
         commit_rows,
         GAP,
         MAX_REMOTE_KEY,
+        f"ailexia_load_{scan.db.database}_{scan.id_task}",
     )
     try:
         for chunk in chunks:
