@@ -66,6 +66,11 @@ OBSOLETE_KEYS = [
     ),
     ("task_item", "idx_task_item_status", "every status query filters by id_task: idx_task_item_task_status"),
     ("task_item", "idx_task_item_changed", "no query filters by is_changed alone"),
+    (
+        "task_item",
+        "idx_task_item_hash",
+        "replaced by idx_task_item_result: only items with a reusable AI result are looked up by hash",
+    ),
 ]
 
 _VARCHAR_RE = re.compile(r"(?i)^varchar\((\d+)\)")

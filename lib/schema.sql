@@ -130,10 +130,11 @@ CREATE TABLE IF NOT EXISTS `task_item` (
   `cost_usd` DECIMAL(10,6) DEFAULT 0 COMMENT 'Koszt przetworzenia AI dla tego rekordu',
   `row_updated_at` DATETIME(6) DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6) COMMENT 'Wersja wiersza',
   `hash_missing` TINYINT(1) AS (`text_original` IS NOT NULL AND `original_hash` IS NULL) STORED COMMENT '1 = tekst bez hasha (weryfikacja)',
+  `result_hash` CHAR(64) CHARACTER SET ascii COLLATE ascii_bin AS (IF(`status` IN ('processed','accepted','exported'), RTRIM(`original_hash`), NULL)) STORED COMMENT 'original_hash pozycji z wynikiem AI do ponownego użycia (task_item.REUSABLE_STATUSES), inaczej NULL; RTRIM: MariaDB nie przyjmuje kolumny CHAR wprost',
   UNIQUE KEY `idx_task_item_key` (`id_task`,`remote_key`),
   KEY `idx_task_item_order` (`id_task`,`source_ord`,`deleted_at`,`status`,`remote_key`,`original_hash`,`local_hash`,`hash_missing`),
   KEY `idx_task_item_task_status` (`id_task`,`status`,`deleted_at`),
-  KEY `idx_task_item_hash` (`id_task`,`original_hash`),
+  KEY `idx_task_item_result` (`id_task`,`result_hash`),
   KEY `idx_task_item_batch` (`id_ai_batch`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 

@@ -8,7 +8,9 @@ dokładnie od zatwierdzonego klucza, a liczniki opisują całą operację synchr
 Weryfikacja (etap verify) jest w ``lib/verify.py``.
 """
 
+import bisect
 import hashlib
+import itertools
 import queue
 import threading
 import time
@@ -131,6 +133,81 @@ class _Batch:
         return len(self.new) + len(self.revived) + (self.load[1] if self.load else 0)
 
 
+class _Window:
+    """Pozycje za kotwicą przeczytane jednym zakresem indeksu (strona źródła, która się różni).
+
+    Odpowiada bez zapytań na pytania scalania strony: pozycja po kluczu, aktywne pozycje w zakresie,
+    następna aktywna pozycja - gdy zakres okna je obejmuje; inaczej ``None`` i scalanie pyta bazę.
+
+    Args:
+        items: Wynik ``task_item.items_after``.
+        after: Kotwica, od której czytano.
+        complete: Czy okno sięga końca pozycji zadania (zapytanie zwróciło mniej niż limit).
+    """
+
+    def __init__(self, items: list[tuple], after: int | None, complete: bool) -> None:
+        self.after = after
+        self.items = items
+        # Pozycje rosnąco: początek zakresu szukany bisekcją (strona hashy ma kilkadziesiąt stron
+        # keyset - przeglądanie okna od początku dla każdej byłoby kwadratowe).
+        self.ords = [item[2] for item in items]
+        self.by_key = {item[0]: item[1:] for item in items}
+        self.last = items[-1][2] if items else None
+        self.complete = complete
+
+    def covers(self, high: int | None) -> bool:
+        """Czy okno zawiera wszystkie pozycje z porządkiem w ``(after, high]`` (``None`` = do końca)."""
+        if self.complete:
+            return True
+        return high is not None and self.last is not None and high <= self.last
+
+    def _valid_from(self, after: int | None) -> bool:
+        """Czy okno zaczyna się nie później niż ``after`` (zawiera pozycje tuż za nim)."""
+        return self.after is None or (after is not None and after >= self.after)
+
+    def fingerprint(
+        self, after: int | None, count: int, in_place: bool
+    ) -> tuple[int, str | None, Any] | None:
+        """Jak ``task_item.next_fingerprint`` (ten sam format), liczony z okna; ``None``, gdy okno nie wystarcza."""
+        if not self._valid_from(after):
+            return None
+        lines: list[str] = []
+        last = None
+        start = 0 if after is None else bisect.bisect_right(self.ords, after)
+        for remote_key, _id, ordinal, original_hash, local_hash, status, deleted in itertools.islice(
+            self.items, start, None
+        ):
+            if deleted:
+                continue
+            reference = task_item.reference_hash(status, original_hash, local_hash, in_place)
+            lines.append(f"{remote_key}\t{reference or ''}")
+            last = ordinal
+            if len(lines) == count:
+                break
+        if len(lines) < count and not self.complete:
+            return None
+        digest = hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest() if lines else None
+        return len(lines), digest, last
+
+    def active_in_range(self, low: int | None, high: int) -> dict[int, str] | None:
+        """Jak ``task_item.active_in_range`` albo ``None``, gdy okno nie obejmuje zakresu."""
+        if not self.covers(high) or not self._valid_from(low):
+            return None
+        start = 0 if low is None else bisect.bisect_right(self.ords, low)
+        end = bisect.bisect_right(self.ords, high)
+        return {int(item[1]): item[0] for item in self.items[start:end] if not item[6]}
+
+    def next_active_ord(self, after: int | None) -> int | None | bool:
+        """Jak ``task_item.next_active_ord``; ``False``, gdy okno nie wystarcza."""
+        if not self._valid_from(after):
+            return False
+        start = 0 if after is None else bisect.bisect_right(self.ords, after)
+        for item in itertools.islice(self.items, start, None):
+            if not item[6]:
+                return item[2]
+        return None if self.complete else False
+
+
 @dataclass
 class _Scan:
     """Stan jednego skanu: zadanie, pozycja w źródle i w porządku źródła, partia, statystyki runu.
@@ -155,6 +232,10 @@ class _Scan:
     initial: bool
     anchor: int | None
     base: int | None = None
+    # Okno pozycji bieżącej strony hashy, która się różni (``None``: pytaj bazę).
+    window: _Window | None = None
+    # Teksty przeczytane naprzód dla całej strony hashy, która się różni: klucz -> (tekst, hash).
+    texts: dict[Any, tuple[str | None, str | None]] | None = None
     batch: _Batch = field(default_factory=_Batch)
     mark: float = field(default_factory=time.monotonic)
     last_commit: float = field(default_factory=time.monotonic)
@@ -209,6 +290,12 @@ class _TextReader:
         found = db_remote.fetch_by_keys(self.rconn, self.target, keys)
         return {key: (values[0], hash_text(values[0], self.hash_of)) for key, values in found.items()}
 
+    def hash_range(self, after: Any, last: Any, limit: int, hash_sql: str) -> list[tuple[Any, str | None]]:
+        """Wiersze ``(klucz, hash ze źródła)`` z zakresu ``(after, last]`` (klucz całkowity)."""
+        if self.rconn is None:
+            self.rconn = db_remote.connect(self.conn_row, self.settings)
+        return db_remote.fetch_hash_range(self.rconn, self.target, after, last, limit, hash_sql)
+
     def close(self) -> None:
         if self.rconn is not None:
             db_remote.close(self.rconn)
@@ -255,9 +342,10 @@ def _page_unchanged(scan: _Scan, rows: list[_Row]) -> bool:
     Tak: te same klucze w tej samej kolejności, te same hashe, bez usuniętych pomiędzy; wtedy
     wiersze są liczone jako niezmienione i kotwica przechodzi na ostatnią pozycję.
     """
-    count, fingerprint, last_ord = task_item.next_fingerprint(
-        scan.db, scan.id_task, scan.anchor, len(rows), scan.in_place
-    )
+    known = None if scan.window is None else scan.window.fingerprint(scan.anchor, len(rows), scan.in_place)
+    if known is None:
+        known = task_item.next_fingerprint(scan.db, scan.id_task, scan.anchor, len(rows), scan.in_place)
+    count, fingerprint, last_ord = known
     if count != len(rows) or fingerprint != _page_fingerprint(rows):
         return False
     scan.batch.unchanged += len(rows)
@@ -280,7 +368,11 @@ def _with_texts(scan: _Scan, rows: list[_Row], local: dict[str, tuple], fill: "_
             wanted.append(row.key)
     if not wanted:
         return rows
-    found = fill.read(wanted)
+    ahead = scan.texts or {}
+    unread = [key for key in wanted if key not in ahead]
+    found = fill.read(unread) if unread else {}
+    scan.stats["texts_read"] += len(found)
+    found.update((key, ahead[key]) for key in wanted if key in ahead)
     wanted_set = set(wanted)
     result = []
     for row in rows:
@@ -340,6 +432,7 @@ def _place(
         assert high is not None
         amount = GAP * (len(run) + 1) * 2
         task_item.shift_ords(scan.db, scan.id_task, high, amount)
+        scan.window = None  # pozycje w oknie są już nieaktualne
         for remote_key, item in list(local.items()):
             if item[1] is not None and item[1] >= high:
                 local[remote_key] = (item[0], item[1] + amount, *item[2:])
@@ -374,7 +467,17 @@ def _merge_page(scan: _Scan, rows: list[_Row], fill: "_TextReader | None" = None
     db, id_task, batch = scan.db, scan.id_task, scan.batch
     if scan.mode != "rerank" and _page_unchanged(scan, rows):
         return
-    local = task_item.items_by_keys(db, id_task, [row.remote_key for row in rows])
+    window = scan.window if scan.mode != "rerank" else None
+    if window is None:
+        local = task_item.items_by_keys(db, id_task, [row.remote_key for row in rows])
+    else:
+        local = {
+            row.remote_key: window.by_key[row.remote_key] for row in rows if row.remote_key in window.by_key
+        }
+        # Klucze spoza okna: nowe wiersze albo pozycje z porządkiem przed kotwicą (powrót usuniętego, zmiana
+        # porządku) - szukane dokładnie.
+        missing = [row.remote_key for row in rows if row.remote_key not in local]
+        local.update(task_item.items_by_keys(db, id_task, missing))
     if fill is not None:
         rows = _with_texts(scan, rows, local, fill)
         if not rows:
@@ -405,9 +508,10 @@ def _merge_page(scan: _Scan, rows: list[_Row], fill: "_TextReader | None" = None
         high = matched[-1] if matched else None
     if high is not None:
         seen = {local[r.remote_key][0] for r in rows if r.remote_key in local}
-        batch.deleted.extend(
-            i for i in task_item.active_in_range(db, id_task, scan.anchor, high) if i not in seen
-        )
+        active = None if scan.window is None else scan.window.active_in_range(scan.anchor, high)
+        if active is None:
+            active = task_item.active_in_range(db, id_task, scan.anchor, high)
+        batch.deleted.extend(i for i in active if i not in seen)
     if scan.mode == "key":
         for row in rows:
             item = local.get(row.remote_key)
@@ -429,7 +533,10 @@ def _merge_page(scan: _Scan, rows: list[_Row], fill: "_TextReader | None" = None
         else:
             run.append((row, item))
     if run:
-        _place(scan, run, task_item.next_active_ord(db, id_task, scan.anchor), True, local)
+        following = False if scan.window is None else scan.window.next_active_ord(scan.anchor)
+        if following is False:
+            following = task_item.next_active_ord(db, id_task, scan.anchor)
+        _place(scan, run, following, True, local)
 
 
 def _write_batch(scan: _Scan, final: bool, progress: float, work_ms: int) -> int:
@@ -556,6 +663,100 @@ def _start_rerank(scan: _Scan) -> str:
     return marker
 
 
+def _scan_rows(
+    scan: _Scan,
+    rows: list[_Row],
+    batch_size: int,
+    commit_rows: int,
+    fill: "_TextReader | None",
+    progress: Progress | None,
+    should_stop: StopCheck | None,
+    whole: bool | None = None,
+) -> tuple[str | None, bool]:
+    """Porównuje jedną stronę źródła z pozycjami i zatwierdza partie, gdy pora.
+
+    Strona hashy (``fill``) ma ``_HASH_PAGE_FACTOR`` stron keyset: gdy jej odcisk zgadza się
+    z lokalnym, cała jest bez zmian; inaczej jest dzielona na strony po ``batch_size`` wierszy,
+    porównywane osobno (teksty tylko wierszy, które się różnią).
+
+    Args:
+        whole: ``False``, gdy wołający wie już, że cała strona się różni (bez drugiego porównania).
+
+    Returns:
+        ``(powód zatrzymania albo None, czy zacząć od nowa z nową numeracją)``.
+    """
+    if whole is None:
+        whole = len(rows) > batch_size and scan.mode != "rerank" and _page_unchanged(scan, rows)
+    parts = [rows] if whole else [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+    if not whole and scan.mode != "rerank":
+        # Strona się różni: pozycje jej zakresu jednym odczytem indeksu (z zapasem na usunięte pozycje).
+        limit = len(rows) + len(rows) // 4 + 16
+        items = task_item.items_after(scan.db, scan.id_task, scan.anchor, limit)
+        scan.window = _Window(items, scan.anchor, len(items) < limit)
+        if fill is not None:
+            # Teksty całej strony jednym odczytem po kluczach: wiersze spoza okna (nowe) i z innym hashem.
+            wanted = []
+            for row in rows:
+                item = scan.window.by_key.get(row.remote_key)
+                if row.text is _UNREAD and (
+                    item is None
+                    or row.digest != task_item.reference_hash(item[4], item[2], item[3], scan.in_place)
+                ):
+                    wanted.append(row.key)
+            scan.texts = fill.read(wanted) if wanted else {}
+            scan.stats["texts_read"] += len(scan.texts)
+    try:
+        return _scan_parts(scan, parts, whole, commit_rows, fill, progress, should_stop)
+    finally:
+        scan.window = None
+        scan.texts = None
+
+
+def _scan_parts(
+    scan: _Scan,
+    parts: list[list[_Row]],
+    whole: bool,
+    commit_rows: int,
+    fill: "_TextReader | None",
+    progress: Progress | None,
+    should_stop: StopCheck | None,
+) -> tuple[str | None, bool]:
+    """Scala kolejne części strony (``whole``: cała strona bez zmian) i przesuwa pozycję skanu."""
+    for part in parts:
+        if not whole:
+            try:
+                _merge_page(scan, part, fill)
+            except _OrderChanged:
+                _start_rerank(scan)
+                return None, True
+        stopped = _advance(scan, part[-1], len(part), commit_rows, progress, should_stop)
+        if stopped:
+            return stopped, False
+    return None, False
+
+
+def _advance(
+    scan: _Scan,
+    last: _Row,
+    count: int,
+    commit_rows: int,
+    progress: Progress | None,
+    should_stop: StopCheck | None,
+) -> str | None:
+    """Przesuwa pozycję skanu za ``count`` wierszy kończących się ``last``; zatwierdza partię, gdy pora.
+
+    Returns:
+        Powód zatrzymania po zatwierdzonej partii albo ``None``.
+    """
+    scan.batch.scanned += count
+    scan.last_key, scan.last_row = last.key, last
+    scan.scanned += count
+    if scan.batch.scanned >= commit_rows or time.monotonic() - scan.last_commit >= _COMMIT_EVERY_S:
+        _flush(scan, False, progress)
+        return should_stop() if should_stop else None
+    return None
+
+
 def _scan_pages(
     scan: _Scan,
     pages: Iterator[list[_Row]],
@@ -566,36 +767,64 @@ def _scan_pages(
     progress: Progress | None,
     should_stop: StopCheck | None,
 ) -> tuple[str | None, bool]:
-    """Porównuje kolejne strony źródła z pozycjami i zatwierdza partie.
-
-    Strona hashy (``fill``) ma ``_HASH_PAGE_FACTOR`` stron keyset: gdy jej odcisk zgadza się
-    z lokalnym, cała jest bez zmian; inaczej jest dzielona na strony po ``batch_size`` wierszy,
-    porównywane osobno (teksty tylko wierszy, które się różnią).
+    """Strony źródła z tekstami albo z hashami (``fill``) po kolei przez ``_scan_rows``.
 
     Returns:
         ``(powód zatrzymania albo None, czy zacząć od nowa z nową numeracją)``.
     """
+    scan.stats["read_mode"] = "pages" if fill is None else "hashes"
     for rows in pages:
         if scan.mode == "key" and any(row.remote_id is None for row in rows):
             raise TaskError(f"klucz tabeli {target.table!r} nie mieści się w BIGINT; wskaż inny klucz")
-        # Duża strona hashy bez zmian jednym porównaniem; inaczej strony po batch_size (każda z odciskiem).
-        whole = len(rows) > batch_size and scan.mode != "rerank" and _page_unchanged(scan, rows)
-        parts = [rows] if whole else [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
-        for part in parts:
-            if not whole:
-                try:
-                    _merge_page(scan, part, fill)
-                except _OrderChanged:
-                    _start_rerank(scan)
-                    return None, True
-            scan.batch.scanned += len(part)
-            scan.last_key, scan.last_row = part[-1].key, part[-1]
-            scan.scanned += len(part)
-            if scan.batch.scanned >= commit_rows or time.monotonic() - scan.last_commit >= _COMMIT_EVERY_S:
-                _flush(scan, False, progress)
-                stopped = should_stop() if should_stop else None
-                if stopped:
-                    return stopped, False
+        if fill is None:
+            scan.stats["texts_read"] += len(rows)
+        result = _scan_rows(scan, rows, batch_size, commit_rows, fill, progress, should_stop)
+        if result != (None, False):
+            return result
+    return None, False
+
+
+def _scan_fingerprints(
+    scan: _Scan,
+    fingerprints: Iterator[tuple[Any, int, Any, str]],
+    batch_size: int,
+    commit_rows: int,
+    fill: "_TextReader",
+    hash_sql: str,
+    progress: Progress | None,
+    should_stop: StopCheck | None,
+) -> tuple[str | None, bool]:
+    """Resync po odciskach stron liczonych przez źródło (klucz całkowity, tryb ``key``).
+
+    Strona, której odcisk równa się lokalnemu (``next_fingerprint`` od ``scan.anchor``), jest bez
+    zmian - ze źródła przyszedł jeden wiersz na całą stronę. Inna jest czytana jako wiersze
+    ``(klucz, hash)`` z zakresu ``(klucz przed stroną, ostatni klucz]`` drugim połączeniem
+    i porównywana jak strona hashy. W trybie ``key`` pozycja to sam klucz, więc nowej numeracji
+    (``_OrderChanged``) tu nie ma.
+
+    Returns:
+        ``(powód zatrzymania albo None, False)``.
+    """
+    scan.stats["read_mode"] = "fingerprints"
+    for after, count, last, fingerprint in fingerprints:
+        local_count, local_fingerprint, last_ord = task_item.next_fingerprint(
+            scan.db, scan.id_task, scan.anchor, count, scan.in_place
+        )
+        if local_count == count and local_fingerprint == fingerprint:
+            scan.batch.unchanged += count
+            scan.anchor = last_ord
+            last_row = _Row(last, encode_key(last), last, None, fingerprint)
+            stopped = _advance(scan, last_row, count, commit_rows, progress, should_stop)
+        else:
+            page = fill.hash_range(after, last, batch_size * _HASH_PAGE_FACTOR, hash_sql)
+            rows = _prepare_page(page, None, True, hashed=True)
+            if not rows:
+                continue
+            stopped, _restart = _scan_rows(
+                scan, rows, batch_size, commit_rows, fill, progress, should_stop, whole=False
+            )
+        if stopped:
+            return stopped, False
     return None, False
 
 
@@ -614,6 +843,7 @@ def _load_initial(
     Returns:
         Powód zatrzymania (pauza) albo ``None``, gdy źródło zostało przeczytane do końca.
     """
+    scan.stats["read_mode"] = "copy" if db_remote.can_copy(rconn, target) else "pages"
     chunks = sync_load.stream_chunks(
         rconn,
         target,
@@ -625,10 +855,12 @@ def _load_initial(
         commit_rows,
         GAP,
         MAX_REMOTE_KEY,
+        f"ailexia_load_{scan.db.database}_{scan.id_task}",
     )
     try:
         for chunk in chunks:
             scan.batch.load = (chunk.path, chunk.rows)
+            scan.stats["texts_read"] += chunk.rows
             scan.batch.scanned += chunk.rows
             scan.last_key = chunk.last_key
             scan.last_row = _Row(chunk.last_key, chunk.remote_key, chunk.remote_id, None, None)
@@ -708,7 +940,17 @@ def _scan(
             after,
             None,
             scanned_before,
-            {"fetched": 0, "new": 0, "updated": 0, "deleted": 0, "unchanged": 0},
+            # texts_read: teksty przeczytane ze źródła; read_mode: copy, pages (strony z tekstami)
+            # albo hashes (hashe liczone przez źródło, teksty tylko wierszy nowych i zmienionych).
+            {
+                "fetched": 0,
+                "new": 0,
+                "updated": 0,
+                "deleted": 0,
+                "unchanged": 0,
+                "texts_read": 0,
+                "read_mode": "",
+            },
             exports_in_place(task_row),
             mode,
             parts[1] == "init",
@@ -732,7 +974,17 @@ def _scan(
         try:
             while restart:
                 restart = False
-                if hashes:
+                fingerprints = False
+                if hashes and scan.mode == "key" and db_remote.can_fingerprint(rconn, target):
+                    # Odciski stron liczy źródło; wątek czyta je naprzód, porównanie w wątku głównym.
+                    pages = _prefetch(
+                        db_remote.iter_page_fingerprints(
+                            rconn, target, scan.last_key, batch_size * _HASH_PAGE_FACTOR, hashes
+                        ),
+                        _PREFETCH_PAGES,
+                    )
+                    fingerprints = True
+                elif hashes:
                     pages = _prefetch(
                         (
                             _prepare_page(page, None, single_int, hashed=True)
@@ -751,9 +1003,15 @@ def _scan(
                         _PREFETCH_PAGES,
                     )
                 try:
-                    stopped, restart = _scan_pages(
-                        scan, pages, target, batch_size, commit_rows, fill, progress, should_stop
-                    )
+                    if fingerprints:
+                        assert fill is not None and hashes is not None
+                        stopped, restart = _scan_fingerprints(
+                            scan, pages, batch_size, commit_rows, fill, hashes, progress, should_stop
+                        )
+                    else:
+                        stopped, restart = _scan_pages(
+                            scan, pages, target, batch_size, commit_rows, fill, progress, should_stop
+                        )
                 finally:
                     pages.close()
         finally:

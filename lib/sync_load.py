@@ -191,6 +191,7 @@ def stream_chunks(
     commit_rows: int,
     gap: int,
     max_key: int,
+    directory_name: str,
 ) -> Iterator[Chunk]:
     """Partie nowych pozycji całej tabeli za ``after_key``, czytane i kodowane w osobnym wątku.
 
@@ -208,6 +209,8 @@ def stream_chunks(
         commit_rows: Najwięcej wierszy w partii.
         gap: Odstęp pozycji w trybie ``assigned``.
         max_key: Najdłuższy ``remote_key``.
+        directory_name: Katalog plików partii w katalogu tymczasowym, stały dla zadania: pliki
+            runu zabitego SIGKILL (bez sprzątania) usuwa następny run tego zadania.
 
     Yields:
         ``Chunk`` w porządku źródła.
@@ -218,7 +221,9 @@ def stream_chunks(
     box: queue.Queue = queue.Queue(maxsize=_QUEUE_CHUNKS)
     stop = threading.Event()
     end = object()
-    directory = tempfile.mkdtemp(prefix="ailexia_load_")
+    directory = os.path.join(tempfile.gettempdir(), directory_name)
+    shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory, mode=0o700)
 
     def put(item: Any) -> None:
         while not stop.is_set():

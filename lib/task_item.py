@@ -58,6 +58,9 @@ def claim_free_sql(alias: str, locks: int) -> str:
 
 
 # Statusy, których wynik AI dla tego samego tekstu można użyć ponownie (``rejected`` celowo nie).
+# Ta sama lista jest w wyrażeniu kolumny ``task_item.result_hash`` w ``lib/schema.sql`` (indeks
+# ``idx_task_item_result``: hash tylko pozycji z wynikiem, więc pierwsza synchronizacja, która
+# wstawia same ``pending``, nie płaci za losowe wpisy indeksu hashy); test_schema pilnuje zgodności.
 REUSABLE_STATUSES = ("processed", "accepted", "exported")
 
 
@@ -155,6 +158,56 @@ def items_by_keys(db: MySQL, id_task: int, remote_keys: list[str]) -> dict[str, 
         (id_task, *remote_keys),
     )
     return {r["remote_key"]: tuple(list(r.values())[1:]) for r in rows}
+
+
+def items_after(db: MySQL, id_task: int, after: int | None, count: int) -> list[tuple]:
+    """Do ``count`` kolejnych pozycji (także usuniętych) za pozycją ``after`` w porządku źródła.
+
+    Jeden odczyt zakresu pokrywającego indeksu ``idx_task_item_order`` zamiast wyszukiwania każdego
+    klucza strony osobno (``items_by_keys``) i osobnego zapytania o zakres (``active_in_range``).
+
+    Returns:
+        Krotki ``(remote_key, id_task_item, source_ord, original_hash, local_hash, status, deleted)``
+        rosnąco po ``source_ord`` (od drugiej pozycji: kształt wartości ``items_by_keys``).
+    """
+    bound, params = _ord_range(after, None)
+    # Jeden napis zamiast wierszy: sterownik w Pythonie parsuje każde pole osobno (~10 µs na wiersz),
+    # a linie rozdzielone tabulatorem dzieli str.split. remote_key (JSON) nie zawiera tabulatora ani
+    # nowej linii; brak hasha to pusty napis (hash nigdy nie jest pusty).
+    inner = (
+        "SELECT remote_key, id_task_item, source_ord, original_hash, local_hash, status, "
+        f"deleted_at IS NOT NULL AS deleted FROM task_item WHERE id_task=%s AND {bound} "
+        "ORDER BY source_ord LIMIT %s"
+    )
+    packed = db.query_one(
+        "SELECT COUNT(*) AS n, GROUP_CONCAT(CONCAT_WS('\\t', IFNULL(remote_key, ''), id_task_item, source_ord, "
+        "IFNULL(original_hash, ''), IFNULL(local_hash, ''), IFNULL(status, ''), deleted) ORDER BY source_ord "
+        f"SEPARATOR '\\n') AS packed FROM ({inner}) page",
+        (id_task, *params, count),
+    )
+    lines = packed["packed"].split("\n") if packed["packed"] else []
+    if len(lines) != int(packed["n"]):
+        # Napis obcięty przez group_concat_max_len: zwykłe wiersze (wolniej, ale dokładnie).
+        rows = db.query(inner, (id_task, *params, count))
+        lines = [
+            "\t".join("" if v is None else str(int(v) if k == "deleted" else v) for k, v in r.items())
+            for r in rows
+        ]
+    items = []
+    for line in lines:
+        remote_key, id_item, ordinal, original_hash, local_hash, status, deleted = line.split("\t")
+        items.append(
+            (
+                remote_key,
+                int(id_item),
+                int(ordinal),
+                original_hash or None,
+                local_hash or None,
+                status,
+                deleted == "1",
+            )
+        )
+    return items
 
 
 def active_in_range(db: MySQL, id_task: int, low: int | None, high: int) -> dict[int, str]:
@@ -286,12 +339,21 @@ def update_changed_items(db: MySQL, rows: list[tuple[int, str | None, str | None
 
     Status liczony w SQL: wynik AI zapisany w międzyczasie też staje się nieaktualny (``outdated``).
     """
-    for id_item, text, digest in rows:
+    # Jedno UPDATE na porcję pozycji (CASE po id) zamiast jednego na pozycję.
+    for start in range(0, len(rows), 500):
+        chunk = rows[start : start + 500]
+        cases = " ".join(["WHEN %s THEN %s"] * len(chunk))
+        ids = [id_item for id_item, _text, _digest in chunk]
         db.execute(
-            "UPDATE task_item SET text_original=%s, original_hash=%s, is_changed=1, verified_at=NOW(), "
+            f"UPDATE task_item SET text_original=CASE id_task_item {cases} END, "
+            f"original_hash=CASE id_task_item {cases} END, is_changed=1, verified_at=NOW(), "
             "ai_attempts=0, ai_error=NULL, export_error=NULL, "
-            "status=IF(status='pending','pending','outdated') WHERE id_task_item=%s",
-            (text, digest, id_item),
+            f"status=IF(status='pending','pending','outdated') WHERE id_task_item IN ({_marks(ids)})",
+            [
+                *(value for id_item, text, _digest in chunk for value in (id_item, text)),
+                *(value for id_item, _text, digest in chunk for value in (id_item, digest)),
+                *ids,
+            ],
         )
 
 
@@ -355,14 +417,17 @@ def verify_sample(db: MySQL, id_task: int, samples: int, sample_size: int) -> di
     Returns:
         Słownik ``remote_key -> wiersz (remote_key, original_hash, local_hash, status)``.
     """
-    bounds = db.query_one(
-        "SELECT MIN(source_ord) AS lo, MAX(source_ord) AS hi FROM task_item WHERE id_task=%s AND deleted_at IS NULL",
-        (id_task,),
+    # Pierwsza i ostatnia aktywna pozycja z indeksu idx_task_item_order, czytanego od końca zakresu
+    # do pierwszego trafienia (MIN/MAX z warunkiem na deleted_at czytałyby cały indeks zadania).
+    bound = (
+        "SELECT source_ord FROM task_item WHERE id_task=%s AND deleted_at IS NULL AND source_ord IS NOT NULL "
+        "ORDER BY source_ord {order} LIMIT 1"
     )
     rows: dict[str, dict[str, Any]] = {}
-    if not bounds or bounds["lo"] is None:
+    lo = db.query_value(bound.format(order="ASC"), (id_task,))
+    if lo is None:
         return rows
-    lo, hi = int(bounds["lo"]), int(bounds["hi"])
+    lo, hi = int(lo), int(db.query_value(bound.format(order="DESC"), (id_task,)))
     for i in range(samples):
         start = lo + (hi - lo) * i // samples
         for row in db.query(
@@ -506,7 +571,7 @@ def stored_results(db: MySQL, id_task: int, hashes: list[str]) -> dict[str, tupl
     rows = db.query(
         "SELECT original_hash, text_corrected, change_summary FROM task_item "
         f"WHERE id_task=%s AND status IN ({_marks(REUSABLE_STATUSES)}) AND text_corrected IS NOT NULL "
-        f"AND original_hash IN ({_marks(hashes)}) ORDER BY processed_at",
+        f"AND result_hash IN ({_marks(hashes)}) ORDER BY processed_at",
         (id_task, *REUSABLE_STATUSES, *hashes),
     )
     return {row["original_hash"]: (row["text_corrected"], row["change_summary"]) for row in rows}
@@ -1100,6 +1165,10 @@ _REVIEW_COUNTERS = (
     ("records_rejected", "status='rejected'"),
     ("records_exported", "status='exported'"),
 )
+# Statusy, których pozycje mogą wejść do któregoś licznika: pełne przeliczenie czyta tylko ich zakres
+# w indeksie (id_task, status, deleted_at), a nie wszystkie pozycje zadania (po synchronizacji
+# miliona pozycji ``pending`` nie czyta żadnego wiersza).
+_REVIEW_STATUSES = ("accepted", "exported", "conflict", "rejected")
 _COUNTER_SUMS = ", ".join(f"COALESCE(SUM({rule}),0) AS {column}" for column, rule in _REVIEW_COUNTERS)
 
 
@@ -1140,7 +1209,9 @@ def refresh_review_counters(db: MySQL, id_task: int) -> dict[str, int]:
         Słownik z nowymi wartościami liczników (``approved``, ``rejected``, ``exported``).
     """
     row = db.query_one(
-        f"SELECT {_COUNTER_SUMS} FROM task_item WHERE id_task=%s AND deleted_at IS NULL", (id_task,)
+        f"SELECT {_COUNTER_SUMS} FROM task_item FORCE INDEX ({STATUS_PAGE_INDEX}) "
+        f"WHERE id_task=%s AND status IN ({_marks(_REVIEW_STATUSES)}) AND deleted_at IS NULL",
+        (id_task, *_REVIEW_STATUSES),
     )
     values = [int(row[column]) for column, _rule in _REVIEW_COUNTERS]
     assignments = ", ".join(f"{column}=%s" for column, _rule in _REVIEW_COUNTERS)

@@ -257,3 +257,43 @@ def test_integer_type_normalization_covers_mssql_types():
         assert db_remote.catalog._normalize_type(name) not in db_remote.INTEGER_TYPES
     assert db_remote.catalog._normalize_type("INT(11) UNSIGNED") == "int"
     assert db_remote.catalog._normalize_type("UNSIGNED BIG INT") == "big int"
+
+
+def _hash_target(column_type: str) -> db_remote.Target:
+    return db_remote.build_target(
+        "mssql",
+        "dbo",
+        "articles",
+        "body",
+        [("id", "int", "bigint"), ("lang", "text", "nvarchar")],
+        (),
+        column_type,
+    )
+
+
+def test_source_hash_sql_hashes_utf8_bytes_of_the_column():
+    """Hash liczony przez SQL Server: SHA2_256 z bajtów UTF-8 (nie UTF-16 nvarchar), szesnastkowo małymi literami."""
+    rconn = db_remote.RemoteConn("mssql", None, MSSQL, "test")
+    expression = db_remote.source_hash_sql(rconn, _hash_target("nvarchar"), "sha256")
+    assert expression == (
+        "LOWER(CONVERT(VARCHAR(64), HASHBYTES('SHA2_256', CAST(CAST([body] AS NVARCHAR(MAX)) "
+        "COLLATE Latin1_General_100_BIN2_UTF8 AS VARCHAR(MAX))), 2))"
+    )
+    assert "HASHBYTES('MD5'" in db_remote.source_hash_sql(rconn, _hash_target("varchar"), "md5")
+    assert "HASHBYTES('SHA1'" in db_remote.source_hash_sql(rconn, _hash_target("nchar"), "sha1")
+    # Typy, których bajty nie są tekstem (varbinary) albo nie dają się rzutować (ntext): skan czyta teksty.
+    for column_type in ("varbinary", "ntext", "xml", ""):
+        assert db_remote.source_hash_sql(rconn, _hash_target(column_type), "sha256") is None
+    assert db_remote.source_hash_sql(rconn, _hash_target("nvarchar"), "sha512") is None
+
+
+def test_hash_page_sql_is_the_keyset_page_with_the_hash_column():
+    """Strona hashy: ta sama strona keyset (TOP, rozpisany warunek klucza złożonego), hash zamiast tekstu."""
+    rconn = db_remote.RemoteConn("mssql", None, MSSQL, "test")
+    target = _hash_target("nvarchar")
+    expression = db_remote.source_hash_sql(rconn, target, "sha256")
+    assert db_remote.page_sql("mssql", target, False, 10000, column_sql=expression) == (
+        f"SELECT TOP (10000) [id], [lang], {expression} FROM [dbo].[articles] "
+        "WHERE [id] >= ? AND ([id] > ? OR ([lang] > ?)) ORDER BY [id], [lang]"
+    )
+    assert not db_remote.can_copy(rconn, target)

@@ -145,7 +145,7 @@ def test_unused_item_indexes_are_dropped_by_init_db(local_env, settings):
             "idx_task_item_key",
             "idx_task_item_order",
             "idx_task_item_task_status",
-            "idx_task_item_hash",
+            "idx_task_item_result",
             "idx_task_item_batch",
         }
         assert db.query_value("SELECT COUNT(*) FROM task_item") == 1
@@ -188,5 +188,47 @@ def test_upgrade_moves_ai_claims_to_claim_uuid(local_env, settings):
         db.execute("UPDATE task_item SET operation_uuid=%s WHERE remote_id=2", (producer,))
         assert init_db(settings) == []
         assert db.query_value("SELECT operation_uuid FROM task_item WHERE remote_id=2") == producer
+    finally:
+        db.close()
+
+
+def test_result_hash_column_uses_the_reusable_statuses():
+    """Kolumna result_hash (indeks wyników AI do ponownego użycia) liczy hash dla REUSABLE_STATUSES."""
+    from lib.schema import SCHEMA_FILE, parse_schema
+    from lib.task_item import REUSABLE_STATUSES
+
+    task_item = next(
+        t for t in parse_schema(SCHEMA_FILE.read_text(encoding="utf-8")) if t.name == "task_item"
+    )
+    definition = dict(task_item.columns)["result_hash"]
+    statuses = ",".join(f"'{s}'" for s in REUSABLE_STATUSES)
+    assert f"IF(`status` IN ({statuses}), RTRIM(`original_hash`), NULL)" in definition
+
+
+def test_hash_index_replaced_by_result_index(local_env, settings):
+    """Starsza baza z idx_task_item_hash i bez result_hash: --init-db dodaje kolumnę i indeks, usuwa stary."""
+    init_db(settings)
+    db = connect_local(settings, autocommit=True)
+    try:
+        db.execute(
+            "INSERT INTO task_item (id_task, remote_id, remote_key, source_ord, text_original, original_hash, "
+            "text_corrected, status) VALUES (1, 1, '[1]', 1, 'a', %s, 'b', 'processed'), "
+            "(1, 2, '[2]', 2, 'c', %s, NULL, 'pending')",
+            ("a" * 64, "c" * 64),
+        )
+        db.execute(
+            "ALTER TABLE task_item DROP INDEX idx_task_item_result, DROP COLUMN result_hash, "
+            "ADD KEY idx_task_item_hash (id_task, original_hash)"
+        )
+        actions = init_db(settings)
+        assert actions == [
+            "added column task_item.result_hash",
+            "added key task_item.idx_task_item_result",
+            "dropped index task_item.idx_task_item_hash (replaced by idx_task_item_result: only items with a "
+            "reusable AI result are looked up by hash)",
+        ]
+        rows = db.query("SELECT remote_id, result_hash FROM task_item ORDER BY remote_id")
+        assert [(r["remote_id"], r["result_hash"]) for r in rows] == [(1, "a" * 64), (2, None)]
+        assert init_db(settings) == []
     finally:
         db.close()

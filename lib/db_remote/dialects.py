@@ -222,6 +222,7 @@ DIALECTS: dict[str, dict[str, Any]] = {
             "sha1": "SHA1(CONVERT({column} USING utf8mb4))",
         },
         "hash_types": ("char", "varchar", "tinytext", "text", "mediumtext", "longtext"),
+        "page_fingerprint": None,
         "copy": None,
         # Schemat = bieżąca baza połączenia, więc zapytania katalogowe mają tylko parametr tabeli.
         "catalog_params": lambda schema, table: (table,),
@@ -266,6 +267,13 @@ DIALECTS: dict[str, dict[str, Any]] = {
             "md5": "md5(convert_to({column}, 'UTF8'))",
         },
         "hash_types": ("text", "character varying", "varchar", "citext", "name"),
+        # Odcisk całej strony liczony przez źródło dla jednej kolumny całkowitej klucza: ten sam format
+        # co ``task_item.next_fingerprint`` (sha256 z linii ``[klucz]<TAB>hash`` rozdzielonych ``\n``).
+        "page_fingerprint": (
+            "SELECT COUNT(*), MAX(k), encode(sha256(convert_to(string_agg('[' || k::text || ']' || E'\\t' "
+            "|| COALESCE(h, ''), E'\\n' ORDER BY k), 'UTF8')), 'hex') FROM (SELECT {key} AS k, {hash} AS h "
+            "FROM {table} WHERE {where} ORDER BY {key} LIMIT {limit}) page"
+        ),
         # COPY (SELECT ...) TO STDOUT: strumień całej tabeli w porządku klucza (pierwsza synchronizacja);
         # format tekstowy COPY daje tekst tak jak kursor tylko dla typów z ``copy_types``.
         "copy": "COPY (SELECT {key}, {column} FROM {table} WHERE {where} ORDER BY {key}) TO STDOUT",
@@ -329,6 +337,7 @@ DIALECTS: dict[str, dict[str, Any]] = {
             for method, name in (("sha256", "SHA2_256"), ("md5", "MD5"), ("sha1", "SHA1"))
         },
         "hash_types": ("nvarchar", "varchar", "nchar", "char"),
+        "page_fingerprint": None,
         "copy": None,
         "catalog_params": lambda schema, table: (schema, table),
         "sql_tables": (
@@ -365,6 +374,7 @@ DIALECTS: dict[str, dict[str, Any]] = {
         "text_nul": True,
         "text_hash": {},  # SQLite nie ma funkcji skrótu: skan czyta teksty
         "hash_types": (),
+        "page_fingerprint": None,
         "copy": None,
         "catalog_params": lambda schema, table: (table,),
         "sql_tables": (

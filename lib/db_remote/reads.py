@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from lib.db_remote.catalog import Target, _normalize_type
-from lib.db_remote.dialects import RemoteConn, _dialect, _driver_errors, _read, _rollback
+from lib.db_remote.dialects import RemoteConn, _describe, _dialect, _driver_errors, _read, _rollback
 from lib.db_remote.keys import (
     Key,
     after_key_params,
@@ -296,6 +296,78 @@ def fetch_hash_page(
         ]
 
 
+def can_fingerprint(rconn: RemoteConn, target: Target) -> bool:
+    """Czy źródło policzy odcisk strony (``fetch_page_fingerprint``): dialekt z szablonem, klucz całkowity."""
+    return bool(rconn.dialect.get("page_fingerprint")) and target.single_integer_key
+
+
+def fetch_page_fingerprint(
+    rconn: RemoteConn, target: Target, after_key: Key | None, limit: int, hash_sql: str
+) -> tuple[int, Key | None, str | None]:
+    """Odcisk strony keyset liczony przez źródło: liczba wierszy, ostatni klucz, sha256 linii ``[klucz]<TAB>hash``.
+
+    Ze źródła idzie jeden wiersz na stronę zamiast wiersza na wiersz. Format odcisku jest ten sam,
+    co ``task_item.next_fingerprint`` (linie rozdzielone ``\\n``, hash NULL jako pusty napis), więc
+    równe odciski znaczą te same klucze w tej samej kolejności z tymi samymi hashami.
+
+    Args:
+        rconn: Połączenie (``can_fingerprint``).
+        target: Wynik ``resolve_target`` z jedną kolumną całkowitą klucza.
+        after_key: Klucz, za którym zaczyna się strona, albo ``None``.
+        limit: Rozmiar strony.
+        hash_sql: Wyrażenie ``source_hash_sql``.
+
+    Returns:
+        ``(liczba wierszy, ostatni klucz albo None, odcisk albo None dla pustej strony)``.
+
+    Raises:
+        RemoteError: Gdy źródło zwróci błąd.
+    """
+    first = after_key is None
+    dialect = rconn.dialect
+    sql = dialect["page_fingerprint"].format(
+        key=target.quoted_key,
+        hash=hash_sql,
+        table=target.quoted_table,
+        where=_keys_not_null(target) if first else after_key_sql(dialect, target),
+        limit=int(limit),
+    )
+    params = () if first else after_key_params(dialect, target, after_key)
+    count, last, fingerprint = _read(rconn, "odcisk strony", sql, params)[0]
+    return int(count), None if last is None else canonical_key(target, (last,)), fingerprint
+
+
+def iter_page_fingerprints(
+    rconn: RemoteConn, target: Target, after_key: Key | None, limit: int, hash_sql: str
+) -> Iterator[tuple[Key | None, int, Key, str]]:
+    """Kolejne odciski stron (``fetch_page_fingerprint``) do końca tabeli.
+
+    Yields:
+        ``(klucz przed stroną, liczba wierszy, ostatni klucz, odcisk)``; kończy po stronie krótszej niż ``limit``.
+    """
+    while True:
+        count, last, fingerprint = fetch_page_fingerprint(rconn, target, after_key, limit, hash_sql)
+        if count:
+            yield after_key, count, last, fingerprint
+        if count < limit:
+            return
+        after_key = last
+
+
+def fetch_hash_range(
+    rconn: RemoteConn, target: Target, after_key: Key | None, last_key: Key, limit: int, hash_sql: str
+) -> list[tuple[Key, str | None]]:
+    """Wiersze ``(klucz, hash)`` z kluczem w ``(after_key, last_key]`` (klucz całkowity), stronami po ``limit``."""
+    rows: list[tuple[Key, str | None]] = []
+    while True:
+        page = fetch_hash_page(rconn, target, after_key, limit, hash_sql)
+        inside = [row for row in page if row[0] <= last_key]
+        rows += inside
+        if len(page) < limit or len(inside) < len(page) or page[-1][0] == last_key:
+            return rows
+        after_key = page[-1][0]
+
+
 # --- strumień całej tabeli (COPY) -----------------------------------------------------------
 
 # Sekwencje ucieczki formatu tekstowego COPY (PostgreSQL nie wysyła ósemkowych ani szesnastkowych).
@@ -323,6 +395,21 @@ def copy_unescape(field: bytes) -> str | None:
     if b"\\" in field:
         field = _COPY_ESCAPE_RE.sub(lambda m: _COPY_ESCAPES.get(m.group(1)[0], m.group(1)), field)
     return field.decode("utf-8")
+
+
+def _lost_connection(rconn: RemoteConn) -> str | None:
+    """Opis błędu połączenia, gdy nie odpowiada ono na ``SELECT 1``; ``None``, gdy działa."""
+    try:
+        cursor = rconn.conn.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            with contextlib.suppress(Exception):
+                cursor.close()
+    except rconn.dialect["errors"]() as exc:
+        return _describe(exc)
+    _rollback(rconn)
+    return None
 
 
 def can_copy(rconn: RemoteConn, target: Target) -> bool:
@@ -370,7 +457,17 @@ def copy_rows(
             )
             sink = type("CopySink", (), {})()
             sink.write = write
-            cursor.copy_expert(sql, sink)
+            try:
+                cursor.copy_expert(sql, sink)
+            except dialect["errors"]() as exc:
+                # Zerwane połączenie w trakcie COPY libpq zgłasza bez komunikatu ("no message from the
+                # libpq"); przyczynę mówi dopiero następne zapytanie na tym połączeniu.
+                lost = _lost_connection(rconn)
+                if lost is None:
+                    raise
+                raise RemoteError(
+                    f"odczyt tabeli (COPY) w źródle {rconn.label} nie powiodło się: {lost}"
+                ) from exc
         finally:
             with contextlib.suppress(Exception):
                 cursor.close()

@@ -1,0 +1,270 @@
+"""Szybkie ścieżki synchronizacji: LOAD DATA pierwszej synchronizacji i hashe liczone przez źródło.
+
+Każda szybka ścieżka musi dać dokładnie to, co ścieżka tekstowa: te same pozycje (bajt w bajt),
+te same hashe i te same liczniki operacji - na prawdziwych PostgreSQL, MariaDB i SQLite.
+Ścieżkę tekstową wymuszamy, wyłączając w ``lib.db_remote`` to, co włącza szybką
+(``source_hash_sql`` -> ``None``, ``can_copy`` -> ``False``): bazy są prawdziwe, zmienia się tylko
+wybór drogi odczytu.
+"""
+
+import pytest
+
+from lib import db_remote, sync
+from lib.db_remote import encode_key
+from lib.db_utils import compute_hash
+from tests.helpers import add_connection, add_task, create_text_table, source_execute, source_query
+
+# Teksty, które łatwo zepsuć w TSV/COPY/hashu: ucieczki, NULL i '', znaki 4-bajtowe, spacje na końcu.
+TRICKY = [
+    None,
+    "",
+    "a\tb",
+    "line1\nline2\r\nline3",
+    "back\\slash \\t \\n \\\\",
+    "\\N",
+    "N",
+    "\\",
+    "tab at end\t",
+    "emoji 😀 i nuta 𝄞, zażółć gęślą jaźń",
+    "apple",
+    "trailing  ",
+    "form\ffeed\vvtab\bbs",
+    "ctrl-z \x1a koniec",
+    "   ",
+]
+# Teksty z NUL tylko tam, gdzie źródło je przechowuje (PostgreSQL odrzuca NUL w text).
+WITH_NUL = ["nul\x00inside", "\x00"]
+
+
+def _texts(source: dict) -> list[str | None]:
+    return TRICKY + (WITH_NUL if source["db_type"] != "pgsql" else [])
+
+
+def _rows(source: dict) -> list[tuple[int, str | None]]:
+    texts = _texts(source)
+    # Wiersze z trudnymi tekstami i zwykłe, w kilku stronach (BATCH_SIZE=7) i partiach (COMMIT_ROWS=20).
+    return [(i + 1, text) for i, text in enumerate(texts)] + [
+        (100 + i, f"zwykły wiersz {i} ż") for i in range(60)
+    ]
+
+
+def _items(db, id_task: int) -> list[tuple]:
+    """Pozycje zadania bez identyfikatorów i czasów (do porównania dwóch zadań)."""
+    return [
+        tuple(r.values())
+        for r in db.query(
+            "SELECT remote_key, remote_id, source_ord, text_original, original_hash, status, is_changed, "
+            "deleted_at IS NOT NULL AS deleted FROM task_item WHERE id_task=%s ORDER BY source_ord, remote_key",
+            (id_task,),
+        )
+    ]
+
+
+def _counters(db, id_task: int) -> tuple:
+    row = db.query_one(
+        "SELECT status, records_total, records_fetched, records_new, records_updated, records_deleted "
+        "FROM task WHERE id_task=%s",
+        (id_task,),
+    )
+    return tuple(row.values())
+
+
+def _text_path(monkeypatch) -> None:
+    """Wymusza ścieżkę tekstową (strony z tekstami, bez COPY i bez hashy źródła)."""
+    monkeypatch.setattr(db_remote, "source_hash_sql", lambda *args: None)
+    monkeypatch.setattr(db_remote, "can_copy", lambda *args: False)
+
+
+def _change(source: dict) -> dict[str, int]:
+    """Zmiany w źródle: tylko wielkość liter, tylko spacje na końcu, NULL <-> '', 4-bajtowe, usunięcia, nowe.
+
+    Returns:
+        Oczekiwane liczniki resync (updated, deleted, new).
+    """
+    updates = [
+        (2, None),  # '' -> NULL
+        (1, ""),  # NULL -> ''
+        (11, "Apple"),  # tylko wielkość liter (kolumna _ci w MariaDB: 'apple' = 'Apple')
+        (12, "trailing"),  # tylko spacje na końcu (PAD SPACE w _ci: równe)
+        (15, "    "),  # jedna spacja więcej
+        (10, "emoji 😃 i nuta 𝄞, zażółć gęślą jaźń"),  # inny znak 4-bajtowy
+        (105, "zwykły wiersz 5 Ż"),
+    ]
+    for key, text in updates:
+        source_execute(source, "UPDATE articles SET body=%s WHERE id=%s", (text, key))
+    source_execute(source, "DELETE FROM articles WHERE id IN (3, 130, 159)")
+    for key, text in [(50, "nowy 😀"), (99, None), (200, "")]:
+        source_execute(source, "INSERT INTO articles (id, body) VALUES (%s, %s)", (key, text))
+    return {"updated": len(updates), "deleted": 3, "new": 3}
+
+
+@pytest.fixture(params=["pg_source", "mysql_source", "sqlite_source"])
+def any_source(request):
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture
+def small_batches(monkeypatch, settings):
+    settings["BATCH_SIZE"] = 3
+    settings["COMMIT_ROWS"] = 20
+    return settings
+
+
+def test_first_sync_is_byte_for_byte_the_source(small_batches, db, any_source, monkeypatch):
+    """LOAD DATA pierwszej synchronizacji (COPY z PostgreSQL) = wiersze źródła czytane kursorem, bajt w bajt."""
+    settings = small_batches
+    create_text_table(any_source, rows=_rows(any_source))
+    connection = add_connection(db, any_source)
+    fast, slow = add_task(db, connection), add_task(db, connection)
+    stats = sync.sync_task(settings, fast)
+    assert stats["read_mode"] == ("copy" if any_source["db_type"] == "pgsql" else "pages")
+    with monkeypatch.context() as patch:
+        _text_path(patch)
+        slow_stats = sync.sync_task(settings, slow)
+    assert slow_stats["read_mode"] == "pages"
+    source = source_query(any_source, "SELECT id, body FROM articles ORDER BY id")
+    expected = [
+        (encode_key(key), key, key, text, compute_hash(text), "pending", 0, 0) for key, text in source
+    ]
+    assert _items(db, fast) == expected
+    assert _items(db, slow) == expected
+    assert (
+        _counters(db, fast)
+        == _counters(db, slow)
+        == ("completed", len(source), len(source), len(source), 0, 0)
+    )
+    # Bajty UTF-8 w MariaDB (nie tylko napis po stronie Pythona): długość w bajtach jak w źródle.
+    lengths = dict(
+        (r["remote_id"], r["n"])
+        for r in db.query(
+            "SELECT remote_id, OCTET_LENGTH(text_original) AS n FROM task_item WHERE id_task=%s", (fast,)
+        )
+    )
+    assert lengths == {key: None if text is None else len(text.encode()) for key, text in source}
+
+
+def test_first_sync_text_key_loads_like_pages(small_batches, db, pg_source, monkeypatch):
+    """Klucz tekstowy przez COPY (ucieczki w kluczu, pozycje nadawane) = klucz tekstowy stronami."""
+    settings = small_batches
+    source_execute(pg_source, "CREATE TABLE articles (code text PRIMARY KEY, body text)")
+    codes = ["a\tb", "back\\slash", 'quote"s', "zażółć", "😀", "Z", "a", "line\nbreak"] + [
+        f"k{i:03d}" for i in range(40)
+    ]
+    for i, code in enumerate(codes):
+        source_execute(pg_source, "INSERT INTO articles VALUES (%s, %s)", (code, f"tekst {i}\\x"))
+    connection = add_connection(db, pg_source)
+    fast, slow = add_task(db, connection), add_task(db, connection)
+    assert sync.sync_task(settings, fast)["read_mode"] == "copy"
+    with monkeypatch.context() as patch:
+        _text_path(patch)
+        sync.sync_task(settings, slow)
+    assert _items(db, fast) == _items(db, slow)
+    assert {row[0] for row in _items(db, fast)} == {encode_key(code) for code in codes}
+    assert _counters(db, fast) == _counters(db, slow)
+
+
+def test_first_sync_duplicate_key_is_an_error(small_batches, db, pg_source):
+    """Powtórzony klucz (task.key_column nieunikalne) przy LOAD DATA: błąd zadania jak przy INSERT."""
+    source_execute(pg_source, "CREATE TABLE articles (id int PRIMARY KEY, grp int NOT NULL, body text)")
+    for i in range(30):
+        source_execute(pg_source, "INSERT INTO articles VALUES (%s, %s, %s)", (i, i // 10, f"t{i}"))
+    connection = add_connection(db, pg_source)
+    id_task = add_task(db, connection, key_column="grp")
+    with pytest.raises(Exception, match="więcej niż raz"):
+        sync.sync_task(small_batches, id_task)
+    row = db.query_one("SELECT status, error_log FROM task WHERE id_task=%s", (id_task,))
+    assert row["status"] == "error" and "więcej niż raz" in row["error_log"]
+
+
+def test_resync_source_hashes_match_text_path(small_batches, db, any_source, monkeypatch):
+    """Resync z hashami źródła = resync ze stronami tekstów: pozycje i liczniki, bez czytania tekstów bez zmian."""
+    settings = small_batches
+    create_text_table(any_source, rows=_rows(any_source))
+    connection = add_connection(db, any_source)
+    fast, slow = add_task(db, connection), add_task(db, connection)
+    sync.sync_task(settings, fast)
+    with monkeypatch.context() as patch:
+        _text_path(patch)
+        sync.sync_task(settings, slow)
+    hashes = any_source["db_type"] != "sqlite"
+    # PostgreSQL z kluczem całkowitym: odciski całych stron liczone przez źródło; MariaDB: hashe wierszy.
+    mode = {"pgsql": "fingerprints", "mysql": "hashes", "sqlite": "pages"}[any_source["db_type"]]
+
+    quiet = sync.sync_task(settings, fast)
+    assert quiet["read_mode"] == mode
+    assert quiet["unchanged"] == quiet["fetched"] and quiet["updated"] == 0
+    if hashes:
+        assert quiet["texts_read"] == 0
+
+    expected = _change(any_source)
+    stats = sync.sync_task(settings, fast)
+    with monkeypatch.context() as patch:
+        _text_path(patch)
+        slow_stats = sync.sync_task(settings, slow)
+    assert stats["read_mode"] == mode and slow_stats["read_mode"] == "pages"
+    assert {k: stats[k] for k in expected} == {k: slow_stats[k] for k in expected} == expected
+    if hashes:
+        # Teksty tylko wierszy nowych i zmienionych (NULL znany bez czytania).
+        assert stats["texts_read"] <= expected["updated"] + expected["new"]
+    assert _items(db, fast) == _items(db, slow)
+    assert _counters(db, fast) == _counters(db, slow)
+    # Zmiana tylko wielkości liter i tylko spacji na końcu jest wykryta mimo sortowania _ci.
+    changed = {
+        r["remote_id"]: r["text_original"]
+        for r in db.query(
+            "SELECT remote_id, text_original FROM task_item WHERE id_task=%s AND is_changed=1", (fast,)
+        )
+    }
+    assert changed[11] == "Apple" and changed[12] == "trailing" and changed[2] is None and changed[1] == ""
+
+
+def test_source_hash_unusable_falls_back_to_texts(small_batches, db, pg_source):
+    """Metoda hasha, której źródło nie ma (sha1 w PostgreSQL) i char(n): resync czyta teksty, wynik dokładny."""
+    settings = small_batches
+    source_execute(pg_source, "CREATE TABLE articles (id int PRIMARY KEY, body text, code char(6))")
+    for i in range(20):
+        source_execute(pg_source, "INSERT INTO articles VALUES (%s, %s, %s)", (i, f"tekst {i}", f"c{i}"))
+    connection = add_connection(db, pg_source)
+    sha1 = add_task(db, connection, hash_method="sha1")
+    padded = add_task(db, connection, column="code")
+    sync.sync_task(settings, sha1)
+    sync.sync_task(settings, padded)
+    source_execute(pg_source, "UPDATE articles SET body='inny', code='c5 x' WHERE id=5")
+    stats = sync.sync_task(settings, sha1)
+    assert stats["read_mode"] == "pages" and stats["updated"] == 1
+    assert db.query_value(
+        "SELECT original_hash FROM task_item WHERE id_task=%s AND remote_id=5", (sha1,)
+    ) == compute_hash("inny", "sha1")
+    stats = sync.sync_task(settings, padded)
+    assert stats["read_mode"] == "pages" and stats["updated"] == 1
+    assert (
+        db.query_value("SELECT text_original FROM task_item WHERE id_task=%s AND remote_id=5", (padded,))
+        == "c5 x  "
+    )
+
+
+def test_page_fingerprint_and_hash_range_on_postgres(settings, pg_source):
+    """Odcisk strony z PostgreSQL = odcisk liczony w Pythonie; zakres (po, ostatni] czytany kilkoma stronami."""
+    from lib.db_utils import hash_function
+    from lib.sync import _page_fingerprint, _prepare_page
+
+    create_text_table(pg_source, rows=[(i, None if i == 4 else f"tekst {i} 😀") for i in range(1, 51)])
+    rconn = db_remote.connect(pg_source, settings)
+    try:
+        target = db_remote.resolve_target(rconn, "articles", "body")
+        hash_sql = db_remote.source_hash_sql(rconn, target, "sha256")
+        assert db_remote.can_fingerprint(rconn, target)
+        pages = list(db_remote.iter_page_fingerprints(rconn, target, None, 20, hash_sql))
+        assert [(after, count, last) for after, count, last, _fp in pages] == [
+            (None, 20, 20),
+            (20, 20, 40),
+            (40, 10, 50),
+        ]
+        texts = db_remote.fetch_page(rconn, target, 20, 20)
+        rows = _prepare_page(texts, hash_function("sha256"), True)
+        assert pages[1][3] == _page_fingerprint(rows)
+        ranged = db_remote.fetch_hash_range(rconn, target, 3, 30, 7, hash_sql)
+        assert [key for key, _digest in ranged] == list(range(4, 31))
+        assert ranged[0][1] is None and ranged[1][1] == compute_hash("tekst 5 😀")
+    finally:
+        db_remote.close(rconn)
