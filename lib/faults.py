@@ -10,7 +10,10 @@ Format ``AILEXIA_FAULT``:
 * ``nazwa`` - proces zabija się sygnałem SIGKILL przy pierwszym przejściu przez punkt;
 * ``nazwa:N`` - dopiero przy N-tym przejściu (liczone w obrębie procesu, N >= 1).
 
-Bez zmiennej (produkcja) ``checkpoint`` tylko odczytuje ``os.environ`` i wraca - nie ma
+Testy, które muszą złapać run w trakcie pracy (pauza na limicie czasu, SIGKILL w połowie), mogą
+go spowolnić: ``AILEXIA_DELAY=nazwa:sekundy`` usypia proces przy każdym przejściu przez punkt.
+
+Bez zmiennych (produkcja) ``checkpoint`` tylko odczytuje ``os.environ`` i wraca - nie ma
 żadnego innego kosztu ani efektu. SIGKILL zamiast wyjątku, bo to jedyne przerwanie, którego
 kod nie może obsłużyć (bez ``finally``, bez rollbacku po stronie klienta) - tak jak ``kill -9``
 albo OOM killer.
@@ -19,9 +22,11 @@ albo OOM killer.
 import os
 import signal
 import threading
+import time
 from collections import Counter
 
 ENV_VAR = "AILEXIA_FAULT"
+DELAY_VAR = "AILEXIA_DELAY"
 
 _passes: Counter = Counter()
 _lock = threading.Lock()
@@ -33,6 +38,11 @@ def checkpoint(name: str) -> None:
     Args:
         name: Nazwa punktu, np. ``sync.fetch`` albo ``export.source_committed``.
     """
+    delay = os.environ.get(DELAY_VAR)
+    if delay:
+        point, _sep, seconds = delay.partition(":")
+        if point == name:
+            time.sleep(float(seconds or 0))
     spec = os.environ.get(ENV_VAR)
     if not spec:
         return

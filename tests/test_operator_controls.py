@@ -17,7 +17,8 @@ from tests.test_sync_pipeline import _state
 pytestmark = pytest.mark.slow
 
 ROWS = 150000
-SLOW_ENV = {"BATCH_SIZE": "200", "COMMIT_ROWS": "1000"}
+# AILEXIA_DELAY (lib/faults.py): 10 ms na partię, by szybka pierwsza synchronizacja dała się złapać w trakcie.
+SLOW_ENV = {"BATCH_SIZE": "200", "COMMIT_ROWS": "1000", "AILEXIA_DELAY": "sync.fetch:0.01"}
 
 
 @pytest.fixture

@@ -23,7 +23,14 @@ from tests.helpers import add_connection, add_task, source_execute, stop_process
 pytestmark = pytest.mark.slow
 
 ROWS = 60000
-SLOW_ENV = {"BATCH_SIZE": "200", "COMMIT_ROWS": "1000", "PROGRESS_EVERY_S": "1"}
+# Pierwsza synchronizacja (COPY -> LOAD DATA) jest za szybka, by złapać ją w trakcie: każda partia
+# czeka 50 ms w punkcie sync.fetch (lib/faults.py), więc 60 partii trwa >= 3 s.
+SLOW_ENV = {
+    "BATCH_SIZE": "200",
+    "COMMIT_ROWS": "1000",
+    "PROGRESS_EVERY_S": "1",
+    "AILEXIA_DELAY": "sync.fetch:0.05",
+}
 
 QUERY = """
 query Truth($partition: String!, $tag: String!) {

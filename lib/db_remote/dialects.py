@@ -224,6 +224,7 @@ DIALECTS: dict[str, dict[str, Any]] = {
         "hash_types": ("char", "varchar", "tinytext", "text", "mediumtext", "longtext"),
         "page_fingerprint": None,
         "copy": None,
+        "copy_types": (),
         # Schemat = bieżąca baza połączenia, więc zapytania katalogowe mają tylko parametr tabeli.
         "catalog_params": lambda schema, table: (table,),
         "sql_tables": (
@@ -339,6 +340,7 @@ DIALECTS: dict[str, dict[str, Any]] = {
         "hash_types": ("nvarchar", "varchar", "nchar", "char"),
         "page_fingerprint": None,
         "copy": None,
+        "copy_types": (),
         "catalog_params": lambda schema, table: (schema, table),
         "sql_tables": (
             "SELECT TABLE_SCHEMA, TABLE_NAME FROM INFORMATION_SCHEMA.TABLES "
@@ -376,6 +378,7 @@ DIALECTS: dict[str, dict[str, Any]] = {
         "hash_types": (),
         "page_fingerprint": None,
         "copy": None,
+        "copy_types": (),
         "catalog_params": lambda schema, table: (table,),
         "sql_tables": (
             "SELECT NULL, name FROM sqlite_master WHERE type IN ('table', 'view') AND name = ? COLLATE NOCASE"

@@ -414,9 +414,7 @@ def _lost_connection(rconn: RemoteConn) -> str | None:
 
 def can_copy(rconn: RemoteConn, target: Target) -> bool:
     """Czy źródło umie oddać całą tabelę strumieniem COPY z tekstem takim jak kursor (``copy_rows``)."""
-    return bool(rconn.dialect["copy"]) and _normalize_type(target.column_type) in rconn.dialect.get(
-        "copy_types", ()
-    )
+    return bool(rconn.dialect["copy"]) and _normalize_type(target.column_type) in rconn.dialect["copy_types"]
 
 
 def copy_rows(
