@@ -20,6 +20,7 @@ i jego koszt są zapisane raz. Sumy batcha (tokeny, koszt) liczone są z całego
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -163,111 +164,133 @@ def _line_error(entry: dict[str, Any]) -> tuple[str, bool]:
     return f"batch: HTTP {response.get('status_code')}: {message or 'błąd zapytania'}"[:4000], True
 
 
+@dataclass
 class _Ingest:
-    """Stan jednego odbioru: batch, pozycje czekające po hashu, ceny i statystyki."""
+    """Stan jednego odbioru: batch, pozycje czekające po hashu, ceny, sumy rachunku i statystyki."""
 
-    def __init__(
-        self,
-        db: MySQL,
-        task: dict[str, Any],
-        batch: dict[str, Any],
-        model: dict[str, Any],
-        operation: str,
-        stats: dict[str, Any],
-    ) -> None:
-        self.db = db
-        self.batch = batch
-        self.operation = operation
-        self.stats = stats
-        self.prices = ai_cost.batch_price_row(model)
-        self.hash_of = hash_function(task.get("hash_method") or "sha256")
-        action = task.get("ai_action") or "correct"
-        self.note = (
-            f"tłumaczenie {task.get('source_lang') or 'auto'} -> {task.get('target_lang')}"
-            if action == "translate"
-            else None
+    db: MySQL
+    batch: dict[str, Any]
+    operation: str
+    stats: dict[str, Any]
+    prices: dict[str, Any]
+    hash_of: Any
+    note: str | None
+    waiting: dict[str | None, list[int]]
+    totals: dict[str, Any] = field(
+        default_factory=lambda: {"tokens_input": 0, "tokens_output": 0, "cost_usd": Decimal(0)}
+    )
+
+
+def _new_ingest(
+    db: MySQL,
+    task: dict[str, Any],
+    batch: dict[str, Any],
+    model: dict[str, Any],
+    operation: str,
+    stats: dict[str, Any],
+) -> _Ingest:
+    """Stan odbioru: ceny batch modelu, notatka tłumaczenia i pozycje batcha czekające po hashu tekstu."""
+    action = task.get("ai_action") or "correct"
+    note = (
+        f"tłumaczenie {task.get('source_lang') or 'auto'} -> {task.get('target_lang')}"
+        if action == "translate"
+        else None
+    )
+    waiting: dict[str | None, list[int]] = {}
+    for row in task_item.batch_items(db, batch["id_ai_batch"], batch["claim_uuid"]):
+        waiting.setdefault(row["original_hash"], []).append(int(row["id_task_item"]))
+    return _Ingest(
+        db=db,
+        batch=batch,
+        operation=operation,
+        stats=stats,
+        prices=ai_cost.batch_price_row(model),
+        hash_of=hash_function(task.get("hash_method") or "sha256"),
+        note=note,
+        waiting=waiting,
+    )
+
+
+def _ingest_line(state: _Ingest, texts: list[str], entry: dict[str, Any]) -> None:
+    """Jedna linia wyników albo błędów: teksty linii (z pliku wejściowego) i wpis dostawcy."""
+    hashes = [hash_text(text, state.hash_of) for text in texts]
+    response = entry.get("response") or {}
+    if response.get("status_code") != 200 or entry.get("error"):
+        message, count_attempt = _line_error(entry)
+        for original_hash in hashes:
+            _error_group(state, original_hash, message, count_attempt)
+        return
+    raw = ai_client.read_response(response.get("body") or {})
+    cost = ai_cost.compute_cost(raw.tokens_input, raw.tokens_cached, raw.tokens_output, state.prices)
+    state.totals["tokens_input"] += raw.tokens_input
+    state.totals["tokens_output"] += raw.tokens_output
+    state.totals["cost_usd"] += cost
+    answers: dict[int, dict[str, Any]] = {}
+    problems: dict[int, str] = {}
+    if len(texts) == 1:
+        try:
+            answers[0] = ai_client.validate_answer(raw.content, texts[0])
+        except AiItemError as exc:
+            problems[0] = str(exc)
+        shares = [ai_cost.Share(raw.tokens_input, raw.tokens_cached, raw.tokens_output, cost)]
+    else:
+        # Paczka: każda pozycja sprawdzana osobno; rachunek dzielony po znakach (suma = rachunek).
+        answers, problems = ai_pack.parse_pack(raw.content, texts)
+        shares = ai_cost.split_bill(
+            raw.tokens_input, raw.tokens_cached, raw.tokens_output, cost, [len(text) for text in texts]
         )
-        self.waiting: dict[str | None, list[int]] = {}
-        for row in task_item.batch_items(db, batch["id_ai_batch"], batch["claim_uuid"]):
-            self.waiting.setdefault(row["original_hash"], []).append(int(row["id_task_item"]))
-        self.totals = {"tokens_input": 0, "tokens_output": 0, "cost_usd": Decimal(0)}
-
-    def line(self, texts: list[str], entry: dict[str, Any]) -> None:
-        """Jedna linia wyników albo błędów: teksty linii (z pliku wejściowego) i wpis dostawcy."""
-        hashes = [hash_text(text, self.hash_of) for text in texts]
-        response = entry.get("response") or {}
-        if response.get("status_code") != 200 or entry.get("error"):
-            message, count_attempt = _line_error(entry)
-            for original_hash in hashes:
-                self.error_group(original_hash, message, count_attempt)
-            return
-        raw = ai_client.read_response(response.get("body") or {})
-        cost = ai_cost.compute_cost(raw.tokens_input, raw.tokens_cached, raw.tokens_output, self.prices)
-        self.totals["tokens_input"] += raw.tokens_input
-        self.totals["tokens_output"] += raw.tokens_output
-        self.totals["cost_usd"] += cost
-        answers: dict[int, dict[str, Any]] = {}
-        problems: dict[int, str] = {}
-        if len(texts) == 1:
-            try:
-                answers[0] = ai_client.validate_answer(raw.content, texts[0])
-            except AiItemError as exc:
-                problems[0] = str(exc)
-            shares = [ai_cost.Share(raw.tokens_input, raw.tokens_cached, raw.tokens_output, cost)]
+    for position, original_hash in enumerate(hashes):
+        if position in answers:
+            _store_group(state, original_hash, answers[position], shares[position])
         else:
-            # Paczka: każda pozycja sprawdzana osobno; rachunek dzielony po znakach (suma = rachunek).
-            answers, problems = ai_pack.parse_pack(raw.content, texts)
-            shares = ai_cost.split_bill(
-                raw.tokens_input, raw.tokens_cached, raw.tokens_output, cost, [len(text) for text in texts]
-            )
-        for position, original_hash in enumerate(hashes):
-            if position in answers:
-                self.store_group(original_hash, answers[position], shares[position])
-            else:
-                self.error_group(original_hash, f"batch: {problems[position]}", True)
+            _error_group(state, original_hash, f"batch: {problems[position]}", True)
 
-    def store_group(self, original_hash: str | None, answer: dict[str, Any], share: ai_cost.Share) -> None:
-        """Zapisuje wynik pozycjom tego tekstu: pierwsza zapisana dostaje udział w rachunku, duplikaty 0."""
-        ids = self.waiting.pop(original_hash, [])
-        if not ids:
-            return  # pozycje tego tekstu już zapisane (ponowny odbiór) albo tekst zmienił się w międzyczasie
-        summary = prompts.build_change_summary(answer["edits"], self.note)
-        text_hash = hash_text(answer["text"], self.hash_of)
-        claim = self.batch["claim_uuid"]
-        for index, id_item in enumerate(ids):
-            changed = task_item.store_ai_result(
-                self.db, [id_item], self.operation, original_hash, answer["text"], text_hash, summary,
-                share.tokens_input, share.tokens_output, share.cost, claim=claim,
+
+def _store_group(
+    state: _Ingest, original_hash: str | None, answer: dict[str, Any], share: ai_cost.Share
+) -> None:
+    """Zapisuje wynik pozycjom tego tekstu: pierwsza zapisana dostaje udział w rachunku, duplikaty 0."""
+    ids = state.waiting.pop(original_hash, [])
+    if not ids:
+        return  # pozycje tego tekstu już zapisane (ponowny odbiór) albo tekst zmienił się w międzyczasie
+    summary = prompts.build_change_summary(answer["edits"], state.note)
+    text_hash = hash_text(answer["text"], state.hash_of)
+    claim = state.batch["claim_uuid"]
+    for index, id_item in enumerate(ids):
+        changed = task_item.store_ai_result(
+            state.db, [id_item], state.operation, original_hash, answer["text"], text_hash, summary,
+            share.tokens_input, share.tokens_output, share.cost, claim=claim,
+        )  # fmt: skip
+        if not changed:
+            continue
+        state.stats["processed"] += 1
+        state.stats["tokens_input"] += share.tokens_input
+        state.stats["tokens_output"] += share.tokens_output
+        state.stats["tokens_cached"] += share.tokens_cached
+        state.stats["cost_usd"] += share.cost
+        if index + 1 < len(ids):
+            # Duplikaty tego samego tekstu: ten sam wynik, koszt 0 (jak online).
+            reused = task_item.store_ai_result(
+                state.db, ids[index + 1 :], state.operation, original_hash, answer["text"], text_hash,
+                summary, 0, 0, 0, claim=claim,
             )  # fmt: skip
-            if not changed:
-                continue
-            self.stats["processed"] += 1
-            self.stats["tokens_input"] += share.tokens_input
-            self.stats["tokens_output"] += share.tokens_output
-            self.stats["tokens_cached"] += share.tokens_cached
-            self.stats["cost_usd"] += share.cost
-            if index + 1 < len(ids):
-                # Duplikaty tego samego tekstu: ten sam wynik, koszt 0 (jak online).
-                reused = task_item.store_ai_result(
-                    self.db, ids[index + 1 :], self.operation, original_hash, answer["text"], text_hash,
-                    summary, 0, 0, 0, claim=claim,
-                )  # fmt: skip
-                self.stats["reused"] += reused
-                self.stats["skipped"] += reused
-            return
+            state.stats["reused"] += reused
+            state.stats["skipped"] += reused
+        return
 
-    def error_group(self, original_hash: str | None, message: str, count_attempt: bool) -> None:
-        """Linia (albo pozycja paczki) z błędem: pozycje tego tekstu wracają do kolejki z ``ai_error``."""
-        changed = task_item.store_batch_error(
-            self.db,
-            self.batch["id_ai_batch"],
-            self.batch["claim_uuid"],
-            original_hash,
-            message,
-            count_attempt,
-        )
-        self.stats["failed" if count_attempt else "released"] += changed
-        self.waiting.pop(original_hash, None)
+
+def _error_group(state: _Ingest, original_hash: str | None, message: str, count_attempt: bool) -> None:
+    """Linia (albo pozycja paczki) z błędem: pozycje tego tekstu wracają do kolejki z ``ai_error``."""
+    changed = task_item.store_batch_error(
+        state.db,
+        state.batch["id_ai_batch"],
+        state.batch["claim_uuid"],
+        original_hash,
+        message,
+        count_attempt,
+    )
+    state.stats["failed" if count_attempt else "released"] += changed
+    state.waiting.pop(original_hash, None)
 
 
 def _ingest(
@@ -285,7 +308,7 @@ def _ingest(
     """
     model = ai_batch.load_model(db, batch["id_ai_model"])
     client = ai_batch.make_client(settings, model)
-    state = _Ingest(db, task, batch, model, operation, stats)
+    state = _new_ingest(db, task, batch, model, operation, stats)
     db.commit()
     requests = {
         line["custom_id"]: ai_batch.request_texts(line) for line in _lines(client, batch["input_file_id"])
@@ -301,7 +324,7 @@ def _ingest(
                     entry.get("custom_id"),
                 )
                 continue
-            state.line(texts, entry)
+            _ingest_line(state, texts, entry)
             done += 1
             if done % COMMIT_LINES == 0:
                 db.commit()

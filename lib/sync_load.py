@@ -15,6 +15,7 @@ z ucieczkami jest dekodowane (``db_remote.copy_unescape``) i kodowane na nowo re
 ``db_local.tsv_escape`` (``LOAD DATA`` nie zna np. ``\\f`` z COPY).
 """
 
+import dataclasses
 import os
 import queue
 import shutil
@@ -22,6 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any, NamedTuple
 
 from lib import db_remote
@@ -52,8 +54,9 @@ class _Stopped(Exception):
     """Wątek główny przestał odbierać partie (pauza, błąd): strumień źródła jest przerywany."""
 
 
+@dataclasses.dataclass
 class _Encoder:
-    """Zamienia wiersze źródła na linie TSV i oddaje je partiami (``Chunk``) przez ``put``.
+    """Stan zamiany wierszy źródła na linie TSV oddawane partiami (``Chunk``) przez ``put``.
 
     Args:
         target: Wynik ``resolve_target``.
@@ -67,117 +70,137 @@ class _Encoder:
         max_key: Najdłuższy ``remote_key``.
     """
 
-    def __init__(
-        self,
-        target: db_remote.Target,
-        mode: str,
-        anchor: int | None,
-        hash_of: Callable[[bytes], Any],
-        commit_rows: int,
-        directory: str,
-        put: Callable[[Chunk], None],
-        gap: int,
-        max_key: int,
-    ) -> None:
-        self.target = target
-        self.width = len(target.key_columns)
-        self.single_int = target.single_integer_key
-        self.fast = mode == "key" and self.single_int
-        self.mode = mode
-        self.ord = 0 if anchor is None else anchor
-        self.hash_of = hash_of
-        self.commit_rows = commit_rows
-        self.directory = directory
-        self.put = put
-        self.gap = gap
-        self.max_key = max_key
-        self.lines: list[bytes] = []
-        self.last: tuple[Any, str, int | None] | None = None
-        self.last_int: bytes = b""
-        self.started = time.monotonic()
-        self.count = 0
+    target: db_remote.Target
+    mode: str
+    ord: int
+    hash_of: Callable[[bytes], Any]
+    commit_rows: int
+    directory: str
+    put: Callable[[Chunk], None]
+    gap: int
+    max_key: int
+    width: int
+    single_int: bool
+    fast: bool
+    lines: list[bytes] = dataclasses.field(default_factory=list)
+    last: tuple[Any, str, int | None] | None = None
+    last_int: bytes = b""
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    count: int = 0
 
-    def _text(self, field: bytes) -> tuple[bytes, bytes]:
-        """Pole tekstu COPY -> (pole TSV, hash TSV)."""
-        if field == COPY_NULL:
-            return COPY_NULL, COPY_NULL
-        if b"\\" not in field:
-            return field, self.hash_of(field).hexdigest().encode()
-        text = copy_unescape(field)
-        assert text is not None
-        return tsv_escape(text).encode(), self.hash_of(text.encode()).hexdigest().encode()
 
-    def copy_line(self, line: bytes) -> None:
-        """Jeden wiersz strumienia COPY (``write`` dla ``db_remote.copy_rows``)."""
-        if self.fast:
-            key, _tab, field = line.partition(b"\t")
-            text, digest = self._text(field[:-1])
-            self.lines.append(b"[%b]\t%b\t%b\t%b\t%b\n" % (key, key, key, text, digest))
-            self.last_int = key
-            self._tick()
-            return
-        fields = line[:-1].split(b"\t")
-        key = canonical_key(self.target, [copy_unescape(value) for value in fields[: self.width]])
-        text, digest = self._text(fields[self.width])
-        self._keyed(key, text, digest)
+def _new_encoder(
+    target: db_remote.Target,
+    mode: str,
+    anchor: int | None,
+    hash_of: Callable[[bytes], Any],
+    commit_rows: int,
+    directory: str,
+    put: Callable[[Chunk], None],
+    gap: int,
+    max_key: int,
+) -> _Encoder:
+    """Stan kodera partii (argumenty jak pola ``_Encoder``; ``anchor`` = ostatnia zatwierdzona pozycja)."""
+    return _Encoder(
+        target=target,
+        mode=mode,
+        ord=0 if anchor is None else anchor,
+        hash_of=hash_of,
+        commit_rows=commit_rows,
+        directory=directory,
+        put=put,
+        gap=gap,
+        max_key=max_key,
+        width=len(target.key_columns),
+        single_int=target.single_integer_key,
+        fast=mode == "key" and target.single_integer_key,
+    )
 
-    def row(self, key: Any, text: str | None) -> None:
-        """Jeden wiersz strony keyset ``(klucz, tekst)``."""
-        if text is None:
-            field = digest = COPY_NULL
-        else:
-            field = tsv_escape(text).encode()
-            digest = self.hash_of(text.encode("utf-8", "surrogatepass")).hexdigest().encode()
-        self._keyed(key, field, digest)
 
-    def _keyed(self, key: Any, text: bytes, digest: bytes) -> None:
-        remote_key = encode_key(key)
-        if len(remote_key) > self.max_key:
-            raise TaskError(
-                f"klucz wiersza źródła {remote_key[:80]}… ma {len(remote_key)} znaków w postaci JSON, "
-                f"a task_item.remote_key mieści {self.max_key}; wskaż krótszy klucz w task.key_column"
-            )
-        remote_id = key if self.single_int and -(2**63) <= key < 2**63 else None
-        if self.mode == "key":
-            if remote_id is None:
-                raise TaskError(
-                    f"klucz tabeli {self.target.table!r} nie mieści się w BIGINT; wskaż inny klucz"
-                )
-            self.ord = remote_id
-        else:
-            self.ord += self.gap
-        shown_id = COPY_NULL if remote_id is None else str(remote_id).encode()
-        self.lines.append(
-            b"%b\t%b\t%d\t%b\t%b\n" % (tsv_escape(remote_key).encode(), shown_id, self.ord, text, digest)
+def _text_fields(enc: _Encoder, field: bytes) -> tuple[bytes, bytes]:
+    """Pole tekstu COPY -> (pole TSV, hash TSV)."""
+    if field == COPY_NULL:
+        return COPY_NULL, COPY_NULL
+    if b"\\" not in field:
+        return field, enc.hash_of(field).hexdigest().encode()
+    text = copy_unescape(field)
+    assert text is not None
+    return tsv_escape(text).encode(), enc.hash_of(text.encode()).hexdigest().encode()
+
+
+def _copy_line(enc: _Encoder, line: bytes) -> None:
+    """Jeden wiersz strumienia COPY (``write`` dla ``db_remote.copy_rows``)."""
+    if enc.fast:
+        key, _tab, field = line.partition(b"\t")
+        text, digest = _text_fields(enc, field[:-1])
+        enc.lines.append(b"[%b]\t%b\t%b\t%b\t%b\n" % (key, key, key, text, digest))
+        enc.last_int = key
+        _tick(enc)
+        return
+    fields = line[:-1].split(b"\t")
+    key = canonical_key(enc.target, [copy_unescape(value) for value in fields[: enc.width]])
+    text, digest = _text_fields(enc, fields[enc.width])
+    _keyed(enc, key, text, digest)
+
+
+def _page_row(enc: _Encoder, key: Any, text: str | None) -> None:
+    """Jeden wiersz strony keyset ``(klucz, tekst)``."""
+    if text is None:
+        field = digest = COPY_NULL
+    else:
+        field = tsv_escape(text).encode()
+        digest = enc.hash_of(text.encode("utf-8", "surrogatepass")).hexdigest().encode()
+    _keyed(enc, key, field, digest)
+
+
+def _keyed(enc: _Encoder, key: Any, text: bytes, digest: bytes) -> None:
+    remote_key = encode_key(key)
+    if len(remote_key) > enc.max_key:
+        raise TaskError(
+            f"klucz wiersza źródła {remote_key[:80]}… ma {len(remote_key)} znaków w postaci JSON, "
+            f"a task_item.remote_key mieści {enc.max_key}; wskaż krótszy klucz w task.key_column"
         )
-        self.last = (key, remote_key, remote_id)
-        self._tick()
+    remote_id = key if enc.single_int and -(2**63) <= key < 2**63 else None
+    if enc.mode == "key":
+        if remote_id is None:
+            raise TaskError(f"klucz tabeli {enc.target.table!r} nie mieści się w BIGINT; wskaż inny klucz")
+        enc.ord = remote_id
+    else:
+        enc.ord += enc.gap
+    shown_id = COPY_NULL if remote_id is None else str(remote_id).encode()
+    enc.lines.append(
+        b"%b\t%b\t%d\t%b\t%b\n" % (tsv_escape(remote_key).encode(), shown_id, enc.ord, text, digest)
+    )
+    enc.last = (key, remote_key, remote_id)
+    _tick(enc)
 
-    def _tick(self) -> None:
-        if len(self.lines) >= self.commit_rows or (
-            len(self.lines) % _CLOCK_EVERY == 0 and time.monotonic() - self.started >= COMMIT_EVERY_S
-        ):
-            self.flush()
 
-    def flush(self) -> None:
-        """Zapisuje zebrane linie do pliku i oddaje partię (nic, gdy pusta)."""
-        if not self.lines:
-            return
-        if self.last_int:  # szybka ścieżka COPY zapamiętuje tylko bajty ostatniego klucza
-            key = int(self.last_int)
-            last = (key, f"[{key}]", key)
-            self.ord = key
-        else:
-            assert self.last is not None
-            last = self.last
-        self.count += 1
-        path = os.path.join(self.directory, f"part{self.count}.tsv")
-        with open(path, "wb") as handle:
-            handle.write(b"".join(self.lines))
-        chunk = Chunk(path, len(self.lines), last[0], last[1], last[2], self.ord)
-        self.lines = []
-        self.put(chunk)
-        self.started = time.monotonic()
+def _tick(enc: _Encoder) -> None:
+    if len(enc.lines) >= enc.commit_rows or (
+        len(enc.lines) % _CLOCK_EVERY == 0 and time.monotonic() - enc.started >= COMMIT_EVERY_S
+    ):
+        _flush(enc)
+
+
+def _flush(enc: _Encoder) -> None:
+    """Zapisuje zebrane linie do pliku i oddaje partię (nic, gdy pusta)."""
+    if not enc.lines:
+        return
+    if enc.last_int:  # szybka ścieżka COPY zapamiętuje tylko bajty ostatniego klucza
+        key = int(enc.last_int)
+        last = (key, f"[{key}]", key)
+        enc.ord = key
+    else:
+        assert enc.last is not None
+        last = enc.last
+    enc.count += 1
+    path = os.path.join(enc.directory, f"part{enc.count}.tsv")
+    with open(path, "wb") as handle:
+        handle.write(b"".join(enc.lines))
+    chunk = Chunk(path, len(enc.lines), last[0], last[1], last[2], enc.ord)
+    enc.lines = []
+    enc.put(chunk)
+    enc.started = time.monotonic()
 
 
 def stream_chunks(
@@ -234,17 +257,17 @@ def stream_chunks(
                 continue
         raise _Stopped
 
-    encoder = _Encoder(target, mode, anchor, hash_of, commit_rows, directory, put, gap, max_key)
+    encoder = _new_encoder(target, mode, anchor, hash_of, commit_rows, directory, put, gap, max_key)
 
     def reader() -> None:
         try:
             if db_remote.can_copy(rconn, target):
-                db_remote.copy_rows(rconn, target, after_key, encoder.copy_line)
+                db_remote.copy_rows(rconn, target, after_key, partial(_copy_line, encoder))
             else:
                 for page in db_remote.iter_pages(rconn, target, after_key, page_size):
                     for key, text in page:
-                        encoder.row(key, text)
-            encoder.flush()
+                        _page_row(encoder, key, text)
+            _flush(encoder)
             put(end)
         except _Stopped:
             return
