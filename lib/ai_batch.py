@@ -529,7 +529,12 @@ def run_submit(
             stats["id_ai_batch"] = batch["id_ai_batch"]
             _submit(control, client, settings, task, model, batch, operation, stats)
         stats["operation_uuid"] = operation
-        log.info("zadanie %s: koniec wysyłki batch %s", id_task, stats)
+        log.info(
+            "zadanie %s: koniec wysyłki batch - pozycje zarezerwowane %s, batch %s",
+            id_task,
+            stats.get("claimed", 0),
+            stats.get("id_ai_batch") or "żaden",
+        )
         return stats
 
     return run_with_operation_lock(

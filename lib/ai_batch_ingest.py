@@ -400,7 +400,17 @@ def run_ingest(
         control.commit()
         _ingest(control, settings, task, batch, operation, stats)
         stats["batch_status"] = "ingested"
-        log.info("zadanie %s: batch %s odebrany %s", id_task, id_ai_batch, stats)
+        log.info(
+            "zadanie %s: batch %s odebrany - zapisane %s, błędy %s, zwrócone do kolejki %s, "
+            "koszt pozycji %.4f USD, rachunek batcha %.4f USD",
+            id_task,
+            id_ai_batch,
+            stats.get("processed", 0),
+            stats.get("failed", 0),
+            stats.get("released", 0),
+            float(stats.get("cost_usd") or 0),
+            float(stats.get("batch_cost_usd") or 0),
+        )
         return _finish(stats)
 
     return run_with_operation_lock(
