@@ -18,9 +18,9 @@ import sys
 from lib.control import install_signal_handlers
 from lib.db_local import connect_local
 from lib.db_utils import setup_logging
-from lib.errors import AilexiaError, UsageError
+from lib.errors import AilexiaError
 from lib.load_config import load_config
-from lib.task import CLOSED_STATUSES, get_task
+from lib.task import get_task
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -70,19 +70,10 @@ def run_one(
 ) -> int:
     """Materializuje ``ai_corrections`` dla zadania (``id_ai_batch``: odbiór batcha) i zwraca kod wyjścia."""
     from ailexia_dagster.assets import ai_corrections
-    from ailexia_dagster.constants import TAG_AI_BATCH, TAG_LIMIT
-    from ailexia_dagster.runner import materialize_task, run_tags
+    from ailexia_dagster.constants import TAG_AI_BATCH
+    from ailexia_dagster.runner import materialize_task
 
-    db = connect_local(settings, autocommit=True)
-    try:
-        task_row = get_task(db, id_task)
-    finally:
-        db.close()
-    if task_row["status"] in CLOSED_STATUSES:
-        raise UsageError(f"zadanie {id_task} ma status {task_row['status']} - pomijam")
-    tags = run_tags(id_task, task_row["id_database_connection"], "ai", max_seconds)
-    if limit:
-        tags[TAG_LIMIT] = str(limit)
+    tags = _tags(settings, id_task, limit, max_seconds)
     if id_ai_batch is not None:
         tags[TAG_AI_BATCH] = str(id_ai_batch)
     ok, message = materialize_task(instance, [ai_corrections], id_task, tags, env_file)
@@ -95,6 +86,21 @@ def run_one(
         return 1
     print(f"ai: zadanie {id_task}: gotowe" + (f" (batch {id_ai_batch} odebrany)" if id_ai_batch else ""))
     return 0
+
+
+def _tags(settings: dict, id_task: int, limit: int | None, max_seconds: float | None) -> dict[str, str]:
+    """Tagi runu AI zadania (zadanie zamknięte -> UsageError), z limitem pozycji, gdy podany."""
+    from ailexia_dagster.constants import TAG_LIMIT
+    from ailexia_dagster.runner import task_run_tags
+
+    db = connect_local(settings, autocommit=True)
+    try:
+        _task_row, tags = task_run_tags(db, id_task, "ai", max_seconds)
+    finally:
+        db.close()
+    if limit:
+        tags[TAG_LIMIT] = str(limit)
+    return tags
 
 
 def _task_status(settings: dict, id_task: int) -> str | None:
@@ -110,20 +116,10 @@ def queue_one(
     settings: dict, instance, id_task: int, limit: int | None, max_seconds: float | None, wait: bool
 ) -> int:
     """Wstawia run ``ai_job`` zadania do kolejki Dagstera (przez webserver) i zwraca kod wyjścia."""
-    from ailexia_dagster.constants import AI_JOB, TAG_LIMIT
-    from ailexia_dagster.runner import run_tags
+    from ailexia_dagster.constants import AI_JOB
     from ailexia_dagster.submit import describe_queued, submit_task_run, wait_for_run
 
-    db = connect_local(settings, autocommit=True)
-    try:
-        task_row = get_task(db, id_task)
-    finally:
-        db.close()
-    if task_row["status"] in CLOSED_STATUSES:
-        raise UsageError(f"zadanie {id_task} ma status {task_row['status']} - pomijam")
-    tags = run_tags(id_task, task_row["id_database_connection"], "ai", max_seconds)
-    if limit:
-        tags[TAG_LIMIT] = str(limit)
+    tags = _tags(settings, id_task, limit, max_seconds)
     url = settings["DAGSTER_WEBSERVER_URL"]
     run_id = submit_task_run(instance, url, AI_JOB, id_task, tags)
     print(describe_queued("ai", id_task, run_id, AI_JOB, tags), flush=True)

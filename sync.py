@@ -26,7 +26,7 @@ from lib.load_config import load_config
 from lib.runs import is_task_locked
 from lib.scheduling import tasks_for_cron
 from lib.schema import init_db
-from lib.task import CLOSED_STATUSES, get_task
+from lib.task import get_task
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -66,21 +66,17 @@ def run_one(
 ) -> int:
     """Materializuje assety jednego zadania i zwraca kod wyjścia."""
     from ailexia_dagster.assets import SYNC_ASSETS, source_export
-    from ailexia_dagster.runner import materialize_task, run_tags
+    from ailexia_dagster.runner import materialize_task, task_run_tags
 
     log = get_logger("sync")
     db = connect_local(settings, autocommit=True)
     try:
-        task_row = get_task(db, id_task)
-        if task_row["status"] in CLOSED_STATUSES:
-            raise UsageError(f"zadanie {id_task} ma status {task_row['status']} - pomijam")
+        _task_row, tags = task_run_tags(db, id_task, "export" if export else "sync", max_seconds)
         if is_task_locked(db, id_task):
             print(
                 f"sync: zadanie {id_task} jest właśnie przetwarzane przez inny run - pomijam", file=sys.stderr
             )
             return 1
-        kind = "export" if export else "sync"
-        tags = run_tags(id_task, task_row["id_database_connection"], kind, max_seconds)
         assets = [source_export] if export else SYNC_ASSETS
         ok, message = materialize_task(instance, assets, id_task, tags, env_file)
         after = get_task(db, id_task)
@@ -117,16 +113,13 @@ def queue_one(
 ) -> int:
     """Wstawia run zadania do kolejki Dagstera (przez webserver) i zwraca kod wyjścia."""
     from ailexia_dagster.constants import EXPORT_JOB, SYNC_JOB
-    from ailexia_dagster.runner import run_tags
+    from ailexia_dagster.runner import task_run_tags
     from ailexia_dagster.submit import describe_queued, submit_task_run, wait_for_run
 
     db = connect_local(settings, autocommit=True)
     try:
-        task_row = get_task(db, id_task)
-        if task_row["status"] in CLOSED_STATUSES:
-            raise UsageError(f"zadanie {id_task} ma status {task_row['status']} - pomijam")
         kind, job_name = ("export", EXPORT_JOB) if export else ("sync", SYNC_JOB)
-        tags = run_tags(id_task, task_row["id_database_connection"], kind, max_seconds)
+        _task_row, tags = task_run_tags(db, id_task, kind, max_seconds)
         url = settings["DAGSTER_WEBSERVER_URL"]
         run_id = submit_task_run(instance, url, job_name, id_task, tags)
         print(describe_queued("sync", id_task, run_id, job_name, tags), flush=True)

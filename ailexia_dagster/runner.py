@@ -21,8 +21,11 @@ from ailexia_dagster.constants import (
 from ailexia_dagster.dead_runs import close_dead_script_runs
 from ailexia_dagster.resources import AilexiaResource
 from lib import progress
+from lib.db_local import MySQL
+from lib.errors import UsageError
 from lib.load_config import PROJECT_ROOT
 from lib.runs import process_token
+from lib.task import CLOSED_STATUSES, get_task
 
 # Zmienne magazynu PostgreSQL z deploy/dagster.yaml: Dagster czyta je tylko ze środowiska procesu.
 DAGSTER_PG_VARS = (
@@ -64,6 +67,20 @@ def run_tags(
     if max_seconds:
         tags[TAG_MAX_SECONDS] = str(max_seconds)
     return tags
+
+
+def task_run_tags(
+    db: MySQL, id_task: int, kind: str, max_seconds: float | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Wiersz zadania i tagi jego runu ze skryptu; zadanie zamknięte (cancelled/archived) odrzuca.
+
+    Raises:
+        UsageError: Zadanie ma status zamknięty - skrypt go pomija.
+    """
+    task_row = get_task(db, id_task)
+    if task_row["status"] in CLOSED_STATUSES:
+        raise UsageError(f"zadanie {id_task} ma status {task_row['status']} - pomijam")
+    return task_row, run_tags(id_task, task_row["id_database_connection"], kind, max_seconds)
 
 
 def materialize_task(
