@@ -32,7 +32,6 @@ from lib import ai_client, ai_pack, ai_worker, faults, prompts, task_item
 from lib.db_local import MySQL, connect_local, retry_on_deadlock
 from lib.db_utils import get_logger, hash_function, hash_text, mask_secrets
 from lib.errors import AiError, TaskError, UsageError
-from lib.runs import run_with_operation_lock
 
 log = get_logger("ai_batch")
 
@@ -537,16 +536,7 @@ def run_submit(
         )
         return stats
 
-    return run_with_operation_lock(
-        settings,
-        id_task,
-        "ai",
-        run_id,
-        ai_worker.LOCK_PREFIX,
-        stats,
-        body,
-        liveness_prefix=ai_worker.LIVENESS_PREFIX,
-    )
+    return ai_worker.run_ai_operation(settings, id_task, run_id, stats, body)
 
 
 # --- anulowanie ---------------------------------------------------------------------------

@@ -30,7 +30,6 @@ from lib import ai_batch, ai_client, ai_cost, ai_pack, ai_worker, faults, prompt
 from lib.db_local import MySQL, connect_local
 from lib.db_utils import get_logger, hash_function, hash_text
 from lib.errors import AiItemError, UsageError
-from lib.runs import run_with_operation_lock
 
 log = get_logger("ai_batch")
 
@@ -190,12 +189,6 @@ def _new_ingest(
     stats: dict[str, Any],
 ) -> _Ingest:
     """Stan odbioru: ceny batch modelu, notatka tłumaczenia i pozycje batcha czekające po hashu tekstu."""
-    action = task.get("ai_action") or "correct"
-    note = (
-        f"tłumaczenie {task.get('source_lang') or 'auto'} -> {task.get('target_lang')}"
-        if action == "translate"
-        else None
-    )
     waiting: dict[str | None, list[int]] = {}
     for row in task_item.batch_items(db, batch["id_ai_batch"], batch["claim_uuid"]):
         waiting.setdefault(row["original_hash"], []).append(int(row["id_task_item"]))
@@ -206,7 +199,7 @@ def _new_ingest(
         stats=stats,
         prices=ai_cost.batch_price_row(model),
         hash_of=hash_function(task.get("hash_method") or "sha256"),
-        note=note,
+        note=prompts.change_note(task),
         waiting=waiting,
     )
 
@@ -413,16 +406,7 @@ def run_ingest(
         )
         return _finish(stats)
 
-    return run_with_operation_lock(
-        settings,
-        id_task,
-        "ai",
-        run_id,
-        ai_worker.LOCK_PREFIX,
-        stats,
-        body,
-        liveness_prefix=ai_worker.LIVENESS_PREFIX,
-    )
+    return ai_worker.run_ai_operation(settings, id_task, run_id, stats, body)
 
 
 def _finish(stats: dict[str, Any]) -> dict[str, Any]:

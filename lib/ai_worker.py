@@ -260,11 +260,7 @@ def _make_run(
         max_cost=Decimal(str(settings["AI_MAX_COST_USD"] or 0)),
         hash_of=hash_function(task.get("hash_method") or "sha256"),
         action=action,
-        note=(
-            f"tłumaczenie {task.get('source_lang') or 'auto'} -> {task.get('target_lang')}"
-            if action == "translate"
-            else None
-        ),
+        note=prompts.change_note(task),
         # AI_CONCURRENCY ogranicza zapytania do modelu (semafor); kilka wątków więcej pozwala
         # zapisywać wynik (commit) równolegle z kolejnym zapytaniem.
         api_slots=threading.BoundedSemaphore(concurrency),
@@ -451,6 +447,24 @@ def _abandon(run: _Run, members: list[tuple[dict[str, Any], _Group]]) -> None:
     _release(run, [item["id_task_item"] for item, _group in members])
 
 
+def _call_model(run: _Run, call: Callable[[], Any]) -> Any:
+    """Wysyła jedno zapytanie do modelu w miejscu runu (``AI_CONCURRENCY``) i wspólnym (``AI_MODEL_CONCURRENCY``).
+
+    Returns:
+        Wynik ``call()`` albo ``None``, gdy run przestał móc wysyłać (401/404, utrata blokady),
+        zanim wątek dostał miejsce - wtedy nic nie zostało wysłane.
+    """
+    assert run.api_slots is not None
+    with run.api_slots:
+        if not _can_send(run):
+            return None
+        with model_slots.model_slot(run.request_slots, abort=lambda: not _can_send(run)) as got:
+            if not got:
+                return None
+            faults.checkpoint("ai.request")
+            return call()
+
+
 def _send(run: _Run, item: dict[str, Any], group: _Group, carry: ai_cost.Share | None = None) -> None:
     """Wysyła jeden tekst do modelu i zapisuje wynik albo błąd pozycji.
 
@@ -473,24 +487,19 @@ def _send(run: _Run, item: dict[str, Any], group: _Group, carry: ai_cost.Share |
     if not _can_send(run) or not _reserve(run, estimate):
         _abandon(run, [(item, group)])
         return
-    result = None
     try:
-        assert run.api_slots is not None
-        with run.api_slots:
-            # Run mógł zostać przerwany (401/404, utrata blokady), gdy wątek czekał na miejsce.
-            if _can_send(run):
-                with model_slots.model_slot(run.request_slots, abort=lambda: not _can_send(run)) as got:
-                    if got:
-                        faults.checkpoint("ai.request")
-                        result = ai_client.complete(
-                            run.client,
-                            run.model,
-                            messages,
-                            run.settings,
-                            run.capability,
-                            item["text_original"],
-                            max_tokens=max_tokens,
-                        )
+        result = _call_model(
+            run,
+            lambda: ai_client.complete(
+                run.client,
+                run.model,
+                messages,
+                run.settings,
+                run.capability,
+                item["text_original"],
+                max_tokens=max_tokens,
+            ),
+        )
     except AiError as exc:
         _settle(run, estimate)
         with run.lock:
@@ -544,22 +553,13 @@ def _send_pack(run: _Run, members: list[tuple[dict[str, Any], _Group]]) -> None:
     if not _can_send(run) or not _reserve(run, estimate):
         _abandon(run, members)
         return
-    raw = None
     try:
-        assert run.api_slots is not None
-        with run.api_slots:
-            if _can_send(run):
-                with model_slots.model_slot(run.request_slots, abort=lambda: not _can_send(run)) as got:
-                    if got:
-                        faults.checkpoint("ai.request")
-                        raw = ai_client.request_pack(
-                            run.client,
-                            run.model,
-                            messages,
-                            run.settings,
-                            run.capability,
-                            max_tokens=max_tokens,
-                        )
+        raw = _call_model(
+            run,
+            lambda: ai_client.request_pack(
+                run.client, run.model, messages, run.settings, run.capability, max_tokens=max_tokens
+            ),
+        )
     except AiError as exc:
         _settle(run, estimate)
         with run.lock:
@@ -1006,6 +1006,21 @@ def run_ai(
         )
         return stats
 
+    return run_ai_operation(settings, id_task, run_id, stats, body)
+
+
+def run_ai_operation(
+    settings: dict[str, Any],
+    id_task: int,
+    run_id: str | None,
+    stats: dict[str, Any],
+    body: Callable[[MySQL, str], dict[str, Any]],
+) -> dict[str, Any]:
+    """Rama każdej operacji AI (run online, wysyłka i odbiór batcha): ``run_log`` i obie blokady runu.
+
+    Operacja trzyma ``LOCK_PREFIX`` + uuid i ``LIVENESS_PREFIX`` + uuid na dwóch sesjach; jej
+    rezerwacje są martwe dopiero, gdy obie są wolne (``LOCK_PREFIXES``).
+    """
     return run_with_operation_lock(
         settings, id_task, "ai", run_id, LOCK_PREFIX, stats, body, liveness_prefix=LIVENESS_PREFIX
     )

@@ -348,6 +348,13 @@ def check_preserved(original: str, answer: str) -> list[str]:
     return sorted(missing.elements())
 
 
+def change_note(task: dict[str, Any]) -> str | None:
+    """Dopisek do podsumowania zmian zadania tłumaczenia (``tłumaczenie pl -> en``); ``None`` dla korekty."""
+    if (task.get("ai_action") or "correct") != "translate":
+        return None
+    return f"tłumaczenie {task.get('source_lang') or 'auto'} -> {task.get('target_lang')}"
+
+
 def build_change_summary(edits: list[dict[str, Any]], note: str | None = None) -> str:
     """Buduje JSON ``change_summary``: poprawki i liczniki wszystkich kategorii.
 
