@@ -11,8 +11,6 @@ Weryfikacja (etap verify) jest w ``lib/verify.py``.
 import bisect
 import hashlib
 import itertools
-import queue
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,6 +20,7 @@ from typing import Any, NamedTuple
 import pymysql
 
 from lib import db_remote, faults, sync_load, task_item
+from lib.background import background_stream
 from lib.control import StopCheck
 from lib.db_local import MySQL, error_code, retry_on_deadlock
 from lib.db_remote import decode_key, encode_key
@@ -58,38 +57,12 @@ def _prefetch(pages: Iterator[list], depth: int) -> Iterator[list]:
 
     Kolejka ma ograniczoną długość, więc pamięć nie rośnie z rozmiarem tabeli.
     """
-    box: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    end = object()
 
-    def reader() -> None:
-        try:
-            for page in pages:
-                while not stop.is_set():
-                    try:
-                        box.put(page, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            box.put(end)
-        except BaseException as exc:  # błąd odczytu przekazujemy do wątku głównego
-            box.put(exc)
+    def produce(put: Callable[[Any], None]) -> None:
+        for page in pages:
+            put(page)
 
-    thread = threading.Thread(target=reader, name="source-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = box.get()
-            if item is end:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=5)
+    return background_stream(produce, depth, "source-reader", 5)
 
 
 # Odstęp pozycji w porządku źródła między kolejnymi wierszami przy numeracji (miejsce na wiersze

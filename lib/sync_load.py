@@ -15,18 +15,18 @@ z ucieczkami jest dekodowane (``db_remote.copy_unescape``) i kodowane na nowo re
 ``db_local.tsv_escape`` (``LOAD DATA`` nie zna np. ``\\f`` z COPY).
 """
 
+import contextlib
 import dataclasses
 import os
-import queue
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, NamedTuple
 
 from lib import db_remote
+from lib.background import background_stream
 from lib.db_local import tsv_escape
 from lib.db_remote import COPY_NULL, canonical_key, copy_unescape, encode_key
 from lib.errors import TaskError
@@ -48,10 +48,6 @@ class Chunk(NamedTuple):
     remote_key: str
     remote_id: int | None
     last_ord: int
-
-
-class _Stopped(Exception):
-    """Wątek główny przestał odbierać partie (pauza, błąd): strumień źródła jest przerywany."""
 
 
 @dataclasses.dataclass
@@ -241,54 +237,25 @@ def stream_chunks(
     Raises:
         RemoteError, TaskError: Błąd odczytu albo klucza (z wątku czytającego).
     """
-    box: queue.Queue = queue.Queue(maxsize=_QUEUE_CHUNKS)
-    stop = threading.Event()
-    end = object()
     directory = os.path.join(tempfile.gettempdir(), directory_name)
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(directory, mode=0o700)
 
-    def put(item: Any) -> None:
-        while not stop.is_set():
-            try:
-                box.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-        raise _Stopped
+    def produce(put: Callable[[Any], None]) -> None:
+        encoder = _new_encoder(target, mode, anchor, hash_of, commit_rows, directory, put, gap, max_key)
+        if db_remote.can_copy(rconn, target):
+            db_remote.copy_rows(rconn, target, after_key, partial(_copy_line, encoder))
+        else:
+            for page in db_remote.iter_pages(rconn, target, after_key, page_size):
+                for key, text in page:
+                    _page_row(encoder, key, text)
+        _flush(encoder)
 
-    encoder = _new_encoder(target, mode, anchor, hash_of, commit_rows, directory, put, gap, max_key)
-
-    def reader() -> None:
-        try:
-            if db_remote.can_copy(rconn, target):
-                db_remote.copy_rows(rconn, target, after_key, partial(_copy_line, encoder))
-            else:
-                for page in db_remote.iter_pages(rconn, target, after_key, page_size):
-                    for key, text in page:
-                        _page_row(encoder, key, text)
-            _flush(encoder)
-            put(end)
-        except _Stopped:
-            return
-        except BaseException as exc:  # błąd odczytu przekazujemy do wątku głównego
-            try:
-                put(exc)
-            except _Stopped:
-                return
-
-    thread = threading.Thread(target=reader, name="source-loader", daemon=True)
-    thread.start()
+    # Najpierw zatrzymanie wątku (zamknięcie strumienia), potem usunięcie katalogu jego plików.
     try:
-        while True:
-            item = box.get()
-            if item is end:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-            os.unlink(item.path)
+        with contextlib.closing(background_stream(produce, _QUEUE_CHUNKS, "source-loader", 10)) as chunks:
+            for chunk in chunks:
+                yield chunk
+                os.unlink(chunk.path)
     finally:
-        stop.set()
-        thread.join(timeout=10)
         shutil.rmtree(directory, ignore_errors=True)
