@@ -34,7 +34,7 @@ from ailexia_dagster.constants import (
 )
 from ailexia_dagster.partitions import task_partitions
 from ailexia_dagster.resources import AilexiaResource
-from lib import ai_worker, export, progress, sync, verify
+from lib import export, progress, sync, verify
 from lib.control import graceful_signals
 from lib.db_local import connect_local
 
@@ -294,6 +294,9 @@ def ai_corrections(
     context: AssetExecutionContext, ailexia: AilexiaResource, config: RunControlConfig
 ) -> Iterator[MaterializeResult]:
     """Przetwarza pozycje zadania modelem AI (albo wysyła / odbiera batch OpenAI)."""
+    # Import tutaj: lib.ai_worker ładuje SDK openai (~0,7 s), a sync.py nie potrzebuje go wcale.
+    from lib import ai_worker
+
     limit = int(context.run.tags.get(TAG_LIMIT, 0) or 0) or None
     id_ai_batch = int(context.run.tags.get(TAG_AI_BATCH, 0) or 0) or None
     yield from _run_controlled(

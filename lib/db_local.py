@@ -60,8 +60,6 @@ class MySQL:
         log_sql: ``True`` loguje każde zapytanie z parametrami i czasem.
         autocommit: Tryb autocommit.
         connect_timeout: Limit czasu połączenia w sekundach.
-        local_infile: ``True`` pozwala na ``LOAD DATA LOCAL INFILE`` (pierwsza synchronizacja);
-            serwer może wtedy poprosić o plik klienta, więc tylko dla połączeń skanu.
     """
 
     def __init__(
@@ -74,7 +72,6 @@ class MySQL:
         log_sql: bool = False,
         autocommit: bool = False,
         connect_timeout: int = 10,
-        local_infile: bool = False,
     ) -> None:
         # "localhost" w PyMySQL i tak idzie po TCP, ale jawnie wymuszamy adres IP.
         self.host = "127.0.0.1" if host in ("localhost", "") else host
@@ -85,7 +82,6 @@ class MySQL:
         self.log_sql = log_sql
         self.autocommit = autocommit
         self.connect_timeout = connect_timeout
-        self.local_infile = local_infile
         self.conn: pymysql.connections.Connection | None = None
         self.in_transaction = False
         self.last_insert_id = 0
@@ -111,7 +107,6 @@ class MySQL:
                 autocommit=self.autocommit,
                 connect_timeout=self.connect_timeout,
                 cursorclass=pymysql.cursors.DictCursor,
-                local_infile=self.local_infile,
             )
         except pymysql.MySQLError as exc:
             where = f"{self.user}@{self.host}:{self.port}/{self.database or ''}"
@@ -271,6 +266,24 @@ class MySQL:
             self._log(sql, list(chunk), started, len(chunk))
         return total
 
+    def execute_encoded(self, statement: bytes) -> int:
+        """Wykonuje gotowe zapytanie w bajtach (wartości już jako literały, ``sql_literal``).
+
+        Dla dużych wielowierszowych ``INSERT`` składanych poza PyMySQL (pierwsza synchronizacja):
+        bez formatowania parametrów i bez kopii zapytania w ``str``. Log SQL pokazuje początek.
+
+        Returns:
+            Liczba zmienionych wierszy.
+        """
+        if not self.autocommit:
+            self.in_transaction = True
+        assert self.conn is not None
+        started = time.perf_counter()
+        with self.conn.cursor() as cursor:
+            count = cursor.execute(statement)  # type: ignore[arg-type]  # PyMySQL wysyła bajty bez zmian
+        self._log(f"{statement[:120].decode('utf-8', 'replace')}… ({len(statement)} B)", None, started, count)
+        return count
+
     # --- transakcje -------------------------------------------------------------------------
     def begin(self) -> None:
         """Rozpoczyna transakcję jawnie."""
@@ -358,20 +371,22 @@ def retry_on_deadlock(function, attempts: int = 5, db: MySQL | None = None):
     raise AssertionError("nieosiągalne")
 
 
-def tsv_escape(value: Any) -> str:
-    """Koduje wartość do pliku TSV dla ``LOAD DATA`` (``\\N`` = NULL).
+def sql_literal(raw: bytes) -> bytes:
+    """Koduje tekst UTF-8 jako literał SQL w apostrofach (do gotowych zapytań w bajtach).
+
+    W UTF-8 bajty ``\\``, ``'`` i NUL nie występują wewnątrz znaków wielobajtowych, więc wystarczy
+    ucieczka tych trzech bajtów (reguła ucieczek backslash, jak w PyMySQL).
 
     Args:
-        value: Tekst, liczba albo ``None``.
+        raw: Tekst w UTF-8.
 
     Returns:
-        Pole TSV z ucieczką backslash, tabulatora, nowej linii, CR i NUL.
+        Literał, np. ``b"'it\\'s'"``.
     """
-    if value is None:
-        return "\\N"
-    if not isinstance(value, str):
-        return str(value)
-    return value.translate(_TSV_TABLE)
-
-
-_TSV_TABLE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
+    if b"\\" in raw:
+        raw = raw.replace(b"\\", b"\\\\")
+    if b"'" in raw:
+        raw = raw.replace(b"'", b"\\'")
+    if b"\0" in raw:
+        raw = raw.replace(b"\0", b"\\0")
+    return b"'" + raw + b"'"

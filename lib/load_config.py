@@ -27,6 +27,11 @@ SETTINGS_SPEC: dict[str, tuple[str, Any, str]] = {
     "DB_LOCAL_NAME": ("str", "ailexia", "Nazwa lokalnej bazy"),
     "BATCH_SIZE": ("int", 500, "Rozmiar strony odczytu ze źródła (keyset)"),
     "COMMIT_ROWS": ("int", 10000, "Ile wierszy źródła najwyżej w jednej transakcji lokalnej"),
+    "SYNC_WRITERS": (
+        "int",
+        2,
+        "Ile połączeń lokalnych wstawia naraz partie pierwszej synchronizacji (zatwierdzane po kolei)",
+    ),
     "LOG_LEVEL": ("loglevel", "INFO", "DEBUG, INFO, WARNING, ERROR, CRITICAL"),
     "LOG_FORMAT": ("str", DEFAULT_LOG_FORMAT, "Format linii logu (logging)"),
     "LOG_SQL_QUERIES": ("bool", False, "true = loguj każde zapytanie SQL z parametrami (hasła maskowane)"),
@@ -171,7 +176,7 @@ def load_config(
         raise ConfigError(f"AI_CONCURRENCY: musi być co najmniej 1 (jest {settings['AI_CONCURRENCY']})")
     if settings["AI_MAX_ATTEMPTS"] < 1:
         raise ConfigError(f"AI_MAX_ATTEMPTS: musi być co najmniej 1 (jest {settings['AI_MAX_ATTEMPTS']})")
-    for key in ("AI_PACK_ITEMS", "AI_PACK_CHARS"):
+    for key in ("SYNC_WRITERS", "AI_PACK_ITEMS", "AI_PACK_CHARS"):
         if settings[key] < 1:
             raise ConfigError(f"{key}: musi być co najmniej 1 (jest {settings[key]})")
     # Ścieżki względne liczymy od katalogu projektu, nie od bieżącego katalogu.

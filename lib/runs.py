@@ -249,8 +249,7 @@ def run_with_task_lock(
         TaskBusyError: Inny run trzyma blokadę zadania.
         AilexiaError: Błąd zadania (po zapisaniu ``error``).
     """
-    # Skan pierwszej synchronizacji ładuje pozycje przez LOAD DATA LOCAL INFILE (lib/sync_load.py).
-    db = connect_local(settings, local_infile=kind == "sync")
+    db = connect_local(settings)
     try:
         acquire_task_lock(db, id_task)
         try:

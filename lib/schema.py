@@ -57,7 +57,7 @@ BACKFILLS = [
 # Indeksy starszych schematów zastąpione innymi (usuwane po dodaniu nowych): (tabela, indeks, powód).
 OBSOLETE_KEYS = [
     ("task_item", "idx_task_item_fingerprint", "replaced by idx_task_item_order (source order, any key)"),
-    # Każdy indeks kosztuje przy pierwszej synchronizacji (LOAD DATA): zostają tylko te, których
+    # Każdy indeks kosztuje przy pierwszej synchronizacji (wstawianie): zostają tylko te, których
     # używa jakieś zapytanie (README, "How sync works" -> indeksy task_item).
     (
         "task_item",

@@ -22,7 +22,7 @@ import pymysql
 from lib import db_remote, faults, sync_load, task_item
 from lib.background import background_stream
 from lib.control import StopCheck
-from lib.db_local import MySQL, error_code, retry_on_deadlock
+from lib.db_local import MySQL, connect_local, error_code, retry_on_deadlock
 from lib.db_remote import decode_key, encode_key
 from lib.db_utils import get_logger, hash_text
 from lib.errors import RemoteError, TaskError
@@ -97,8 +97,8 @@ class _Batch:
     deleted: list[int] = field(default_factory=list)
     scanned: int = 0
     unchanged: int = 0
-    # Pierwsza synchronizacja: plik TSV nowych pozycji i liczba jego wierszy (``task_item.load_items``).
-    load: tuple[str, int] | None = None
+    # Pierwsza synchronizacja: zapytania INSERT nowych pozycji i ich liczba (``lib.sync_load``).
+    load: tuple[list[bytes], int] | None = None
 
     @property
     def created(self) -> int:
@@ -512,30 +512,43 @@ def _merge_page(scan: _Scan, rows: list[_Row], fill: "_TextReader | None" = None
         _place(scan, run, following, True, local)
 
 
-def _write_batch(scan: _Scan, final: bool, progress: float, work_ms: int) -> int:
+def _write_batch(
+    scan: _Scan, final: bool, progress: float, work_ms: int, db: MySQL | None = None, inserted: bool = False
+) -> int:
     """Zapisuje partię w jednej transakcji razem z pozycją w źródle i licznikami.
+
+    Args:
+        scan: Stan skanu (partia w ``scan.batch``).
+        final: Ostatnia partia (ogon usuniętych pozycji).
+        progress: Postęp zadania.
+        work_ms: Czas pracy partii.
+        db: Połączenie partii (domyślnie ``scan.db``; pisarz pierwszej synchronizacji).
+        inserted: Transakcja na ``db`` jest otwarta i ma już wstawione ``batch.load`` (pisarz);
+            po zakleszczeniu cała partia jest zapisywana od nowa.
 
     Returns:
         Liczba pozycji oznaczonych jako usunięte (z ogonem po ostatniej stronie).
     """
-    db, id_task, batch = scan.db, scan.id_task, scan.batch
+    id_task, batch = scan.id_task, scan.batch
+    db = scan.db if db is None else db
     last = scan.last_row
     position = (last.remote_key, last.remote_id, scan.anchor) if last is not None else (None, None, None)
+    loaded = [inserted]
 
     def work() -> int:
-        db.begin()
+        if not loaded[0]:
+            db.begin()
         lock_task_row(db, id_task)
         try:
             task_item.insert_items(db, id_task, batch.new)
-            if batch.load is not None:
-                task_item.load_items(db, id_task, *batch.load)
+            if batch.load is not None and not loaded[0]:
+                task_item.insert_statements(db, *batch.load)
         except pymysql.err.IntegrityError as exc:
             if error_code(exc) != 1062:
                 raise
-            raise TaskError(
-                f"klucz wiersza źródła występuje więcej niż raz ({exc.args[1]}); kolumny klucza "
-                "(task.key_column) muszą jednoznacznie wskazywać wiersz"
-            ) from None
+            raise _duplicate_key_error(exc) from None
+        finally:
+            loaded[0] = False  # ponowienie po zakleszczeniu zaczyna od wycofanej transakcji
         task_item.revive_items(db, batch.revived)
         task_item.set_ords(db, batch.reordered)
         task_item.update_changed_items(db, batch.changed)
@@ -565,15 +578,25 @@ def _write_batch(scan: _Scan, final: bool, progress: float, work_ms: int) -> int
     return retry_on_deadlock(work, db=db)
 
 
-def _flush(scan: _Scan, final: bool, progress: Progress | None) -> None:
-    """Zatwierdza bieżącą partię skanu i dopisuje ją do statystyk runu."""
+def _duplicate_key_error(exc: pymysql.err.IntegrityError) -> TaskError:
+    """Błąd zadania dla powtórzonego klucza źródła (kod 1062 przy wstawianiu pozycji)."""
+    return TaskError(
+        f"klucz wiersza źródła występuje więcej niż raz ({exc.args[1]}); kolumny klucza "
+        "(task.key_column) muszą jednoznacznie wskazywać wiersz"
+    )
+
+
+def _flush(
+    scan: _Scan, final: bool, progress: Progress | None, db: MySQL | None = None, inserted: bool = False
+) -> None:
+    """Zatwierdza bieżącą partię skanu i dopisuje ją do statystyk runu (``db``, ``inserted``: ``_write_batch``)."""
     batch = scan.batch
     if final:
         percent = 90.0
     else:
         percent = min(89.99, 5.0 + 85.0 * (scan.scanned / scan.total if scan.total else 1.0))
     now = time.monotonic()
-    deleted = _write_batch(scan, final, percent, int((now - scan.mark) * 1000))
+    deleted = _write_batch(scan, final, percent, int((now - scan.mark) * 1000), db, inserted)
     faults.checkpoint("sync.fetch")
     stats = scan.stats
     stats["fetched"] += batch.scanned
@@ -803,6 +826,7 @@ def _scan_fingerprints(
 
 def _load_initial(
     scan: _Scan,
+    settings: dict[str, Any],
     rconn: db_remote.RemoteConn,
     target: db_remote.Target,
     hash_of,
@@ -811,15 +835,19 @@ def _load_initial(
     progress: Progress | None,
     should_stop: StopCheck | None,
 ) -> str | None:
-    """Pierwsza synchronizacja: partie ``lib.sync_load`` ładowane ``LOAD DATA`` (jedna transakcja na partię).
+    """Pierwsza synchronizacja: partie ``lib.sync_load`` wstawiane przez ``SYNC_WRITERS`` połączeń.
+
+    Każda partia jest zatwierdzana (po kolei) w transakcji pisarza razem z pozycją w źródle.
 
     Returns:
         Powód zatrzymania (pauza) albo ``None``, gdy źródło zostało przeczytane do końca.
     """
     scan.stats["read_mode"] = "copy" if db_remote.can_copy(rconn, target) else "pages"
+    packet = int(scan.db.query_value("SELECT @@max_allowed_packet"))
     chunks = sync_load.stream_chunks(
         rconn,
         target,
+        scan.id_task,
         scan.last_key,
         scan.mode,
         scan.anchor,
@@ -828,24 +856,31 @@ def _load_initial(
         commit_rows,
         GAP,
         MAX_REMOTE_KEY,
-        f"ailexia_load_{scan.db.database}_{scan.id_task}",
+        min(sync_load.STATEMENT_BYTES, packet // 2),
     )
+
+    def commit(db: MySQL, chunk: sync_load.Chunk) -> str | None:
+        scan.batch.load = (chunk.statements, chunk.rows)
+        scan.stats["texts_read"] += chunk.rows
+        scan.batch.scanned += chunk.rows
+        scan.last_key = chunk.last_key
+        scan.last_row = _Row(chunk.last_key, chunk.remote_key, chunk.remote_id, None, None)
+        scan.anchor = chunk.last_ord
+        scan.scanned += chunk.rows
+        _flush(scan, False, progress, db, inserted=True)
+        return should_stop() if should_stop else None
+
+    writers = [connect_local(settings) for _ in range(settings["SYNC_WRITERS"])]
     try:
-        for chunk in chunks:
-            scan.batch.load = (chunk.path, chunk.rows)
-            scan.stats["texts_read"] += chunk.rows
-            scan.batch.scanned += chunk.rows
-            scan.last_key = chunk.last_key
-            scan.last_row = _Row(chunk.last_key, chunk.remote_key, chunk.remote_id, None, None)
-            scan.anchor = chunk.last_ord
-            scan.scanned += chunk.rows
-            _flush(scan, False, progress)
-            stopped = should_stop() if should_stop else None
-            if stopped:
-                return stopped
+        return sync_load.load_chunks(chunks, writers, commit)
+    except pymysql.err.IntegrityError as exc:
+        if error_code(exc) != 1062:
+            raise
+        raise _duplicate_key_error(exc) from None
     finally:
         chunks.close()
-    return None
+        for db in writers:
+            db.close()
 
 
 def _scan(
@@ -940,7 +975,7 @@ def _scan(
         if scan.initial and scan.mode != "rerank":
             restart = False
             stopped = _load_initial(
-                scan, rconn, target, hash_of, batch_size, commit_rows, progress, should_stop
+                scan, settings, rconn, target, hash_of, batch_size, commit_rows, progress, should_stop
             )
         hashes = None if scan.initial else _source_hashes(rconn, target, task_row, scan.last_key, batch_size)
         fill = _TextReader(conn_row, settings, target, hash_of) if hashes else None

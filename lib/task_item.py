@@ -13,8 +13,6 @@ Funkcje nie zatwierdzają transakcji, chyba że docstring mówi inaczej: transak
 from decimal import Decimal
 from typing import Any
 
-import pymysql
-
 from lib import faults
 from lib.db_local import MySQL, retry_on_deadlock
 from lib.errors import LocalDbError
@@ -273,6 +271,10 @@ def next_fingerprint(
     return int(row["n"]), row["fp"], row["last_ord"]
 
 
+# Kolumny nowej pozycji (``insert_items``, ``new_items_statement``); reszta z wartości domyślnych.
+_NEW_ITEM_COLUMNS = "id_task, remote_key, remote_id, source_ord, text_original, original_hash"
+
+
 def insert_items(
     db: MySQL, id_task: int, rows: list[tuple[str, int | None, int, str | None, str | None]]
 ) -> None:
@@ -283,49 +285,37 @@ def insert_items(
     """
     if rows:
         db.executemany(
-            "INSERT INTO task_item (id_task, remote_key, remote_id, source_ord, text_original, original_hash) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
+            f"INSERT INTO task_item ({_NEW_ITEM_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)",
             [(id_task, *row) for row in rows],
         )
 
 
-# Kolumny pliku TSV pierwszej synchronizacji (``load_items``), w kolejności pól linii.
-LOAD_COLUMNS = ("remote_key", "remote_id", "source_ord", "text_original", "original_hash")
+# Wartości jednej nowej pozycji w ``new_items_statement``: literały SQL kolumn ``_NEW_ITEM_COLUMNS``.
+NEW_ITEM_VALUES = b"(%b,%b,%b,%b,%b,%b)"
 
 
-def load_items(db: MySQL, id_task: int, path: str, rows: int) -> None:
-    """Wstawia nowe pozycje z pliku TSV przez ``LOAD DATA LOCAL INFILE`` (pierwsza synchronizacja).
+def new_items_statement(values: list[bytes]) -> bytes:
+    """Wielowierszowy ``INSERT`` nowych pozycji z gotowych wartości (``NEW_ITEM_VALUES``)."""
+    return b"INSERT INTO task_item (%b) VALUES %b" % (_NEW_ITEM_COLUMNS.encode(), b",".join(values))
 
-    Plik: linie ``remote_key, remote_id, source_ord, tekst, hash`` (``LOAD_COLUMNS``) rozdzielone
-    tabulatorem, ucieczki jak ``db_local.tsv_escape`` (``\\N`` = NULL); status ``pending`` i reszta
-    kolumn z wartości domyślnych, jak przy ``insert_items``. Przy ``LOCAL`` serwer zamienia błędy
-    wierszy (powtórzony klucz, obcięcie) na ostrzeżenia i pomija wiersz, więc liczba wstawionych
-    wierszy i ostrzeżenia są sprawdzane tutaj.
 
-    Args:
-        db: Połączenie z ``local_infile`` (transakcja wołającego).
-        id_task: Zadanie.
-        path: Ścieżka pliku TSV.
-        rows: Liczba linii pliku.
+def insert_statements(db: MySQL, statements: list[bytes], rows: int) -> None:
+    """Wykonuje zapytania ``new_items_statement`` partii i sprawdza, że wstawiły ``rows`` pozycji.
 
     Raises:
-        pymysql.IntegrityError: Klucz powtórzony (kod 1062, komunikat serwera) - jak ``insert_items``.
-        LocalDbError: Inne ostrzeżenie serwera (wiersz nie zostałby zapisany dokładnie).
+        pymysql.IntegrityError: Klucz powtórzony (kod 1062) - jak ``insert_items``.
+        LocalDbError: Serwer wstawił inną liczbę wierszy albo zgłosił ostrzeżenie (np. obcięcie
+            w trybie bez ``STRICT``) - pozycja nie zostałaby zapisana dokładnie.
     """
-    loaded = db.execute(
-        "LOAD DATA LOCAL INFILE %s INTO TABLE task_item CHARACTER SET utf8mb4 "
-        "FIELDS TERMINATED BY '\\t' ENCLOSED BY '' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' STARTING BY '' "
-        f"({', '.join(LOAD_COLUMNS)}) SET id_task=%s",
-        (path, id_task),
-    )
-    warnings = db.query("SHOW WARNINGS LIMIT 3")
-    if loaded == rows and not warnings:
-        return
-    for warning in warnings:
-        if int(warning["Code"]) == 1062:
-            raise pymysql.err.IntegrityError(1062, warning["Message"])
-    described = "; ".join(f"{w['Code']}: {w['Message']}" for w in warnings) or "bez ostrzeżeń"
-    raise LocalDbError(f"LOAD DATA wstawiło {loaded} z {rows} pozycji ({described})")
+    inserted = 0
+    for statement in statements:
+        inserted += db.execute_encoded(statement)
+        warnings = db.query("SHOW WARNINGS LIMIT 3")
+        if warnings:
+            described = "; ".join(f"{w['Code']}: {w['Message']}" for w in warnings)
+            raise LocalDbError(f"wstawianie nowych pozycji: ostrzeżenie serwera ({described})")
+    if inserted != rows:
+        raise LocalDbError(f"wstawianie nowych pozycji: serwer wstawił {inserted} z {rows}")
 
 
 def revive_items(db: MySQL, ids: list[int]) -> None:

@@ -5,7 +5,7 @@ import logging
 import pymysql
 import pytest
 
-from lib.db_local import MySQL, connect_local, tsv_escape
+from lib.db_local import MySQL, connect_local, sql_literal
 from lib.errors import LocalDbError
 
 POLISH = "Zażółć gęślą jaźń — ŻÓŁW 🐢🇵🇱 naïve"
@@ -123,10 +123,21 @@ def test_localhost_is_forced_to_tcp(settings):
         conn.close()
 
 
-def test_tsv_escape():
-    assert tsv_escape(None) == "\\N"
-    assert tsv_escape("a\tb\nc\\d\re") == "a\\tb\\nc\\\\d\\re"
-    assert tsv_escape(5) == "5"
+def test_sql_literal_round_trips_every_byte(scratch):
+    texts = [
+        POLISH,
+        "it's \\ back\\slash '' \\' \\\\",
+        "tab\tnew\nline\rcr \\N \\0 \\t",
+        "nul\0inside\0",
+        "\x1a ctrl-z \x7f del",
+        "",
+        "'",
+        "\\",
+    ]
+    values = b",".join(b"(%d,%b)" % (i, sql_literal(t.encode())) for i, t in enumerate(texts))
+    assert scratch.execute_encoded(b"INSERT INTO scratch (id, body) VALUES " + values) == len(texts)
+    rows = scratch.query("SELECT id, body FROM scratch ORDER BY id")
+    assert [r["body"] for r in rows] == texts
 
 
 def test_session_holding_a_lock_is_not_silently_reconnected(settings, scratch):
