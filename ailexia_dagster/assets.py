@@ -245,7 +245,7 @@ def task_item_hashes(context: AssetExecutionContext, ailexia: AilexiaResource) -
         return
     db = connect_local(settings, autocommit=True)
     try:
-        checks = verify.verify_checks(db, id_task)
+        checks = verify.verify_checks(db, id_task, stats)
     finally:
         db.close()
     check_results = [

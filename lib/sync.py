@@ -792,9 +792,9 @@ def _scan_fingerprints(
 ) -> tuple[str | None, bool]:
     """Resync po odciskach stron liczonych przez źródło (klucz całkowity, tryb ``key``).
 
-    Strona, której odcisk równa się lokalnemu (``next_fingerprint`` od ``scan.anchor``), jest bez
-    zmian - ze źródła przyszedł jeden wiersz na całą stronę. Inna jest czytana jako wiersze
-    ``(klucz, hash)`` z zakresu ``(klucz przed stroną, ostatni klucz]`` drugim połączeniem
+    Strona, której liczba i odcisk równają się lokalnym (``range_fingerprint`` pozycji w zakresie
+    ``(scan.anchor, ostatni klucz strony]``), jest bez zmian - ze źródła przyszedł jeden wiersz na
+    całą stronę. Inna jest czytana jako wiersze ``(klucz, hash)`` z zakresu ``(klucz przed stroną, ostatni klucz]`` drugim połączeniem
     i porównywana jak strona hashy. W trybie ``key`` pozycja to sam klucz, więc nowej numeracji
     (``_OrderChanged``) tu nie ma.
 
@@ -803,8 +803,8 @@ def _scan_fingerprints(
     """
     scan.stats["read_mode"] = "fingerprints"
     for after, count, last, fingerprint in fingerprints:
-        local_count, local_fingerprint, last_ord = task_item.next_fingerprint(
-            scan.db, scan.id_task, scan.anchor, count, scan.in_place
+        local_count, local_fingerprint, last_ord = task_item.range_fingerprint(
+            scan.db, scan.id_task, scan.anchor, last, scan.in_place
         )
         if local_count == count and local_fingerprint == fingerprint:
             scan.batch.unchanged += count

@@ -246,28 +246,50 @@ def set_ords(db: MySQL, rows: list[tuple[int, int]]) -> None:
         db.execute("UPDATE task_item SET source_ord=%s WHERE id_task_item=%s", (ordinal, id_item))
 
 
+# Odcisk pozycji w porządku źródła: liczba, sha256 z linii ``remote_key<TAB>hash`` rozdzielonych ``\n``
+# (ten sam format liczy ``lib.sync`` i źródło, ``db_remote.fetch_page_fingerprint``) i ostatnia pozycja.
+# Czyta tylko pokrywający indeks ``idx_task_item_order`` (bez tekstów).
+_FINGERPRINT_SQL = (
+    "SELECT COUNT(*) AS n, SHA2(GROUP_CONCAT(CONCAT(remote_key, '\\t', IFNULL(ref, '')) "
+    "ORDER BY source_ord SEPARATOR '\\n'), 256) AS fp, MAX(source_ord) AS last_ord FROM ("
+    f"SELECT remote_key, source_ord, {REFERENCE_HASH_SQL} AS ref FROM task_item "
+    "WHERE id_task=%s AND deleted_at IS NULL AND {bound}{limit}) page"
+)
+
+
 def next_fingerprint(
     db: MySQL, id_task: int, after: int | None, count: int, in_place: bool
 ) -> tuple[int, str | None, int | None]:
     """Odcisk ``count`` kolejnych aktywnych pozycji za pozycją ``after`` w porządku źródła.
 
-    Zapytanie czyta tylko pokrywający indeks ``idx_task_item_order`` (bez tekstów). Gdy odcisk
-    równa się odciskowi strony źródła o ``count`` wierszach, strona jest bez zmian: te same klucze
-    w tej samej kolejności, te same hashe i brak usuniętych pomiędzy. Format (ten sam liczy
-    ``lib.sync`` dla strony źródła): sha256 z linii ``remote_key<TAB>hash`` rozdzielonych ``\\n``
-    (znaków sterujących nie ma w JSON ``remote_key``).
+    Gdy odcisk równa się odciskowi strony źródła o ``count`` wierszach, strona jest bez zmian:
+    te same klucze w tej samej kolejności, te same hashe i brak usuniętych pomiędzy
+    (``remote_key`` w JSON nie ma znaków sterujących).
 
     Returns:
         ``(liczba pozycji, odcisk, pozycja ostatniej)``.
     """
     bound, params = _ord_range(after, None)
-    row = db.query_one(
-        "SELECT COUNT(*) AS n, SHA2(GROUP_CONCAT(CONCAT(remote_key, '\\t', IFNULL(ref, '')) "
-        "ORDER BY source_ord SEPARATOR '\\n'), 256) AS fp, MAX(source_ord) AS last_ord FROM ("
-        f"SELECT remote_key, source_ord, {REFERENCE_HASH_SQL} AS ref FROM task_item "
-        f"WHERE id_task=%s AND deleted_at IS NULL AND {bound} ORDER BY source_ord LIMIT %s) page",
-        (in_place, id_task, *params, count),
-    )
+    sql = _FINGERPRINT_SQL.format(bound=bound, limit=" ORDER BY source_ord LIMIT %s")
+    row = db.query_one(sql, (in_place, id_task, *params, count))
+    return int(row["n"]), row["fp"], row["last_ord"]
+
+
+def range_fingerprint(
+    db: MySQL, id_task: int, low: int | None, high: int, in_place: bool
+) -> tuple[int, str | None, int | None]:
+    """Odcisk aktywnych pozycji z pozycją w ``(low, high]`` (jak ``next_fingerprint``, ten sam format).
+
+    Dla klucza całkowitego (pozycja = klucz) strona źródła ``(klucz przed nią, ostatni klucz]``
+    jest bez zmian, gdy liczba i odcisk tego zakresu są równe jej liczbie i odciskowi. Zakres bez
+    ``ORDER BY ... LIMIT`` MariaDB czyta jednym przejściem indeksu, bez tabeli pośredniej: przy
+    1 000 000 pozycji 1,8 s zamiast 3,9 s dla wszystkich stron resyncu bez zmian.
+
+    Returns:
+        ``(liczba pozycji, odcisk, pozycja ostatniej)``.
+    """
+    bound, params = _ord_range(low, high)
+    row = db.query_one(_FINGERPRINT_SQL.format(bound=bound, limit=""), (in_place, id_task, *params))
     return int(row["n"]), row["fp"], row["last_ord"]
 
 
@@ -429,27 +451,41 @@ def verify_sample(db: MySQL, id_task: int, samples: int, sample_size: int) -> di
     return rows
 
 
-def integrity_counts(db: MySQL, id_task: int) -> dict[str, int]:
+def integrity_counts(db: MySQL, id_task: int, active: tuple[int, int] | None = None) -> dict[str, int]:
     """Dane asset checków: zdublowane klucze, pozycje bez hasha, aktywne pozycje.
+
+    Zdublowanych kluczy nie liczy, gdy wyklucza je sama baza: unikalny indeks
+    ``idx_task_item_key (id_task, remote_key)`` (sprawdzany w katalogu; bez niego - ``GROUP BY``
+    po wszystkich pozycjach zadania, 0,45 s przy 1 000 000).
+
+    Args:
+        db: Połączenie.
+        id_task: Zadanie.
+        active: ``active_counts`` policzone przed chwilą w tym samym runie (weryfikacja) albo
+            ``None`` - wtedy liczone tutaj.
 
     Returns:
         Słownik: duplicates, missing_hash, active_items.
     """
-    duplicates = db.query_value(
-        "SELECT COUNT(*) FROM (SELECT remote_key FROM task_item WHERE id_task=%s GROUP BY remote_key "
-        "HAVING COUNT(*)>1) d",
-        (id_task,),
+    if unique_key_enforced(db):
+        duplicates = 0
+    else:
+        duplicates = db.query_value(
+            "SELECT COUNT(*) FROM (SELECT remote_key FROM task_item WHERE id_task=%s GROUP BY remote_key "
+            "HAVING COUNT(*)>1) d",
+            (id_task,),
+        )
+    count, no_hash = active_counts(db, id_task) if active is None else active
+    return {"duplicates": int(duplicates or 0), "missing_hash": no_hash, "active_items": count}
+
+
+def unique_key_enforced(db: MySQL) -> bool:
+    """Czy ``task_item`` ma unikalny indeks dokładnie na ``(id_task, remote_key)`` (katalog bazy)."""
+    rows = db.query(
+        "SELECT NON_UNIQUE, COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA=DATABASE() "
+        "AND TABLE_NAME='task_item' AND INDEX_NAME='idx_task_item_key' ORDER BY SEQ_IN_INDEX"
     )
-    row = db.query_one(
-        "SELECT COALESCE(SUM(deleted_at IS NULL),0) AS active, "
-        "COALESCE(SUM(hash_missing),0) AS no_hash FROM task_item WHERE id_task=%s",
-        (id_task,),
-    )
-    return {
-        "duplicates": int(duplicates or 0),
-        "missing_hash": int(row["no_hash"]),
-        "active_items": int(row["active"]),
-    }
+    return [(int(r["NON_UNIQUE"]), r["COLUMN_NAME"]) for r in rows] == [(0, "id_task"), (0, "remote_key")]
 
 
 # --- AI: rezerwacje i wyniki ------------------------------------------------------------

@@ -129,13 +129,23 @@ def run_verify(
     return run_with_task_lock(settings, id_task, "sync", run_id, body, skip_closed=True)
 
 
-def verify_checks(db: MySQL, id_task: int) -> dict[str, Any]:
+def verify_checks(db: MySQL, id_task: int, stats: dict[str, Any] | None = None) -> dict[str, Any]:
     """Dane do asset checków: duplikaty kluczy, pozycje bez hasha, liczba aktywnych pozycji.
+
+    Args:
+        db: Połączenie.
+        id_task: Zadanie.
+        stats: Wynik ``run_verify`` tego runu: jego ``local_count`` i ``missing_hash`` (liczone
+            przed chwilą) nie są liczone drugi raz.
 
     Returns:
         Słownik: duplicates, missing_hash, active_items, status.
     """
-    checks: dict[str, Any] = task_item.integrity_counts(db, id_task)
+    stats = stats or {}
+    counted = None
+    if "local_count" in stats and "missing_hash" in stats:
+        counted = (int(stats["local_count"]), int(stats["missing_hash"]))
+    checks: dict[str, Any] = task_item.integrity_counts(db, id_task, counted)
     task_row = db.query_one("SELECT status FROM task WHERE id_task=%s", (id_task,))
     checks["status"] = task_row["status"] if task_row else None
     return checks

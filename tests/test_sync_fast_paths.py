@@ -327,3 +327,24 @@ def test_parallel_writers_pause_and_resume_to_the_same_state(small_batches, db, 
     sync.sync_task(settings, clean)
     assert _items(db, paused) == _items(db, clean)
     assert _counters(db, paused) == _counters(db, clean) == ("completed", 200, 200, 200, 0, 0)
+
+
+def test_range_fingerprint_equals_the_source_page_and_next_fingerprint(settings, db, pg_source):
+    """Odcisk zakresu pozycji = odcisk strony PostgreSQL = ``next_fingerprint``; usunięta pozycja go zmienia."""
+    from lib import task_item
+
+    create_text_table(pg_source, rows=[(i, None if i == 24 else f"tekst {i} 😀") for i in range(1, 51)])
+    id_task = add_task(db, add_connection(db, pg_source))
+    sync.sync_task(settings, id_task)
+    rconn = db_remote.connect(pg_source, settings)
+    try:
+        target = db_remote.resolve_target(rconn, "articles", "body")
+        hash_sql = db_remote.source_hash_sql(rconn, target, "sha256")
+        pages = list(db_remote.iter_page_fingerprints(rconn, target, None, 20, hash_sql))
+    finally:
+        db_remote.close(rconn)
+    after, count, last, source_fp = pages[1]
+    assert task_item.range_fingerprint(db, id_task, after, last, False) == (count, source_fp, last)
+    assert task_item.next_fingerprint(db, id_task, after, count, False) == (count, source_fp, last)
+    db.execute("UPDATE task_item SET deleted_at=NOW() WHERE id_task=%s AND remote_id=30", (id_task,))
+    assert task_item.range_fingerprint(db, id_task, after, last, False)[:2] != (count, source_fp)

@@ -367,3 +367,25 @@ def test_sigkill_mid_fetch_then_rerun_equals_uninterrupted(local_env, settings, 
         )
         == 0
     )
+
+
+def test_verify_checks_count_duplicates_only_without_the_unique_index(settings, db, pg_source):
+    """Checki: duplikaty wyklucza unikalny indeks; bez niego są liczone (i widać je w checku)."""
+    create_text_table(pg_source, rows=[(i, f"tekst {i}") for i in range(1, 31)])
+    id_task = add_task(db, add_connection(db, pg_source))
+    stats = sync.sync_task(settings, id_task)["verify"]
+    expected = {"duplicates": 0, "missing_hash": 0, "active_items": 30, "status": "completed"}
+    assert verify.verify_checks(db, id_task, stats) == expected
+    assert verify.verify_checks(db, id_task) == expected
+    db.execute("UPDATE task_item SET original_hash=NULL WHERE id_task=%s AND remote_id=3", (id_task,))
+    assert verify.verify_checks(db, id_task)["missing_hash"] == 1
+    db.execute(
+        "ALTER TABLE task_item DROP INDEX idx_task_item_key, ADD KEY idx_task_item_key (id_task, remote_key)"
+    )
+    db.execute(
+        "INSERT INTO task_item (id_task, remote_key, remote_id, source_ord, text_original, original_hash) "
+        "SELECT id_task, remote_key, remote_id, source_ord, text_original, original_hash FROM task_item "
+        "WHERE id_task=%s AND remote_id IN (5, 6)",
+        (id_task,),
+    )
+    assert verify.verify_checks(db, id_task)["duplicates"] == 2
