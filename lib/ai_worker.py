@@ -101,6 +101,31 @@ def _load_task(db: MySQL, id_task: int) -> tuple[dict[str, Any], dict[str, Any]]
     return task, model
 
 
+def remembered_format(db: MySQL, model_row: dict[str, Any]) -> str | None:
+    """Format odpowiedzi wykryty wcześniej dla serwera i modelu (``ai_model.response_format``).
+
+    Format jest cechą serwera i modelu, nie wiersza ``ai_model``: liczy się każdy wiersz z tym samym
+    ``base_url`` i ``model`` (jak limit ``AI_MODEL_CONCURRENCY``), własny wiersz najpierw.
+
+    Returns:
+        ``json_schema``, ``json_object``, ``text`` albo ``None`` (nieznany - run go wykryje).
+    """
+    return db.query_value(
+        "SELECT response_format FROM ai_model WHERE model=%s AND base_url <=> %s AND response_format IS NOT NULL "
+        "ORDER BY id_ai_model=%s DESC, id_ai_model DESC LIMIT 1",
+        (model_row["model"], model_row.get("base_url"), model_row["id_ai_model"]),
+    )
+
+
+def remember_format(db: MySQL, model_row: dict[str, Any], mode: str) -> None:
+    """Zapisuje format wykryty przez run we wszystkich wierszach ``ai_model`` tego serwera i modelu."""
+    db.execute(
+        "UPDATE ai_model SET response_format=%s WHERE model=%s AND base_url <=> %s",
+        (mode, model_row["model"], model_row.get("base_url")),
+    )
+    db.commit()
+
+
 def resolve_endpoint(settings: dict[str, Any], model_row: dict[str, Any]) -> tuple[str | None, str]:
     """Ustala adres serwera i klucz API modelu (klucz z ``ai_model.api_key_env``).
 
@@ -971,6 +996,9 @@ def run_ai(
             settings["AI_CONCURRENCY"],
         )
         run = _make_run(settings, task, model, client, control, operation, limit, stats)
+        # Format wykryty przez wcześniejszy run: bez próby wstępnej, w której reszta wątków czeka.
+        run.capability = ai_client.make_capability_state(remembered_format(control, model))
+        control.commit()
         eligible = task_item.count_ai_eligible(control, id_task, run.max_attempts)
         stats["items_total"] = min(eligible, limit) if limit else eligible
         run.request_slots = model_slots.open_slots(settings, model)
@@ -980,6 +1008,14 @@ def run_ai(
             finally:
                 stats["model_slot_wait_s"] = round(run.request_slots.wait_s, 3)
                 model_slots.close_slots(run.request_slots)
+                if run.capability["probed"]:
+                    try:
+                        control.rollback()
+                        remember_format(control, model, run.capability["mode"])
+                    except Exception as exc:  # tylko pamięć na później: run i tak się liczy
+                        log.warning(
+                            "zadanie %s: nie udało się zapamiętać formatu odpowiedzi: %s", id_task, exc
+                        )
                 try:
                     control.rollback()
                     task_item.release_claims(control, operation)
