@@ -11,7 +11,8 @@ from decimal import Decimal
 import pymysql
 import pytest
 
-from lib import ai_cost, ai_worker, prompts, scheduling
+from lib import ai_cost, ai_worker, prompts, scheduling, task_item
+from lib.db_local import connect_local
 from lib.db_utils import compute_hash
 from lib.errors import AiError, TaskError, UsageError
 from tests.conftest import MYSQL_SERVER, PROJECT_ROOT
@@ -548,3 +549,36 @@ def test_killed_process_claims_are_reclaimed_at_once(settings, db, fake_openai):
     time.sleep(0.2)  # serwer MariaDB zamyka sesję zabitego procesu (zwalnia GET_LOCK)
     stats = ai_worker.run_ai(conf(settings), id_task)
     assert stats["processed"] == 6
+
+
+def test_first_claim_reads_only_the_task_rows(settings, db):
+    """Pierwsza rezerwacja runu (``after_id=0``) czyta indeks zadania, nie całą tabelę: pozycje innych
+    zadań (tu 60 000 przetworzonych) nie są przechodzone (liczniki ``Handler_read_*`` sesji)."""
+    other = add_task(db, 1)
+    rows = [(other, n, f"gotowe {n}", compute_hash(f"gotowe {n}"), "processed") for n in range(60000)]
+    db.executemany(
+        "INSERT INTO task_item (id_task, remote_id, text_original, original_hash, status) VALUES (%s, %s, %s, %s, %s)",
+        rows,
+    )
+    id_task = add_task(db, 1)
+    texts = [f"bląd {n}" for n in range(20000)]
+    db.executemany(
+        "INSERT INTO task_item (id_task, remote_id, text_original, original_hash, status) VALUES (%s, %s, %s, %s, %s)",
+        [(id_task, n, text, compute_hash(text), "pending") for n, text in enumerate(texts)],
+    )
+    db.execute("ANALYZE TABLE task_item")
+    claimer = connect_local(settings)
+    try:
+        claimer.execute("FLUSH STATUS")
+        claimed = task_item.claim_for_ai(
+            claimer, id_task, str(uuid.uuid4()), 160, 5, 900, ai_worker.LOCK_PREFIXES
+        )
+        reads = sum(
+            int(r["Value"])
+            for r in claimer.query("SHOW SESSION STATUS LIKE 'Handler_read%'")
+            if r["Variable_name"] != "Handler_read_key"
+        )
+    finally:
+        claimer.close()
+    assert len(claimed) == 160
+    assert reads < 1000, reads
