@@ -806,12 +806,31 @@ def _spare_threads(run: _Run) -> int:
     return SPARE_THREADS if run.pack_items <= 1 else max(SPARE_THREADS, run.concurrency // 2)
 
 
+def _count_total(run: _Run) -> None:
+    """Liczy pozycje do zrobienia w tym runie (``items_total`` postępu) połączeniem z puli zapisu.
+
+    Tylko liczba dla postępu: na starcie runu ten COUNT po pozycjach zadania opóźniał pierwsze
+    zapytanie do modelu (~20-40 ms), więc idzie w puli obok pierwszej rezerwacji. Wyniki zapisane
+    przed nim (pierwsze odpowiedzi przychodzą po czasie zapytania) mogą go najwyżej lekko zaniżyć.
+    """
+    try:
+        with _store_db(run) as db:
+            eligible = task_item.count_ai_eligible(db, run.id_task, run.max_attempts)
+    except Exception as exc:  # brak liczby psuje tylko procent postępu, nie run
+        log.warning("zadanie %s: nie udało się policzyć pozycji do zrobienia: %s", run.id_task, exc)
+        return
+    with run.lock:
+        run.stats["items_total"] = min(eligible, run.limit) if run.limit else eligible
+
+
 def _run_loop(run: _Run, should_stop: StopCheck | None, progress: Progress | None) -> None:
     """Pętla rezerwacji i rozdziału pracy; wraca po wyczerpaniu pozycji, zatrzymaniu albo błędzie."""
     stats = run.stats
     pool = ThreadPoolExecutor(
         max_workers=run.concurrency + _spare_threads(run), thread_name_prefix=f"ai-{run.id_task}"
     )
+    # Liczba pozycji dla postępu idzie w puli obok pierwszej rezerwacji, nie przed nią.
+    pool.submit(_count_total, run)
     active: dict[Future, Members] = {}
     # Zakończone zadania puli trafiają do kolejki (callback), więc pętla budzi się w O(1);
     # ``wait(FIRST_COMPLETED)`` na kilkudziesięciu futures kosztował ~10% czasu GIL przy 32 wątkach.
@@ -982,12 +1001,16 @@ def run_ai(
     if ai_batch.is_batch_mode(task, model):
         return ai_batch.run_submit(settings, task, model, run_id=run_id, should_stop=should_stop, limit=limit)
     base_url, api_key = resolve_endpoint(settings, model)
+    # Klient (kontekst TLS: ~20-40 ms) powstaje w tle, gdy run łączy się z bazą i zakłada blokady.
+    maker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ai-{id_task}-client")
+    client_ready = maker.submit(ai_client.make_client, base_url, api_key, float(settings["AI_TIMEOUT_S"]))
+    maker.shutdown(wait=False)
 
     def body(control: MySQL, operation: str) -> dict[str, Any]:
         # READ COMMITTED: rezerwacja nie blokuje wierszy, których i tak nie bierze.
         control.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         control.commit()
-        client = ai_client.make_client(base_url, api_key, float(settings["AI_TIMEOUT_S"]))
+        client = client_ready.result()
         log.info(
             "zadanie %s: start AI (operacja %s, model %s, współbieżność %s)",
             id_task,
@@ -999,8 +1022,6 @@ def run_ai(
         # Format wykryty przez wcześniejszy run: bez próby wstępnej, w której reszta wątków czeka.
         run.capability = ai_client.make_capability_state(remembered_format(control, model))
         control.commit()
-        eligible = task_item.count_ai_eligible(control, id_task, run.max_attempts)
-        stats["items_total"] = min(eligible, limit) if limit else eligible
         run.request_slots = model_slots.open_slots(settings, model)
         try:
             try:

@@ -582,3 +582,17 @@ def test_first_claim_reads_only_the_task_rows(settings, db):
         claimer.close()
     assert len(claimed) == 160
     assert reads < 1000, reads
+
+
+def test_items_total_counted_alongside_the_first_claim(settings, db, fake_openai):
+    """``items_total`` (postęp) liczy pula obok pierwszej rezerwacji: pozycje do zrobienia, z limitem runu."""
+    id_task = make_task(db, fake_openai["base_url"])
+    add_items(db, id_task, [f"bląd {n}" for n in range(7)])
+    add_items(db, id_task, ["gotowe"], status="processed", start=100)
+    seen: list[int] = []
+    stats = ai_worker.run_ai(
+        conf(settings), id_task, limit=3, progress=lambda s: seen.append(s.get("items_total", 0))
+    )
+    assert stats["items_total"] == 3 and stats["processed"] == 3
+    assert seen and seen[-1] == 3
+    assert ai_worker.run_ai(conf(settings), id_task)["items_total"] == 4
