@@ -61,13 +61,28 @@ def make_client(base_url: str | None, api_key: str, timeout: float) -> openai.Op
     return openai.OpenAI(base_url=base_url or None, api_key=api_key, timeout=timeout, max_retries=0)
 
 
-def make_capability_state() -> dict[str, Any]:
+def make_capability_state(remembered: str | None = None) -> dict[str, Any]:
     """Tworzy stan runu: wykryty format odpowiedzi i licznik wysłanych zapytań.
 
+    Args:
+        remembered: Format wykryty wcześniej dla tego serwera i modelu (``ai_model.response_format``)
+            albo ``None``. Zapamiętany format jest używany od pierwszego zapytania bez próby
+            wstępnej; dopóki żadne zapytanie w nim się nie udało, jego odrzucenie (400/415/422, 5xx
+            o formacie) wznawia wykrywanie od następnego, słabszego formatu.
+
     Returns:
-        Słownik ``{"mode": None, "requests": 0, ...}`` współdzielony przez wątki runu.
+        Słownik ``{"mode", "requests", "remembered", "probed", ...}`` współdzielony przez wątki runu;
+        ``probed`` = ten run sam wykrył format (warto go zapamiętać).
     """
-    return {"mode": None, "requests": 0, "lock": threading.Lock(), "probe_lock": threading.Lock()}
+    mode = remembered if remembered in RESPONSE_FORMATS else None
+    return {
+        "mode": mode,
+        "requests": 0,
+        "remembered": mode is not None,
+        "probed": False,
+        "lock": threading.Lock(),
+        "probe_lock": threading.Lock(),
+    }
 
 
 def _status(exc: BaseException) -> int | None:
@@ -322,15 +337,45 @@ def _first_response(
     shape: Shape,
     max_tokens: int | None,
 ) -> tuple[Any, str]:
-    """Wysyła zapytanie w wykrytym formacie; pierwsze w runie wykrywa format (inne wątki czekają)."""
+    """Wysyła zapytanie w wykrytym formacie; pierwsze w runie wykrywa format (inne wątki czekają).
+
+    Format zapamiętany z wcześniejszych runów (``make_capability_state(remembered=...)``) idzie od
+    razu; jego odrzucenie przed pierwszym udanym zapytaniem wznawia wykrywanie od słabszego formatu.
+    """
     mode = state["mode"]
     if mode is None:
         with state["probe_lock"]:
             mode = state["mode"]
             if mode is None:
                 return _probe(client, model_row, messages, settings, state, counter, shape, max_tokens)
-    response = _request(client, model_row, messages, mode, settings, state, counter, shape, max_tokens)
+    try:
+        response = _request(client, model_row, messages, mode, settings, state, counter, shape, max_tokens)
+    except openai.APIStatusError as exc:
+        if not state["remembered"] or not _format_rejected(exc, mode, model_row, settings):
+            raise
+        with state["probe_lock"]:
+            if state["remembered"] and state["mode"] == mode:
+                log.info(
+                    "serwer odrzucił zapamiętany response_format=%s (%s) - wykrywam format od nowa",
+                    mode,
+                    _error_message(exc),
+                )
+                start = RESPONSE_FORMATS.index(mode) + 1
+                return _probe(client, model_row, messages, settings, state, counter, shape, max_tokens, start)
+            mode = state["mode"]
+        response = _request(client, model_row, messages, mode, settings, state, counter, shape, max_tokens)
+    if state["remembered"]:
+        state["remembered"] = False  # format potwierdzony udanym zapytaniem
     return response, mode
+
+
+def _format_rejected(
+    exc: openai.APIStatusError, mode: str, model_row: dict[str, Any], settings: dict[str, Any]
+) -> bool:
+    """Czy błąd to odrzucenie formatu ``mode`` przez serwer (400/415/422, 5xx), a nie błąd całego runu."""
+    status = _status(exc) or 0
+    rejected = mode != "text" and (status in (400, 415, 422) or status >= 500)
+    return rejected and _fatal_error(exc, model_row, settings) is None
 
 
 def _api_errors(
@@ -497,21 +542,22 @@ def _probe(
     counter: list[int],
     shape: Shape = SINGLE,
     max_tokens: int | None = None,
+    start: int = 0,
 ) -> tuple[Any, str]:
-    """Próbuje formatów od najlepszego; zapamiętuje pierwszy przyjęty przez serwer."""
-    for mode in RESPONSE_FORMATS:
+    """Próbuje formatów od najlepszego (od ``RESPONSE_FORMATS[start]``); zapamiętuje pierwszy przyjęty."""
+    for mode in RESPONSE_FORMATS[start:]:
         try:
             response = _request(
                 client, model_row, messages, mode, settings, state, counter, shape, max_tokens
             )
         except openai.APIStatusError as exc:
-            status = _status(exc) or 0
-            rejected = mode != "text" and (status in (400, 415, 422) or status >= 500)
-            if not rejected or _fatal_error(exc, model_row, settings) is not None:
+            if not _format_rejected(exc, mode, model_row, settings):
                 raise
             log.info("serwer odrzucił response_format=%s (%s) - próbuję słabszego", mode, _error_message(exc))
             continue
         state["mode"] = mode
+        state["remembered"] = False
+        state["probed"] = True
         log.info("model %s: response_format=%s", model_row["model"], mode)
         return response, mode
     raise AssertionError("nieosiągalne: tryb 'text' nie jest odrzucany")

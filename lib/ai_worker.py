@@ -101,6 +101,31 @@ def _load_task(db: MySQL, id_task: int) -> tuple[dict[str, Any], dict[str, Any]]
     return task, model
 
 
+def remembered_format(db: MySQL, model_row: dict[str, Any]) -> str | None:
+    """Format odpowiedzi wykryty wcześniej dla serwera i modelu (``ai_model.response_format``).
+
+    Format jest cechą serwera i modelu, nie wiersza ``ai_model``: liczy się każdy wiersz z tym samym
+    ``base_url`` i ``model`` (jak limit ``AI_MODEL_CONCURRENCY``), własny wiersz najpierw.
+
+    Returns:
+        ``json_schema``, ``json_object``, ``text`` albo ``None`` (nieznany - run go wykryje).
+    """
+    return db.query_value(
+        "SELECT response_format FROM ai_model WHERE model=%s AND base_url <=> %s AND response_format IS NOT NULL "
+        "ORDER BY id_ai_model=%s DESC, id_ai_model DESC LIMIT 1",
+        (model_row["model"], model_row.get("base_url"), model_row["id_ai_model"]),
+    )
+
+
+def remember_format(db: MySQL, model_row: dict[str, Any], mode: str) -> None:
+    """Zapisuje format wykryty przez run we wszystkich wierszach ``ai_model`` tego serwera i modelu."""
+    db.execute(
+        "UPDATE ai_model SET response_format=%s WHERE model=%s AND base_url <=> %s",
+        (mode, model_row["model"], model_row.get("base_url")),
+    )
+    db.commit()
+
+
 def resolve_endpoint(settings: dict[str, Any], model_row: dict[str, Any]) -> tuple[str | None, str]:
     """Ustala adres serwera i klucz API modelu (klucz z ``ai_model.api_key_env``).
 
@@ -781,12 +806,31 @@ def _spare_threads(run: _Run) -> int:
     return SPARE_THREADS if run.pack_items <= 1 else max(SPARE_THREADS, run.concurrency // 2)
 
 
+def _count_total(run: _Run) -> None:
+    """Liczy pozycje do zrobienia w tym runie (``items_total`` postępu) połączeniem z puli zapisu.
+
+    Tylko liczba dla postępu: na starcie runu ten COUNT po pozycjach zadania opóźniał pierwsze
+    zapytanie do modelu (~20-40 ms), więc idzie w puli obok pierwszej rezerwacji. Wyniki zapisane
+    przed nim (pierwsze odpowiedzi przychodzą po czasie zapytania) mogą go najwyżej lekko zaniżyć.
+    """
+    try:
+        with _store_db(run) as db:
+            eligible = task_item.count_ai_eligible(db, run.id_task, run.max_attempts)
+    except Exception as exc:  # brak liczby psuje tylko procent postępu, nie run
+        log.warning("zadanie %s: nie udało się policzyć pozycji do zrobienia: %s", run.id_task, exc)
+        return
+    with run.lock:
+        run.stats["items_total"] = min(eligible, run.limit) if run.limit else eligible
+
+
 def _run_loop(run: _Run, should_stop: StopCheck | None, progress: Progress | None) -> None:
     """Pętla rezerwacji i rozdziału pracy; wraca po wyczerpaniu pozycji, zatrzymaniu albo błędzie."""
     stats = run.stats
     pool = ThreadPoolExecutor(
         max_workers=run.concurrency + _spare_threads(run), thread_name_prefix=f"ai-{run.id_task}"
     )
+    # Liczba pozycji dla postępu idzie w puli obok pierwszej rezerwacji, nie przed nią.
+    pool.submit(_count_total, run)
     active: dict[Future, Members] = {}
     # Zakończone zadania puli trafiają do kolejki (callback), więc pętla budzi się w O(1);
     # ``wait(FIRST_COMPLETED)`` na kilkudziesięciu futures kosztował ~10% czasu GIL przy 32 wątkach.
@@ -957,12 +1001,16 @@ def run_ai(
     if ai_batch.is_batch_mode(task, model):
         return ai_batch.run_submit(settings, task, model, run_id=run_id, should_stop=should_stop, limit=limit)
     base_url, api_key = resolve_endpoint(settings, model)
+    # Klient (kontekst TLS: ~20-40 ms) powstaje w tle, gdy run łączy się z bazą i zakłada blokady.
+    maker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ai-{id_task}-client")
+    client_ready = maker.submit(ai_client.make_client, base_url, api_key, float(settings["AI_TIMEOUT_S"]))
+    maker.shutdown(wait=False)
 
     def body(control: MySQL, operation: str) -> dict[str, Any]:
         # READ COMMITTED: rezerwacja nie blokuje wierszy, których i tak nie bierze.
         control.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         control.commit()
-        client = ai_client.make_client(base_url, api_key, float(settings["AI_TIMEOUT_S"]))
+        client = client_ready.result()
         log.info(
             "zadanie %s: start AI (operacja %s, model %s, współbieżność %s)",
             id_task,
@@ -971,8 +1019,9 @@ def run_ai(
             settings["AI_CONCURRENCY"],
         )
         run = _make_run(settings, task, model, client, control, operation, limit, stats)
-        eligible = task_item.count_ai_eligible(control, id_task, run.max_attempts)
-        stats["items_total"] = min(eligible, limit) if limit else eligible
+        # Format wykryty przez wcześniejszy run: bez próby wstępnej, w której reszta wątków czeka.
+        run.capability = ai_client.make_capability_state(remembered_format(control, model))
+        control.commit()
         run.request_slots = model_slots.open_slots(settings, model)
         try:
             try:
@@ -980,6 +1029,14 @@ def run_ai(
             finally:
                 stats["model_slot_wait_s"] = round(run.request_slots.wait_s, 3)
                 model_slots.close_slots(run.request_slots)
+                if run.capability["probed"]:
+                    try:
+                        control.rollback()
+                        remember_format(control, model, run.capability["mode"])
+                    except Exception as exc:  # tylko pamięć na później: run i tak się liczy
+                        log.warning(
+                            "zadanie %s: nie udało się zapamiętać formatu odpowiedzi: %s", id_task, exc
+                        )
                 try:
                     control.rollback()
                     task_item.release_claims(control, operation)

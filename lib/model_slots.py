@@ -7,10 +7,17 @@ blokady ``GET_LOCK`` w lokalnym MySQL: ``N`` nazw ``ailexia_ai_slot_<model>_<n>`
 jedną z nich. Blokada znika sama, gdy proces runu zginie (sesja się zamyka), więc martwy run nie
 zajmuje miejsca.
 
-Run trzyma wszystkie swoje miejsca na jednym połączeniu; ``GET_LOCK`` jest w MariaDB/MySQL
-re-entrant w obrębie sesji, więc numery trzymane przez ten run są pomijane po stronie Pythona.
+Run trzyma swoje miejsca na kilku połączeniach (``SESSIONS``, otwieranych dopiero, gdy wszystkie
+otwarte są zajęte); miejsce zwalnia ta sesja, która je wzięła. ``GET_LOCK`` jest w MariaDB/MySQL
+re-entrant w obrębie sesji, więc numery trzymane przez ten run są pomijane po stronie Pythona
+(inna sesja tego samego runu po prostu nie dostanie cudzej blokady).
 Miejsce obejmuje całe wywołanie modelu razem z ponowieniami (także przerwy między nimi): limit
 mówi, ile zapytań jest naraz w toku, nigdy nie jest przekraczany.
+
+Dlaczego kilka sesji: każde zapytanie do modelu to dwa polecenia (``GET_LOCK`` i ``RELEASE_LOCK``),
+a na jednym połączeniu idą one po kolei. Przy 32 wątkach i rywalizacji o GIL jedno polecenie trwa
+kilka ms, więc jedna sesja była wąskim gardłem runu (~24 ms czekania na zapytanie, ~10% czasu
+miejsca ``AI_CONCURRENCY``).
 """
 
 import hashlib
@@ -29,15 +36,23 @@ SLOT_PREFIX = "ailexia_ai_slot_"
 POLL_S = 0.02
 
 
+# Najwięcej połączeń jednego runu trzymających miejsca (polecenia na jednym połączeniu idą po kolei).
+SESSIONS = 4
+
+
 @dataclass
 class ModelSlots:
-    """Miejsca jednego runu: nazwy blokad, połączenie, które je trzyma, i numery trzymane teraz.
+    """Miejsca jednego runu: nazwy blokad, połączenia, które je trzymają, i numery trzymane teraz.
 
     Attributes:
         names: Nazwy blokad ``GET_LOCK`` (pusta lista = limit wyłączony).
-        db: Połączenie trzymające blokady (``None``, gdy limit wyłączony).
+        db: Pierwsze połączenie trzymające blokady (``None``, gdy limit wyłączony).
         held: Numery miejsc trzymane przez ten run.
         wait_s: Łączny czas czekania na wolne miejsce (statystyka runu).
+        settings: Ustawienia do otwierania kolejnych połączeń (``None`` = tylko ``db``).
+        sessions: Otwarte połączenia (``db`` pierwsze) z blokadą wątków każdego z nich.
+        owner: Numer miejsca -> indeks połączenia w ``sessions``, które go trzyma.
+        opening: Ile połączeń jest właśnie otwieranych.
     """
 
     names: list[str]
@@ -45,6 +60,14 @@ class ModelSlots:
     held: set[int] = field(default_factory=set)
     wait_s: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    settings: dict[str, Any] | None = None
+    sessions: list[tuple[MySQL, threading.Lock]] = field(default_factory=list)
+    owner: dict[int, int] = field(default_factory=dict)
+    opening: int = 0
+
+    def __post_init__(self) -> None:
+        if self.db is not None and not self.sessions:
+            self.sessions.append((self.db, threading.Lock()))
 
 
 def model_key(model_row: dict[str, Any]) -> str:
@@ -64,32 +87,76 @@ def open_slots(settings: dict[str, Any], model_row: dict[str, Any]) -> ModelSlot
     cap = int(settings["AI_MODEL_CONCURRENCY"])
     if cap <= 0:
         return ModelSlots(names=[])
-    return ModelSlots(names=slot_names(model_row, cap), db=connect_local(settings, autocommit=True))
+    return ModelSlots(
+        names=slot_names(model_row, cap), db=connect_local(settings, autocommit=True), settings=settings
+    )
 
 
 def close_slots(slots: ModelSlots) -> None:
-    """Zamyka połączenie (zwalnia wszystkie blokady, które jeszcze trzyma)."""
+    """Zamyka połączenia (zwalnia wszystkie blokady, które jeszcze trzymają)."""
     if slots.db is not None:
+        for db, _lock in slots.sessions:
+            if db is not slots.db:
+                db.close()
         slots.db.close()
         slots.db = None
+    slots.sessions = []
+
+
+def _take_session(slots: ModelSlots) -> int:
+    """Zajmuje wolne połączenie runu (jego blokada wątków założona) i zwraca jego indeks.
+
+    Gdy wszystkie otwarte są zajęte, otwiera kolejne (do ``SESSIONS``); inaczej czeka na jedno z nich.
+    """
+    sessions = list(slots.sessions)
+    for index, (_db, lock) in enumerate(sessions):
+        if lock.acquire(blocking=False):
+            return index
+    with slots.lock:
+        grow = slots.settings is not None and len(slots.sessions) + slots.opening < SESSIONS
+        if grow:
+            slots.opening += 1
+    if grow:
+        try:
+            db = connect_local(slots.settings, autocommit=True)
+        finally:
+            with slots.lock:
+                slots.opening -= 1
+        lock = threading.Lock()
+        lock.acquire()
+        with slots.lock:
+            slots.sessions.append((db, lock))
+            return len(slots.sessions) - 1
+    index = random.randrange(len(sessions))
+    sessions[index][1].acquire()
+    return index
 
 
 def _try_acquire(slots: ModelSlots) -> int | None:
     """Jedno zapytanie: pierwsza wolna blokada spośród nietrzymanych przez ten run (CASE kończy na pierwszej)."""
-    assert slots.db is not None
-    free = [n for n in range(len(slots.names)) if n not in slots.held]
-    if not free:
-        return None
-    cases = " ".join("WHEN GET_LOCK(%s, 0) = 1 THEN %s" for _ in free)
-    params: list[Any] = []
-    for n in free:
-        params.extend([slots.names[n], n])
-    got = slots.db.query_value(f"SELECT CASE {cases} ELSE -1 END", params)
-    if got is None or int(got) < 0:
-        return None
-    slots.held.add(int(got))
-    slots.db.session_locks += 1
-    return int(got)
+    index = _take_session(slots)
+    db, lock = slots.sessions[index]
+    try:
+        # Wolne numery liczone dopiero z zajętą sesją: numer wzięty przed chwilą na tej samej sesji
+        # jest już w ``held`` (inaczej GET_LOCK, re-entrant, oddałby go drugi raz).
+        with slots.lock:
+            free = [n for n in range(len(slots.names)) if n not in slots.held]
+        if not free:
+            return None
+        cases = " ".join("WHEN GET_LOCK(%s, 0) = 1 THEN %s" for _ in free)
+        params: list[Any] = []
+        for n in free:
+            params.extend([slots.names[n], n])
+        got = db.query_value(f"SELECT CASE {cases} ELSE -1 END", params)
+        if got is None or int(got) < 0:
+            return None
+        with slots.lock:
+            slots.held.add(int(got))
+            slots.owner[int(got)] = index
+        db.session_locks += 1
+        return int(got)
+    finally:
+        lock.release()
 
 
 def acquire(slots: ModelSlots, abort: Callable[[], bool] | None = None) -> int | None:
@@ -99,8 +166,7 @@ def acquire(slots: ModelSlots, abort: Callable[[], bool] | None = None) -> int |
     started = time.monotonic()
     try:
         while True:
-            with slots.lock:
-                got = _try_acquire(slots)
+            got = _try_acquire(slots)
             if got is not None:
                 return got
             if abort is not None and abort():
@@ -113,16 +179,22 @@ def acquire(slots: ModelSlots, abort: Callable[[], bool] | None = None) -> int |
 
 
 def release(slots: ModelSlots, slot: int | None) -> None:
-    """Zwalnia miejsce ``slot`` (nic dla ``-1``/``None``)."""
+    """Zwalnia miejsce ``slot`` (nic dla ``-1``/``None``) na połączeniu, które je trzyma."""
     if slot is None or slot < 0:
         return
     with slots.lock:
-        if slot not in slots.held:
-            return
-        slots.held.discard(slot)
-        assert slots.db is not None
-        slots.db.session_locks = max(0, slots.db.session_locks - 1)
-        slots.db.query_value("SELECT RELEASE_LOCK(%s)", (slots.names[slot],))
+        index = slots.owner.get(slot)
+    if index is None:
+        return
+    db, lock = slots.sessions[index]
+    with lock:
+        db.session_locks = max(0, db.session_locks - 1)
+        db.query_value("SELECT RELEASE_LOCK(%s)", (slots.names[slot],))
+        # Numer wraca do wolnych dopiero po RELEASE_LOCK: wcześniej ta sama sesja mogłaby go
+        # dostać drugi raz (GET_LOCK jest re-entrant) i miejsce liczyłoby się podwójnie.
+        with slots.lock:
+            slots.owner.pop(slot, None)
+            slots.held.discard(slot)
 
 
 @contextmanager

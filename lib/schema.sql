@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS `ai_model` (
   `system_prompt` TEXT DEFAULT NULL COMMENT 'NULL = wbudowany prompt',
   `status` ENUM('active','disabled') DEFAULT 'active',
   `batch_mode` TINYINT(1) DEFAULT 0 COMMENT '1 = OpenAI Batch API (taniej, wyniki do 24 h)',
+  `response_format` VARCHAR(16) CHARACTER SET ascii DEFAULT NULL COMMENT 'Format odpowiedzi wykryty u serwera i modelu (json_schema/json_object/text); NULL = wykryj w następnym runie',
   `price_batch_input_per_mtok` DECIMAL(10,4) DEFAULT NULL COMMENT 'USD za milion tokenów wejściowych w batchu (NULL = połowa ceny)',
   `price_batch_output_per_mtok` DECIMAL(10,4) DEFAULT NULL COMMENT 'USD za milion tokenów wyjściowych w batchu (NULL = połowa ceny)',
   `created_at` DATETIME DEFAULT CURRENT_TIMESTAMP,

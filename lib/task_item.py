@@ -522,8 +522,13 @@ def claim_for_ai(
     """
 
     prefixes = (lock_prefix,) if isinstance(lock_prefix, str) else tuple(lock_prefix)
+    # Indeks (id_task, status, deleted_at) + klucz główny: zakres czytany już w kolejności
+    # ``id_task_item``. Bez wskazania optymalizator przy ``after_id=0`` wybierał indeks
+    # ``id_ai_batch`` (IS NULL = prawie cała tabela) - pierwsza rezerwacja runu trwała ~150 ms
+    # przy 80 000 pozycji w bazie (zamiast ~3 ms) i rosła z liczbą pozycji innych zadań.
     sql = (
-        "SELECT i.id_task_item, i.text_original, i.original_hash FROM task_item i "
+        "SELECT i.id_task_item, i.text_original, i.original_hash "
+        f"FROM task_item i FORCE INDEX ({STATUS_PAGE_INDEX}) "
         f"WHERE i.id_task=%s AND {ai_eligible_sql('i')} AND i.status=%s AND i.id_task_item > %s "
         f"AND {claim_free_sql('i.', len(prefixes))} "
         "ORDER BY i.id_task_item LIMIT %s FOR UPDATE SKIP LOCKED"

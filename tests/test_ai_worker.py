@@ -11,7 +11,8 @@ from decimal import Decimal
 import pymysql
 import pytest
 
-from lib import ai_cost, ai_worker, prompts, scheduling
+from lib import ai_cost, ai_worker, prompts, scheduling, task_item
+from lib.db_local import connect_local
 from lib.db_utils import compute_hash
 from lib.errors import AiError, TaskError, UsageError
 from tests.conftest import MYSQL_SERVER, PROJECT_ROOT
@@ -252,6 +253,66 @@ def test_both_formats_rejected_uses_instructions(settings, db, fake_openai):
     assert "response_format" not in fake_openai["requests"][-1]["payload"]
 
 
+def _formats(fake_openai) -> list[str | None]:
+    return [r["payload"].get("response_format", {}).get("type") for r in fake_openai["requests"]]
+
+
+def test_response_format_remembered_for_the_server_and_model(settings, db, fake_openai):
+    """Format wykryty przez run trafia do ``ai_model.response_format`` wszystkich wierszy tego serwera
+    i modelu; następny run (także zadania z innym wierszem ``ai_model`` na ten sam serwer) nie wysyła
+    próby wstępnej - od pierwszego zapytania pyta w zapamiętanym formacie."""
+    fake_openai["reject_json_schema"] = True
+    first = make_task(db, fake_openai["base_url"])
+    add_items(db, first, ["bląd a", "bląd b"])
+    stats = ai_worker.run_ai(conf(settings), first)
+    assert stats["response_format"] == "json_object" and stats["requests_sent"] == 3
+    assert (
+        db.query_value(
+            "SELECT response_format FROM ai_model WHERE id_ai_model=(SELECT id_ai_model FROM task WHERE id_task=%s)",
+            (first,),
+        )
+        == "json_object"
+    )
+    second = make_task(db, fake_openai["base_url"])  # nowy wiersz ai_model, ten sam serwer i model
+    add_items(db, second, ["bląd c", "bląd d", "bląd e"])
+    fake_openai["requests"].clear()
+    stats = ai_worker.run_ai(conf(settings), second)
+    assert stats["processed"] == 3 and stats["failed"] == 0 and stats["requests_sent"] == 3
+    assert stats["response_format"] == "json_object"
+    assert _formats(fake_openai) == ["json_object"] * 3
+    # Inny model na tym samym serwerze nie korzysta z cudzej pamięci.
+    other = make_task(db, fake_openai["base_url"], model_extra={"model": "other-model"})
+    add_items(db, other, ["bląd f"])
+    fake_openai["requests"].clear()
+    ai_worker.run_ai(conf(settings), other)
+    assert _formats(fake_openai) == ["json_schema", "json_object"]
+
+
+def test_remembered_format_rejected_is_detected_again(settings, db, fake_openai):
+    """Zapamiętany format, którego serwer już nie przyjmuje: odrzucenie nie jest błędem pozycji,
+    run wykrywa format od następnego, słabszego, i zapamiętuje nowy."""
+    fake_openai["reject_json_schema"] = True
+    id_task = make_task(db, fake_openai["base_url"])
+    ids = add_items(db, id_task, ["bląd a", "bląd b", "bląd c"])
+    db.execute(
+        "UPDATE ai_model SET response_format='json_schema' WHERE id_ai_model=(SELECT id_ai_model FROM task WHERE id_task=%s)",
+        (id_task,),
+    )
+    stats = ai_worker.run_ai(conf(settings, AI_CONCURRENCY=1), id_task)
+    assert stats["processed"] == 3 and stats["failed"] == 0
+    assert all(item(db, i)["ai_attempts"] == 0 and item(db, i)["ai_error"] is None for i in ids)
+    # Jedno odrzucone zapytanie w zapamiętanym formacie, potem od razu json_object (bez ponownego json_schema).
+    assert _formats(fake_openai) == ["json_schema", "json_object", "json_object", "json_object"]
+    assert stats["requests_sent"] == 4 and stats["response_format"] == "json_object"
+    assert (
+        db.query_value(
+            "SELECT response_format FROM ai_model WHERE id_ai_model=(SELECT id_ai_model FROM task WHERE id_task=%s)",
+            (id_task,),
+        )
+        == "json_object"
+    )
+
+
 def test_max_attempts_gives_up(settings, db, fake_openai):
     id_task = make_task(db, fake_openai["base_url"])
     [id_item] = add_items(db, id_task, ["wogóle"])
@@ -488,3 +549,50 @@ def test_killed_process_claims_are_reclaimed_at_once(settings, db, fake_openai):
     time.sleep(0.2)  # serwer MariaDB zamyka sesję zabitego procesu (zwalnia GET_LOCK)
     stats = ai_worker.run_ai(conf(settings), id_task)
     assert stats["processed"] == 6
+
+
+def test_first_claim_reads_only_the_task_rows(settings, db):
+    """Pierwsza rezerwacja runu (``after_id=0``) czyta indeks zadania, nie całą tabelę: pozycje innych
+    zadań (tu 60 000 przetworzonych) nie są przechodzone (liczniki ``Handler_read_*`` sesji)."""
+    other = add_task(db, 1)
+    rows = [(other, n, f"gotowe {n}", compute_hash(f"gotowe {n}"), "processed") for n in range(60000)]
+    db.executemany(
+        "INSERT INTO task_item (id_task, remote_id, text_original, original_hash, status) VALUES (%s, %s, %s, %s, %s)",
+        rows,
+    )
+    id_task = add_task(db, 1)
+    texts = [f"bląd {n}" for n in range(20000)]
+    db.executemany(
+        "INSERT INTO task_item (id_task, remote_id, text_original, original_hash, status) VALUES (%s, %s, %s, %s, %s)",
+        [(id_task, n, text, compute_hash(text), "pending") for n, text in enumerate(texts)],
+    )
+    db.execute("ANALYZE TABLE task_item")
+    claimer = connect_local(settings)
+    try:
+        claimer.execute("FLUSH STATUS")
+        claimed = task_item.claim_for_ai(
+            claimer, id_task, str(uuid.uuid4()), 160, 5, 900, ai_worker.LOCK_PREFIXES
+        )
+        reads = sum(
+            int(r["Value"])
+            for r in claimer.query("SHOW SESSION STATUS LIKE 'Handler_read%'")
+            if r["Variable_name"] != "Handler_read_key"
+        )
+    finally:
+        claimer.close()
+    assert len(claimed) == 160
+    assert reads < 1000, reads
+
+
+def test_items_total_counted_alongside_the_first_claim(settings, db, fake_openai):
+    """``items_total`` (postęp) liczy pula obok pierwszej rezerwacji: pozycje do zrobienia, z limitem runu."""
+    id_task = make_task(db, fake_openai["base_url"])
+    add_items(db, id_task, [f"bląd {n}" for n in range(7)])
+    add_items(db, id_task, ["gotowe"], status="processed", start=100)
+    seen: list[int] = []
+    stats = ai_worker.run_ai(
+        conf(settings), id_task, limit=3, progress=lambda s: seen.append(s.get("items_total", 0))
+    )
+    assert stats["items_total"] == 3 and stats["processed"] == 3
+    assert seen and seen[-1] == 3
+    assert ai_worker.run_ai(conf(settings), id_task)["items_total"] == 4

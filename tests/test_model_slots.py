@@ -117,3 +117,47 @@ def test_slots_of_a_dead_session_are_free_and_abort_stops_waiting(settings):
 def test_cap_zero_is_off(settings):
     slots = model_slots.open_slots(dict(settings, AI_MODEL_CONCURRENCY=0), {"model": "m", "base_url": None})
     assert slots.db is None and model_slots.acquire(slots) == -1
+
+
+def test_one_run_holds_slots_on_several_sessions_and_never_counts_one_twice(settings):
+    """Wątki jednego runu biorą miejsca przez kilka sesji (``SESSIONS``) naraz.
+
+    Każdy numer trzyma naraz co najwyżej jeden wątek (sesja, która wzięła numer przed chwilą, nie
+    dostaje go drugi raz - ``GET_LOCK`` jest re-entrant), a zwolnienie idzie przez sesję, która
+    miejsce trzyma: po wszystkim żadna blokada nie zostaje zajęta.
+    """
+    conf = dict(settings, AI_MODEL_CONCURRENCY=4)
+    model = {"model": "m", "base_url": "http://sessions.test/v1"}
+    slots = model_slots.open_slots(conf, model)
+    observer = connect_local(settings, autocommit=True)
+    in_use: set[int] = set()
+    guard = threading.Lock()
+    problems: list[str] = []
+
+    def work() -> None:
+        for _ in range(15):
+            slot = model_slots.acquire(slots)
+            with guard:
+                if slot in in_use:
+                    problems.append(f"miejsce {slot} trzymane dwa razy")
+                in_use.add(slot)
+                if len(in_use) > 4:
+                    problems.append(f"{len(in_use)} miejsc naraz")
+            time.sleep(0.002)
+            with guard:
+                in_use.discard(slot)
+            model_slots.release(slots, slot)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not problems, problems[:5]
+        assert len(slots.sessions) > 1  # zapytania szły przez kilka sesji, nie po kolei przez jedną
+        assert slots.held == set() and slots.owner == {}
+        assert model_slots.holders(observer, model, 4) == 0
+    finally:
+        model_slots.close_slots(slots)
+        observer.close()

@@ -75,6 +75,21 @@ def test_upgrade_from_spec_ddl_keeps_rows(local_env, settings):
         db.close()
 
 
+def test_upgrade_adds_remembered_response_format(local_env, settings):
+    """Baza sprzed ``ai_model.response_format``: ``--init-db`` dodaje kolumnę, wiersze zostają."""
+    db = connect_local(settings, autocommit=True)
+    try:
+        db.execute("ALTER TABLE ai_model DROP COLUMN response_format")
+        db.execute("INSERT INTO ai_model (name, model) VALUES ('stary', 'gpt-4o-mini')")
+        actions = init_db(settings)
+        assert "added column ai_model.response_format" in actions
+        row = db.query_one("SELECT * FROM ai_model WHERE name='stary'")
+        assert row["model"] == "gpt-4o-mini" and row["response_format"] is None
+        assert init_db(settings) == []
+    finally:
+        db.close()
+
+
 def test_init_db_reports_unreachable_server(local_env):
     result = _run_init({**local_env, "DB_LOCAL_PORT": "1"})
     assert result.returncode == 1
