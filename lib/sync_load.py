@@ -16,9 +16,9 @@ Wielowierszowe ``INSERT`` (liczba wierszy znana) tej blokady nie biorą: dwa po�
 wstawiają równolegle (zmierzone na 1 000 000 pozycji, 2 rdzenie: ``LOAD DATA`` 15-17 s przy
 jednym i dwóch połączeniach, ``INSERT`` po ~4 000 wierszy 17,8 s jednym i 11,4 s dwoma).
 
-Teksty zostają bajt w bajt: pole COPY bez znaku ``\\`` jest już dokładnie tekstem w UTF-8
-(tabulator, nowa linia i CR zawsze są w nim ucieczką), więc idzie do hasha i do literału SQL
-bez dekodowania; pole z ucieczkami jest dekodowane (``db_remote.copy_unescape``).
+Teksty zostają bajt w bajt: pole COPY to tekst w UTF-8 z ucieczkami backslash, które
+``db_remote.copy_field_bytes`` odwraca na bajtach (bez dekodowania UTF-8); te bajty idą do hasha
+i do literału SQL.
 """
 
 import contextlib
@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 from lib import db_remote, task_item
 from lib.background import background_stream
 from lib.db_local import MySQL, sql_literal
-from lib.db_remote import COPY_NULL, canonical_key, copy_unescape, encode_key
+from lib.db_remote import COPY_NULL, canonical_key, copy_field_bytes, copy_unescape, encode_key
 from lib.errors import TaskError
 
 # Partia jest oddawana najpóźniej po tylu sekundach (postęp, pauza i wznowienie nie czekają na COMMIT_ROWS).
@@ -101,11 +101,7 @@ def _text_fields(enc: _Encoder, field: bytes) -> tuple[bytes, bytes]:
     """Pole tekstu COPY -> (literał tekstu, literał hasha)."""
     if field == COPY_NULL:
         return b"NULL", b"NULL"
-    if b"\\" not in field:
-        return sql_literal(field), b"'%b'" % enc.hash_of(field).hexdigest().encode()
-    text = copy_unescape(field)
-    assert text is not None
-    raw = text.encode()
+    raw = copy_field_bytes(field)
     return sql_literal(raw), b"'%b'" % enc.hash_of(raw).hexdigest().encode()
 
 

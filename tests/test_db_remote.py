@@ -559,3 +559,19 @@ def test_table_name_case_differs_only_in_letters(kind, request, remote_settings)
         assert db_remote.fetch_page(rconn, target, None, 5) == [(1, "a")]
     finally:
         db_remote.close(rconn)
+
+
+def test_copy_field_bytes_reverses_every_copy_escape():
+    """Pole COPY -> bajty tekstu: odwrotność ucieczek PostgreSQL (CopyAttributeOutText) dla losowych bajtów."""
+    from lib.db_remote import copy_field_bytes, copy_unescape
+
+    escapes = {b"\b": b"\\b", b"\f": b"\\f", b"\n": b"\\n", b"\r": b"\\r", b"\t": b"\\t", b"\v": b"\\v"}
+    escapes[b"\\"] = b"\\\\"
+    alphabet = list(escapes) + [b"a", b"N", b"'", b"\x1a", b"\x07", "ż".encode(), "😀".encode()]
+    rng = random.Random(7)
+    for _ in range(20000):
+        raw = b"".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        field = b"".join(escapes.get(bytes([c]), bytes([c])) for c in raw)
+        assert copy_field_bytes(field) == raw, (raw, field)
+        assert copy_unescape(field) == raw.decode("utf-8")
+    assert copy_unescape(b"\\N") is None

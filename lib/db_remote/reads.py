@@ -1,7 +1,7 @@
 """Odczyt ze źródła: liczba wierszy, strony po kluczu (keyset, nigdy OFFSET), wiersze po kluczach."""
 
+import codecs
 import contextlib
-import re
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -370,18 +370,18 @@ def fetch_hash_range(
 
 # --- strumień całej tabeli (COPY) -----------------------------------------------------------
 
-# Sekwencje ucieczki formatu tekstowego COPY (PostgreSQL nie wysyła ósemkowych ani szesnastkowych).
-_COPY_ESCAPES = {
-    ord("b"): b"\b",
-    ord("f"): b"\f",
-    ord("n"): b"\n",
-    ord("r"): b"\r",
-    ord("t"): b"\t",
-    ord("v"): b"\v",
-    ord("\\"): b"\\",
-}
-_COPY_ESCAPE_RE = re.compile(rb"\\(.)", re.S)
 COPY_NULL = b"\\N"
+
+
+def copy_field_bytes(field: bytes) -> bytes:
+    """Pole wiersza COPY (format tekstowy, nie ``\\N``) -> bajty tekstu w UTF-8, bez dekodowania.
+
+    PostgreSQL w ``COPY ... TO`` poprzedza backslashem tylko ``\\b \\f \\n \\r \\t \\v`` i sam
+    backslash (inne znaki sterujące idą wprost, ósemkowych ani szesnastkowych nie wysyła), a każda
+    z tych sekwencji znaczy w Pythonie to samo: ``codecs.escape_decode`` (C, ~8x szybciej niż
+    wyrażenie regularne z dekodowaniem UTF-8) odwraca je dokładnie.
+    """
+    return codecs.escape_decode(field)[0] if b"\\" in field else field
 
 
 def copy_unescape(field: bytes) -> str | None:
@@ -392,9 +392,7 @@ def copy_unescape(field: bytes) -> str | None:
     """
     if field == COPY_NULL:
         return None
-    if b"\\" in field:
-        field = _COPY_ESCAPE_RE.sub(lambda m: _COPY_ESCAPES.get(m.group(1)[0], m.group(1)), field)
-    return field.decode("utf-8")
+    return copy_field_bytes(field).decode("utf-8")
 
 
 def _lost_connection(rconn: RemoteConn) -> str | None:
