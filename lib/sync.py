@@ -533,22 +533,23 @@ def _write_batch(
     db = scan.db if db is None else db
     last = scan.last_row
     position = (last.remote_key, last.remote_id, scan.anchor) if last is not None else (None, None, None)
-    loaded = [inserted]
 
     def work() -> int:
-        if not loaded[0]:
+        # Wstawione przez pisarza są tylko przy pierwszej próbie: ponowienie po zakleszczeniu
+        # (gdziekolwiek w transakcji, także na blokadzie zadania) zaczyna od wycofanej transakcji.
+        nonlocal inserted
+        reuse, inserted = inserted, False
+        if not reuse:
             db.begin()
         lock_task_row(db, id_task)
         try:
             task_item.insert_items(db, id_task, batch.new)
-            if batch.load is not None and not loaded[0]:
+            if batch.load is not None and not reuse:
                 task_item.insert_statements(db, *batch.load)
         except pymysql.err.IntegrityError as exc:
             if error_code(exc) != 1062:
                 raise
             raise _duplicate_key_error(exc) from None
-        finally:
-            loaded[0] = False  # ponowienie po zakleszczeniu zaczyna od wycofanej transakcji
         task_item.revive_items(db, batch.revived)
         task_item.set_ords(db, batch.reordered)
         task_item.update_changed_items(db, batch.changed)

@@ -348,3 +348,31 @@ def test_range_fingerprint_equals_the_source_page_and_next_fingerprint(settings,
     assert task_item.next_fingerprint(db, id_task, after, count, False) == (count, source_fp, last)
     db.execute("UPDATE task_item SET deleted_at=NOW() WHERE id_task=%s AND remote_id=30", (id_task,))
     assert task_item.range_fingerprint(db, id_task, after, last, False)[:2] != (count, source_fp)
+
+
+def test_parallel_writers_deadlock_at_the_task_lock_rewrites_the_part(
+    small_batches, db, pg_source, monkeypatch
+):
+    """Zakleszczenie na blokadzie zadania przy zatwierdzaniu partii pisarza: ponowienie wstawia ją od nowa.
+
+    Baza jest prawdziwa; zmyślony jest tylko jeden błąd 1213 (zakleszczenie wymaga dwóch transakcji
+    w złym momencie), a ``retry_on_deadlock`` wycofuje transakcję pisarza jak po prawdziwym.
+    """
+    import pymysql
+
+    settings = {**small_batches, "SYNC_WRITERS": 2}
+    create_text_table(pg_source, rows=[(i, f"wiersz {i}") for i in range(1, 101)])
+    id_task = add_task(db, add_connection(db, pg_source))
+    real_lock = sync.lock_task_row
+    calls = []
+
+    def deadlock_once(conn, task):
+        calls.append(task)
+        if len(calls) == 1:  # zatwierdzanie pierwszej partii pierwszego pisarza
+            raise pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock")
+        return real_lock(conn, task)
+
+    monkeypatch.setattr(sync, "lock_task_row", deadlock_once)
+    stats = sync.sync_task(settings, id_task)
+    assert len(calls) > 1 and stats["verify"]["outcome"] == "completed"
+    assert _prefix_state(db, id_task) == (100, 100, 100)
