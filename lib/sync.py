@@ -9,6 +9,7 @@ Weryfikacja (etap verify) jest w ``lib/verify.py``.
 """
 
 import bisect
+import contextlib
 import hashlib
 import itertools
 import time
@@ -542,14 +543,10 @@ def _write_batch(
         if not reuse:
             db.begin()
         lock_task_row(db, id_task)
-        try:
+        with _duplicate_keys_are_task_errors():
             task_item.insert_items(db, id_task, batch.new)
             if batch.load is not None and not reuse:
                 task_item.insert_statements(db, *batch.load)
-        except pymysql.err.IntegrityError as exc:
-            if error_code(exc) != 1062:
-                raise
-            raise _duplicate_key_error(exc) from None
         task_item.revive_items(db, batch.revived)
         task_item.set_ords(db, batch.reordered)
         task_item.update_changed_items(db, batch.changed)
@@ -579,12 +576,18 @@ def _write_batch(
     return retry_on_deadlock(work, db=db)
 
 
-def _duplicate_key_error(exc: pymysql.err.IntegrityError) -> TaskError:
-    """Błąd zadania dla powtórzonego klucza źródła (kod 1062 przy wstawianiu pozycji)."""
-    return TaskError(
-        f"klucz wiersza źródła występuje więcej niż raz ({exc.args[1]}); kolumny klucza "
-        "(task.key_column) muszą jednoznacznie wskazywać wiersz"
-    )
+@contextlib.contextmanager
+def _duplicate_keys_are_task_errors() -> Iterator[None]:
+    """Powtórzony klucz źródła przy wstawianiu pozycji (MySQL 1062) -> błąd zadania z jednym zdaniem."""
+    try:
+        yield
+    except pymysql.err.IntegrityError as exc:
+        if error_code(exc) != 1062:
+            raise
+        raise TaskError(
+            f"klucz wiersza źródła występuje więcej niż raz ({exc.args[1]}); kolumny klucza "
+            "(task.key_column) muszą jednoznacznie wskazywać wiersz"
+        ) from None
 
 
 def _flush(
@@ -873,11 +876,9 @@ def _load_initial(
 
     writers = [connect_local(settings) for _ in range(settings["SYNC_WRITERS"])]
     try:
-        return sync_load.load_chunks(chunks, writers, commit)
-    except pymysql.err.IntegrityError as exc:
-        if error_code(exc) != 1062:
-            raise
-        raise _duplicate_key_error(exc) from None
+        # Błąd wstawiania pisarza wychodzi tutaj (z jego wątku), poza ``_write_batch``.
+        with _duplicate_keys_are_task_errors():
+            return sync_load.load_chunks(chunks, writers, commit)
     finally:
         chunks.close()
         for db in writers:
