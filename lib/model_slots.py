@@ -94,12 +94,9 @@ def open_slots(settings: dict[str, Any], model_row: dict[str, Any]) -> ModelSlot
 
 def close_slots(slots: ModelSlots) -> None:
     """Zamyka połączenia (zwalnia wszystkie blokady, które jeszcze trzymają)."""
-    if slots.db is not None:
-        for db, _lock in slots.sessions:
-            if db is not slots.db:
-                db.close()
-        slots.db.close()
-        slots.db = None
+    for db, _lock in slots.sessions:  # pierwsza sesja to ``slots.db``
+        db.close()
+    slots.db = None
     slots.sessions = []
 
 
