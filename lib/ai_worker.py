@@ -490,6 +490,47 @@ def _call_model(run: _Run, call: Callable[[], Any]) -> Any:
             return call()
 
 
+def _billed_call(
+    run: _Run, members: "Members", estimate: Decimal, call: Callable[[], Any]
+) -> tuple[Any, Decimal] | None:
+    """Zapytanie do modelu pod rezerwacją kosztu ``estimate``, rozliczone rzeczywistym rachunkiem.
+
+    Jedna rama dla pojedynczego tekstu i paczki: bez rezerwacji (budżet, zatrzymanie) albo bez
+    wysłania pozycje ``members`` wracają do puli; błąd całego runu (``AiError``) trafia do
+    ``run.fatal``; zapytanie bez odpowiedzi po ponowieniach (``AiItemError``) to błąd każdej pozycji.
+
+    Returns:
+        ``(wynik call, koszt USD)`` albo ``None``, gdy pozycje są już obsłużone.
+    """
+    if not _can_send(run) or not _reserve(run, estimate):
+        _abandon(run, members)
+        return None
+    try:
+        result = _call_model(run, call)
+    except AiError as exc:
+        _settle(run, estimate)
+        with run.lock:
+            run.fatal.append(exc)
+        _abandon(run, members)
+        return None
+    except AiItemError as exc:
+        _settle(run, estimate)
+        for item, group in members:
+            group.error = str(exc)
+            _store_error(run, item, str(exc))
+        return None
+    except BaseException:
+        _settle(run, estimate)
+        raise
+    if result is None:
+        _settle(run, estimate)
+        _abandon(run, members)
+        return None
+    cost = ai_cost.compute_cost(result.tokens_input, result.tokens_cached, result.tokens_output, run.model)
+    _settle(run, estimate, result.tokens_input, result.tokens_output, result.tokens_cached, cost)
+    return result, cost
+
+
 def _send(run: _Run, item: dict[str, Any], group: _Group, carry: ai_cost.Share | None = None) -> None:
     """Wysyła jeden tekst do modelu i zapisuje wynik albo błąd pozycji.
 
@@ -509,42 +550,23 @@ def _send(run: _Run, item: dict[str, Any], group: _Group, carry: ai_cost.Share |
     bound, max_tokens = _output_limit(run, [item["text_original"]])
     # Zapytanie + jedna próba naprawy (ai_client.complete).
     estimate = ai_cost.reserve_estimate(run.model, messages, bound, requests=2)
-    if not _can_send(run) or not _reserve(run, estimate):
-        _abandon(run, [(item, group)])
+    billed = _billed_call(
+        run,
+        [(item, group)],
+        estimate,
+        lambda: ai_client.complete(
+            run.client,
+            run.model,
+            messages,
+            run.settings,
+            run.capability,
+            item["text_original"],
+            max_tokens=max_tokens,
+        ),
+    )
+    if billed is None:
         return
-    try:
-        result = _call_model(
-            run,
-            lambda: ai_client.complete(
-                run.client,
-                run.model,
-                messages,
-                run.settings,
-                run.capability,
-                item["text_original"],
-                max_tokens=max_tokens,
-            ),
-        )
-    except AiError as exc:
-        _settle(run, estimate)
-        with run.lock:
-            run.fatal.append(exc)
-        _abandon(run, [(item, group)])
-        return
-    except AiItemError as exc:
-        _settle(run, estimate)
-        group.error = str(exc)
-        _store_error(run, item, str(exc))
-        return
-    except BaseException:
-        _settle(run, estimate)
-        raise
-    if result is None:
-        _settle(run, estimate)
-        _abandon(run, [(item, group)])
-        return
-    cost = ai_cost.compute_cost(result.tokens_input, result.tokens_cached, result.tokens_output, run.model)
-    _settle(run, estimate, result.tokens_input, result.tokens_output, result.tokens_cached, cost)
+    result, cost = billed
     tokens_input, tokens_output = result.tokens_input, result.tokens_output
     if carry is not None:
         tokens_input, tokens_output, cost = (
@@ -575,38 +597,17 @@ def _send_pack(run: _Run, members: list[tuple[dict[str, Any], _Group]]) -> None:
     )
     bound, max_tokens = _output_limit(run, texts)
     estimate = ai_cost.reserve_estimate(run.model, messages, bound)
-    if not _can_send(run) or not _reserve(run, estimate):
-        _abandon(run, members)
+    billed = _billed_call(
+        run,
+        members,
+        estimate,
+        lambda: ai_client.request_pack(
+            run.client, run.model, messages, run.settings, run.capability, max_tokens=max_tokens
+        ),
+    )
+    if billed is None:
         return
-    try:
-        raw = _call_model(
-            run,
-            lambda: ai_client.request_pack(
-                run.client, run.model, messages, run.settings, run.capability, max_tokens=max_tokens
-            ),
-        )
-    except AiError as exc:
-        _settle(run, estimate)
-        with run.lock:
-            run.fatal.append(exc)
-        _abandon(run, members)
-        return
-    except AiItemError as exc:
-        # Zapytanie nie dało odpowiedzi (po ponowieniach): błąd każdej pozycji, jak dla jednego tekstu.
-        _settle(run, estimate)
-        for item, group in members:
-            group.error = str(exc)
-            _store_error(run, item, str(exc))
-        return
-    except BaseException:
-        _settle(run, estimate)
-        raise
-    if raw is None:
-        _settle(run, estimate)
-        _abandon(run, members)
-        return
-    cost = ai_cost.compute_cost(raw.tokens_input, raw.tokens_cached, raw.tokens_output, run.model)
-    _settle(run, estimate, raw.tokens_input, raw.tokens_output, raw.tokens_cached, cost)
+    raw, cost = billed
     _add(run, packs_sent=1, items_in_packs=len(members))
     answers, problems = ai_pack.parse_pack(raw.content, texts)
     shares = ai_cost.split_bill(
