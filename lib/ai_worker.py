@@ -807,31 +807,12 @@ def _spare_threads(run: _Run) -> int:
     return SPARE_THREADS if run.pack_items <= 1 else max(SPARE_THREADS, run.concurrency // 2)
 
 
-def _count_total(run: _Run) -> None:
-    """Liczy pozycje do zrobienia w tym runie (``items_total`` postępu) połączeniem z puli zapisu.
-
-    Tylko liczba dla postępu: na starcie runu ten COUNT po pozycjach zadania opóźniał pierwsze
-    zapytanie do modelu (~20-40 ms), więc idzie w puli obok pierwszej rezerwacji. Wyniki zapisane
-    przed nim (pierwsze odpowiedzi przychodzą po czasie zapytania) mogą go najwyżej lekko zaniżyć.
-    """
-    try:
-        with _store_db(run) as db:
-            eligible = task_item.count_ai_eligible(db, run.id_task, run.max_attempts)
-    except Exception as exc:  # brak liczby psuje tylko procent postępu, nie run
-        log.warning("zadanie %s: nie udało się policzyć pozycji do zrobienia: %s", run.id_task, exc)
-        return
-    with run.lock:
-        run.stats["items_total"] = min(eligible, run.limit) if run.limit else eligible
-
-
 def _run_loop(run: _Run, should_stop: StopCheck | None, progress: Progress | None) -> None:
     """Pętla rezerwacji i rozdziału pracy; wraca po wyczerpaniu pozycji, zatrzymaniu albo błędzie."""
     stats = run.stats
     pool = ThreadPoolExecutor(
         max_workers=run.concurrency + _spare_threads(run), thread_name_prefix=f"ai-{run.id_task}"
     )
-    # Liczba pozycji dla postępu idzie w puli obok pierwszej rezerwacji, nie przed nią.
-    pool.submit(_count_total, run)
     active: dict[Future, Members] = {}
     # Zakończone zadania puli trafiają do kolejki (callback), więc pętla budzi się w O(1);
     # ``wait(FIRST_COMPLETED)`` na kilkudziesięciu futures kosztował ~10% czasu GIL przy 32 wątkach.
@@ -1020,6 +1001,9 @@ def run_ai(
             settings["AI_CONCURRENCY"],
         )
         run = _make_run(settings, task, model, client, control, operation, limit, stats)
+        # Przed pierwszą rezerwacją: liczone w tle obok niej bywało zaniżone o wyniki zapisane wcześniej.
+        eligible = task_item.count_ai_eligible(control, id_task, run.max_attempts)
+        stats["items_total"] = min(eligible, limit) if limit else eligible
         # Format wykryty przez wcześniejszy run: bez próby wstępnej, w której reszta wątków czeka.
         run.capability = ai_client.make_capability_state(remembered_format(control, model))
         control.commit()
