@@ -584,8 +584,8 @@ def test_first_claim_reads_only_the_task_rows(settings, db):
     assert reads < 1000, reads
 
 
-def test_items_total_counted_alongside_the_first_claim(settings, db, fake_openai):
-    """``items_total`` (postęp) liczy pula obok pierwszej rezerwacji: pozycje do zrobienia, z limitem runu."""
+def test_items_total_counts_the_items_the_run_will_do(settings, db, fake_openai):
+    """``items_total`` (postęp): pozycje do zrobienia przed pierwszą rezerwacją, z limitem runu."""
     id_task = make_task(db, fake_openai["base_url"])
     add_items(db, id_task, [f"bląd {n}" for n in range(7)])
     add_items(db, id_task, ["gotowe"], status="processed", start=100)
