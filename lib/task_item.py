@@ -248,11 +248,14 @@ def set_ords(db: MySQL, rows: list[tuple[int, int]]) -> None:
 
 # Odcisk pozycji w porządku źródła: liczba, sha256 z linii ``remote_key<TAB>hash`` rozdzielonych ``\n``
 # (ten sam format liczy ``lib.sync`` i źródło, ``db_remote.fetch_page_fingerprint``) i ostatnia pozycja.
-# Czyta tylko pokrywający indeks ``idx_task_item_order`` (bez tekstów).
+# Indeks pozycji w porządku źródła (``lib/schema.sql``): pokrywa odciski i strony hashy.
+ORDER_INDEX = "idx_task_item_order"
+# Czyta tylko pokrywający indeks ``idx_task_item_order`` (bez tekstów). ``{order}`` to ``ORDER BY`` w
+# ``GROUP_CONCAT`` albo pusty napis, gdy wiersze przychodzą już w porządku indeksu (``range_fingerprint``).
 _FINGERPRINT_SQL = (
     "SELECT COUNT(*) AS n, SHA2(GROUP_CONCAT(CONCAT(remote_key, '\\t', IFNULL(ref, '')) "
-    "ORDER BY source_ord SEPARATOR '\\n'), 256) AS fp, MAX(source_ord) AS last_ord FROM ("
-    f"SELECT remote_key, source_ord, {REFERENCE_HASH_SQL} AS ref FROM task_item "
+    "{order}SEPARATOR '\\n'), 256) AS fp, MAX(source_ord) AS last_ord FROM ("
+    f"SELECT remote_key, source_ord, {REFERENCE_HASH_SQL} AS ref FROM task_item{{index}} "
     "WHERE id_task=%s AND deleted_at IS NULL AND {bound}{limit}) page"
 )
 
@@ -270,7 +273,9 @@ def next_fingerprint(
         ``(liczba pozycji, odcisk, pozycja ostatniej)``.
     """
     bound, params = _ord_range(after, None)
-    sql = _FINGERPRINT_SQL.format(bound=bound, limit=" ORDER BY source_ord LIMIT %s")
+    sql = _FINGERPRINT_SQL.format(
+        order="ORDER BY source_ord ", index="", bound=bound, limit=" ORDER BY source_ord LIMIT %s"
+    )
     row = db.query_one(sql, (in_place, id_task, *params, count))
     return int(row["n"]), row["fp"], row["last_ord"]
 
@@ -285,11 +290,18 @@ def range_fingerprint(
     ``ORDER BY ... LIMIT`` MariaDB czyta jednym przejściem indeksu, bez tabeli pośredniej: przy
     1 000 000 pozycji 1,8 s zamiast 3,9 s dla wszystkich stron resyncu bez zmian.
 
+    ``GROUP_CONCAT`` jest tu bez ``ORDER BY``: zakres wymuszonego indeksu ``idx_task_item_order``
+    (``id_task``, ``source_ord``, ...) daje wiersze już w porządku pozycji, a sortowanie w
+    ``GROUP_CONCAT`` kosztowało ponad połowę czasu zapytania (185 ms wobec 81 ms na 100 000
+    pozycji). Gdyby serwer podał wiersze w innej kolejności, odcisk byłby inny niż odcisk źródła -
+    strona zostałaby przeczytana wiersz po wierszu (wolniej, ale dokładnie), nigdy uznana za równą.
+
     Returns:
         ``(liczba pozycji, odcisk, pozycja ostatniej)``.
     """
     bound, params = _ord_range(low, high)
-    row = db.query_one(_FINGERPRINT_SQL.format(bound=bound, limit=""), (in_place, id_task, *params))
+    sql = _FINGERPRINT_SQL.format(order="", index=f" FORCE INDEX ({ORDER_INDEX})", bound=bound, limit="")
+    row = db.query_one(sql, (in_place, id_task, *params))
     return int(row["n"]), row["fp"], row["last_ord"]
 
 

@@ -346,6 +346,14 @@ def test_range_fingerprint_equals_the_source_page_and_next_fingerprint(settings,
     after, count, last, source_fp = pages[1]
     assert task_item.range_fingerprint(db, id_task, after, last, False) == (count, source_fp, last)
     assert task_item.next_fingerprint(db, id_task, after, count, False) == (count, source_fp, last)
+    # Klucz główny w odwrotnej kolejności niż źródło: odcisk zakresu (bez ORDER BY w GROUP_CONCAT)
+    # nadal idzie w porządku pozycji, nie w porządku wstawienia.
+    db.execute("UPDATE task_item SET id_task_item=1000000000-id_task_item WHERE id_task=%s", (id_task,))
+    db.commit()
+    assert task_item.range_fingerprint(db, id_task, None, 10**9, False) == task_item.next_fingerprint(
+        db, id_task, None, 50, False
+    )
+    assert task_item.range_fingerprint(db, id_task, after, last, False) == (count, source_fp, last)
     db.execute("UPDATE task_item SET deleted_at=NOW() WHERE id_task=%s AND remote_id=30", (id_task,))
     assert task_item.range_fingerprint(db, id_task, after, last, False)[:2] != (count, source_fp)
 
