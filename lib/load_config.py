@@ -32,6 +32,11 @@ SETTINGS_SPEC: dict[str, tuple[str, Any, str]] = {
         2,
         "Ile połączeń lokalnych wstawia naraz partie pierwszej synchronizacji (zatwierdzane po kolei)",
     ),
+    "SYNC_FINGERPRINT_READERS": (
+        "int",
+        2,
+        "Ile połączeń ze źródłem liczy naraz odciski stron przy resyncu (PostgreSQL; 1 = jedno, po kolei)",
+    ),
     "LOG_LEVEL": ("loglevel", "INFO", "DEBUG, INFO, WARNING, ERROR, CRITICAL"),
     "LOG_FORMAT": ("str", DEFAULT_LOG_FORMAT, "Format linii logu (logging)"),
     "LOG_SQL_QUERIES": ("bool", False, "true = loguj każde zapytanie SQL z parametrami (hasła maskowane)"),
@@ -176,7 +181,7 @@ def load_config(
         raise ConfigError(f"AI_CONCURRENCY: musi być co najmniej 1 (jest {settings['AI_CONCURRENCY']})")
     if settings["AI_MAX_ATTEMPTS"] < 1:
         raise ConfigError(f"AI_MAX_ATTEMPTS: musi być co najmniej 1 (jest {settings['AI_MAX_ATTEMPTS']})")
-    for key in ("SYNC_WRITERS", "AI_PACK_ITEMS", "AI_PACK_CHARS"):
+    for key in ("SYNC_WRITERS", "SYNC_FINGERPRINT_READERS", "AI_PACK_ITEMS", "AI_PACK_CHARS"):
         if settings[key] < 1:
             raise ConfigError(f"{key}: musi być co najmniej 1 (jest {settings[key]})")
     # Ścieżki względne liczymy od katalogu projektu, nie od bieżącego katalogu.

@@ -60,8 +60,15 @@ def _prefetch(pages: Iterator[list], depth: int) -> Iterator[list]:
     """
 
     def produce(put: Callable[[Any], None]) -> None:
-        for page in pages:
-            put(page)
+        try:
+            for page in pages:
+                put(page)
+        finally:
+            # Zamknięcie generatora stron w tym wątku: jego wątki i połączenia kończą pracę, zanim
+            # wołający zamknie połączenia (``iter_page_fingerprints`` czeka na swoje zapytania).
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
 
     return background_stream(produce, depth, "source-reader", 5)
 
@@ -981,15 +988,19 @@ def _scan(
             )
         hashes = None if scan.initial else _source_hashes(rconn, target, task_row, scan.last_key, batch_size)
         fill = _TextReader(conn_row, settings, target, hash_of) if hashes else None
+        spare: list[db_remote.RemoteConn] = []
         try:
             while restart:
                 restart = False
                 fingerprints = False
                 if hashes and scan.mode == "key" and db_remote.can_fingerprint(rconn, target):
-                    # Odciski stron liczy źródło; wątek czyta je naprzód, porównanie w wątku głównym.
+                    # Odciski stron liczy źródło (na SYNC_FINGERPRINT_READERS połączeniach naraz); wątek
+                    # czyta je naprzód, porównanie w wątku głównym.
+                    while len(spare) < settings["SYNC_FINGERPRINT_READERS"] - 1:
+                        spare.append(db_remote.connect(conn_row, settings))
                     pages = _prefetch(
                         db_remote.iter_page_fingerprints(
-                            rconn, target, scan.last_key, batch_size * _HASH_PAGE_FACTOR, hashes
+                            rconn, target, scan.last_key, batch_size * _HASH_PAGE_FACTOR, hashes, spare
                         ),
                         _PREFETCH_PAGES,
                     )
@@ -1027,6 +1038,8 @@ def _scan(
         finally:
             if fill is not None:
                 fill.close()
+            for extra in spare:
+                db_remote.close(extra)
         if stopped:
             mark_paused(db, id_task, stopped)
         else:

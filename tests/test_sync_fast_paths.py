@@ -358,6 +358,80 @@ def test_range_fingerprint_equals_the_source_page_and_next_fingerprint(settings,
     assert task_item.range_fingerprint(db, id_task, after, last, False)[:2] != (count, source_fp)
 
 
+def _fingerprints(pg_source, settings, after, limit, spare_count, monkeypatch=None, hook=None):
+    """Odciski stron tabeli ``articles`` z ``spare_count`` dodatkowymi połączeniami."""
+    rconns = [db_remote.connect(pg_source, settings) for _ in range(1 + spare_count)]
+    try:
+        target = db_remote.resolve_target(rconns[0], "articles", "body")
+        hash_sql = db_remote.source_hash_sql(rconns[0], target, "sha256")
+        if hook is not None:
+            real = db_remote.reads.fetch_page_starts
+
+            def planned(*args):
+                starts = real(*args)
+                hook(starts)
+                return starts
+
+            monkeypatch.setattr(db_remote.reads, "fetch_page_starts", planned)
+        return list(db_remote.iter_page_fingerprints(rconns[0], target, after, limit, hash_sql, rconns[1:]))
+    finally:
+        for rconn in rconns:
+            db_remote.close(rconn)
+
+
+def test_parallel_page_fingerprints_equal_the_sequential_ones(settings, pg_source, monkeypatch):
+    """Dwa i trzy połączenia dają te same strony co jedno (luki w kluczach, NULL, pełna ostatnia strona)."""
+    monkeypatch.setattr(db_remote.reads, "PLANNED_PAGES", 3)  # kilka podziałów na jednej tabeli
+    keys = [k for k in range(1, 400) if k % 7 and k % 11]
+    create_text_table(pg_source, rows=[(k, None if k % 13 == 0 else f"tekst {k} ż😀") for k in keys])
+    for limit in (10, 17, len(keys), len(keys) + 5):
+        sequential = _fingerprints(pg_source, settings, None, limit, 0)
+        assert sum(count for _after, count, _last, _fp in sequential) == len(keys)
+        for spare in (1, 2):
+            assert _fingerprints(pg_source, settings, None, limit, spare) == sequential
+        middle = sequential[len(sequential) // 2][0]
+        assert _fingerprints(pg_source, settings, middle, limit, 1) == _fingerprints(
+            pg_source, settings, middle, limit, 0
+        )
+    # Pełne strony do samego końca (liczba wierszy podzielna przez limit): pusta strona za nimi nie jest oddawana.
+    source_execute(
+        pg_source,
+        "DELETE FROM articles WHERE id IN (SELECT id FROM articles ORDER BY id LIMIT %s)",
+        (len(keys) % 10,),
+    )
+    pages = _fingerprints(pg_source, settings, None, 10, 1)
+    assert pages == _fingerprints(pg_source, settings, None, 10, 0)
+    assert [count for _after, count, _last, _fp in pages] == [10] * (len(keys) // 10)
+
+
+def test_parallel_page_fingerprints_replan_when_the_source_changes(settings, pg_source, monkeypatch):
+    """Wiersze dopisane i usunięte między podziałem na strony a odciskami: strony dalej się stykają.
+
+    Po każdym podziale źródło zmienia się naprawdę (inne połączenie), więc zaplanowane granice
+    stron są nieaktualne; oddany ciąg musi być ciągiem stron keyset bieżącej tabeli.
+    """
+    monkeypatch.setattr(db_remote.reads, "PLANNED_PAGES", 4)
+    create_text_table(pg_source, rows=[(k, f"tekst {k}") for k in range(10, 1000, 10)])
+    plans = []
+
+    def change_source(starts: list) -> None:
+        # Nowy wiersz w drugiej zaplanowanej stronie: jej ostatni klucz nie jest już początkiem trzeciej.
+        plans.append(starts)
+        if len(starts) >= 2:
+            source_execute(pg_source, "INSERT INTO articles (id, body) VALUES (%s, 'nowy')", (starts[0] + 5,))
+
+    pages = _fingerprints(pg_source, settings, None, 8, 1, monkeypatch, change_source)
+    after = None
+    for page_after, count, last, _fp in pages:
+        assert page_after == after and 0 < count <= 8
+        after = last
+    # Każdy podział został unieważniony po drugiej stronie, więc planów jest więcej niż bez zmian (13 stron / 4).
+    assert len(plans) > 6
+    # Odciski bez zmian w tle: takie same jak po kolei na tej samej (już zmienionej) tabeli.
+    monkeypatch.undo()
+    assert _fingerprints(pg_source, settings, None, 8, 1) == _fingerprints(pg_source, settings, None, 8, 0)
+
+
 def test_parallel_writers_deadlock_at_the_task_lock_rewrites_the_part(
     small_batches, db, pg_source, monkeypatch
 ):

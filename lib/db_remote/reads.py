@@ -2,7 +2,9 @@
 
 import codecs
 import contextlib
+import queue
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from lib.db_remote.catalog import Target, _normalize_type
@@ -337,14 +339,54 @@ def fetch_page_fingerprint(
     return int(count), None if last is None else canonical_key(target, (last,)), fingerprint
 
 
+def fetch_page_starts(
+    rconn: RemoteConn, target: Target, after_key: Key | None, limit: int, count: int
+) -> list[Key]:
+    """Ostatnie klucze kolejnych pełnych stron keyset po ``limit`` wierszy za ``after_key`` (najwyżej ``count``).
+
+    Klucz ``i``-ty kończy ``i``-tą stronę i zaczyna następną; pusta lista, gdy za ``after_key`` jest
+    mniej niż ``limit`` wierszy. Tylko dialekty z szablonem ``page_starts`` i klucz całkowity.
+
+    Raises:
+        RemoteError: Gdy źródło zwróci błąd.
+    """
+    dialect = rconn.dialect
+    first = after_key is None
+    sql = dialect["page_starts"].format(
+        key=target.quoted_key,
+        table=target.quoted_table,
+        where=_keys_not_null(target) if first else after_key_sql(dialect, target),
+        offset=int(limit) - 1,
+        count=int(count),
+    )
+    params = () if first else after_key_params(dialect, target, after_key)
+    return [canonical_key(target, (row[0],)) for row in _read(rconn, "podział na strony", sql, params)]
+
+
+# Ile stron naprzód dzieli jedno zapytanie ``fetch_page_starts`` przy odciskach równoległych
+# (~6,5 ms na stronę 100 000 wierszy, czyli mniej niż odcisk jednej strony, z którym się nakłada).
+PLANNED_PAGES = 32
+
+
 def iter_page_fingerprints(
-    rconn: RemoteConn, target: Target, after_key: Key | None, limit: int, hash_sql: str
+    rconn: RemoteConn,
+    target: Target,
+    after_key: Key | None,
+    limit: int,
+    hash_sql: str,
+    spare: Sequence[RemoteConn] = (),
 ) -> Iterator[tuple[Key | None, int, Key, str]]:
     """Kolejne odciski stron (``fetch_page_fingerprint``) do końca tabeli.
+
+    Z połączeniami ``spare`` (i szablonem ``page_starts`` dialektu) strony liczy źródło równolegle
+    na wszystkich połączeniach - patrz ``_parallel_page_fingerprints``; wynik jest ten sam.
 
     Yields:
         ``(klucz przed stroną, liczba wierszy, ostatni klucz, odcisk)``; kończy po stronie krótszej niż ``limit``.
     """
+    if spare and rconn.dialect.get("page_starts"):
+        yield from _parallel_page_fingerprints([rconn, *spare], target, after_key, limit, hash_sql)
+        return
     while True:
         count, last, fingerprint = fetch_page_fingerprint(rconn, target, after_key, limit, hash_sql)
         if count:
@@ -352,6 +394,61 @@ def iter_page_fingerprints(
         if count < limit:
             return
         after_key = last
+
+
+def _parallel_page_fingerprints(
+    rconns: list[RemoteConn], target: Target, after_key: Key | None, limit: int, hash_sql: str
+) -> Iterator[tuple[Key | None, int, Key, str]]:
+    """Odciski stron keyset liczone na kilku połączeniach naraz, oddawane po kolei.
+
+    Strona keyset zaczyna się za ostatnim kluczem poprzedniej, więc kolejne strony zależą od siebie.
+    Tu granice stron zna się z góry: ``fetch_page_starts`` czyta sam indeks klucza (~3 % kosztu
+    odcisku strony) na jednym połączeniu, gdy drugie liczy już pierwszą stronę. Każda strona to
+    dalej to samo zapytanie keyset ``fetch_page_fingerprint`` (za kluczem, ``LIMIT``), więc gdy
+    źródło się nie zmienia, strony i odciski są identyczne z odczytem po kolei. Gdy ostatni klucz
+    strony nie jest początkiem następnej zaplanowanej (wiersze dopisane lub usunięte w międzyczasie),
+    dalsze zaplanowane strony są odrzucane i podział liczy się od nowa od tego klucza - oddany ciąg
+    stron zawsze się styka, jak przy odczycie po kolei.
+    """
+    idle: queue.SimpleQueue[RemoteConn] = queue.SimpleQueue()
+    for rconn in rconns:
+        idle.put(rconn)
+
+    def on_idle(read: Callable[..., Any], *args: Any) -> Any:
+        rconn = idle.get()
+        try:
+            return read(rconn, *args)
+        finally:
+            idle.put(rconn)
+
+    def page(after: Key | None) -> Future:
+        return pool.submit(on_idle, fetch_page_fingerprint, target, after, limit, hash_sql)
+
+    pool = ThreadPoolExecutor(len(rconns), thread_name_prefix="source-fingerprint")
+    futures: dict[int, Future] = {}
+    try:
+        after = after_key
+        while True:
+            futures = {0: page(after)}
+            afters = [after, *on_idle(fetch_page_starts, target, after, limit, PLANNED_PAGES)]
+            for index, page_after in enumerate(afters):
+                for ahead in range(index + 1, min(len(afters), index + 1 + len(rconns))):
+                    if ahead not in futures:
+                        futures[ahead] = page(afters[ahead])
+                count, last, fingerprint = futures.pop(index).result()
+                if count:
+                    yield page_after, count, last, fingerprint
+                if count < limit:
+                    return
+                after = last
+                if index + 1 < len(afters) and afters[index + 1] != last:
+                    break  # źródło zmieniło się między podziałem a odciskiem: podział od nowa
+            for future in futures.values():
+                future.cancel()
+    finally:
+        for future in futures.values():
+            future.cancel()
+        pool.shutdown(wait=True)
 
 
 def fetch_hash_range(
