@@ -135,7 +135,7 @@ CREATE TABLE IF NOT EXISTS `task_item` (
   UNIQUE KEY `idx_task_item_key` (`id_task`,`remote_key`),
   KEY `idx_task_item_order` (`id_task`,`source_ord`,`deleted_at`,`status`,`remote_key`,`original_hash`,`local_hash`,`hash_missing`),
   KEY `idx_task_item_task_status` (`id_task`,`status`,`deleted_at`),
-  KEY `idx_task_item_result` (`id_task`,`result_hash`),
+  KEY `idx_task_item_result` (`id_task`,`result_hash`,`deleted_at`,`hash_missing`),
   KEY `idx_task_item_batch` (`id_ai_batch`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
 

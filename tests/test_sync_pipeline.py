@@ -369,6 +369,27 @@ def test_sigkill_mid_fetch_then_rerun_equals_uninterrupted(local_env, settings, 
     )
 
 
+def test_verify_count_reads_only_the_narrow_result_index(settings, db, pg_source):
+    """Liczenie weryfikacji: tylko wpisy ``idx_task_item_result`` (pokrywający), z pozycjami bez hasha i usuniętymi."""
+    from lib import task_item
+
+    create_text_table(pg_source, rows=[(i, f"tekst {i}") for i in range(1, 41)])
+    id_task = add_task(db, add_connection(db, pg_source))
+    sync.sync_task(settings, id_task)
+    plan = db.query(
+        "EXPLAIN SELECT COUNT(*), SUM(hash_missing) FROM task_item FORCE INDEX "
+        f"({task_item.RESULT_INDEX}) WHERE id_task=%s AND deleted_at IS NULL",
+        (id_task,),
+    )
+    assert plan[0]["key"] == "idx_task_item_result" and "Using index" in plan[0]["Extra"], plan
+    db.execute("UPDATE task_item SET original_hash=NULL WHERE id_task=%s AND remote_id IN (3, 4)", (id_task,))
+    db.execute(
+        "UPDATE task_item SET deleted_at=NOW() WHERE id_task=%s AND remote_id IN (4, 5, 6)", (id_task,)
+    )
+    db.commit()
+    assert task_item.active_counts(db, id_task) == (37, 1)
+
+
 def test_verify_checks_count_duplicates_only_without_the_unique_index(settings, db, pg_source):
     """Checki: duplikaty wyklucza unikalny indeks; bez niego są liczone (i widać je w checku)."""
     create_text_table(pg_source, rows=[(i, f"tekst {i}") for i in range(1, 31)])
