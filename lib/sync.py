@@ -104,6 +104,8 @@ class _Batch:
     reordered: list[tuple[int, int]] = field(default_factory=list)
     deleted: list[int] = field(default_factory=list)
     scanned: int = 0
+    # Wiersze porównane po jednym (teksty albo hashe); strony równe po odcisku się nie liczą.
+    compared: int = 0
     unchanged: int = 0
     # Pierwsza synchronizacja: zapytania INSERT nowych pozycji i ich liczba (``lib.sync_load``).
     load: tuple[list[bytes], int] | None = None
@@ -749,16 +751,25 @@ def _advance(
     commit_rows: int,
     progress: Progress | None,
     should_stop: StopCheck | None,
+    compared: bool = True,
 ) -> str | None:
     """Przesuwa pozycję skanu za ``count`` wierszy kończących się ``last``; zatwierdza partię, gdy pora.
+
+    Partia jest zatwierdzana po ``commit_rows`` wierszach porównanych po jednym (jej zmiany mają
+    ograniczony rozmiar) albo co ``_COMMIT_EVERY_S``. Strona równa po odcisku (``compared=False``)
+    niczego nie zapisuje, więc przesuwa tylko pozycję: bez osobnego commitu na każdą stronę
+    (10 commitów na 1 000 000 wierszy kosztowało ~0,4 s resyncu bez zmian), a po awarii
+    wznowienie powtarza najwyżej ``_COMMIT_EVERY_S`` pracy.
 
     Returns:
         Powód zatrzymania po zatwierdzonej partii albo ``None``.
     """
     scan.batch.scanned += count
+    if compared:
+        scan.batch.compared += count
     scan.last_key, scan.last_row = last.key, last
     scan.scanned += count
-    if scan.batch.scanned >= commit_rows or time.monotonic() - scan.last_commit >= _COMMIT_EVERY_S:
+    if scan.batch.compared >= commit_rows or time.monotonic() - scan.last_commit >= _COMMIT_EVERY_S:
         _flush(scan, False, progress)
         return should_stop() if should_stop else None
     return None
@@ -821,7 +832,7 @@ def _scan_fingerprints(
             scan.batch.unchanged += count
             scan.anchor = last_ord
             last_row = _Row(last, encode_key(last), last, None, fingerprint)
-            stopped = _advance(scan, last_row, count, commit_rows, progress, should_stop)
+            stopped = _advance(scan, last_row, count, commit_rows, progress, should_stop, compared=False)
         else:
             page = fill.hash_range(after, last, batch_size * _HASH_PAGE_FACTOR, hash_sql)
             rows = _prepare_page(page, None, True, hashed=True)

@@ -358,6 +358,44 @@ def test_range_fingerprint_equals_the_source_page_and_next_fingerprint(settings,
     assert task_item.range_fingerprint(db, id_task, after, last, False)[:2] != (count, source_fp)
 
 
+def test_pages_equal_by_fingerprint_share_one_commit(small_batches, db, pg_source, monkeypatch):
+    """Strony równe po odcisku nic nie zapisują: resync bez zmian nie zatwierdza partii co stronę.
+
+    Strona odcisku to 60 wierszy (``BATCH_SIZE`` 3 x 20), ``COMMIT_ROWS`` 20: dawniej każda z 10
+    stron dawała commit. Zmiana w środku tabeli nadal zapisuje się w partiach po ``COMMIT_ROWS``
+    porównanych wierszy, a stan końcowy jest ten sam co po czystej synchronizacji.
+    """
+    settings = small_batches
+    create_text_table(pg_source, rows=[(i, f"tekst {i}") for i in range(1, 601)])
+    connection = add_connection(db, pg_source)
+    id_task = add_task(db, connection)
+    sync.sync_task(settings, id_task)
+    writes = []
+    real = sync._write_batch
+
+    def counted(scan, final, *args, **kwargs):
+        writes.append(final)
+        return real(scan, final, *args, **kwargs)
+
+    monkeypatch.setattr(sync, "_write_batch", counted)
+    quiet = sync.sync_task(settings, id_task)
+    assert quiet["read_mode"] == "fingerprints" and quiet["unchanged"] == 600
+    assert writes == [True], writes  # tylko końcowy zapis pozycji i liczników
+
+    writes.clear()
+    source_execute(pg_source, "UPDATE articles SET body = body || ' zmiana' WHERE id BETWEEN 250 AND 320")
+    stats = sync.sync_task(settings, id_task)
+    assert stats["updated"] == 71 and stats["read_mode"] == "fingerprints"
+    assert len(writes) >= 2 and writes[-1] is True  # strony różne: partie po COMMIT_ROWS porównanych wierszy
+    clean = add_task(db, connection)
+    monkeypatch.undo()
+    sync.sync_task(settings, clean)
+    # Te same pozycje co po czystej synchronizacji (bez is_changed: zmienione są oznaczone).
+    assert [row[:5] + row[7:] for row in _items(db, id_task)] == [
+        row[:5] + row[7:] for row in _items(db, clean)
+    ]
+
+
 def _fingerprints(pg_source, settings, after, limit, spare_count, monkeypatch=None, hook=None):
     """Odciski stron tabeli ``articles`` z ``spare_count`` dodatkowymi połączeniami."""
     rconns = [db_remote.connect(pg_source, settings) for _ in range(1 + spare_count)]
