@@ -215,9 +215,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from lib.process_end import exit_process
     from lib.progress import terminal
 
     # Na terminalu pasek postępu; w cronie linie postępu co PROGRESS_EVERY_S z logu runu.
     with terminal():
         code = main()
-    sys.exit(code)
+    exit_process(code)
