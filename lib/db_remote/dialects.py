@@ -271,9 +271,13 @@ DIALECTS: dict[str, dict[str, Any]] = {
         "hash_types": ("text", "character varying", "varchar", "citext", "name"),
         # Odcisk całej strony liczony przez źródło dla jednej kolumny całkowitej klucza: ten sam format
         # co ``task_item.next_fingerprint`` (sha256 z linii ``[klucz]<TAB>hash`` rozdzielonych ``\n``).
+        # ``string_agg`` bez własnego ``ORDER BY``: wiersze przychodzą już w porządku klucza z podzapytania
+        # (``ORDER BY ... LIMIT`` po indeksie klucza), a sortowanie w agregacie przy domyślnym
+        # ``work_mem`` szło przez pliki tymczasowe (245 ms wobec 197 ms na stronę 100 000 wierszy). Inna
+        # kolejność dałaby tylko inny odcisk - strona byłaby porównana wiersz po wierszu, nigdy uznana za równą.
         "page_fingerprint": (
             "SELECT COUNT(*), MAX(k), encode(sha256(convert_to(string_agg('[' || k::text || ']' || E'\\t' "
-            "|| COALESCE(h, ''), E'\\n' ORDER BY k), 'UTF8')), 'hex') FROM (SELECT {key} AS k, {hash} AS h "
+            "|| COALESCE(h, ''), E'\\n'), 'UTF8')), 'hex') FROM (SELECT {key} AS k, {hash} AS h "
             "FROM {table} WHERE {where} ORDER BY {key} LIMIT {limit}) page"
         ),
         # Ostatnie klucze kolejnych pełnych stron keyset (``{limit}`` wierszy) za kluczem, najwyżej
