@@ -1,5 +1,6 @@
 """Koniec procesu skryptów (``lib/process_end.py``): kod wyjścia, opróżnione wyjście i logi, bez końcowego GC."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -28,8 +29,10 @@ def test_exit_process_keeps_the_exit_code_and_flushes_output_and_logs(tmp_path):
         exit_process(7)
         """
     )
+    # Bez PYTHONUNBUFFERED: stdout procesu jest buforowany, więc wyjście bez opróżnienia by go zgubiło.
+    env = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60, env=env
     )
     assert result.returncode == 7, result.stderr
     assert result.stdout == "bez nowej linii"
