@@ -246,10 +246,10 @@ def set_ords(db: MySQL, rows: list[tuple[int, int]]) -> None:
         db.execute("UPDATE task_item SET source_ord=%s WHERE id_task_item=%s", (ordinal, id_item))
 
 
-# Odcisk pozycji w porządku źródła: liczba, sha256 z linii ``remote_key<TAB>hash`` rozdzielonych ``\n``
-# (ten sam format liczy ``lib.sync`` i źródło, ``db_remote.fetch_page_fingerprint``) i ostatnia pozycja.
 # Indeks pozycji w porządku źródła (``lib/schema.sql``): pokrywa odciski i strony hashy.
 ORDER_INDEX = "idx_task_item_order"
+# Odcisk pozycji w porządku źródła: liczba, sha256 z linii ``remote_key<TAB>hash`` rozdzielonych ``\n``
+# (ten sam format liczy ``lib.sync`` i źródło, ``db_remote.fetch_page_fingerprint``) i ostatnia pozycja.
 # Czyta tylko pokrywający indeks ``idx_task_item_order`` (bez tekstów). ``{order}`` to ``ORDER BY`` w
 # ``GROUP_CONCAT`` albo pusty napis, gdy wiersze przychodzą już w porządku indeksu (``range_fingerprint``).
 _FINGERPRINT_SQL = (

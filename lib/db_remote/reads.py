@@ -1,4 +1,8 @@
-"""Odczyt ze źródła: liczba wierszy, strony po kluczu (keyset, nigdy OFFSET), wiersze po kluczach."""
+"""Odczyt ze źródła: liczba wierszy, strony po kluczu (keyset), wiersze po kluczach.
+
+Strony zawsze czyta keyset; ``OFFSET`` jest tylko w ``fetch_page_starts`` (sam indeks klucza), który
+planuje granice stron liczonych równolegle.
+"""
 
 import codecs
 import contextlib
