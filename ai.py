@@ -15,8 +15,10 @@ Kody wyjścia jak w sync.py: 0 sukces (też pauza na żądanie), 1 błąd runu, 
 import argparse
 import sys
 
+import pymysql
+
 from lib.control import install_signal_handlers
-from lib.db_local import connect_local
+from lib.db_local import connect_local, local_error_message
 from lib.db_utils import setup_logging
 from lib.errors import AilexiaError
 from lib.load_config import load_config
@@ -198,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     except AilexiaError as exc:
         print(f"ai: {exc}", file=sys.stderr)
         return exc.exit_code
+    except pymysql.MySQLError as exc:
+        print(f"ai: {local_error_message(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from typing import Any
 import pymysql
 
 from lib import progress, review
-from lib.db_local import connect_local
+from lib.db_local import connect_local, local_error_message
 from lib.db_utils import setup_logging
 from lib.errors import AilexiaError, UsageError
 from lib.load_config import PROJECT_ROOT, load_config
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"review: {exc}", file=sys.stderr)
         return exc.exit_code
     except pymysql.MySQLError as exc:
-        print(f"review: błąd lokalnej bazy: {exc}", file=sys.stderr)
+        print(f"review: {local_error_message(exc)}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"review: {exc}", file=sys.stderr)

@@ -18,8 +18,10 @@ import json
 import sys
 import time
 
+import pymysql
+
 from lib.control import install_signal_handlers
-from lib.db_local import connect_local
+from lib.db_local import connect_local, local_error_message
 from lib.db_utils import get_logger, setup_logging
 from lib.errors import AilexiaError, UsageError
 from lib.load_config import load_config
@@ -212,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     except AilexiaError as exc:
         print(f"sync: {exc}", file=sys.stderr)
         return exc.exit_code
+    except pymysql.MySQLError as exc:
+        print(f"sync: {local_error_message(exc)}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

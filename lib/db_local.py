@@ -20,6 +20,9 @@ from lib.errors import LocalDbError
 # Kody błędów MySQL oznaczające zerwane połączenie (2006 gone away, 2013 lost, 2055 lost...).
 _DROPPED = {2006, 2013, 2055, 0}
 DEADLOCK_CODES = {1213, 1205}
+# Próby odczytu poza transakcją przy zerwanym połączeniu (nowe połączenie przed każdą kolejną).
+# Jedna powtórka nie wystarcza, gdy sesje są zabijane seriami (KILL po KILL, restart serwera).
+READ_ATTEMPTS = 3
 
 _PASSWORD_RE = re.compile(r"(?i)(password|passwd|pwd|api_key|secret)(\s*[=:]\s*)('[^']*'|\"[^\"]*\"|\S+)")
 
@@ -45,11 +48,22 @@ def is_dropped(exc: BaseException) -> bool:
     return isinstance(exc, pymysql.err.InterfaceError) or error_code(exc) in _DROPPED
 
 
+def local_error_message(exc: pymysql.MySQLError) -> str:
+    """Komunikat dla operatora o błędzie lokalnej bazy, który dotarł aż do skryptu CLI.
+
+    Skrypty (``sync.py``, ``ai.py``, ``review.py``) kończą się nim zamiast śladu stosu, np. gdy
+    połączenie skryptu zostało zabite, zanim odczytał stan zadania po runie.
+    """
+    if is_dropped(exc):
+        return f"utracono połączenie z lokalną bazą MySQL ({_error_text(exc)}); stan zadania pokaże --status"
+    return f"błąd lokalnej bazy MySQL ({_error_text(exc)})"
+
+
 class MySQL:
     """Połączenie z lokalną bazą MySQL/MariaDB.
 
     Autocommit jest domyślnie wyłączony: zmiany trzeba zatwierdzić ``commit()`` albo użyć
-    ``transaction()``. Odczyty poza transakcją są ponawiane raz po zerwanym połączeniu.
+    ``transaction()``. Odczyty poza transakcją są ponawiane (do ``READ_ATTEMPTS`` prób) po zerwanym połączeniu.
 
     Args:
         host: Adres serwera (zawsze TCP; ``localhost`` zamieniany na 127.0.0.1).
@@ -170,8 +184,8 @@ class MySQL:
 
     # --- zapytania -------------------------------------------------------------------------
     def _run(self, sql: str, params: Any, fetch: str | None, retry_read: bool) -> Any:
-        """Wykonuje zapytanie; odczyt poza transakcją ponawia raz po zerwanym połączeniu."""
-        for attempt in (1, 2):
+        """Wykonuje zapytanie; odczyt poza transakcją ponawia (``READ_ATTEMPTS``) po zerwanym połączeniu."""
+        for attempt in range(1, READ_ATTEMPTS + 1):
             started = time.perf_counter()
             try:
                 if self.conn is None:
@@ -191,7 +205,7 @@ class MySQL:
                     return result
             except pymysql.MySQLError as exc:
                 dropped = is_dropped(exc)
-                if dropped and retry_read and not self.in_transaction and attempt == 1:
+                if dropped and retry_read and not self.in_transaction and attempt < READ_ATTEMPTS:
                     self._reconnect_allowed(_error_text(exc))
                     log.warning("połączenie z lokalną bazą zerwane (%s) - ponawiam odczyt", _error_text(exc))
                     self.close()

@@ -173,3 +173,29 @@ def test_lost_lock_session_found_by_ping_names_the_driver_error(settings, scratc
         assert any(word in message for word in ("Lost connection", "gone away", "2013", "2006")), message
     finally:
         conn.close()
+
+
+def test_read_outside_a_transaction_survives_sessions_killed_in_a_row(settings, scratch, monkeypatch):
+    """Odczyt poza transakcją przechodzi, gdy zabito sesję i jeszcze nowe połączenie po niej.
+
+    Tak wygląda ``KILL`` seriami (test awarii serwera, restart): pierwsza powtórka trafia na
+    sesję zabitą zaraz po połączeniu, dopiero następna się udaje.
+    """
+    conn = connect_local(settings, autocommit=True)
+    original_connect = conn.connect
+    killed_after_reconnect = []
+
+    def connect_and_kill_once() -> None:
+        original_connect()
+        if not killed_after_reconnect:
+            killed_after_reconnect.append(conn.conn.thread_id())
+            scratch.execute(f"KILL {int(conn.conn.thread_id())}")
+
+    try:
+        scratch.execute("INSERT INTO scratch VALUES (1, 'x')")
+        scratch.execute(f"KILL {int(conn.conn.thread_id())}")
+        monkeypatch.setattr(conn, "connect", connect_and_kill_once)
+        assert conn.query_value("SELECT body FROM scratch WHERE id=1") == "x"
+        assert len(killed_after_reconnect) == 1
+    finally:
+        conn.close()

@@ -182,3 +182,21 @@ def test_status_view_text_and_json(local_env, settings, db, sqlite_source):
     assert data[0]["status"] == "completed" and data[0]["alias"] == "crm"
     unknown = run_sync(local_env, "--status", "--id_task", "999")
     assert unknown.returncode == 2
+
+
+@pytest.mark.parametrize("script", ["sync", "ai"])
+def test_script_reports_a_lost_local_connection_without_a_traceback(script, settings, monkeypatch, capsys):
+    """Zerwane połączenie skryptu z lokalną bazą (np. przy odczycie stanu po runie): komunikat, kod 1."""
+    import importlib
+
+    import pymysql
+
+    module = importlib.import_module(script)
+
+    def lost(*_args, **_kwargs):
+        raise pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query")
+
+    monkeypatch.setattr(module, "run_one", lost)
+    assert module.main(["--id_task", "1"]) == 1
+    err = capsys.readouterr().err
+    assert f"{script}: utracono połączenie z lokalną bazą MySQL (2013: Lost connection" in err, err
