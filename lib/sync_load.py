@@ -26,7 +26,7 @@ import dataclasses
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -254,6 +254,26 @@ def stream_chunks(
         yield from chunks
 
 
+def _raise_first_failure(pending: deque[tuple[Future, MySQL, Chunk]]) -> None:
+    """Czeka na najstarszą partię; gdy wcześniej padnie późniejsza, wycofuje ją i zgłasza jej błąd.
+
+    Pisarz późniejszej partii, który skończył się błędem (np. powtórzony klucz), trzyma blokady
+    wierszy w otwartej transakcji. Gdyby najstarsza partia na nie czekała, a wątek główny czekał
+    tylko na nią, obie stałyby do ``innodb_lock_wait_timeout`` - dlatego błąd którejkolwiek partii
+    kończy czekanie, a jej transakcja jest wycofana od razu.
+    """
+    futures = [future for future, _db, _chunk in pending]
+    if futures[0].done():
+        return  # jej wynik (albo błąd) odbiera wołający
+    # Wraca, gdy któraś partia padnie albo wszystkie się skończą (wtedy także najstarsza).
+    done, _rest = wait(futures, return_when=FIRST_EXCEPTION)
+    for future, db, _chunk in pending:
+        error = future.exception() if future in done else None
+        if error is not None:
+            db.rollback()
+            raise error
+
+
 def _insert(db: MySQL, chunk: Chunk) -> None:
     """Pisarz: otwiera transakcję i wstawia partię (bez commit - zatwierdza ``load_chunks``)."""
     db.begin()
@@ -286,6 +306,7 @@ def load_chunks(
     def commit_oldest() -> str | None:
         # Partia zostaje w ``pending``, dopóki nie jest zatwierdzona (błąd -> wycofanie w finally).
         future, db, chunk = pending[0]
+        _raise_first_failure(pending)
         future.result()
         reason = commit(db, chunk)
         pending.popleft()

@@ -7,6 +7,8 @@ te same hashe i te same liczniki operacji - na prawdziwych PostgreSQL, MariaDB i
 wybór drogi odczytu.
 """
 
+import time
+
 import pytest
 
 from lib import db_remote, sync
@@ -163,17 +165,75 @@ def test_first_sync_text_key_loads_like_pages(small_batches, db, pg_source, monk
     assert _counters(db, fast) == _counters(db, slow)
 
 
-def test_first_sync_duplicate_key_is_an_error(small_batches, db, pg_source):
-    """Powtórzony klucz (task.key_column nieunikalne) w pierwszej synchronizacji: błąd zadania jak w skanie."""
-    source_execute(pg_source, "CREATE TABLE articles (id int PRIMARY KEY, grp int NOT NULL, body text)")
+@pytest.mark.parametrize("key_column", ["grp", "tag"])
+def test_first_sync_duplicate_key_is_an_error(small_batches, db, pg_source, key_column):
+    """Powtórzony klucz (task.key_column nieunikalne) w pierwszej synchronizacji: błąd zadania jak w skanie.
+
+    ``grp``: klucz całkowity (szybka ścieżka COPY), ``tag``: tekstowy (klucz JSON). Powtórzenia
+    przechodzą przez granice partii (COMMIT_ROWS=20, po 10 wierszy na klucz).
+    """
+    source_execute(
+        pg_source,
+        "CREATE TABLE articles (id int PRIMARY KEY, grp int NOT NULL, tag text NOT NULL, body text)",
+    )
     for i in range(30):
-        source_execute(pg_source, "INSERT INTO articles VALUES (%s, %s, %s)", (i, i // 10, f"t{i}"))
+        source_execute(
+            pg_source, "INSERT INTO articles VALUES (%s, %s, %s, %s)", (i, i // 10, f"g{i // 10}", f"t{i}")
+        )
     connection = add_connection(db, pg_source)
-    id_task = add_task(db, connection, key_column="grp")
+    id_task = add_task(db, connection, key_column=key_column)
     with pytest.raises(Exception, match="więcej niż raz"):
         sync.sync_task(small_batches, id_task)
     row = db.query_one("SELECT status, error_log FROM task WHERE id_task=%s", (id_task,))
     assert row["status"] == "error" and "więcej niż raz" in row["error_log"]
+    assert db.query_value("SELECT COUNT(*) FROM task_item WHERE id_task=%s", (id_task,)) == 0
+
+
+def test_failed_later_writer_does_not_leave_the_oldest_waiting_on_its_locks(settings, db):
+    """Późniejsza partia pada (klucz powtórzony) i trzyma blokadę, na którą czeka najstarsza.
+
+    Bez wycofania jej od razu wątek główny czekałby na najstarszą partię, a ta na blokadę -
+    do ``innodb_lock_wait_timeout`` (tu 20 s), i run kończyłby się błędem 1205 zamiast 1062.
+    """
+    import pymysql
+
+    from lib.db_local import connect_local
+    from lib.sync_load import Chunk, load_chunks
+
+    db.execute("CREATE TABLE scratch (id INT PRIMARY KEY, body TEXT)")
+    oldest = Chunk(
+        [b"INSERT INTO scratch (id, body) SELECT 2, 'a' FROM (SELECT SLEEP(0.5)) AS s"], 1, 2, "[2]", 2, 2
+    )
+    later = Chunk(
+        [
+            b"INSERT INTO scratch (id, body) VALUES (2, 'b')",
+            b"INSERT INTO scratch (id, body) VALUES (2, 'c')",
+        ],
+        2,
+        3,
+        "[3]",
+        3,
+        3,
+    )
+    writers = [connect_local(settings) for _ in range(2)]
+    for writer in writers:
+        writer.execute("SET SESSION innodb_lock_wait_timeout=20")
+        writer.commit()
+
+    def commit(writer, _chunk):
+        writer.commit()
+        return None
+
+    started = time.monotonic()
+    try:
+        with pytest.raises(pymysql.err.IntegrityError) as info:
+            load_chunks(iter([oldest, later]), writers, commit)
+    finally:
+        for writer in writers:
+            writer.close()
+    assert info.value.args[0] == 1062
+    assert time.monotonic() - started < 10
+    assert db.query_value("SELECT COUNT(*) FROM scratch") == 0
 
 
 def test_resync_source_hashes_match_text_path(small_batches, db, any_source, monkeypatch):
