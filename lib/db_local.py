@@ -283,14 +283,17 @@ class MySQL:
     def execute_encoded(self, statement: bytes) -> int:
         """Wykonuje gotowe zapytanie w bajtach (wartości już jako literały, ``sql_literal``).
 
-        Dla dużych wielowierszowych ``INSERT`` składanych poza PyMySQL (pierwsza synchronizacja):
-        bez formatowania parametrów i bez kopii zapytania w ``str``. Log SQL pokazuje początek.
+        Dla dużych zapytań składanych poza PyMySQL (wielowierszowe ``INSERT`` pierwszej synchronizacji,
+        zapis paczki wyników AI): bez formatowania parametrów i bez kopii zapytania w ``str``. Log SQL
+        pokazuje początek.
 
         Returns:
             Liczba zmienionych wierszy.
         """
         if not self.autocommit:
             self.in_transaction = True
+        if self.conn is None:
+            self.connect()
         assert self.conn is not None
         started = time.perf_counter()
         with self.conn.cursor() as cursor:

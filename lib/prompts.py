@@ -327,10 +327,11 @@ def protected_tokens(text: str) -> Counter:
     Returns:
         ``Counter`` napisów, np. ``{"{name}": 1, "<b>": 1, "</b>": 1}``.
     """
-    found: Counter = Counter(match.group(0) for match in _PLACEHOLDER_RE.finditer(text))
-    for match in _TAG_RE.finditer(text):
-        closing = match.group(0).lstrip("<").lstrip().startswith("/")
-        found[f"<{'/' if closing else ''}{match.group(1).lower()}{'/' if match.group(2) else ''}>"] += 1
+    found: Counter = Counter(_PLACEHOLDER_RE.findall(text))
+    if "<" in text:  # bez "<" nie ma znacznika (szybka ścieżka: sprawdzana jest każda pozycja paczki)
+        for match in _TAG_RE.finditer(text):
+            closing = match.group(0).lstrip("<").lstrip().startswith("/")
+            found[f"<{'/' if closing else ''}{match.group(1).lower()}{'/' if match.group(2) else ''}>"] += 1
     return found
 
 
@@ -344,8 +345,10 @@ def check_preserved(original: str, answer: str) -> list[str]:
     Returns:
         Lista brakujących elementów (pusta = wszystko zachowane).
     """
-    missing = protected_tokens(original) - protected_tokens(answer)
-    return sorted(missing.elements())
+    needed = protected_tokens(original)
+    if not needed:  # nic do zachowania - odpowiedzi nie trzeba przeszukiwać
+        return []
+    return sorted((needed - protected_tokens(answer)).elements())
 
 
 def change_note(task: dict[str, Any]) -> str | None:

@@ -183,6 +183,33 @@ def test_pack_sends_texts_verbatim_once_and_splits_the_bill_exactly(settings, db
     assert len(ids) == len(rows)
 
 
+def test_pack_store_keeps_quotes_backslashes_and_emoji_verbatim(settings, db, fake_openai):
+    # Zapis paczki składa zapytanie w bajtach (``sql_literal``), nie przez parametry PyMySQL:
+    # apostrofy, backslashe (także przed apostrofem), cudzysłowy, znaki spoza BMP i nowe linie
+    # muszą dojść do bazy bez zmian - w tekście i w podsumowaniu zmian (JSON).
+    texts = [
+        "O'Reilly: to jest bląd.",
+        "Ścieżka C:\\temp\\ i \\' na końcu, wogóle",
+        'Cytat "w cudzysłowie" \\"x\\" napewno',
+        "Emoji 🎉🪑 i bląd\r\nnowa linia\ttab",
+        "Znak NUL \x00 w środku, bląd",
+        "Sam backslash na końcu, bląd \\",
+    ]
+    id_task = make_task(db, fake_openai["base_url"])
+    add_items(db, id_task, texts)
+    stats = ai_worker.run_ai(conf(settings), id_task)
+    assert stats["packs_sent"] == 1 and stats["processed"] == len(texts)
+    rows = db.query("SELECT * FROM task_item WHERE id_task=%s ORDER BY id_task_item", (id_task,))
+    assert [r["text_original"] for r in rows] == texts
+    assert [r["text_corrected"] for r in rows] == [expected_text(t) for t in texts]
+    for row, text in zip(rows, texts, strict=True):
+        edits = correct_text(text)[1]
+        assert json.loads(row["change_summary"])["edits"] == edits
+        assert row["local_hash"] == compute_hash(expected_text(text))
+    model = model_of(db, id_task)
+    assert stored_bill(db, id_task) == billed(fake_openai, model)
+
+
 @pytest.mark.parametrize(
     "kind", ["pack_drop", "pack_duplicate", "pack_unknown_id", "pack_invalid", "drop_placeholder"]
 )
