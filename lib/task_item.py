@@ -719,7 +719,9 @@ def store_ai_results(db: MySQL, operation: str, results: list[dict[str, Any]]) -
     rows: list[bytes] = []
     for result in results:
         values = (
-            sql_literal(result["original_hash"].encode("ascii")) if result["original_hash"] is not None else b"NULL",
+            sql_literal(result["original_hash"].encode("ascii"))
+            if result["original_hash"] is not None
+            else b"NULL",
             sql_literal(result["text"].encode("utf-8")),
             sql_literal(result["summary"].encode("utf-8")),
             sql_literal(result["text_hash"].encode("ascii")),
