@@ -78,6 +78,26 @@ def test_check_preserved_placeholders_and_tags():
     )
     missing = prompts.check_preserved(original, "Cześć, masz <a>nowe")
     assert missing == ["%(user)s", "%d", ":count", "</a>", "{name}"]
+    # Oryginał bez placeholderów i znaczników: odpowiedź nie ma czego gubić (także gdy coś dodała).
+    assert prompts.check_preserved("Zwykły tekst: bez niczego", "Zwykły {x} <b>tekst</b>") == []
+    assert prompts.check_preserved("Linia<br/>druga", "Linia druga") == ["<br/>"]
+    assert prompts.check_preserved("Cena 10:30 i {{ total }}", "Cena 10:30") == ["{{ total }}"]
+
+
+def test_read_response_takes_content_and_bill_from_any_chat_body():
+    # Odpowiedź czatu czytana jako JSON (bez modelu SDK): online i linie batcha tą samą drogą.
+    full = {
+        "choices": [{"message": {"role": "assistant", "content": '{"text": "a", "edits": []}'}}],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 5, "prompt_tokens_details": {"cached_tokens": 8}},
+    }
+    assert ai_client.read_response(full)[:4] == ('{"text": "a", "edits": []}', 12, 5, 8)
+    # Brak pól, puste choices, treść nie-tekstowa, null-e: treść None, rachunek tam, gdzie jest.
+    assert ai_client.read_response({})[:4] == (None, 0, 0, 0)
+    assert ai_client.read_response({"choices": [], "usage": {"prompt_tokens": 3}})[:4] == (None, 3, 0, 0)
+    assert ai_client.read_response({"choices": [{"message": {"content": ["x"]}}]}).content is None
+    assert ai_client.read_response({"choices": [{"message": None}], "usage": None})[:4] == (None, 0, 0, 0)
+    body = {"choices": [{"message": {"content": None}}], "usage": {"prompt_tokens_details": None}}
+    assert ai_client.read_response(body)[:4] == (None, 0, 0, 0)
 
 
 def test_system_prompt_override_and_languages():
