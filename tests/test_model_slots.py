@@ -156,8 +156,114 @@ def test_one_run_holds_slots_on_several_sessions_and_never_counts_one_twice(sett
             thread.join(60)
         assert not problems, problems[:5]
         assert len(slots.sessions) > 1  # zapytania szły przez kilka sesji, nie po kolei przez jedną
-        assert slots.held == set() and slots.owner == {}
+        # Miejsca zostają w runie między zapytaniami; bezczynne wracają do serwera.
+        assert model_slots.holders(observer, model, 4) == len(slots.idle) > 0
+        assert model_slots.release_idle(slots, 0) > 0
+        assert slots.held == set() and slots.owner == {} and slots.idle == {}
         assert model_slots.holders(observer, model, 4) == 0
     finally:
         model_slots.close_slots(slots)
         observer.close()
+
+
+def test_run_keeps_its_slot_between_requests_and_returns_it_when_idle(settings):
+    conf = dict(settings, AI_MODEL_CONCURRENCY=2)
+    model = {"model": "m", "base_url": "http://idle.test/v1"}
+    slots = model_slots.open_slots(conf, model)
+    observer = connect_local(settings, autocommit=True)
+    try:
+        slot = model_slots.acquire(slots)
+        model_slots.release(slots, slot)
+        # Zakończone zapytanie nie oddaje blokady: następne zapytanie runu bierze ten sam numer
+        # bez GET_LOCK (jedyna sesja runu nie wykonała żadnego polecenia).
+        assert model_slots.holders(observer, model, 2) == 1
+        questions = int(slots.db.query_one("SHOW SESSION STATUS LIKE 'Questions'")["Value"])
+        assert model_slots.acquire(slots) == slot
+        model_slots.release(slots, slot)
+        after = int(slots.db.query_one("SHOW SESSION STATUS LIKE 'Questions'")["Value"])
+        assert after == questions + 1  # tylko samo SHOW STATUS
+        # Bezczynne krócej niż IDLE_S zostaje; dłużej - wraca do serwera.
+        assert model_slots.release_idle(slots) == 0
+        time.sleep(model_slots.IDLE_S + 0.05)
+        assert model_slots.release_idle(slots) == 1
+        assert model_slots.holders(observer, model, 2) == 0 and slots.held == set()
+    finally:
+        model_slots.close_slots(slots)
+        observer.close()
+
+
+def test_waiting_run_gets_a_slot_that_another_run_keeps_between_requests(settings):
+    """Run A pracuje bez przerwy na jedynym miejscu; run B czeka na nie - dostaje je po ``HOLD_S``."""
+    conf = dict(settings, AI_MODEL_CONCURRENCY=1)
+    model = {"model": "m", "base_url": "http://fair.test/v1"}
+    first = model_slots.open_slots(conf, model)
+    second = model_slots.open_slots(conf, model)
+    got: list[float] = []
+    stop = threading.Event()
+    problems: list[str] = []
+    in_use = [0]
+    guard = threading.Lock()
+
+    def busy_run() -> None:
+        while not stop.is_set():
+            slot = model_slots.acquire(first, abort=stop.is_set)
+            if slot is None:
+                return
+            with guard:
+                in_use[0] += 1
+                if in_use[0] > 1:
+                    problems.append("dwa runy w jednym miejscu")
+            time.sleep(0.01)
+            with guard:
+                in_use[0] -= 1
+            model_slots.release(first, slot)
+
+    worker = threading.Thread(target=busy_run)
+    try:
+        worker.start()
+        time.sleep(0.05)
+        started = time.monotonic()
+        slot = model_slots.acquire(second, abort=lambda: time.monotonic() - started > 5)
+        assert slot is not None, "drugi run nie dostał miejsca w 5 s"
+        with guard:
+            in_use[0] += 1
+            if in_use[0] > 1:
+                problems.append("dwa runy w jednym miejscu")
+        got.append(time.monotonic() - started)
+        time.sleep(0.05)
+        with guard:
+            in_use[0] -= 1
+        model_slots.release(second, slot)
+        model_slots.release_idle(second, 0)
+        assert got[0] < model_slots.HOLD_S + 0.5, got
+        # Czekanie się skończyło: blokada czekania drugiego runu zwolniona.
+        assert second.waiter is None and second.waiting == 0
+    finally:
+        stop.set()
+        worker.join(10)
+        model_slots.close_slots(first)
+        model_slots.close_slots(second)
+    assert not problems, problems
+
+
+def test_slot_whose_lock_vanished_is_not_used_again(settings):
+    """Numer trzymany między zapytaniami, którego blokady run już nie ma (np. zabita sesja), przepada."""
+    conf = dict(settings, AI_MODEL_CONCURRENCY=1)
+    model = {"model": "m", "base_url": "http://vanish.test/v1"}
+    first = model_slots.open_slots(conf, model)
+    second = model_slots.open_slots(conf, model)
+    try:
+        slot = model_slots.acquire(first)
+        model_slots.release(first, slot)
+        assert slot in first.idle
+        # Blokada znika z sesji runu (jak po KILL i ponownym połączeniu); inny run bierze numer.
+        first.db.query_value("SELECT RELEASE_LOCK(%s)", (first.names[slot],))
+        assert model_slots.acquire(second) == slot
+        time.sleep(model_slots.HOLD_S + 0.05)
+        calls: list[int] = []
+        # Pierwszy run nie może użyć numeru, który trzyma drugi: czeka (tu przerwane po kilku próbach).
+        assert model_slots.acquire(first, abort=lambda: calls.append(1) or len(calls) > 3) is None
+        assert first.held == set() and first.idle == {}
+    finally:
+        model_slots.close_slots(first)
+        model_slots.close_slots(second)
