@@ -14,6 +14,7 @@ from typing import Any
 import pymysql
 import pymysql.cursors
 
+from lib import mysql_connect
 from lib.db_utils import get_logger, mask_secrets
 from lib.errors import LocalDbError
 
@@ -111,7 +112,7 @@ class MySQL:
             LocalDbError: Gdy serwer jest nieosiągalny albo odrzuca logowanie.
         """
         try:
-            self.conn = pymysql.connect(
+            self.conn = mysql_connect.connect(
                 host=self.host,
                 port=self.port,
                 user=self.user,

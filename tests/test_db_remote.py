@@ -575,3 +575,31 @@ def test_copy_field_bytes_reverses_every_copy_escape():
         assert copy_field_bytes(field) == raw, (raw, field)
         assert copy_unescape(field) == raw.decode("utf-8")
     assert copy_unescape(b"\\N") is None
+
+
+def test_mysql_source_with_use_ssl_requires_tls(remote_settings):
+    # use_ssl = TLS wymagany (jeden kontekst na proces): serwer bez TLS to błąd połączenia, nie
+    # cichy powrót do połączenia bez szyfrowania.
+    have_ssl = pymysql.connect(**MYSQL_SERVER)
+    try:
+        with have_ssl.cursor() as cursor:
+            cursor.execute("SHOW VARIABLES LIKE 'have_ssl'")
+            row = cursor.fetchone()
+    finally:
+        have_ssl.close()
+    if row and row[1] == "YES":
+        pytest.skip("ten serwer MariaDB ma TLS")
+    row = {
+        "db_type": "mysql",
+        "host": MYSQL_SERVER["host"],
+        "port": MYSQL_SERVER["port"],
+        "db_name": "mysql",
+        "db_user": MYSQL_SERVER["user"],
+        "db_password": MYSQL_SERVER["password"],
+        "use_ssl": 1,
+        "alias": "tls-required",
+    }
+    with pytest.raises(RemoteError):
+        db_remote.connect(row, remote_settings)
+    plain = db_remote.connect({**row, "use_ssl": 0}, remote_settings)
+    db_remote.close(plain)

@@ -7,7 +7,6 @@ Pozostałe moduły pakietu tylko odczytują z niej wpisy - nie rozgałęziają s
 
 import contextlib
 import sqlite3
-import ssl
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -15,6 +14,7 @@ from typing import Any, NamedTuple
 import psycopg2
 import pymysql
 
+from lib import mysql_connect
 from lib.db_utils import get_logger, mask_secrets, register_secrets
 from lib.errors import RemoteError
 
@@ -62,11 +62,8 @@ def _connect_mysql(row: dict[str, Any], settings: dict[str, Any]) -> Any:
     options: dict[str, Any] = {}
     if row.get("use_ssl"):
         # Szyfrowanie wymagane, certyfikat nieweryfikowany (jak sslmode=require w PostgreSQL).
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        options["ssl"] = context
-    return pymysql.connect(
+        options["ssl"] = mysql_connect.required_unverified_context()
+    return mysql_connect.connect(
         host=_tcp_host(row.get("host")),
         port=int(row.get("port") or 3306),
         user=row.get("db_user") or "",
