@@ -1026,7 +1026,7 @@ def run_ai(
                         )
                 try:
                     control.rollback()
-                    task_item.release_claims(control, operation)
+                    task_item.release_claims(control, operation, id_task=id_task)
                 except Exception as exc:  # zwolnienie jest też po śmierci blokady, więc tylko ostrzegamy
                     log.warning(
                         "zadanie %s: nie udało się zwolnić rezerwacji: %s",

@@ -587,8 +587,13 @@ def claim_for_ai(
     return retry_on_deadlock(work, db=db)
 
 
-def release_claims(db: MySQL, operation: str, ids: list[int] | None = None) -> int:
-    """Zwalnia rezerwacje operacji (wszystkie albo podane pozycje); zatwierdza, gdy trzeba.
+def release_claims(
+    db: MySQL, operation: str, ids: list[int] | None = None, id_task: int | None = None
+) -> int:
+    """Zwalnia rezerwacje operacji (wszystkie w zadaniu ``id_task`` albo podane pozycje); zatwierdza, gdy trzeba.
+
+    Operacja AI pracuje na jednym zadaniu, więc "wszystkie" szuka tylko w jego pozycjach (indeks
+    z ``id_task``); bez tego warunku koniec każdego runu czytał całą tabelę ``task_item``.
 
     Returns:
         Liczba zwolnionych pozycji.
@@ -596,9 +601,11 @@ def release_claims(db: MySQL, operation: str, ids: list[int] | None = None) -> i
     if ids is not None and not ids:
         return 0
     if ids is None:
+        if id_task is None:
+            raise ValueError("release_claims: podaj pozycje albo zadanie")
         sql, params = (
-            "UPDATE task_item SET claim_uuid=NULL, claimed_at=NULL WHERE claim_uuid=%s",
-            (operation,),
+            "UPDATE task_item SET claim_uuid=NULL, claimed_at=NULL WHERE id_task=%s AND claim_uuid=%s",
+            (id_task, operation),
         )
     else:
         sql = (

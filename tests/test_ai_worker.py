@@ -584,6 +584,41 @@ def test_first_claim_reads_only_the_task_rows(settings, db):
     assert reads < 1000, reads
 
 
+def test_end_of_run_release_reads_only_the_task_rows(settings, db):
+    """Zwolnienie rezerwacji na końcu runu szuka w pozycjach zadania, nie w całej tabeli (tu 30 000
+    pozycji innego zadania); zwalnia tylko rezerwacje tej operacji."""
+    other = add_task(db, 1)
+    foreign = str(uuid.uuid4())
+    db.executemany(
+        "INSERT INTO task_item (id_task, remote_id, text_original, original_hash, claim_uuid) VALUES (%s, %s, %s, %s, %s)",
+        [(other, n, f"inne {n}", compute_hash(f"inne {n}"), foreign) for n in range(30000)],
+    )
+    id_task = add_task(db, 1)
+    ids = add_items(db, id_task, [f"bląd {n}" for n in range(50)])
+    operation = str(uuid.uuid4())
+    db.execute(
+        f"UPDATE task_item SET claim_uuid=%s WHERE id_task_item IN ({','.join(['%s'] * 40)})",
+        (operation, *ids[:40]),
+    )
+    db.execute("ANALYZE TABLE task_item")
+    releaser = connect_local(settings)
+    try:
+        releaser.execute("FLUSH STATUS")
+        released = task_item.release_claims(releaser, operation, id_task=id_task)
+        reads = sum(
+            int(r["Value"])
+            for r in releaser.query("SHOW SESSION STATUS LIKE 'Handler_read%'")
+            if r["Variable_name"] != "Handler_read_key"
+        )
+    finally:
+        releaser.close()
+    assert released == 40
+    assert reads < 1000, reads
+    assert db.query_value("SELECT COUNT(*) FROM task_item WHERE claim_uuid=%s", (foreign,)) == 30000
+    with pytest.raises(ValueError):
+        task_item.release_claims(db, operation)
+
+
 def test_items_total_counts_the_items_the_run_will_do(settings, db, fake_openai):
     """``items_total`` (postęp): pozycje do zrobienia przed pierwszą rezerwacją, z limitem runu."""
     id_task = make_task(db, fake_openai["base_url"])
