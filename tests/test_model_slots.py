@@ -235,7 +235,7 @@ def test_waiting_run_gets_a_slot_that_another_run_keeps_between_requests(setting
             in_use[0] -= 1
         model_slots.release(second, slot)
         model_slots.release_idle(second, 0)
-        assert got[0] < model_slots.HOLD_S + 0.5, got
+        assert got[0] < 2 * model_slots.HOLD_S + 1.0, got  # bez oddawania: 5 s (abort) i błąd
         # Czekanie się skończyło: blokada czekania drugiego runu zwolniona.
         assert second.waiter is None and second.waiting == 0
     finally:
