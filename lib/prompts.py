@@ -255,6 +255,17 @@ def load_json(content: str) -> Any:
         raise ValueError(f"odpowiedź modelu nie jest poprawnym JSON ({exc.msg}, znak {exc.pos})") from None
 
 
+def _require_unicode(value: str, field: str) -> None:
+    """Tekst musi dać się zapisać w UTF-8: JSON dopuszcza ucieczkę pojedynczego surogatu (``\\ud83d``),
+    której nie przyjmie ani baza, ani JSON ``change_summary`` - taka odpowiedź to błąd pozycji, nie runu."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"odpowiedź modelu ma niepoprawny znak Unicode (pojedynczy surogat) w polu {field}"
+        ) from None
+
+
 def answer_from_data(data: Any) -> dict[str, Any]:
     """Sprawdza strukturę jednej odpowiedzi (``{"text", "edits"}``) i ją normalizuje.
 
@@ -274,6 +285,7 @@ def answer_from_data(data: Any) -> dict[str, Any]:
     text = data.get("text")
     if not isinstance(text, str):
         raise ValueError("odpowiedź modelu nie ma pola 'text' typu tekst")
+    _require_unicode(text, "text")
     raw_edits = data.get("edits")
     if not isinstance(raw_edits, list):
         raise ValueError("odpowiedź modelu nie ma listy 'edits'")
@@ -284,11 +296,13 @@ def answer_from_data(data: Any) -> dict[str, Any]:
         for field in ("original", "replacement"):
             if not isinstance(edit.get(field), str):
                 raise ValueError(f"poprawka nr {index + 1}: pole '{field}' nie jest tekstem")
+            _require_unicode(edit[field], f"poprawka nr {index + 1}: {field}")
         explanation = edit.get("explanation", "")
         if explanation is None:
             explanation = ""
         if not isinstance(explanation, str):
             raise ValueError(f"poprawka nr {index + 1}: pole 'explanation' nie jest tekstem")
+        _require_unicode(explanation, f"poprawka nr {index + 1}: explanation")
         category = str(edit.get("category") or "other").strip().lower()
         edits.append(
             {

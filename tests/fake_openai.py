@@ -16,7 +16,7 @@ Konfiguracja per test (bezpieczna wątkowo): stałe opóźnienie, kolejka wstrzy
 (429 z ``Retry-After``, 500, opóźnienie dłuższe niż timeout klienta, zepsuty JSON, odpowiedź
 nie-JSON, 401, 404; dla paczek także błędy jednej pozycji: ``pack_drop`` - brak wpisu,
 ``pack_duplicate`` - wpis dwa razy, ``pack_unknown_id`` - wpis z nieznanym id zamiast właściwego,
-``pack_invalid`` - wpis bez tekstu), tryb odrzucania ``response_format`` (jak llama.cpp), liczniki
+``pack_invalid`` - wpis bez tekstu; ``lone_surrogate`` - tekst z ucieczką pojedynczego surogatu, także w paczce), tryb odrzucania ``response_format`` (jak llama.cpp), liczniki
 zapytań (łącznie i per tekst wejściowy), zapis zapytań, bramkę (``gate``): zapytania czekają,
 aż nadejdzie ich łącznie tyle, ile ustawiono — np. by dowieść, że pracują dwa procesy naraz — oraz
 największą liczbę zapytań w toku naraz (``max_in_flight``).
@@ -47,6 +47,11 @@ _TARGET_RE = re.compile(r"target language:\s*([\w-]+)", re.IGNORECASE)
 
 
 PACK_FAULTS = ("pack_drop", "pack_duplicate", "pack_unknown_id", "pack_invalid")
+
+# ``lone_surrogate``: tekst odpowiedzi zaczyna się ucieczką JSON pojedynczego surogatu (poprawny JSON,
+# tekst niezapisywalny w UTF-8); znacznik zastępowany po ``json.dumps``, bo sam surogat nie przejdzie przez UTF-8.
+_LONE_SURROGATE = "\\ud83d"
+_SURROGATE_MARK = "@@lone-surrogate@@"
 
 
 def usage_for(messages: list[dict[str, Any]], content: str, cached: int = 0) -> dict[str, Any]:
@@ -192,8 +197,10 @@ def _pack_content(entries: list[dict[str, Any]], target: str | None, fault: dict
                 item["text"] = None
             if kind == "pack_duplicate":
                 items.append(dict(item))
+            if kind == "lone_surrogate":
+                item["text"] = _SURROGATE_MARK + answer_text
         items.append(item)
-    return json.dumps({"items": items}, ensure_ascii=False)
+    return json.dumps({"items": items}, ensure_ascii=False).replace(_SURROGATE_MARK, _LONE_SURROGATE)
 
 
 def _first_user_text(messages: list[dict[str, Any]]) -> str:
@@ -286,6 +293,8 @@ def chat_answer(
         if kind == "drop_placeholder":
             answer_text = re.sub(r"\{\w+\}", "", answer_text)
         content = json.dumps({"text": answer_text, "edits": edits}, ensure_ascii=False)
+        if kind == "lone_surrogate":
+            content = content.replace('"text": "', '"text": "' + _LONE_SURROGATE, 1)
     if kind == "malformed":
         content = content[: len(content) // 2]
     body = {

@@ -154,6 +154,19 @@ def test_non_json_body_is_retried(fake_openai):
     assert result.text == "w ogóle" and result.requests == 2
 
 
+def test_answer_with_a_lone_surrogate_is_repaired_not_a_crash(fake_openai):
+    # JSON dopuszcza "\\ud83d" bez pary; takiego tekstu nie zapisze ani MySQL (utf8mb4), ani JSON
+    # podsumowania - to niepoprawna odpowiedź (jedna próba naprawy), nie wyjątek całego runu.
+    add_fault(fake_openai, "lone_surrogate")
+    result, _ = call(fake_openai, "To bląd.")
+    assert result.repaired and result.requests == 2 and result.text == "To błąd."
+    assert "\\ud83d" in fake_openai["requests"][0]["content"]
+    with pytest.raises(ValueError, match="surogat"):
+        prompts.parse_answer(
+            '{"text": "a", "edits": [{"original": "x", "replacement": "\\udc00", "category": "o"}]}'
+        )
+
+
 def test_401_and_quota_are_fatal(fake_openai):
     add_fault(fake_openai, "401")
     with pytest.raises(AiError, match=r"klucz API odrzucony \(401\).*FAKE_KEY") as info:

@@ -211,7 +211,8 @@ def test_pack_store_keeps_quotes_backslashes_and_emoji_verbatim(settings, db, fa
 
 
 @pytest.mark.parametrize(
-    "kind", ["pack_drop", "pack_duplicate", "pack_unknown_id", "pack_invalid", "drop_placeholder"]
+    "kind",
+    ["pack_drop", "pack_duplicate", "pack_unknown_id", "pack_invalid", "drop_placeholder", "lone_surrogate"],
 )
 def test_bad_item_is_retried_alone_rest_of_pack_stored(settings, db, fake_openai, kind):
     id_task = make_task(db, fake_openai["base_url"])
