@@ -78,6 +78,7 @@ class ModelSlots:
         cooldown: Numer oddany czekającym -> do kiedy run go nie bierze.
         waiting: Ile wątków runu czeka teraz na miejsce.
         waiter: Blokada czekania trzymana przez run (nazwa, indeks sesji) albo ``None``.
+        wait_names: Nazwy blokad czekania tego modelu (``WAITERS`` nazw).
         checked_at: Kiedy ostatnio sprawdzono czekających (``HOLD_S``).
         others_waiting: Wynik tego sprawdzenia.
     """
@@ -96,6 +97,7 @@ class ModelSlots:
     cooldown: dict[int, float] = field(default_factory=dict)
     waiting: int = 0
     waiter: tuple[str, int] | None = None
+    wait_names: list[str] = field(default_factory=list)
     checked_at: float = 0.0
     others_waiting: bool = False
 
@@ -110,10 +112,14 @@ def model_key(model_row: dict[str, Any]) -> str:
     return hashlib.sha1(raw.encode("utf-8")).hexdigest()[:12]
 
 
+def _lock_names(prefix: str, model_row: dict[str, Any], count: int) -> list[str]:
+    key = model_key(model_row)
+    return [f"{prefix}{key}_{n}" for n in range(count)]
+
+
 def slot_names(model_row: dict[str, Any], cap: int) -> list[str]:
     """Nazwy blokad ``GET_LOCK`` limitu modelu (``cap`` nazw)."""
-    key = model_key(model_row)
-    return [f"{SLOT_PREFIX}{key}_{n}" for n in range(cap)]
+    return _lock_names(SLOT_PREFIX, model_row, cap)
 
 
 def open_slots(settings: dict[str, Any], model_row: dict[str, Any]) -> ModelSlots:
@@ -122,7 +128,10 @@ def open_slots(settings: dict[str, Any], model_row: dict[str, Any]) -> ModelSlot
     if cap <= 0:
         return ModelSlots(names=[])
     return ModelSlots(
-        names=slot_names(model_row, cap), db=connect_local(settings, autocommit=True), settings=settings
+        names=slot_names(model_row, cap),
+        wait_names=_lock_names(WAIT_PREFIX, model_row, WAITERS),
+        db=connect_local(settings, autocommit=True),
+        settings=settings,
     )
 
 
@@ -177,29 +186,29 @@ def _try_acquire(slots: ModelSlots) -> int | None:
                 for n in range(len(slots.names))
                 if n not in slots.held and slots.cooldown.get(n, 0.0) <= now
             ]
-        if not free:
-            return None
-        cases = " ".join("WHEN GET_LOCK(%s, 0) = 1 THEN %s" for _ in free)
-        params: list[Any] = []
-        for n in free:
-            params.extend([slots.names[n], n])
-        got = db.query_value(f"SELECT CASE {cases} ELSE -1 END", params)
-        if got is None or int(got) < 0:
+        got = _first_free_lock(db, {n: slots.names[n] for n in free})
+        if got is None:
             return None
         with slots.lock:
-            slots.held.add(int(got))
-            slots.owner[int(got)] = index
-            slots.since[int(got)] = time.monotonic()
+            slots.held.add(got)
+            slots.owner[got] = index
+            slots.since[got] = time.monotonic()
         db.session_locks += 1
-        return int(got)
+        return got
     finally:
         lock.release()
 
 
-def _waiter_names(slots: ModelSlots) -> list[str]:
-    """Nazwy blokad czekania tego modelu (ten sam klucz co nazwy miejsc)."""
-    key = slots.names[0][len(SLOT_PREFIX) :].rsplit("_", 1)[0]
-    return [f"{WAIT_PREFIX}{key}_{n}" for n in range(WAITERS)]
+def _first_free_lock(db: MySQL, candidates: dict[int, str]) -> int | None:
+    """Jedno zapytanie: ``GET_LOCK(…, 0)`` kolejnych nazw do pierwszej wolnej (CASE kończy na niej); jej numer albo ``None``."""
+    if not candidates:
+        return None
+    cases = " ".join("WHEN GET_LOCK(%s, 0) = 1 THEN %s" for _ in candidates)
+    params: list[Any] = []
+    for n, name in candidates.items():
+        params.extend([name, n])
+    got = db.query_value(f"SELECT CASE {cases} ELSE -1 END", params)
+    return None if got is None or int(got) < 0 else int(got)
 
 
 def _register_waiter(slots: ModelSlots) -> None:
@@ -210,20 +219,15 @@ def _register_waiter(slots: ModelSlots) -> None:
     index = _take_session(slots)
     db, lock = slots.sessions[index]
     try:
-        names = _waiter_names(slots)
-        cases = " ".join("WHEN GET_LOCK(%s, 0) = 1 THEN %s" for _ in names)
-        params: list[Any] = []
-        for n, name in enumerate(names):
-            params.extend([name, n])
-        got = db.query_value(f"SELECT CASE {cases} ELSE -1 END", params)
-        if got is None or int(got) < 0:
+        got = _first_free_lock(db, dict(enumerate(slots.wait_names)))
+        if got is None:
             return  # wszystkie zajęte: inne runy już sygnalizują czekanie
         with slots.lock:
             if slots.waiter is None:
-                slots.waiter = (names[int(got)], index)
+                slots.waiter = (slots.wait_names[got], index)
                 db.session_locks += 1
                 return
-        db.query_value("SELECT RELEASE_LOCK(%s)", (names[int(got)],))  # inny wątek był pierwszy
+        db.query_value("SELECT RELEASE_LOCK(%s)", (slots.wait_names[got],))  # inny wątek był pierwszy
     finally:
         lock.release()
 
@@ -278,7 +282,7 @@ def _check_holders(
         held: Numery trzymane przez run -> (indeks sesji, ``since``) w chwili sprawdzenia; numer jest
             gubiony tylko wtedy, gdy to wciąż to samo wzięcie (ta sama sesja i ``since``).
     """
-    waiters = [name for name in _waiter_names(slots) if name != own_waiter]
+    waiters = [name for name in slots.wait_names if name != own_waiter]
     numbers = sorted(held)
     names = waiters + [slots.names[n] for n in numbers]
     columns = ", ".join(f"IS_USED_LOCK(%s) AS c{n}" for n in range(len(names)))

@@ -742,13 +742,14 @@ def store_ai_results(db: MySQL, operation: str, results: list[dict[str, Any]]) -
             rows.append(template % (int(id_item), *values))
     derived = b"SELECT " + b" UNION ALL SELECT ".join(rows)
     ids = [id_item for result in results for id_item in result["ids"]]
+    operation_literal = sql_literal(operation.encode("ascii"))
     update = (
         b"UPDATE task_item t JOIN (%b) v ON t.id_task_item = v.id "
         b"SET t.text_corrected=v.txt, t.local_hash=v.lh, t.change_summary=v.summ, t.processed_at=NOW(), "
         b"t.status='processed', t.is_changed=0, t.tokens_input=v.tin, t.tokens_output=v.tout, t.cost_usd=v.cost, "
         b"t.ai_error=NULL, t.operation_uuid=%b, t.claim_uuid=NULL, t.claimed_at=NULL "
         b"WHERE t.claim_uuid=%b AND t.original_hash <=> v.h"
-    ) % (derived, sql_literal(operation.encode("ascii")), sql_literal(operation.encode("ascii")))
+    ) % (derived, operation_literal, operation_literal)
 
     def work() -> list[int]:
         # Jedno polecenie UPDATE w trybie autocommit jest samo w sobie transakcją (cała paczka albo
