@@ -551,6 +551,15 @@ def test_killed_process_claims_are_reclaimed_at_once(settings, db, fake_openai):
     assert stats["processed"] == 6
 
 
+def rows_read(session) -> int:
+    """Wiersze przeczytane przez sesję od ``FLUSH STATUS`` (``Handler_read_*`` bez wejść do indeksu)."""
+    return sum(
+        int(r["Value"])
+        for r in session.query("SHOW SESSION STATUS LIKE 'Handler_read%'")
+        if r["Variable_name"] != "Handler_read_key"
+    )
+
+
 def test_first_claim_reads_only_the_task_rows(settings, db):
     """Pierwsza rezerwacja runu (``after_id=0``) czyta indeks zadania, nie całą tabelę: pozycje innych
     zadań (tu 60 000 przetworzonych) nie są przechodzone (liczniki ``Handler_read_*`` sesji)."""
@@ -573,11 +582,7 @@ def test_first_claim_reads_only_the_task_rows(settings, db):
         claimed = task_item.claim_for_ai(
             claimer, id_task, str(uuid.uuid4()), 160, 5, 900, ai_worker.LOCK_PREFIXES
         )
-        reads = sum(
-            int(r["Value"])
-            for r in claimer.query("SHOW SESSION STATUS LIKE 'Handler_read%'")
-            if r["Variable_name"] != "Handler_read_key"
-        )
+        reads = rows_read(claimer)
     finally:
         claimer.close()
     assert len(claimed) == 160
@@ -605,11 +610,7 @@ def test_end_of_run_release_reads_only_the_task_rows(settings, db):
     try:
         releaser.execute("FLUSH STATUS")
         released = task_item.release_claims(releaser, operation, id_task=id_task)
-        reads = sum(
-            int(r["Value"])
-            for r in releaser.query("SHOW SESSION STATUS LIKE 'Handler_read%'")
-            if r["Variable_name"] != "Handler_read_key"
-        )
+        reads = rows_read(releaser)
     finally:
         releaser.close()
     assert released == 40

@@ -204,18 +204,21 @@ def test_waiting_run_gets_a_slot_that_another_run_keeps_between_requests(setting
     in_use = [0]
     guard = threading.Lock()
 
+    def use(seconds: float) -> None:
+        with guard:
+            in_use[0] += 1
+            if in_use[0] > 1:
+                problems.append("dwa runy w jednym miejscu")
+        time.sleep(seconds)
+        with guard:
+            in_use[0] -= 1
+
     def busy_run() -> None:
         while not stop.is_set():
             slot = model_slots.acquire(first, abort=stop.is_set)
             if slot is None:
                 return
-            with guard:
-                in_use[0] += 1
-                if in_use[0] > 1:
-                    problems.append("dwa runy w jednym miejscu")
-            time.sleep(0.01)
-            with guard:
-                in_use[0] -= 1
+            use(0.01)
             model_slots.release(first, slot)
 
     worker = threading.Thread(target=busy_run)
@@ -225,14 +228,8 @@ def test_waiting_run_gets_a_slot_that_another_run_keeps_between_requests(setting
         started = time.monotonic()
         slot = model_slots.acquire(second, abort=lambda: time.monotonic() - started > 5)
         assert slot is not None, "drugi run nie dostał miejsca w 5 s"
-        with guard:
-            in_use[0] += 1
-            if in_use[0] > 1:
-                problems.append("dwa runy w jednym miejscu")
         got.append(time.monotonic() - started)
-        time.sleep(0.05)
-        with guard:
-            in_use[0] -= 1
+        use(0.05)
         model_slots.release(second, slot)
         model_slots.release_idle(second, 0)
         assert got[0] < 2 * model_slots.HOLD_S + 1.0, got  # bez oddawania: 5 s (abort) i błąd
