@@ -210,6 +210,74 @@ def test_pack_store_keeps_quotes_backslashes_and_emoji_verbatim(settings, db, fa
     assert stored_bill(db, id_task) == billed(fake_openai, model)
 
 
+def tmp_tables(session) -> dict[str, int]:
+    """Liczniki tabel tymczasowych sesji (``Created_tmp_tables`` i ``Created_tmp_disk_tables``)."""
+    return {
+        r["Variable_name"]: int(r["Value"])
+        for r in session.query("SHOW SESSION STATUS LIKE 'Created_tmp%tables'")
+    }
+
+
+def test_store_ai_results_one_statement_per_pack_no_temp_tables(settings, db):
+    # Zapis paczki: jedno UPDATE po kluczu głównym z wartościami wybieranymi przez ELT(FIELD(...)).
+    # Sprawdzane wprost: wyniki trafiają do właściwych wierszy (także grupa duplikatów i NULL hash),
+    # wiersz ze zmienionym w międzyczasie tekstem nie jest zapisany i zostaje zarezerwowany, a
+    # polecenie nie tworzy tabel tymczasowych (poprzednie UPDATE ... JOIN (SELECT ... UNION ALL)
+    # tworzyło przy każdej paczce tabele tymczasowe, w benchmarku jedną z nich na dysku).
+    from lib import task_item
+    from lib.db_local import connect_local
+
+    id_task = make_task(db, "http://127.0.0.1:9/v1")
+    a, b1, b2, stale, empty = add_items(db, id_task, ["tekst a", "tekst b", "tekst b", "tekst c", "tekst d"])
+    db.execute("UPDATE task_item SET original_hash=NULL WHERE id_task_item=%s", (empty,))
+    operation = "11111111-2222-3333-4444-555555555555"
+    db.execute("UPDATE task_item SET claim_uuid=%s WHERE id_task=%s", (operation, id_task))
+
+    def result(ids, original, text, tokens, cost):
+        return {
+            "ids": ids,
+            "original_hash": original,
+            "text": text,
+            "text_hash": compute_hash(text),
+            "summary": json.dumps({"n": text}),
+            "tokens_input": tokens,
+            "tokens_output": tokens + 1,
+            "cost": Decimal(cost),
+        }
+
+    results = [
+        result([a], compute_hash("tekst a"), "Tekst A, 'x' \\ 🎉", 11, "0.000011"),
+        result([b1, b2], compute_hash("tekst b"), "Tekst B", 7, "0.000007"),
+        result([stale], compute_hash("inny tekst"), "Tekst C", 5, "0.000005"),
+        result([empty], None, "Tekst D", 3, "0.000003"),
+    ]
+    session = connect_local(settings, autocommit=True)
+    try:
+        session.execute("FLUSH STATUS")
+        before = tmp_tables(session)
+        assert task_item.store_ai_results(session, operation, results) == [1, 2, 0, 1]
+        after = tmp_tables(session)
+    finally:
+        session.close()
+    assert after == before
+
+    rows = {r["id_task_item"]: r for r in db.query("SELECT * FROM task_item WHERE id_task=%s", (id_task,))}
+    for id_item, expected in ((a, results[0]), (b1, results[1]), (b2, results[1]), (empty, results[3])):
+        row = rows[id_item]
+        assert (
+            row["status"] == "processed" and row["claim_uuid"] is None and row["operation_uuid"] == operation
+        )
+        assert row["text_corrected"] == expected["text"] and row["local_hash"] == expected["text_hash"]
+        assert row["change_summary"] == expected["summary"]
+        assert (row["tokens_input"], row["tokens_output"]) == (
+            expected["tokens_input"],
+            expected["tokens_output"],
+        )
+        assert row["cost_usd"] == expected["cost"]
+    assert rows[stale]["status"] != "processed" and rows[stale]["text_corrected"] is None
+    assert rows[stale]["claim_uuid"] == operation
+
+
 @pytest.mark.parametrize(
     "kind",
     ["pack_drop", "pack_duplicate", "pack_unknown_id", "pack_invalid", "drop_placeholder", "lone_surrogate"],
