@@ -191,6 +191,8 @@ class _Group:
         summary: ``change_summary`` wyniku.
         error: Błąd pozycji lidera (duplikaty dostają ten sam).
         abandoned: Lider nie dał wyniku ani błędu (zatrzymanie, błąd runu) - duplikaty są zwalniane.
+        stored: Wynik grupy jest zapisany w bazie przy co najmniej jednej pozycji (późniejszy
+            duplikat znajdzie go tam - ``_forget_stored_groups``).
     """
 
     status: str = "running"
@@ -199,6 +201,7 @@ class _Group:
     summary: str | None = None
     error: str | None = None
     abandoned: bool = False
+    stored: bool = False
 
 
 @dataclass
@@ -332,9 +335,11 @@ def _store_ok(
     tokens_input: int,
     tokens_output: int,
     cost: Decimal,
+    *,
+    group: _Group,
     reused: bool = False,
 ) -> None:
-    """Zapisuje wynik jednej pozycji (``reused`` = wynik ponownie użyty, koszt 0)."""
+    """Zapisuje wynik jednej pozycji grupy ``group`` (``reused`` = wynik ponownie użyty, koszt 0)."""
     with _store_db(run) as db:
         changed = task_item.store_ai_result(
             db,
@@ -349,6 +354,7 @@ def _store_ok(
             cost,
         )
     if changed:
+        group.stored = True
         if reused:
             _add(run, reused=1, skipped=1)
         else:
@@ -400,6 +406,8 @@ def _store_followers(run: _Run, followers: list[dict[str, Any]], group: _Group) 
             0,
             0,
         )
+    if changed:
+        group.stored = True
     _add(run, reused=changed, skipped=len(ids))
     if changed < len(ids):
         # Tekst części pozycji zmienił się w międzyczasie: odpowiedź nieaktualna.
@@ -577,7 +585,7 @@ def _send(run: _Run, item: dict[str, Any], group: _Group, carry: ai_cost.Share |
     group.text = result.text
     group.summary = prompts.build_change_summary(result.edits, run.note)
     faults.checkpoint("ai.store")
-    _store_ok(run, item, result.text, group.summary, tokens_input, tokens_output, cost)
+    _store_ok(run, item, result.text, group.summary, tokens_input, tokens_output, cost, group=group)
 
 
 def _send_pack(run: _Run, members: list[tuple[dict[str, Any], _Group]]) -> None:
@@ -633,13 +641,18 @@ def _send_pack(run: _Run, members: list[tuple[dict[str, Any], _Group]]) -> None:
                 "cost": share.cost,
             }
         )
-        stored.append(item)
+        stored.append((item, group))
     if results:
         faults.checkpoint("ai.store")
         with _store_db(run) as db:
             counts = task_item.store_ai_results(db, run.operation, results)
         faults.checkpoint("ai.pack_stored")
-        stale = [item["id_task_item"] for item, count in zip(stored, counts, strict=True) if not count]
+        stale = []
+        for (item, group), count in zip(stored, counts, strict=True):
+            if count:
+                group.stored = True
+            else:
+                stale.append(item["id_task_item"])
         _add(run, processed=len(stored) - len(stale))
         if stale:
             # Tekst zmienił się w międzyczasie (sync): odpowiedź nieaktualna, pozycja na później.
@@ -663,7 +676,7 @@ def _leader_job(run: _Run, item: dict[str, Any], group: _Group) -> None:
         if run.fatal:
             _abandon(run, [(item, group)])
         elif group.text is not None:
-            _store_ok(run, item, group.text, group.summary, 0, 0, Decimal(0), reused=True)
+            _store_ok(run, item, group.text, group.summary, 0, 0, Decimal(0), reused=True, group=group)
         else:
             _send(run, item, group)
     except BaseException:
@@ -699,6 +712,22 @@ def _follower_job(run: _Run, item: dict[str, Any], group: _Group) -> None:
 Members = list[tuple[dict[str, Any], _Group]]
 
 
+def _forget_stored_groups(run: _Run) -> None:
+    """Usuwa z pamięci runu grupy zakończone, których wynik jest zapisany w bazie.
+
+    Późniejszy duplikat takiej grupy znajdzie wynik w bazie (``task_item.stored_results`` w
+    ``_claim_more`` idzie po tym usunięciu, a wynik był zapisany, zanim grupa została zamknięta),
+    więc nadal nie idzie drugi raz do modelu. Zostają grupy w toku, z błędem, porzucone i te,
+    których wyniku nie zapisano (tekst zmienił się w międzyczasie) - ich duplikaty dostają ten sam
+    los co dotąd. Bez tego run trzymał w pamięci grupę z poprawionym tekstem i podsumowaniem dla
+    każdego różnego tekstu zadania: pamięć rosła z wielkością zadania.
+    """
+    with run.lock:
+        stored = [key for key, group in run.groups.items() if group.status == "done" and group.stored]
+        for key in stored:
+            del run.groups[key]
+
+
 def _claim_more(
     run: _Run, pool: ThreadPoolExecutor, active: dict[Future, Members], finished: queue.SimpleQueue
 ) -> bool:
@@ -713,6 +742,7 @@ def _claim_more(
     packs = max(PACKS_PER_CLAIM, run.concurrency // 4)
     batch = run.claim_batch if run.pack_items <= 1 else max(run.claim_batch, run.pack_items * packs)
     count = batch if run.limit is None else min(batch, run.limit - stats["claimed"])
+    _forget_stored_groups(run)
     items = task_item.claim_for_ai(
         run.control,
         run.id_task,

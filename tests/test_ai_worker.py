@@ -345,6 +345,31 @@ def test_duplicates_sent_once_and_reused(settings, db, fake_openai):
     assert item(db, new_id)["text_corrected"] == "błąd C" and item(db, new_id)["tokens_input"] == 0
 
 
+def test_run_forgets_stored_groups_and_late_duplicates_reuse_the_database(
+    settings, db, fake_openai, monkeypatch
+):
+    # Run nie trzyma w pamięci wyniku każdego różnego tekstu (pamięć rosła z wielkością zadania):
+    # grupy z zapisanym wynikiem są zapominane przed kolejną rezerwacją, a duplikat, który przychodzi
+    # w późniejszej rezerwacji, bierze wynik z bazy - nadal bez drugiego zapytania.
+    id_task = make_task(db, fake_openai["base_url"])
+    distinct = [f"bląd numer {n}" for n in range(60)]
+    ids = add_items(db, id_task, distinct + distinct[:10])
+    peak = []
+    claim_more = ai_worker._claim_more
+
+    def counting(run, *args):
+        peak.append(len(run.groups))
+        return claim_more(run, *args)
+
+    monkeypatch.setattr(ai_worker, "_claim_more", counting)
+    stats = ai_worker.run_ai(conf(settings, AI_CONCURRENCY=2), id_task)
+    assert fake_openai["total"] == 60 and set(fake_openai["per_text"].values()) == {1}
+    assert stats["processed"] == 60 and stats["reused"] == 10
+    assert all(item(db, i)["status"] == "processed" for i in ids)
+    # Rezerwacje po 5 pozycji, najwyżej 2 * 2 + zapasowe zadania w puli: w pamięci kilkanaście grup, nie 60.
+    assert len(peak) > 10 and max(peak) <= 20
+
+
 def test_outdated_item_is_corrected_again(settings, db, fake_openai):
     id_task = make_task(db, fake_openai["base_url"])
     [id_item] = add_items(db, id_task, ["bląd stary"])
