@@ -63,7 +63,8 @@ LOCK_PREFIX = "ailexia_ai_op_"
 LIVENESS_PREFIX = "ailexia_ai_live_"
 LOCK_PREFIXES = (LOCK_PREFIX, LIVENESS_PREFIX)
 # Ile paczek (po AI_PACK_ITEMS tekstów) rezerwuje naraz jedna rezerwacja (co najmniej; przy dużej
-# współbieżności AI_CONCURRENCY / 4 - rezerwacja z commitem trwa pod obciążeniem ~40 ms).
+# współbieżności AI_CONCURRENCY / 2 - dwie rezerwacje zapełniają wszystkie miejsca na starcie runu,
+# a wątek główny, który je robi, mniej rywalizuje o GIL z wątkami zapytań).
 PACKS_PER_CLAIM = 4
 # Co ile sekund wątek główny sprawdza, czy sesja z blokadą operacji żyje.
 LOCK_CHECK_S = 0.5
@@ -739,7 +740,7 @@ def _claim_more(
     stats = run.stats
     # Przy paczkach jedna rezerwacja wystarcza na kilka paczek: wątek główny robi jedno zapytanie
     # rezerwacji na PACKS_PER_CLAIM zapytań do modelu, a nie na każde.
-    packs = max(PACKS_PER_CLAIM, run.concurrency // 4)
+    packs = max(PACKS_PER_CLAIM, run.concurrency // 2)
     batch = run.claim_batch if run.pack_items <= 1 else max(run.claim_batch, run.pack_items * packs)
     count = batch if run.limit is None else min(batch, run.limit - stats["claimed"])
     _forget_stored_groups(run)
