@@ -372,7 +372,7 @@ def main() -> int:
             # Paczki: tyle pozycji, żeby zapytań było tyle co w 'unikalne' (ratio liczone w zapytaniach).
             packed = [
                 f"[p{n // args.items}] {unique[n % args.items]}"
-                for n in range(args.items * args.pack_items // 2)
+                for n in range(args.items * args.pack_items)
             ]
             rows.append(
                 (

@@ -48,7 +48,7 @@ def test_ai_bench_small_run_prints_all_scenarios(settings):
     assert rows[("30% duplikatów", 32)] == (60, 42, 42)
     # Paczki po 20: 600 różnych tekstów w 30 zapytaniach.
     packed = re.search(r"^paczki\s+32\s+(\d+)\s+(\d+)\s+(\d+)", result.stdout, re.M)
-    assert packed and tuple(int(g) for g in packed.groups()) == (600, 600, 30)
+    assert packed and tuple(int(g) for g in packed.groups()) == (1200, 1200, 60)
     # Tabela kosztu: oba tryby, krótkie i długie; paczki płacą za krótkie teksty mniej wejścia.
     cost = {
         (m.group(1).strip(), m.group(2)): float(m.group(3))
