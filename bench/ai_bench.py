@@ -371,8 +371,7 @@ def main() -> int:
             rows.append(("30% duplikatów", run_case(settings, db, base_url, dup_texts, 32, args.latency)))
             # Paczki: tyle pozycji, żeby zapytań było tyle co w 'unikalne' (ratio liczone w zapytaniach).
             packed = [
-                f"[p{n // args.items}] {unique[n % args.items]}"
-                for n in range(args.items * args.pack_items)
+                f"[p{n // args.items}] {unique[n % args.items]}" for n in range(args.items * args.pack_items)
             ]
             rows.append(
                 (
