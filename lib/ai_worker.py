@@ -186,6 +186,7 @@ class _Group:
     """Pozycje runu z tym samym tekstem (hash): pierwsza (lider) jest wysyłana, reszta czeka na wynik.
 
     Attributes:
+        key: Hash tekstu (klucz w ``_Run.groups``).
         status: ``running`` (lider pracuje) albo ``done``.
         followers: Duplikaty czekające na wynik lidera.
         text: Wynik (też gotowy wynik z wcześniejszej korekty tego tekstu w zadaniu).
@@ -196,6 +197,7 @@ class _Group:
             duplikat znajdzie go tam - ``_forget_stored_groups``).
     """
 
+    key: str | None = None
     status: str = "running"
     followers: list[dict[str, Any]] = field(default_factory=list)
     text: str | None = None
@@ -239,6 +241,8 @@ class _Run:
     capability: dict[str, Any] = field(default_factory=ai_client.make_capability_state)
     lock: threading.Lock = field(default_factory=threading.Lock)
     groups: dict[str | None, _Group] = field(default_factory=dict)
+    # Klucze grup zamkniętych od ostatniej rezerwacji (``_forget_stored_groups`` sprawdza tylko je).
+    finished_keys: list[str | None] = field(default_factory=list)
     fatal: list[BaseException] = field(default_factory=list)
     # Wyniki zapisuje mała pula połączeń (autocommit), pożyczanych na jedno polecenie. Połączenie
     # na wątek kosztowało na starcie ~0,3 s (32 handshake'i naraz po pierwszej fali odpowiedzi),
@@ -379,6 +383,7 @@ def _finish_group(run: _Run, group: _Group) -> list[dict[str, Any]]:
         followers = group.followers
         group.followers = []
         group.status = "done"
+        run.finished_keys.append(group.key)
     return followers
 
 
@@ -721,12 +726,15 @@ def _forget_stored_groups(run: _Run) -> None:
     więc nadal nie idzie drugi raz do modelu. Zostają grupy w toku, z błędem, porzucone i te,
     których wyniku nie zapisano (tekst zmienił się w międzyczasie) - ich duplikaty dostają ten sam
     los co dotąd. Bez tego run trzymał w pamięci grupę z poprawionym tekstem i podsumowaniem dla
-    każdego różnego tekstu zadania: pamięć rosła z wielkością zadania.
+    każdego różnego tekstu zadania: pamięć rosła z wielkością zadania. Sprawdzane są tylko grupy
+    zamknięte od poprzedniego wywołania (``finished_keys``), nie wszystkie grupy runu.
     """
     with run.lock:
-        stored = [key for key, group in run.groups.items() if group.status == "done" and group.stored]
-        for key in stored:
-            del run.groups[key]
+        keys, run.finished_keys = run.finished_keys, []
+        for key in keys:
+            group = run.groups.get(key)
+            if group is not None and group.status == "done" and group.stored:
+                del run.groups[key]
 
 
 def _claim_more(
@@ -772,7 +780,7 @@ def _claim_more(
             group = run.groups.get(key)
             if group is None:
                 text, summary = reusable.get(key, (None, None))
-                group = run.groups[key] = _Group(text=text, summary=summary)
+                group = run.groups[key] = _Group(key=key, text=text, summary=summary)
                 if text is None:
                     to_send.append((item, group))
                     continue

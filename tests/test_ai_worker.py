@@ -350,10 +350,13 @@ def test_run_forgets_stored_groups_and_late_duplicates_reuse_the_database(
 ):
     # Run nie trzyma w pamięci wyniku każdego różnego tekstu (pamięć rosła z wielkością zadania):
     # grupy z zapisanym wynikiem są zapominane przed kolejną rezerwacją, a duplikat, który przychodzi
-    # w późniejszej rezerwacji, bierze wynik z bazy - nadal bez drugiego zapytania.
+    # w późniejszej rezerwacji, bierze wynik z bazy - nadal bez drugiego zapytania. Grupa z błędem
+    # zostaje: jej późny duplikat dostaje ten sam błąd, też bez zapytania.
     id_task = make_task(db, fake_openai["base_url"])
     distinct = [f"bląd numer {n}" for n in range(60)]
-    ids = add_items(db, id_task, distinct + distinct[:10])
+    bad = "zły tekst, wogóle"
+    ids = add_items(db, id_task, [bad, *distinct, *distinct[:10], bad])
+    add_fault(fake_openai, "malformed", times=2, text=bad)  # zapytanie + próba naprawy
     peak = []
     claim_more = ai_worker._claim_more
 
@@ -363,9 +366,11 @@ def test_run_forgets_stored_groups_and_late_duplicates_reuse_the_database(
 
     monkeypatch.setattr(ai_worker, "_claim_more", counting)
     stats = ai_worker.run_ai(conf(settings, AI_CONCURRENCY=2), id_task)
-    assert fake_openai["total"] == 60 and set(fake_openai["per_text"].values()) == {1}
-    assert stats["processed"] == 60 and stats["reused"] == 10
-    assert all(item(db, i)["status"] == "processed" for i in ids)
+    assert fake_openai["per_text"].pop(bad) == 2
+    assert fake_openai["total"] == 62 and set(fake_openai["per_text"].values()) == {1}
+    assert stats["processed"] == 60 and stats["reused"] == 10 and stats["failed"] == 2
+    assert all(item(db, i)["status"] == "processed" for i in ids[1:-1])
+    assert all("JSON" in item(db, i)["ai_error"] for i in (ids[0], ids[-1]))
     # Rezerwacje po 5 pozycji, najwyżej 2 * 2 + zapasowe zadania w puli: w pamięci kilkanaście grup, nie 60.
     assert len(peak) > 10 and max(peak) <= 20
 
