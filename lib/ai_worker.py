@@ -197,7 +197,7 @@ class _Group:
             duplikat znajdzie go tam - ``_forget_stored_groups``).
     """
 
-    key: str | None = None
+    key: str = ""
     status: str = "running"
     followers: list[dict[str, Any]] = field(default_factory=list)
     text: str | None = None
@@ -240,9 +240,9 @@ class _Run:
     note: str | None = None
     capability: dict[str, Any] = field(default_factory=ai_client.make_capability_state)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    groups: dict[str | None, _Group] = field(default_factory=dict)
+    groups: dict[str, _Group] = field(default_factory=dict)
     # Klucze grup zamkniętych od ostatniej rezerwacji (``_forget_stored_groups`` sprawdza tylko je).
-    finished_keys: list[str | None] = field(default_factory=list)
+    finished_keys: list[str] = field(default_factory=list)
     fatal: list[BaseException] = field(default_factory=list)
     # Wyniki zapisuje mała pula połączeń (autocommit), pożyczanych na jedno polecenie. Połączenie
     # na wątek kosztowało na starcie ~0,3 s (32 handshake'i naraz po pierwszej fali odpowiedzi),
@@ -718,6 +718,17 @@ def _follower_job(run: _Run, item: dict[str, Any], group: _Group) -> None:
 Members = list[tuple[dict[str, Any], _Group]]
 
 
+def _group_key(item: dict[str, Any]) -> str:
+    """Klucz grupy identycznych tekstów: hash tekstu.
+
+    Tekst bez hasha (stan, który zgłasza weryfikacja; synchronizacja zawsze liczy hash) nie ma z
+    kim dzielić wyniku - dostaje własną grupę (klucz z id pozycji, nie do pomylenia z hashem
+    szesnastkowym), inaczej różne teksty bez hasha dostałyby jeden wynik.
+    """
+    digest = item["original_hash"]
+    return digest if digest is not None else f"id:{item['id_task_item']}"
+
+
 def _forget_stored_groups(run: _Run) -> None:
     """Usuwa z pamięci runu grupy zakończone, których wynik jest zapisany w bazie.
 
@@ -772,10 +783,11 @@ def _claim_more(
     # Pozycje pominięte za kursorem (zwolnione, zablokowane przez inny run) bierze przejście od 0.
     run.claim_cursor = max(i["id_task_item"] for i in items)
     stats["claimed"] += len(items)
-    reusable = task_item.stored_results(run.control, run.id_task, sorted({i["original_hash"] for i in items}))
+    hashes = sorted({i["original_hash"] for i in items if i["original_hash"] is not None})
+    reusable = task_item.stored_results(run.control, run.id_task, hashes)
     to_send: Members = []
     for item in items:
-        key = item["original_hash"]
+        key = _group_key(item)
         with run.lock:
             group = run.groups.get(key)
             if group is None:
