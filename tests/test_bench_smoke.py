@@ -46,7 +46,7 @@ def test_ai_bench_small_run_prints_all_scenarios(settings):
     # (pozycje, różne teksty, zapytania): każdy różny tekst wysłany dokładnie raz.
     assert rows[("unikalne", 32)] == (60, 60, 60)
     assert rows[("30% duplikatów", 32)] == (60, 42, 42)
-    # Paczki po 20: 600 różnych tekstów w 30 zapytaniach.
+    # Paczki po 20, tyle zapytań co w 'unikalne': 1 200 różnych tekstów w 60 zapytaniach.
     packed = re.search(r"^paczki\s+32\s+(\d+)\s+(\d+)\s+(\d+)", result.stdout, re.M)
     assert packed and tuple(int(g) for g in packed.groups()) == (1200, 1200, 60)
     # Tabela kosztu: oba tryby, krótkie i długie; paczki płacą za krótkie teksty mniej wejścia.
