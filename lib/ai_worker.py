@@ -718,17 +718,6 @@ def _follower_job(run: _Run, item: dict[str, Any], group: _Group) -> None:
 Members = list[tuple[dict[str, Any], _Group]]
 
 
-def _group_key(item: dict[str, Any]) -> str:
-    """Klucz grupy identycznych tekstów: hash tekstu.
-
-    Tekst bez hasha (stan, który zgłasza weryfikacja; synchronizacja zawsze liczy hash) nie ma z
-    kim dzielić wyniku - dostaje własną grupę (klucz z id pozycji, nie do pomylenia z hashem
-    szesnastkowym), inaczej różne teksty bez hasha dostałyby jeden wynik.
-    """
-    digest = item["original_hash"]
-    return digest if digest is not None else f"id:{item['id_task_item']}"
-
-
 def _forget_stored_groups(run: _Run) -> None:
     """Usuwa z pamięci runu grupy zakończone, których wynik jest zapisany w bazie.
 
@@ -783,11 +772,10 @@ def _claim_more(
     # Pozycje pominięte za kursorem (zwolnione, zablokowane przez inny run) bierze przejście od 0.
     run.claim_cursor = max(i["id_task_item"] for i in items)
     stats["claimed"] += len(items)
-    hashes = sorted({i["original_hash"] for i in items if i["original_hash"] is not None})
-    reusable = task_item.stored_results(run.control, run.id_task, hashes)
+    reusable = task_item.stored_results(run.control, run.id_task, sorted({i["original_hash"] for i in items}))
     to_send: Members = []
     for item in items:
-        key = _group_key(item)
+        key = item["original_hash"]
         with run.lock:
             group = run.groups.get(key)
             if group is None:

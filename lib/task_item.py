@@ -21,9 +21,13 @@ from lib.errors import LocalDbError
 
 # Pozycja, którą AI mogłoby przetworzyć (bez limitu prób): do korekty, nieusunięta, z tekstem.
 # Pozycja czekająca w batchu OpenAI (``id_ai_batch``) nie jest kandydatem, dopóki batch jej nie odda.
+# Tekst bez hasha (``hash_missing``, stan zgłaszany przez weryfikację; synchronizacja zawsze liczy
+# hash) też nie: hash jest kluczem identycznych tekstów (jedno zapytanie na tekst, ``custom_id``
+# batcha, liczba różnych tekstów), a zapis wyniku i eksport porównują go ze źródłem.
 _AI_CANDIDATE = (
     "{a}status IN ('pending','outdated') AND {a}deleted_at IS NULL "
-    "AND {a}text_original IS NOT NULL AND {a}text_original <> '' AND {a}id_ai_batch IS NULL"
+    "AND {a}text_original IS NOT NULL AND {a}text_original <> '' AND {a}original_hash IS NOT NULL "
+    "AND {a}id_ai_batch IS NULL"
 )
 
 

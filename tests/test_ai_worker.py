@@ -375,22 +375,19 @@ def test_run_forgets_stored_groups_and_late_duplicates_reuse_the_database(
     assert len(peak) > 10 and max(peak) <= 20
 
 
-def test_texts_without_hash_do_not_share_a_result(settings, db, fake_openai):
-    # Tekst bez hasha (stan zgłaszany przez weryfikację) nie jest duplikatem innego tekstu bez hasha:
-    # każdy dostaje swoją poprawkę; ta sama rezerwacja może mieszać pozycje z hashem i bez.
+def test_texts_without_hash_are_not_sent(settings, db, fake_openai):
+    # Tekst bez hasha (stan zgłaszany przez weryfikację) nie jest kandydatem AI: hash jest kluczem
+    # identycznych tekstów - dawniej dwa różne teksty bez hasha dzieliły grupę (klucz None) i drugi
+    # dostawał poprawkę pierwszego, a rezerwacja z hashami i bez kończyła się błędem sorted().
     id_task = make_task(db, fake_openai["base_url"])
     ids = add_items(db, id_task, ["bląd pierwszy", "wogóle drugi", "napewno trzeci"])
     db.execute("UPDATE task_item SET original_hash=NULL WHERE id_task_item IN (%s, %s)", (ids[0], ids[1]))
+    assert task_item.count_ai_eligible(db, id_task, 3) == 1
     stats = ai_worker.run_ai(conf(settings), id_task)
-    assert fake_openai["total"] == 3 and stats["processed"] == 3
+    assert fake_openai["per_text"] == {"napewno trzeci": 1} and stats["processed"] == 1
     rows = [item(db, i) for i in ids]
-    assert [r["text_corrected"] for r in rows] == ["błąd pierwszy", "w ogóle drugi", "na pewno trzeci"]
-    # Same pozycje bez hasha w rezerwacji: dawniej jedna grupa (klucz None) - drugi tekst dostawał wynik pierwszego.
-    only = make_task(db, fake_openai["base_url"])
-    ids = add_items(db, only, ["bląd czwarty", "wogóle piąty"])
-    db.execute("UPDATE task_item SET original_hash=NULL WHERE id_task=%s", (only,))
-    ai_worker.run_ai(conf(settings), only)
-    assert [item(db, i)["text_corrected"] for i in ids] == ["błąd czwarty", "w ogóle piąty"]
+    assert [r["text_corrected"] for r in rows] == [None, None, "na pewno trzeci"]
+    assert all(r["status"] == "pending" and r["claim_uuid"] is None for r in rows[:2])
 
 
 def test_outdated_item_is_corrected_again(settings, db, fake_openai):
