@@ -296,6 +296,13 @@ class MySQL:
         if self.conn is None:
             self.connect()
         assert self.conn is not None
+        if not mysql_connect.backslash_escapes(self.conn):
+            # Literały ``sql_literal`` są poprawne tylko z ucieczkami backslash; w innym trybie tekst
+            # mógłby zakończyć literał i stać się SQL-em - lepiej odmówić niż wykonać.
+            raise LocalDbError(
+                "sesja lokalnej bazy MySQL ma w sql_mode NO_BACKSLASH_ESCAPES - odmawiam wykonania zapytania "
+                "z literałami tekstu; tryb sesji ustawia mysql_connect.INIT_COMMAND"
+            )
         started = time.perf_counter()
         with self.conn.cursor() as cursor:
             count = cursor.execute(statement)  # type: ignore[arg-type]  # PyMySQL wysyła bajty bez zmian
@@ -393,7 +400,9 @@ def sql_literal(raw: bytes) -> bytes:
     """Koduje tekst UTF-8 jako literał SQL w apostrofach (do gotowych zapytań w bajtach).
 
     W UTF-8 bajty ``\\``, ``'`` i NUL nie występują wewnątrz znaków wielobajtowych, więc wystarczy
-    ucieczka tych trzech bajtów (reguła ucieczek backslash, jak w PyMySQL).
+    ucieczka tych trzech bajtów (reguła ucieczek backslash, jak w PyMySQL). Literał jest poprawny
+    tylko w sesji bez ``NO_BACKSLASH_ESCAPES``: taki tryb przypina ``mysql_connect.INIT_COMMAND``,
+    a ``MySQL.execute_encoded`` odmawia wykonania, gdy sesja ma inny.
 
     Args:
         raw: Tekst w UTF-8.

@@ -116,6 +116,19 @@ def _export_batch(
     if not candidates:
         return result
     in_place = write_column is None
+    column = target.column if in_place else str(write_column)
+    storable = []
+    for item in candidates:
+        reason = db_remote.unstorable_reason(
+            target.db_type, column, target.charset_of(column), item["text_corrected"]
+        )
+        if reason is None:
+            storable.append(item)
+        else:
+            result["conflicts"].append((int(item["id_task_item"]), reason))
+    candidates = storable
+    if not candidates:
+        return result
     columns = [target.column] if in_place else [target.column, write_column]
     keys = {int(i["id_task_item"]): db_remote.decode_key(i["remote_key"]) for i in candidates}
     current = db_remote.fetch_by_keys(rconn, target, list(keys.values()), columns)

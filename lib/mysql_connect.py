@@ -14,6 +14,18 @@ import threading
 from typing import Any
 
 import pymysql
+from pymysql.constants import SERVER_STATUS
+
+# Tryb SQL każdej sesji MySQL/MariaDB projektu (lokalnej i źródłowej), ustawiany zaraz po połączeniu
+# (także ponownym) przez ``init_command``, więc globalna konfiguracja serwera nie zmienia znaczenia
+# naszego SQL. Kod polega na tym, że: backslash jest znakiem ucieczki w literałach (brak
+# NO_BACKSLASH_ESCAPES: ``db_local.sql_literal`` i PyMySQL), cudzysłów ogranicza napis, nie
+# identyfikator (brak ANSI_QUOTES), ``||`` to OR (brak PIPES_AS_CONCAT), CHAR czytany jest bez
+# dopełnienia spacjami (brak PAD_CHAR_TO_FULL_LENGTH), GROUP BY nie wymaga pełnej listy kolumn
+# (brak ONLY_FULL_GROUP_BY), a znak spoza zestawu znaków kolumny albo za długi tekst to błąd
+# zapytania, nigdy cicha zamiana na '?' lub obcięcie (STRICT_ALL_TABLES).
+SESSION_SQL_MODE = "STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
+INIT_COMMAND = f"SET SESSION sql_mode='{SESSION_SQL_MODE}'"
 
 _lock = threading.Lock()
 _contexts: dict[str, ssl.SSLContext] = {}
@@ -33,8 +45,21 @@ class _Connection(pymysql.connections.Connection):
 
 
 def connect(**options: Any) -> pymysql.connections.Connection:
-    """Otwiera połączenie PyMySQL (argumenty jak ``pymysql.connect``)."""
-    return _Connection(**options)
+    """Otwiera połączenie PyMySQL z przypiętym trybem SQL sesji (``SESSION_SQL_MODE``).
+
+    Argumenty jak ``pymysql.connect``; ``init_command`` jest zawsze nasz: PyMySQL wykonuje go po
+    każdym (także ponownym) nawiązaniu połączenia, przed pierwszym zapytaniem.
+    """
+    return _Connection(**options, init_command=INIT_COMMAND)
+
+
+def backslash_escapes(conn: pymysql.connections.Connection) -> bool:
+    """Czy sesja traktuje backslash jako znak ucieczki (flaga stanu z ostatniej odpowiedzi serwera).
+
+    Serwer odsyła flagę ``SERVER_STATUS_NO_BACKSLASH_ESCAPES`` w każdym pakiecie OK, więc odczyt
+    nie kosztuje zapytania i widzi także zmianę ``sql_mode`` wykonaną w trakcie sesji.
+    """
+    return not conn.server_status & SERVER_STATUS.SERVER_STATUS_NO_BACKSLASH_ESCAPES
 
 
 def required_unverified_context() -> ssl.SSLContext:

@@ -15,6 +15,7 @@ import pytest
 
 from lib.db_local import connect_local
 from lib.load_config import load_config
+from lib.mysql_connect import INIT_COMMAND
 from lib.schema import init_db
 
 MYSQL_SERVER = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
@@ -23,7 +24,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _mysql_admin():
-    return pymysql.connect(**MYSQL_SERVER, autocommit=True, charset="utf8mb4")
+    # Tryb SQL sesji przypięty jak w projekcie: testy zmieniające globalny sql_mode serwera
+    # (test_sql_safety) nie zmieniają znaczenia SQL-a fixture'ów.
+    return pymysql.connect(**MYSQL_SERVER, autocommit=True, charset="utf8mb4", init_command=INIT_COMMAND)
 
 
 def _pg_admin(dbname: str = "postgres"):
@@ -111,7 +114,9 @@ def mysql_source():
     admin = _mysql_admin()
     with admin.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
-    conn = pymysql.connect(**MYSQL_SERVER, database=name, autocommit=True, charset="utf8mb4")
+    conn = pymysql.connect(
+        **MYSQL_SERVER, database=name, autocommit=True, charset="utf8mb4", init_command=INIT_COMMAND
+    )
     source = {
         "db_type": "mysql",
         "host": MYSQL_SERVER["host"],

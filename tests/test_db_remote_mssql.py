@@ -297,3 +297,32 @@ def test_hash_page_sql_is_the_keyset_page_with_the_hash_column():
         "WHERE [id] >= ? AND ([id] > ? OR ([lang] > ?)) ORDER BY [id], [lang]"
     )
     assert not db_remote.can_copy(rconn, target)
+
+
+def test_session_settings_and_column_code_page():
+    """Opcje sesji, które zakłada generowany T-SQL, i strona kodowa kolumn varchar w katalogu."""
+    from lib.db_remote import dialects
+
+    session = dialects.MSSQL_SESSION_SQL
+    for option in (
+        "ANSI_NULLS ON",
+        "QUOTED_IDENTIFIER ON",
+        "CONCAT_NULL_YIELDS_NULL ON",
+        "TEXTSIZE 2147483647",
+    ):
+        assert f"SET {option}" in session
+    assert "COLLATIONPROPERTY(COLLATION_NAME, 'CodePage')" in MSSQL["sql_columns"]
+    target = db_remote.build_target(
+        "mssql",
+        "dbo",
+        "articles",
+        "body",
+        [("id", "int", "bigint")],
+        ("note",),
+        "varchar",
+        {"body": "cp1250"},
+    )
+    assert target.charset_of("body") == "cp1250" and target.charset_of("note") == ""
+    reason = db_remote.unstorable_reason("mssql", "body", target.charset_of("body"), "zażółć ✓")
+    assert reason is not None and "cp1250" in reason and "'✓'" in reason
+    assert db_remote.unstorable_reason("mssql", "note", target.charset_of("note"), "✓ 🙂") is None

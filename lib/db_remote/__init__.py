@@ -6,7 +6,8 @@ Pakiet dzieli się według zadań (jak ``sql_database`` w dlt):
 * ``catalog`` - tabela, kolumny i klucz sprawdzone w katalogu źródła (``resolve_target``);
 * ``keys`` - wartości kluczy (postać kanoniczna, ``remote_key`` jako JSON) i warunki SQL po kluczu;
 * ``reads`` - liczba wierszy, strony po kluczu, odczyt wierszy po kluczach;
-* ``cas`` - zapis z kontrolą zmian (``compare_and_set``).
+* ``cas`` - zapis z kontrolą zmian (``compare_and_set``);
+* ``encodings`` - zestawy znaków kolumn: czy tekst zapisze się bez zmiany (``unstorable_reason``).
 
 Identyfikatory od użytkownika nigdy nie trafiają do SQL wprost: do zapytań idą wyłącznie nazwy
 zwrócone przez katalog, zacytowane według dialektu. Pakiet nic nie wie o zadaniach ani o Dagsterze.
@@ -24,6 +25,7 @@ from lib.db_remote.dialects import (
     mssql_connection_string,
     quote_identifier,
 )
+from lib.db_remote.encodings import unstorable_reason
 from lib.db_remote.keys import Key, canonical_key, decode_key, encode_key, key_values
 from lib.db_remote.reads import (
     COPY_NULL,
@@ -88,5 +90,6 @@ __all__ = [
     "quote_identifier",
     "resolve_target",
     "source_hash_sql",
+    "unstorable_reason",
     "update_sql",
 ]

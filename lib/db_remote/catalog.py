@@ -64,6 +64,12 @@ class Target(NamedTuple):
     quoted_extra: dict[str, str]
     # Typ kolumny tekstowej z katalogu (szybkie ścieżki odczytu zależą od typu); pusty = nieznany.
     column_type: str = ""
+    # Zestaw znaków kolumny tekstowej i kolumn dodatkowych (nazwa -> zestaw z katalogu; brak = Unicode).
+    charsets: dict[str, str] = {}
+
+    def charset_of(self, column: str) -> str:
+        """Zestaw znaków kolumny z katalogu (pusty, gdy kolumna przechowuje pełny Unicode albo nieznany)."""
+        return self.charsets.get(column, "")
 
     @property
     def key(self) -> str:
@@ -94,6 +100,7 @@ def build_target(
     keys: Sequence[tuple[str, str, str]],
     extra_columns: Sequence[str] = (),
     column_type: str = "",
+    charsets: dict[str, str] | None = None,
 ) -> Target:
     """Składa ``Target`` z nazw z katalogu, cytując je według dialektu.
 
@@ -105,6 +112,7 @@ def build_target(
         keys: Kolumny klucza ``(nazwa, rodzaj, typ z katalogu)`` w kolejności klucza.
         extra_columns: Kolumny dodatkowe (np. kolumna eksportu).
         column_type: Typ kolumny tekstowej z katalogu.
+        charsets: Zestawy znaków kolumny tekstowej i dodatkowych (nazwa -> zestaw).
 
     Returns:
         ``Target``.
@@ -126,6 +134,7 @@ def build_target(
         extra_columns=tuple(extra_columns),
         quoted_extra={name: quote_identifier(db_type, name) for name in extra_columns},
         column_type=column_type,
+        charsets=dict(charsets or {}),
     )
 
 
@@ -283,7 +292,8 @@ def resolve_target(
         if found not in extra:
             extra.append(found)
     keys = _resolve_key(rconn, columns, schema, table, shown, key_column)
-    return build_target(db_type, schema, table, column, keys, extra, column_type)
+    charsets = {str(row[0]): str(row[3]) for row in columns if row[3] and str(row[0]) in (column, *extra)}
+    return build_target(db_type, schema, table, column, keys, extra, column_type, charsets)
 
 
 def _split_key_names(key_column: str) -> list[str]:

@@ -15,6 +15,7 @@ import psycopg2
 import pymysql
 
 from lib import mysql_connect
+from lib.db_remote.encodings import SQL_ASCII_HINT
 from lib.db_utils import get_logger, mask_secrets, register_secrets
 from lib.errors import RemoteError
 
@@ -76,11 +77,17 @@ def _connect_mysql(row: dict[str, Any], settings: dict[str, Any]) -> Any:
     )
 
 
+# PostgreSQL: napisy zgodne ze standardem (backslash w '...' to zwykły znak; psycopg2 i nasze E'...' zakładają
+# to samo) i kodowanie klienta UTF8 (serwer przekoduje tekst z kodowania bazy; baza SQL_ASCII oddaje bajty
+# bez zmian - patrz ``reads`` i ``encodings``).
+PGSQL_SESSION_OPTIONS = "-c standard_conforming_strings=on -c client_encoding=UTF8"
+
+
 def _connect_pgsql(row: dict[str, Any], settings: dict[str, Any]) -> Any:
     """Łączy z PostgreSQL przez psycopg2 (UTF8, sslmode=require przy ``use_ssl``)."""
-    options: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
     if row.get("use_ssl"):
-        options["sslmode"] = "require"
+        extra["sslmode"] = "require"
     return psycopg2.connect(
         host=_tcp_host(row.get("host")),
         port=int(row.get("port") or 5432),
@@ -90,7 +97,9 @@ def _connect_pgsql(row: dict[str, Any], settings: dict[str, Any]) -> Any:
         connect_timeout=settings["REMOTE_CONNECT_TIMEOUT"],
         client_encoding="UTF8",
         application_name="ailexia",
-        **options,
+        # Ustawienia sesji, na których polega SQL projektu, niezależnie od konfiguracji serwera i bazy.
+        options=PGSQL_SESSION_OPTIONS,
+        **extra,
     )
 
 
@@ -156,6 +165,15 @@ def mssql_connection_string(row: dict[str, Any], settings: dict[str, Any]) -> st
     return ";".join(parts)
 
 
+# SQL Server: opcje sesji, które zakłada generowany T-SQL (porównania z NULL przez IS NULL i ``=`` wg ANSI,
+# konkatenacja z NULL daje NULL, pełne teksty bez limitu TEXTSIZE, błędy przy obcięciu zamiast ciszy).
+# Sterownik ODBC zwykle ustawia je tak samo, ale serwer lub login mogą mieć inne domyślne.
+MSSQL_SESSION_SQL = (
+    "SET ANSI_NULLS ON; SET QUOTED_IDENTIFIER ON; SET CONCAT_NULL_YIELDS_NULL ON; SET ANSI_WARNINGS ON; "
+    "SET ANSI_PADDING ON; SET ARITHABORT ON; SET NUMERIC_ROUNDABORT OFF; SET TEXTSIZE 2147483647"
+)
+
+
 def _connect_mssql(row: dict[str, Any], settings: dict[str, Any]) -> Any:
     """Łączy z SQL Server przez pyodbc (TCP ``host,port``, bez autocommit)."""
     label = connection_label(row)
@@ -170,9 +188,14 @@ def _connect_mssql(row: dict[str, Any], settings: dict[str, Any]) -> Any:
             f"nie można połączyć ze źródłem {label}: brak sterownika ODBC {driver!r} "
             f"(zainstalowane: {', '.join(installed) or 'żaden'}); zainstaluj go albo ustaw MSSQL_ODBC_DRIVER"
         )
-    return pyodbc.connect(
+    conn = pyodbc.connect(
         mssql_connection_string(row, settings), autocommit=False, timeout=settings["REMOTE_CONNECT_TIMEOUT"]
     )
+    cursor = conn.cursor()
+    cursor.execute(MSSQL_SESSION_SQL)
+    cursor.close()
+    conn.commit()
+    return conn
 
 
 def _mssql_errors() -> tuple[type[BaseException], ...]:
@@ -230,7 +253,7 @@ DIALECTS: dict[str, dict[str, Any]] = {
             "WHERE table_schema = DATABASE() AND table_name = %s"
         ),
         "sql_columns": (
-            "SELECT column_name, column_type, is_nullable FROM information_schema.columns "
+            "SELECT column_name, column_type, is_nullable, character_set_name FROM information_schema.columns "
             "WHERE table_schema = DATABASE() AND table_name = %s ORDER BY ordinal_position"
         ),
         "sql_primary_key": (
@@ -308,7 +331,7 @@ DIALECTS: dict[str, dict[str, Any]] = {
         # Typy użytkownika (np. citext) mają data_type USER-DEFINED: wtedy nazwa z udt_name.
         "sql_columns": (
             "SELECT column_name, CASE WHEN data_type = 'USER-DEFINED' THEN udt_name ELSE data_type END, "
-            "is_nullable FROM information_schema.columns "
+            "is_nullable, current_setting('server_encoding') FROM information_schema.columns "
             "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position"
         ),
         "sql_primary_key": _INFO_SCHEMA_PK.format(p="%s"),
@@ -359,7 +382,9 @@ DIALECTS: dict[str, dict[str, Any]] = {
             "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?"
         ),
         "sql_columns": (
-            "SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE FROM INFORMATION_SCHEMA.COLUMNS "
+            "SELECT COLUMN_NAME, DATA_TYPE, IS_NULLABLE, CASE WHEN DATA_TYPE IN ('char', 'varchar', 'text') "
+            "THEN 'cp' + CAST(COLLATIONPROPERTY(COLLATION_NAME, 'CodePage') AS VARCHAR(10)) END "
+            "FROM INFORMATION_SCHEMA.COLUMNS "
             "WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION"
         ),
         "sql_primary_key": _INFO_SCHEMA_PK.format(p="?"),
@@ -399,7 +424,7 @@ DIALECTS: dict[str, dict[str, Any]] = {
         # Kolumna klucza głównego jest traktowana jak NOT NULL (SQLite dopuszcza NULL w kluczu
         # tabel z rowid, ale takich wierszy nie da się adresować - nie są synchronizowane).
         "sql_columns": (
-            "SELECT name, type, CASE WHEN \"notnull\" = 1 OR pk > 0 THEN 'NO' ELSE 'YES' END "
+            "SELECT name, type, CASE WHEN \"notnull\" = 1 OR pk > 0 THEN 'NO' ELSE 'YES' END, NULL "
             "FROM pragma_table_info(?) ORDER BY cid"
         ),
         "sql_primary_key": "SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk",
@@ -495,12 +520,26 @@ def _driver_errors(rconn: RemoteConn, action: str) -> Iterator[None]:
         raise
     except rconn.dialect["errors"]() as exc:
         _rollback(rconn)
+        # 22021 character_not_in_repertoire: serwer nie przekoduje bajtów kolumny do UTF8 klienta.
+        if getattr(exc, "pgcode", None) == "22021" and _server_encoding(rconn) == "SQL_ASCII":
+            raise RemoteError(f"{action} w źródle {rconn.label}: {SQL_ASCII_HINT}") from None
         raise RemoteError(f"{action} w źródle {rconn.label} nie powiodło się: {_describe(exc)}") from None
     except UnicodeDecodeError as exc:
         _rollback(rconn)
+        if _server_encoding(rconn) == "SQL_ASCII":
+            raise RemoteError(f"{action} w źródle {rconn.label}: {SQL_ASCII_HINT}") from None
         raise RemoteError(
             f"{action} w źródle {rconn.label}: tekst nie jest poprawnym UTF-8 ({exc.reason})"
         ) from None
+
+
+def _server_encoding(rconn: RemoteConn) -> str:
+    """Kodowanie bazy PostgreSQL (zgłaszane przez serwer przy połączeniu); pusty napis dla innych źródeł."""
+    if rconn.db_type != "pgsql":
+        return ""
+    with contextlib.suppress(Exception):
+        return str(rconn.conn.info.parameter_status("server_encoding") or "")
+    return ""
 
 
 def _rollback(rconn: RemoteConn) -> None:

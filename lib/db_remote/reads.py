@@ -513,6 +513,10 @@ def _lost_connection(rconn: RemoteConn) -> str | None:
 
 def can_copy(rconn: RemoteConn, target: Target) -> bool:
     """Czy źródło umie oddać całą tabelę strumieniem COPY z tekstem takim jak kursor (``copy_rows``)."""
+    # Baza SQL_ASCII oddaje w COPY surowe bajty bez kontroli UTF-8; strony przez kursor dekodują je
+    # i zatrzymują odczyt zdaniem o kodowaniu (``encodings.SQL_ASCII_HINT``), zamiast zapisać złe bajty.
+    if target.charset_of(target.column).upper() == "SQL_ASCII":
+        return False
     return bool(rconn.dialect["copy"]) and _normalize_type(target.column_type) in rconn.dialect["copy_types"]
 
 
