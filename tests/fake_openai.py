@@ -21,6 +21,12 @@ zapytań (łącznie i per tekst wejściowy), zapis zapytań, bramkę (``gate``):
 aż nadejdzie ich łącznie tyle, ile ustawiono — np. by dowieść, że pracują dwa procesy naraz — oraz
 największą liczbę zapytań w toku naraz (``max_in_flight``).
 
+Wybrane odpowiedzi (``answers``): słownik tekst wejściowy -> tekst odpowiedzi; tekst z tego
+słownika (także w paczce) dostaje dokładnie podaną odpowiedź z jedną poprawką (kategoria
+``other``: ``original`` = tekst wejściowy, ``replacement`` = odpowiedź) zamiast korekty
+z ``FIXES`` - np. by sprawdzić, że dowolne znaki odpowiedzi trafiają do bazy bajt w bajt.
+Pusty słownik (domyślnie) niczego nie zmienia; tłumaczenie też korzysta z tego słownika.
+
 Batch API: ``/v1/files`` (upload multipart, lista, obiekt pliku, ``/content``, DELETE) i ``/v1/batches``
 (create, retrieve, list z ``after``/``has_more``, cancel). Linie batcha przechodzą przez tę samą
 odpowiedź czatu (``chat_answer``, z błędami z ``add_fault``); koniec batcha sterowany stanem:
@@ -106,6 +112,8 @@ def make_state() -> dict[str, Any]:
         "gate_open": threading.Event(),
         "in_flight": 0,
         "max_in_flight": 0,
+        # Wybrane odpowiedzi: tekst wejściowy -> dokładny tekst odpowiedzi (pusty = korekta z FIXES).
+        "answers": {},
         # Batch API: pliki (id -> opis + treść), batche (id -> obiekt) i sterowanie końcem batcha.
         "files": {},
         "batches": {},
@@ -169,14 +177,26 @@ def _pack_entries(messages: list[dict[str, Any]], text: str) -> list[dict[str, A
     return entries
 
 
-def _answer(text: str, target: str | None) -> tuple[str, list[dict[str, str]]]:
-    """Odpowiedź modelu dla jednego tekstu: tłumaczenie ``[target] tekst`` albo korekta."""
+def _answer(
+    text: str, target: str | None, answers: dict[str, str] | None = None
+) -> tuple[str, list[dict[str, str]]]:
+    """Odpowiedź modelu dla jednego tekstu: wybrana (``answers``), tłumaczenie ``[target] tekst`` albo korekta."""
+    if answers and text in answers:
+        chosen = answers[text]
+        return chosen, [
+            {"original": text, "replacement": chosen, "category": "other", "explanation": "wybrana odpowiedź"}
+        ]
     if target:
         return f"[{target}] {text}", []
     return correct_text(text)
 
 
-def _pack_content(entries: list[dict[str, Any]], target: str | None, fault: dict[str, Any] | None) -> str:
+def _pack_content(
+    entries: list[dict[str, Any]],
+    target: str | None,
+    fault: dict[str, Any] | None,
+    answers: dict[str, str] | None = None,
+) -> str:
     """Treść odpowiedzi na paczkę, z ewentualnym błędem jednej pozycji."""
     kind = fault["kind"] if fault else None
     victim = None
@@ -184,7 +204,7 @@ def _pack_content(entries: list[dict[str, Any]], target: str | None, fault: dict
         victim = next((e["id"] for e in entries if fault["text"] in (None, e["text"])), None)
     items = []
     for entry in entries:
-        answer_text, edits = _answer(entry["text"], target)
+        answer_text, edits = _answer(entry["text"], target, answers)
         if kind == "drop_placeholder" and entry["id"] == victim:
             answer_text = re.sub(r"\{\w+\}", "", answer_text)
         item: dict[str, Any] = {"id": entry["id"], "text": answer_text, "edits": edits}
@@ -286,10 +306,11 @@ def chat_answer(
     system = next((m.get("content", "") for m in messages if m.get("role") == "system"), "")
     match = _TARGET_RE.search(system)
     target = match.group(1) if match else None
+    answers = state.get("answers")
     if entries is not None:
-        content = _pack_content(entries, target, fault)
+        content = _pack_content(entries, target, fault, answers)
     else:
-        answer_text, edits = _answer(text, target)
+        answer_text, edits = _answer(text, target, answers)
         if kind == "drop_placeholder":
             answer_text = re.sub(r"\{\w+\}", "", answer_text)
         content = json.dumps({"text": answer_text, "edits": edits}, ensure_ascii=False)
