@@ -17,7 +17,9 @@ README = PROJECT_ROOT / "README.md"
 # Skrót commita (7-40 znaków szesnastkowych) jako osobne słowo, z co najmniej jedną cyfrą i jedną
 # literą a-f - tak, by nie łapać liczb ani zwykłych słów ("decade", "added"); części UUID (między
 # łącznikami) też nie.
-_COMMIT = re.compile(r"(?<![0-9A-Za-z_/.-])(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}(?![0-9A-Za-z_-])")
+_COMMIT = re.compile(
+    r"(?<![0-9A-Za-z_/.-])(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}(?![0-9A-Za-z_-])"
+)
 _STOP = re.compile(r"\bstop \d+", re.IGNORECASE)
 
 
