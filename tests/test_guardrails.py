@@ -135,3 +135,10 @@ def test_ordinary_answers_from_the_shipped_sets_raise_no_flag(name):
             if flags:
                 flagged.append((item.id, flags))
     assert flagged == []
+
+
+def test_markup_is_not_language():
+    # Atrybuty znaczników (angielskie słowa) nie przeważają krótkiego polskiego tekstu.
+    html = '<a class="button primary" href="https://example.com/checkout" title="checkout">Zapłać teraz</a>'
+    assert detect_language(html) is None
+    assert answer_flags(html.replace("Zapłać", "Zaplac"), html, "correct") == []

@@ -6,7 +6,7 @@ flagi; pozycja i tak jest przetworzona, ale recenzent widzi ją pierwszą z powo
 
 Język rozpoznaje py3langid (utrzymywany fork langid.py, model w paczce, bez pobierania).
 Krótkich tekstów nie da się rozpoznać pewnie, więc język jest sprawdzany tylko wtedy, gdy tekst
-ma co najmniej ``LANG_MIN_LETTERS`` liter (po usunięciu URL-i, e-maili, placeholderów i cyfr)
+ma co najmniej ``LANG_MIN_LETTERS`` liter (po usunięciu znaczników HTML, URL-i, e-maili, placeholderów i cyfr)
 i gdy model jest pewny co najmniej ``LANG_MIN_CONFIDENCE``; inaczej flagi ``language`` nie ma.
 """
 
@@ -46,7 +46,9 @@ _URL_TAIL = ".,;:!?)]}'\"»”’"
 _NUMBER_RE = re.compile(r"\d+(?:(?:[.,]|[ \u00a0\u202f](?=\d{3}(?!\d)))\d+)*")
 _WORD_RE = re.compile(r"\w+")
 _LETTER_RE = re.compile(r"[^\W\d_]")
-_STRIP_FOR_LANG_RE = re.compile(r"(?:https?://|www\.)\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\{[^}]*\}|%\w|\d+")
+_STRIP_FOR_LANG_RE = re.compile(
+    r"<[^>]*>|(?:https?://|www\.)\S+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|\{[^}]*\}|%\w|\d+"
+)
 
 # Języki, których rozpoznawacz nie rozróżnia pewnie - traktowane jako jeden.
 _SAME_LANGUAGE = {"bs": "hr", "sr": "hr", "nn": "no", "id": "ms", "uzs": "uz", "ary": "ar", "arz": "ar"}
@@ -65,7 +67,7 @@ _LANGUAGE_NAMES = {
     "russian": "ru", "rosyjski": "ru", "rus": "ru",
     "lithuanian": "lt", "litewski": "lt",
     "swedish": "sv", "szwedzki": "sv",
-    "norwegian": "no", "norweski": "no",
+    "norwegian": "no", "norweski": "no", "nb": "no",
     "danish": "da", "duński": "da",
     "hungarian": "hu", "węgierski": "hu",
 }  # fmt: skip
