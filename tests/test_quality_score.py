@@ -194,3 +194,43 @@ def test_report_serialises_to_the_eval_json_shape():
     ]  # fmt: skip
     assert report["results"][0]["per_category"] == {"o_u": {"n": 1, "recall": 1.0}}
     assert report["results"][0]["tp"] == 1 and report["set"] == "pl_correction"
+
+
+def test_shipped_sets_with_a_perfect_and_a_do_nothing_model():
+    from pathlib import Path
+
+    from lib.ai.quality.evalset import load_eval_set
+
+    evals = Path(__file__).resolve().parent.parent / "evals"
+    items = load_eval_set(evals / "pl_correction.jsonl")
+    reference_edits = sum(len(edits(i.text, i.references[0])) for i in items)
+    fewest_edits = sum(min(len(edits(i.text, r)) for r in i.references) for i in items)
+    correct = sum(i.text in i.references for i in items)
+    assert (len(items), correct, reference_edits, fewest_edits) == (382, 123, 295, 294)
+
+    def run(answer):
+        return aggregate(
+            "m", None, [ItemOutcome(i.text, i.references, answer(i), i.categories) for i in items]
+        )
+
+    perfect = run(lambda i: i.references[0])
+    assert (perfect.tp, perfect.fp, perfect.fn, perfect.f05, perfect.exact_match) == (295, 0, 0, 1.0, 1.0)
+    assert perfect.unchanged_changed_rate == 0.0
+    # Model, który nic nie zmienia: każdy tekst ocenia wzorzec z najmniejszą liczbą edycji (remis TP=0).
+    nothing = run(lambda i: i.text)
+    assert (nothing.tp, nothing.fp, nothing.fn, nothing.precision, nothing.recall, nothing.f05) == (
+        0,
+        0,
+        294,
+        1.0,
+        0.0,
+        0.0,
+    )
+    assert nothing.exact_match == pytest.approx(123 / 382)
+    assert nothing.per_category["correct"].recall == 1.0 and nothing.per_category["comma"].recall == 0.0
+
+    translations = load_eval_set(evals / "pl_en_translation.jsonl")
+    outcomes = [ItemOutcome(i.text, i.references, i.references[-1], action="translate") for i in translations]
+    assert aggregate("m", None, outcomes).chrf == pytest.approx(100.0)
+    untranslated = [ItemOutcome(i.text, i.references, i.text, action="translate") for i in translations]
+    assert aggregate("m", None, untranslated).chrf < 20
