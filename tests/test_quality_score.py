@@ -1,9 +1,11 @@
 """Ocena poprawek (lib.ai.quality.score): przypadki z TP/FP/FN policzonymi ręcznie."""
 
 import json
+from pathlib import Path
 
 import pytest
 
+from lib.ai.quality.evalset import load_eval_set
 from lib.ai.quality.score import (
     EditCounts,
     ItemOutcome,
@@ -197,10 +199,6 @@ def test_report_serialises_to_the_eval_json_shape():
 
 
 def test_shipped_sets_with_a_perfect_and_a_do_nothing_model():
-    from pathlib import Path
-
-    from lib.ai.quality.evalset import load_eval_set
-
     evals = Path(__file__).resolve().parent.parent / "evals"
     items = load_eval_set(evals / "pl_correction.jsonl")
     reference_edits = sum(len(edits(i.text, i.references[0])) for i in items)
