@@ -90,13 +90,8 @@ def score_text(original: str, answer: str, references: Sequence[str]) -> tuple[E
     if not references:
         raise ValueError("brak wzorca (reference)")
     system = edits(original, answer)
-    best: tuple[EditCounts, int] | None = None
-    for index, reference in enumerate(references):
-        counts = compare_edits(system, edits(original, reference))
-        if best is None or (counts.tp, -(counts.fp + counts.fn)) > (best[0].tp, -(best[0].fp + best[0].fn)):
-            best = (counts, index)
-    assert best is not None
-    return best
+    scored = [(compare_edits(system, edits(original, ref)), index) for index, ref in enumerate(references)]
+    return max(scored, key=lambda pair: (pair[0].tp, -(pair[0].fp + pair[0].fn), -pair[1]))
 
 
 def precision_recall_f(counts: EditCounts, beta: float = BETA) -> tuple[float, float, float]:
