@@ -1,0 +1,1 @@
+"""Silnik AI: korekta i tłumaczenie tekstów zadań."""

@@ -1,0 +1,1 @@
+"""Jakość odpowiedzi AI: ocena poprawek, zestawy ewaluacyjne i zabezpieczenia (guardrails)."""
