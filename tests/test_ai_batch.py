@@ -25,9 +25,15 @@ from ailexia_dagster.definitions import defs
 from ailexia_dagster.resources import AilexiaResource
 from ailexia_dagster.runner import materialize_task
 from ailexia_dagster.sensors import ai_batch_sensor
-from lib import ai_batch, ai_batch_ingest, ai_client, ai_cost, ai_worker, prompts, status
+from lib.ai import client as ai_client
+from lib.ai import cost as ai_cost
+from lib.ai import online as ai_worker
+from lib.ai import prompts
+from lib.ai.batch import ingest as ai_batch_ingest
+from lib.ai.batch import submit as ai_batch
 from lib.errors import TaskError
-from lib.review_web import TEMPLATES_DIR
+from lib.review.web.app import TEMPLATES_DIR
+from lib.runtime import status
 from lib.schema import init_db
 from tests.conftest import PROJECT_ROOT
 from tests.fake_openai import (  # noqa: F401

@@ -21,10 +21,12 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple, TextIO
 
-from lib import review_log, runs, task_item
+from lib import task_item
 from lib.db_local import MySQL, retry_on_deadlock
 from lib.db_utils import compute_hash
 from lib.errors import UsageError
+from lib.review import log as review_log
+from lib.runtime import frames as runs
 from lib.task import get_task, lock_task_row
 
 ITEM_STATUSES = ("pending", "processed", "accepted", "rejected", "exported", "conflict", "outdated")

@@ -1,0 +1,1 @@
+"""Silnik AI: run online, klient modelu, koszty, paczki, prompty, limit modelu."""
