@@ -25,7 +25,7 @@ from lib.db_utils import get_logger, setup_logging
 from lib.errors import AilexiaError, UsageError
 from lib.load_config import load_config
 from lib.runtime.control import install_signal_handlers
-from lib.runtime.frames import is_task_locked
+from lib.runtime.locks import is_task_locked
 from lib.runtime.scheduling import tasks_for_cron
 from lib.schema import init_db
 from lib.task import get_task

@@ -24,7 +24,7 @@ from lib.db_local import MySQL
 from lib.errors import UsageError
 from lib.load_config import PROJECT_ROOT
 from lib.runtime import progress
-from lib.runtime.frames import process_token
+from lib.runtime.process import process_token
 from lib.task import CLOSED_STATUSES, get_task
 
 # Zmienne magazynu PostgreSQL z deploy/dagster.yaml: Dagster czyta je tylko ze środowiska procesu.

@@ -29,7 +29,7 @@ from ailexia_dagster.constants import (
 from ailexia_dagster.definitions import defs
 from ailexia_dagster.resources import AilexiaResource
 from ailexia_dagster.sensors import ai_after_sync_sensor, task_sensor
-from lib.runtime.frames import lock_name
+from lib.runtime.locks import lock_name
 from tests.conftest import MYSQL_SERVER
 from tests.helpers import add_connection, add_model, add_task
 
@@ -391,7 +391,7 @@ def test_sensor_closes_started_runs_of_dead_scripts(db, instance, conn_id):
     import subprocess
 
     from ailexia_dagster.constants import TAG_PROCESS
-    from lib.runtime.frames import process_token
+    from lib.runtime.process import process_token
 
     id_task = add_task(db, conn_id, status="completed")
     finished = subprocess.Popen(["sleep", "0"])

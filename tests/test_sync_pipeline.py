@@ -10,7 +10,7 @@ import time
 import pytest
 
 from lib.db_local import connect_local
-from lib.runtime.frames import lock_name
+from lib.runtime.locks import lock_name
 from lib.sync import engine as sync
 from lib.sync import verify
 from tests.conftest import PROJECT_ROOT

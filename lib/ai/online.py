@@ -50,7 +50,8 @@ from lib.db_utils import get_logger, hash_function, hash_text, mask_secrets, reg
 from lib.errors import AiError, AiItemError, TaskError, UsageError
 from lib.load_config import get_env_value
 from lib.runtime.control import StopCheck
-from lib.runtime.frames import operation_lock_held, run_with_operation_lock
+from lib.runtime.frames import run_with_operation_lock
+from lib.runtime.locks import operation_lock_held
 from lib.task import CLOSED_STATUSES, get_task
 
 log = get_logger("ai")
