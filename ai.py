@@ -17,11 +17,11 @@ import sys
 
 import pymysql
 
-from lib.control import install_signal_handlers
 from lib.db_local import connect_local, local_error_message
 from lib.db_utils import setup_logging
 from lib.errors import AilexiaError
 from lib.load_config import load_config
+from lib.runtime.control import install_signal_handlers
 from lib.task import get_task
 
 
@@ -134,7 +134,7 @@ def queue_one(
 
 def collect(settings: dict, instance, id_task: int | None, env_file: str | None) -> int:
     """Odpytuje batche i zleca (w tym procesie) odbiór zakończonych i dokończenie porzuconych wysyłek."""
-    from lib import ai_batch_ingest
+    from lib.ai.batch import ingest as ai_batch_ingest
 
     work = ai_batch_ingest.poll_batches(settings, id_task)
     if not work:
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_config(args.env_file)
         setup_logging(settings, "ai")
-        from lib import ai_worker
+        from lib.ai import online as ai_worker
 
         if args.dry_run:
             estimate = ai_worker.dry_run(settings, args.id_task)
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{key}: {value}")
             return 0
         if args.cancel_batch is not None:
-            from lib import ai_batch
+            from lib.ai.batch import submit as ai_batch
 
             print(f"ai: {ai_batch.cancel_batch(settings, args.cancel_batch)}")
             return 0
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             return collect(settings, instance, args.id_task, args.env_file)
         if args.id_task is not None:
             return run_one(settings, instance, args.id_task, args.limit, args.max_seconds, args.env_file)
-        from lib.scheduling import tasks_with_pending_ai
+        from lib.runtime.scheduling import tasks_with_pending_ai
 
         db = connect_local(settings, autocommit=True)
         try:
@@ -206,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from lib.process_end import exit_process
-    from lib.progress import terminal
+    from lib.runtime.process import exit_process
+    from lib.runtime.progress import terminal
 
     # Na terminalu pasek postępu; w cronie linie postępu co PROGRESS_EVERY_S z logu runu.
     with terminal():

@@ -28,11 +28,12 @@ from typing import Any
 
 import pymysql
 
-from lib import progress, review
 from lib.db_local import connect_local, local_error_message
 from lib.db_utils import setup_logging
 from lib.errors import AilexiaError, UsageError
 from lib.load_config import PROJECT_ROOT, load_config
+from lib.review import decisions as review
+from lib.runtime import progress
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -238,7 +239,7 @@ def cmd_serve(settings: dict[str, Any], args: argparse.Namespace) -> int:
     """Uruchamia stronę przeglądu (uvicorn) i wypisuje jej adres z tokenem."""
     import uvicorn
 
-    from lib.review_web import create_app
+    from lib.review.web.app import create_app
 
     # Baza musi odpowiadać od razu: lepiej jedna linia błędu teraz niż 500 na stronie.
     connect_local(settings, autocommit=True).close()
@@ -309,6 +310,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from lib.process_end import exit_process
+    from lib.runtime.process import exit_process
 
     exit_process(main())

@@ -20,13 +20,13 @@ import time
 
 import pymysql
 
-from lib.control import install_signal_handlers
 from lib.db_local import connect_local, local_error_message
 from lib.db_utils import get_logger, setup_logging
 from lib.errors import AilexiaError, UsageError
 from lib.load_config import load_config
-from lib.runs import is_task_locked
-from lib.scheduling import tasks_for_cron
+from lib.runtime.control import install_signal_handlers
+from lib.runtime.locks import is_task_locked
+from lib.runtime.scheduling import tasks_for_cron
 from lib.schema import init_db
 from lib.task import get_task
 
@@ -156,7 +156,7 @@ def queue_cron(settings: dict, instance, ids: list[int], max_seconds: float | No
 
 def print_status(settings: dict, id_task: int | None, as_json: bool) -> int:
     """Wypisuje stan zadań (tabela albo JSON) i zwraca kod wyjścia 0."""
-    from lib.status import collect_status, format_status
+    from lib.runtime.status import collect_status, format_status
 
     rows = collect_status(settings, id_task)
     if as_json:
@@ -220,8 +220,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from lib.process_end import exit_process
-    from lib.progress import terminal
+    from lib.runtime.process import exit_process
+    from lib.runtime.progress import terminal
 
     # Na terminalu pasek postępu; w cronie linie postępu co PROGRESS_EVERY_S z logu runu.
     with terminal():

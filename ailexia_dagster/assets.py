@@ -34,9 +34,12 @@ from ailexia_dagster.constants import (
 )
 from ailexia_dagster.partitions import task_partitions
 from ailexia_dagster.resources import AilexiaResource
-from lib import export, progress, sync, verify
-from lib.control import graceful_signals
 from lib.db_local import connect_local
+from lib.export import run as export
+from lib.runtime import progress
+from lib.runtime.control import graceful_signals
+from lib.sync import engine as sync
+from lib.sync import verify
 
 
 class RunControlConfig(Config):
@@ -295,7 +298,7 @@ def ai_corrections(
 ) -> Iterator[MaterializeResult]:
     """Przetwarza pozycje zadania modelem AI (albo wysyła / odbiera batch OpenAI)."""
     # Import tutaj: lib.ai_worker ładuje SDK openai (~0,7 s), a sync.py nie potrzebuje go wcale.
-    from lib import ai_worker
+    from lib.ai import online as ai_worker
 
     limit = int(context.run.tags.get(TAG_LIMIT, 0) or 0) or None
     id_ai_batch = int(context.run.tags.get(TAG_AI_BATCH, 0) or 0) or None

@@ -10,7 +10,7 @@ runy STARTED, których proces na tej maszynie już nie żyje.
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from ailexia_dagster.constants import TAG_PROCESS
-from lib.runs import process_alive
+from lib.runtime.process import process_alive
 
 
 def close_dead_script_runs(instance: DagsterInstance) -> list[str]:

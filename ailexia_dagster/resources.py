@@ -4,9 +4,9 @@ from typing import Any
 
 from dagster import ConfigurableResource
 
-from lib import control
 from lib.db_utils import setup_logging
 from lib.load_config import load_config
+from lib.runtime import control
 
 
 class AilexiaResource(ConfigurableResource):

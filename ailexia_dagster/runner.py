@@ -20,11 +20,11 @@ from ailexia_dagster.constants import (
 )
 from ailexia_dagster.dead_runs import close_dead_script_runs
 from ailexia_dagster.resources import AilexiaResource
-from lib import progress
 from lib.db_local import MySQL
 from lib.errors import UsageError
 from lib.load_config import PROJECT_ROOT
-from lib.runs import process_token
+from lib.runtime import progress
+from lib.runtime.process import process_token
 from lib.task import CLOSED_STATUSES, get_task
 
 # Zmienne magazynu PostgreSQL z deploy/dagster.yaml: Dagster czyta je tylko ze środowiska procesu.

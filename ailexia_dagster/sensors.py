@@ -36,9 +36,10 @@ from ailexia_dagster.dead_runs import close_dead_script_runs
 from ailexia_dagster.jobs import ai_job, sync_job
 from ailexia_dagster.resources import AilexiaResource
 from ailexia_dagster.runner import run_tags
-from lib import ai_batch_ingest, scheduling
+from lib.ai.batch import ingest as ai_batch_ingest
 from lib.db_local import connect_local
 from lib.load_config import load_config
+from lib.runtime import scheduling
 
 # Statusy runu, przy których run jeszcze żyje (czeka w kolejce albo pracuje).
 LIVE_RUN_STATUSES = [

@@ -20,7 +20,8 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from lib import ai_batch_ingest, ai_worker  # noqa: E402
+from lib.ai import online as ai_worker  # noqa: E402
+from lib.ai.batch import ingest as ai_batch_ingest  # noqa: E402
 
 
 def run_batch_mode(settings: dict[str, Any], db: Any, task_id: int, pack_items: int) -> dict[str, int]:

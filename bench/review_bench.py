@@ -26,11 +26,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lib import review, task_item  # noqa: E402
+from lib import task_item  # noqa: E402
 from lib.db_local import connect_local  # noqa: E402
 from lib.load_config import load_config  # noqa: E402
+from lib.review import decisions as review  # noqa: E402
+from lib.runtime.status import collect_status  # noqa: E402
 from lib.schema import init_db  # noqa: E402
-from lib.status import collect_status  # noqa: E402
 
 
 def _plan(db, sql: str, params: list) -> tuple[str, int]:

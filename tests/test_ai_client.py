@@ -6,7 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from lib import ai_client, prompts
+from lib.ai import client as ai_client
+from lib.ai import prompts
 from lib.errors import AiError
 from tests.fake_openai import add_fault, fake_openai_fixture  # noqa: F401
 

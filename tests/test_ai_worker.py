@@ -11,10 +11,14 @@ from decimal import Decimal
 import pymysql
 import pytest
 
-from lib import ai_cost, ai_worker, prompts, scheduling, task_item
+from lib import task_item
+from lib.ai import cost as ai_cost
+from lib.ai import online as ai_worker
+from lib.ai import prompts
 from lib.db_local import connect_local
 from lib.db_utils import compute_hash
 from lib.errors import AiError, TaskError, UsageError
+from lib.runtime import scheduling
 from tests.conftest import MYSQL_SERVER, PROJECT_ROOT
 from tests.fake_openai import add_fault, fake_openai_fixture, usage_for  # noqa: F401
 from tests.helpers import add_model, add_task
@@ -524,7 +528,7 @@ def _spawn_run(id_task: int, extra: dict) -> subprocess.Popen:
     code = (
         "import json, sys\n"
         "from lib.load_config import load_config\n"
-        "from lib.ai_worker import run_ai\n"
+        "from lib.ai.online import run_ai\n"
         "s = load_config(); s.update(json.loads(sys.argv[1]))\n"
         f"print(json.dumps(run_ai(s, {id_task})))\n"
     )

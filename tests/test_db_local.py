@@ -143,7 +143,7 @@ def test_sql_literal_round_trips_every_byte(scratch):
 
 def test_session_holding_a_lock_is_not_silently_reconnected(settings, scratch):
     from lib.errors import LocalDbError as Err
-    from lib.runs import acquire_task_lock
+    from lib.runtime.locks import acquire_task_lock
 
     conn = connect_local(settings)
     try:
@@ -160,7 +160,7 @@ def test_session_holding_a_lock_is_not_silently_reconnected(settings, scratch):
 
 def test_lost_lock_session_found_by_ping_names_the_driver_error(settings, scratch):
     from lib.errors import LocalDbError as Err
-    from lib.runs import acquire_task_lock
+    from lib.runtime.locks import acquire_task_lock
 
     conn = connect_local(settings)
     try:

@@ -9,9 +9,11 @@ import time
 
 import pytest
 
-from lib import db_remote, review, sync
+from lib import db_remote
 from lib.errors import RemoteError, UsageError
-from lib.export import run_export
+from lib.export.run import run_export
+from lib.review import decisions as review
+from lib.sync import engine as sync
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import (
     add_connection,
@@ -239,7 +241,7 @@ TRIGGERS = {
 KILLER = textwrap.dedent(
     """
     import os, signal, sys
-    from lib import export
+    from lib.export import run as export
     from lib.load_config import load_config
 
     calls = {"n": 0}

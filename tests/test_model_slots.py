@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from lib import ai_worker, model_slots
+from lib.ai import model_cap as model_slots
+from lib.ai import online as ai_worker
 from lib.db_local import connect_local
 from tests import test_ai_worker as aiw
 from tests.fake_openai import fake_openai_fixture  # noqa: F401

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from lib import sync
+from lib.sync import engine as sync
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import add_connection, add_task, source_execute
 from tests.test_sync_pipeline import _state

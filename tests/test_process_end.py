@@ -13,7 +13,7 @@ def test_exit_process_keeps_the_exit_code_and_flushes_output_and_logs(tmp_path):
     code = textwrap.dedent(
         f"""
         import gc, logging, sys
-        from lib.process_end import exit_process
+        from lib.runtime.process import exit_process
 
         handler = logging.FileHandler({str(log_file)!r}, encoding="utf-8")
         logging.getLogger("t").addHandler(handler)

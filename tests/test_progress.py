@@ -3,7 +3,7 @@
 import io
 import time
 
-from lib import progress
+from lib.runtime import progress
 
 
 def test_sync_figures_and_line_on_resume():

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from lib import review
 from lib.errors import UsageError
+from lib.review import decisions as review
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import add_connection, add_task, add_task_item, sha256
 

@@ -14,8 +14,9 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from lib import review, task_item
+from lib import task_item
 from lib.db_local import connect_local
+from lib.review import decisions as review
 from tests.helpers import (
     UNUSED_SOURCE,
     add_connection,
@@ -262,7 +263,7 @@ def test_every_write_route_refuses_without_csrf(server, wdb, seeded):
     """Każdy POST aplikacji (poza logowaniem tokenem) odmawia bez tokenu CSRF i niczego nie zmienia."""
     from starlette.routing import Route
 
-    from lib.review_web import create_app
+    from lib.review.web.app import create_app
 
     id_task, ids = seeded
     client = logged_in(server)

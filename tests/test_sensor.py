@@ -29,7 +29,7 @@ from ailexia_dagster.constants import (
 from ailexia_dagster.definitions import defs
 from ailexia_dagster.resources import AilexiaResource
 from ailexia_dagster.sensors import ai_after_sync_sensor, task_sensor
-from lib.runs import lock_name
+from lib.runtime.locks import lock_name
 from tests.conftest import MYSQL_SERVER
 from tests.helpers import add_connection, add_model, add_task
 
@@ -333,7 +333,7 @@ def test_ai_not_requested_for_too_fresh_or_not_completed(db, instance, conn_id):
 
 
 def test_backfill_spread_over_ticks(db, instance, conn_id):
-    from lib.scheduling import MAX_REQUESTS_PER_TICK
+    from lib.runtime.scheduling import MAX_REQUESTS_PER_TICK
 
     count = MAX_REQUESTS_PER_TICK + 50
     db.executemany(
@@ -391,7 +391,7 @@ def test_sensor_closes_started_runs_of_dead_scripts(db, instance, conn_id):
     import subprocess
 
     from ailexia_dagster.constants import TAG_PROCESS
-    from lib.runs import process_token
+    from lib.runtime.process import process_token
 
     id_task = add_task(db, conn_id, status="completed")
     finished = subprocess.Popen(["sleep", "0"])

@@ -10,9 +10,11 @@ import uuid
 import psycopg2
 import pytest
 
-from lib import db_remote, review, sync
+from lib import db_remote
 from lib.db_remote import encodings
-from lib.export import run_export
+from lib.export.run import run_export
+from lib.review import decisions as review
+from lib.sync import engine as sync
 from tests.conftest import PG_SERVER, _pg_admin
 from tests.helpers import add_connection, add_task, sha256, simulate_ai, source_execute, source_query
 

@@ -33,11 +33,14 @@ import psycopg2
 import pymysql
 import pytest
 
-from lib import ai_worker, db_remote, review, sync
+from lib import db_remote
+from lib.ai import online as ai_worker
 from lib.db_local import connect_local, sql_literal
 from lib.errors import LocalDbError
-from lib.export import run_export
+from lib.export.run import run_export
 from lib.mysql_connect import INIT_COMMAND, SESSION_SQL_MODE
+from lib.review import decisions as review
+from lib.sync import engine as sync
 from tests.conftest import MYSQL_SERVER, PG_SERVER, PROJECT_ROOT
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.helpers import (

@@ -3,7 +3,7 @@
 import pytest
 
 from lib.errors import UsageError
-from lib.status import collect_status
+from lib.runtime.status import collect_status
 from tests.helpers import add_connection, add_task, add_task_item
 
 

@@ -11,9 +11,10 @@ import time
 
 import pytest
 
-from lib import db_remote, sync
+from lib import db_remote
 from lib.db_remote import encode_key
 from lib.db_utils import compute_hash
+from lib.sync import engine as sync
 from tests.helpers import add_connection, add_task, create_text_table, source_execute, source_query
 
 # Teksty, które łatwo zepsuć w TSV/COPY/hashu: ucieczki, NULL i '', znaki 4-bajtowe, spacje na końcu.
@@ -198,7 +199,7 @@ def test_failed_later_writer_does_not_leave_the_oldest_waiting_on_its_locks(sett
     import pymysql
 
     from lib.db_local import connect_local
-    from lib.sync_load import Chunk, load_chunks
+    from lib.sync.initial_load import Chunk, load_chunks
 
     db.execute("CREATE TABLE scratch (id INT PRIMARY KEY, body TEXT)")
     oldest = Chunk(
@@ -306,7 +307,7 @@ def test_source_hash_unusable_falls_back_to_texts(small_batches, db, pg_source):
 def test_page_fingerprint_and_hash_range_on_postgres(settings, pg_source):
     """Odcisk strony z PostgreSQL = odcisk liczony w Pythonie; zakres (po, ostatni] czytany kilkoma stronami."""
     from lib.db_utils import hash_function
-    from lib.sync import _page_fingerprint, _prepare_page
+    from lib.sync.engine import _page_fingerprint, _prepare_page
 
     create_text_table(pg_source, rows=[(i, None if i == 4 else f"tekst {i} 😀") for i in range(1, 51)])
     rconn = db_remote.connect(pg_source, settings)

@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
-from lib import export, review, sync
+from lib.export import run as export
+from lib.review import decisions as review
+from lib.sync import engine as sync
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import add_connection, add_task, source_execute, source_executemany, source_query
 

@@ -9,9 +9,10 @@ import time
 
 import pytest
 
-from lib import sync, verify
 from lib.db_local import connect_local
-from lib.runs import lock_name
+from lib.runtime.locks import lock_name
+from lib.sync import engine as sync
+from lib.sync import verify
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import add_connection, add_task, create_text_table, source_execute, source_query
 

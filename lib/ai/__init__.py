@@ -1,1 +1,1 @@
-"""Silnik AI: korekta i tłumaczenie tekstów zadań."""
+"""Silnik AI: run online, klient modelu, koszty, paczki, prompty, limit modelu."""

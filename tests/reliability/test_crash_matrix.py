@@ -15,9 +15,11 @@ from decimal import Decimal
 
 import pytest
 
-from lib import ai_worker, review, sync
+from lib.ai import online as ai_worker
 from lib.db_utils import compute_hash
-from lib.runs import ABANDONED_RUN_MESSAGE
+from lib.review import decisions as review
+from lib.runtime.run_log import ABANDONED_RUN_MESSAGE
+from lib.sync import engine as sync
 from tests.conftest import PROJECT_ROOT
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.helpers import (

@@ -18,9 +18,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from lib import ai_worker, db_remote, review, sync
+from lib import db_remote
+from lib.ai import online as ai_worker
 from lib.errors import RemoteError
-from lib.export import run_export
+from lib.export.run import run_export
+from lib.review import decisions as review
+from lib.sync import engine as sync
 from tests.fake_openai import correct_text, fake_openai_fixture  # noqa: F401
 from tests.helpers import (
     add_connection,

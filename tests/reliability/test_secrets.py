@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from lib import review
+from lib.review import decisions as review
 from tests.conftest import PROJECT_ROOT
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.helpers import add_connection, add_model, add_task, create_text_table, source_execute

@@ -16,7 +16,7 @@ import psycopg2
 import pymysql
 import pytest
 
-from lib import sync
+from lib.sync import engine as sync
 from tests.conftest import MYSQL_SERVER, PG_SERVER, PROJECT_ROOT
 from tests.helpers import add_connection, add_task, source_execute
 from tests.test_sync_pipeline import _state

@@ -18,7 +18,7 @@ import re
 import unicodedata
 from collections import Counter
 
-from lib.prompts import check_preserved
+from lib.ai.prompts import check_preserved
 
 FLAG_CODES = ("numbers", "urls", "emails", "placeholders", "edit_ratio", "length", "language")
 DEFAULT_MAX_EDIT_RATIO = 0.3

@@ -1,4 +1,6 @@
-"""Runy silników: blokady ``GET_LOCK``, dziennik ``run_log`` i obie ramy runu.
+"""Ramy runów silników: blokada, wpis w ``run_log`` i wynik runu.
+
+Blokady są w ``lib.runtime.locks``, dziennik w ``lib.runtime.run_log``.
 
 Rama runu to wspólna obudowa pracy silnika: blokada, wpis w ``run_log``, zamknięcie wpisu
 wynikiem albo błędem. Są dwie:
@@ -12,184 +14,22 @@ Obie budują wynik ``run_log`` tą samą funkcją ``run_outcome``.
 """
 
 import contextlib
-import hashlib
-import json
-import os
-import socket
 import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-import psutil
-
 from lib.db_local import MySQL, connect_local, is_dropped
 from lib.db_utils import get_logger
-from lib.errors import AilexiaError, TaskBusyError, TaskError, UsageError
+from lib.errors import AilexiaError, TaskError, UsageError
+from lib.runtime.locks import acquire_task_lock, release_task_lock
+from lib.runtime.run_log import close_abandoned_runs, log_run_end, log_run_start
 from lib.task import CLOSED_STATUSES, get_task, mark_error
 
 log = get_logger("runs")
 
-ABANDONED_RUN_MESSAGE = (
-    "run nie został zamknięty: jego proces zakończył się nagle (np. kill -9, utrata maszyny); "
-    "wykryto przy starcie kolejnego runu"
-)
 # Statusy wpisu run_log, które run może zapisać na końcu.
 RUN_LOG_STATUSES = ("completed", "paused", "cancelled", "resync", "error")
-
-
-# --- blokady GET_LOCK -------------------------------------------------------------------
-
-
-def lock_name(db: MySQL, id_task: int, kind: str = "task") -> str:
-    """Zwraca nazwę blokady ``GET_LOCK`` zadania, unikalną w obrębie serwera (z nazwą bazy)."""
-    base = f"{db.database}:{kind}:{id_task}"
-    if len(base) <= 60:
-        return f"ax:{base}"
-    return "ax:" + hashlib.sha1(base.encode()).hexdigest()
-
-
-def acquire_task_lock(db: MySQL, id_task: int, wait_s: int = 0, kind: str = "task") -> None:
-    """Zakłada blokadę zadania (``GET_LOCK``) na połączeniu ``db`` - runy jednego zadania się nie nakładają.
-
-    Blokada znika sama, gdy połączenie się zamknie (np. proces zginął).
-
-    Args:
-        db: Połączenie, które będzie trzymać blokadę przez cały run.
-        id_task: Zadanie.
-        wait_s: Ile sekund czekać na zwolnienie blokady.
-        kind: Rodzaj blokady (``task`` dla sync i eksportu).
-
-    Raises:
-        TaskBusyError: Gdy inny proces trzyma blokadę.
-    """
-    got = db.query_value("SELECT GET_LOCK(%s, %s)", (lock_name(db, id_task, kind), wait_s))
-    if got != 1:
-        raise TaskBusyError(f"zadanie {id_task} jest właśnie przetwarzane przez inny run; spróbuj później")
-    db.session_locks += 1
-
-
-def release_task_lock(db: MySQL, id_task: int, kind: str = "task") -> None:
-    """Zwalnia blokadę zadania (bez błędu, gdy połączenie już nie istnieje)."""
-    db.session_locks = max(0, db.session_locks - 1)
-    with contextlib.suppress(Exception):  # połączenie mogło zginąć - blokada i tak zniknęła
-        db.query_value("SELECT RELEASE_LOCK(%s)", (lock_name(db, id_task, kind),))
-
-
-def is_task_locked(db: MySQL, id_task: int, kind: str = "task") -> bool:
-    """Sprawdza, czy jakiś proces trzyma blokadę zadania (żywy run)."""
-    return db.query_value("SELECT IS_USED_LOCK(%s)", (lock_name(db, id_task, kind),)) is not None
-
-
-def locked_task_ids(db: MySQL, ids: list[int], chunk: int = 200) -> set[int]:
-    """Zwraca zadania, których blokadę ``GET_LOCK`` ktoś trzyma (żywy run), porcjami po ``chunk``.
-
-    Jedno ``SELECT IS_USED_LOCK(a), IS_USED_LOCK(b), ...`` na porcję zamiast zapytania na zadanie.
-    """
-    locked: set[int] = set()
-    for start in range(0, len(ids), chunk):
-        part = ids[start : start + chunk]
-        columns = ", ".join(f"IS_USED_LOCK(%s) AS l{i}" for i in range(len(part)))
-        row = db.query_one(f"SELECT {columns}", tuple(lock_name(db, id_task) for id_task in part)) or {}
-        locked.update(id_task for i, id_task in enumerate(part) if row.get(f"l{i}") is not None)
-    if not db.autocommit:
-        db.commit()
-    return locked
-
-
-# --- dziennik runów ---------------------------------------------------------------------
-
-
-def log_run_start(
-    db: MySQL, id_task: int, kind: str, run_id: str | None, operation_uuid: str | None = None
-) -> int:
-    """Zapisuje początek runu w ``run_log`` i zwraca id wpisu."""
-    db.execute(
-        "INSERT INTO run_log (id_task, kind, run_id, operation_uuid) VALUES (%s, %s, %s, %s)",
-        (id_task, kind, run_id, operation_uuid),
-    )
-    id_run_log = int(db.last_insert_id)
-    db.commit()
-    return id_run_log
-
-
-def close_abandoned_runs(
-    db: MySQL,
-    id_task: int,
-    kinds: tuple[str, ...],
-    operation_lock_prefix: str | tuple[str, ...] | None = None,
-) -> int:
-    """Zamyka wpisy ``run_log`` w stanie ``running``, których proces już nie żyje.
-
-    Run zabity bez sprzątania (SIGKILL, utrata maszyny) zostawia wpis ``running``. Wołający
-    wie, kiedy taki wpis jest martwy: sync i eksport trzymają blokadę zadania, więc każdy inny
-    ``running`` tych rodzajów dla zadania jest martwy; run AI trzyma blokadę swojej operacji
-    (``operation_lock_prefix`` + ``operation_uuid``; krotka = kilka blokad na osobnych sesjach), więc
-    martwy jest ten, którego wszystkie blokady są wolne.
-    Wpis dostaje ``error`` i komunikat; ``finished_at`` zostaje puste (chwila śmierci jest nieznana).
-
-    Args:
-        db: Połączenie (transakcja zatwierdzana tutaj).
-        id_task: Zadanie.
-        kinds: Rodzaje runów do sprawdzenia (``sync``, ``export``, ``ai``).
-        operation_lock_prefix: Prefiks(y) blokad operacji AI; ``None`` = wołający trzyma blokadę zadania.
-
-    Returns:
-        Liczba zamkniętych wpisów.
-    """
-    marks = ", ".join(["%s"] * len(kinds))
-    sql = f"SELECT id_run_log FROM run_log WHERE id_task=%s AND status='running' AND kind IN ({marks})"
-    params: list[Any] = [id_task, *kinds]
-    if operation_lock_prefix is not None:
-        prefixes = (
-            (operation_lock_prefix,) if isinstance(operation_lock_prefix, str) else operation_lock_prefix
-        )
-        sql += " AND operation_uuid IS NOT NULL"
-        for prefix in prefixes:
-            sql += " AND IS_FREE_LOCK(CONCAT(%s, operation_uuid)) = 1"
-            params.append(prefix)
-    ids = [int(row["id_run_log"]) for row in db.query(sql, tuple(params))]
-    if ids:
-        id_marks = ", ".join(["%s"] * len(ids))
-        db.execute(
-            f"UPDATE run_log SET status='error', message=%s WHERE status='running' AND id_run_log IN ({id_marks})",
-            (ABANDONED_RUN_MESSAGE, *ids),
-        )
-        log.warning(
-            "zadanie %s: zamknięto porzucone wpisy run_log %s (proces runu nie żyje)",
-            id_task,
-            ", ".join(str(i) for i in ids),
-        )
-    db.commit()
-    return len(ids)
-
-
-def log_run_end(
-    db: MySQL, id_run_log: int, status: str, stats: dict[str, Any], message: str | None = None
-) -> None:
-    """Zamyka wpis ``run_log``: status, czas trwania, liczniki (JSON) i komunikat."""
-    db.rollback()
-    db.execute(
-        "UPDATE run_log SET status=%s, finished_at=NOW(3), "
-        "duration_ms=TIMESTAMPDIFF(MICROSECOND, started_at, NOW(3))/1000, stats=%s, message=%s "
-        "WHERE id_run_log=%s",
-        (status, json.dumps(stats, default=str, ensure_ascii=False), message, id_run_log),
-    )
-    db.commit()
-
-
-def last_run(db: MySQL, id_task: int, kind: str) -> dict[str, Any] | None:
-    """Ostatni wpis ``run_log`` zadania danego rodzaju (status, czasy, statystyki JSON) albo ``None``.
-
-    Czyta indeks ``(id_task, started_at)``; zatwierdza odczyt.
-    """
-    row = db.query_one(
-        "SELECT id_run_log, run_id, status, started_at, finished_at, duration_ms, stats, message FROM run_log "
-        "WHERE id_task=%s AND kind=%s ORDER BY started_at DESC, id_run_log DESC LIMIT 1",
-        (id_task, kind),
-    )
-    db.commit()
-    return row
 
 
 def run_outcome(stats: dict[str, Any], settings: dict[str, Any]) -> tuple[str, str | None]:
@@ -212,9 +52,6 @@ def run_outcome(stats: dict[str, Any], settings: dict[str, Any]) -> tuple[str, s
         return "paused", f"osiągnięto limit kosztu AI_MAX_COST_USD={settings['AI_MAX_COST_USD']}"
     outcome = stats.get("outcome") or "completed"
     return (outcome if outcome in RUN_LOG_STATUSES else "completed"), None
-
-
-# --- ramy runów -------------------------------------------------------------------------
 
 
 def run_with_task_lock(
@@ -291,14 +128,6 @@ def run_with_task_lock(
             release_task_lock(db, id_task)
     finally:
         db.close()
-
-
-def operation_lock_held(db: MySQL, lock_prefix: str, operation: str) -> bool:
-    """Czy blokada operacji (``lock_prefix`` + uuid) jest nadal trzymana przez jakąś sesję.
-
-    Run sprawdza tak (ze swojej innej sesji), czy nikt nie zabił sesji z jego blokadą operacji.
-    """
-    return db.query_value("SELECT IS_USED_LOCK(%s)", (lock_prefix + operation,)) is not None
 
 
 def run_with_operation_lock(
@@ -426,42 +255,3 @@ def _record_interrupt(settings: dict[str, Any], db: MySQL, id_task: int, id_log:
         finally:
             fresh.close()
     log.warning("zadanie %s: run przerwany z zewnątrz - zapisano pauzę (signal)", id_task)
-
-
-# --- tożsamość procesu runu (runy skryptów w instancji Dagstera) ------------------------
-
-
-def _process_started(pid: int) -> str | None:
-    """Chwila startu procesu (psutil) jako tekst albo ``None``, gdy procesu nie ma."""
-    try:
-        return f"{psutil.Process(pid).create_time():.2f}"
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return None
-    except psutil.Error:
-        return ""  # istnieje, ale nie da się go odczytać
-
-
-def process_token(pid: int | None = None) -> str:
-    """Tożsamość procesu ``host:pid:start`` do tagu runu; start odróżnia proces od późniejszego z tym pid."""
-    pid = os.getpid() if pid is None else pid
-    return f"{socket.gethostname()}:{pid}:{_process_started(pid) or ''}"
-
-
-def process_alive(token: str) -> bool | None:
-    """Czy proces z ``process_token`` jeszcze żyje.
-
-    Returns:
-        ``True``/``False`` na tej samej maszynie; ``None``, gdy token jest z innej maszyny albo
-        nieczytelny (tego nie da się sprawdzić stąd).
-    """
-    parts = token.rsplit(":", 2)
-    if len(parts) != 3 or not parts[1].isdigit():
-        return None
-    host, pid_text, start = parts
-    if host != socket.gethostname():
-        return None
-    current = _process_started(int(pid_text))
-    if current is None:
-        return False
-    # Ten sam pid, inna chwila startu = inny (późniejszy) proces: nasz nie żyje.
-    return not (start and current and current != start)

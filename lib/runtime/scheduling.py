@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from lib.db_local import MySQL
 from lib.db_utils import get_logger
-from lib.runs import locked_task_ids
+from lib.runtime.locks import locked_task_ids
 from lib.task import CLOSED_STATUSES
 from lib.task_item import ai_work_exists_sql
 

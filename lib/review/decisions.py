@@ -21,10 +21,12 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple, TextIO
 
-from lib import review_log, runs, task_item
+from lib import task_item
 from lib.db_local import MySQL, retry_on_deadlock
 from lib.db_utils import compute_hash
 from lib.errors import UsageError
+from lib.review import log as review_log
+from lib.runtime.run_log import last_run
 from lib.task import get_task, lock_task_row
 
 ITEM_STATUSES = ("pending", "processed", "accepted", "rejected", "exported", "conflict", "outdated")
@@ -750,7 +752,7 @@ def export_report(db: MySQL, id_task: int, limit: int = EXPORT_PROBLEMS_SHOWN) -
         ``ExportReport``: ostatni run eksportu (``None``, gdy nie było), jego liczniki (JSON
         z ``run_log.stats``: zapisane, już w źródle, konflikty, pominięte) i pozycje z ``export_error``.
     """
-    run = runs.last_run(db, id_task, "export")
+    run = last_run(db, id_task, "export")
     stats: dict[str, Any] = {}
     if run and run.get("stats"):
         try:

@@ -37,23 +37,21 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from lib import (
-    ai_batch,
-    ai_batch_ingest,
-    ai_client,
-    ai_cost,
-    ai_pack,
-    faults,
-    model_slots,
-    prompts,
-    task_item,
-)
-from lib.control import StopCheck
+from lib import faults, task_item
+from lib.ai import client as ai_client
+from lib.ai import cost as ai_cost
+from lib.ai import model_cap as model_slots
+from lib.ai import packs as ai_pack
+from lib.ai import prompts
+from lib.ai.batch import ingest as ai_batch_ingest
+from lib.ai.batch import submit as ai_batch
 from lib.db_local import MySQL, connect_local
 from lib.db_utils import get_logger, hash_function, hash_text, mask_secrets, register_secrets
 from lib.errors import AiError, AiItemError, TaskError, UsageError
 from lib.load_config import get_env_value
-from lib.runs import operation_lock_held, run_with_operation_lock
+from lib.runtime.control import StopCheck
+from lib.runtime.frames import run_with_operation_lock
+from lib.runtime.locks import operation_lock_held
 from lib.task import CLOSED_STATUSES, get_task
 
 log = get_logger("ai")

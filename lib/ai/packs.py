@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from lib import prompts
+from lib.ai import prompts
 
 T = TypeVar("T")
 

@@ -41,11 +41,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lib import review
 from lib.db_local import MySQL, connect_local
 from lib.db_utils import get_logger
 from lib.errors import AilexiaError, UsageError
-from lib.status import collect_status
+from lib.review import decisions as review
+from lib.runtime.status import collect_status
 from lib.task import get_task
 
 log = get_logger("review_web")

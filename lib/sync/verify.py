@@ -10,11 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 from lib import db_remote, faults, task_item
-from lib.control import StopCheck
 from lib.db_local import MySQL
 from lib.db_utils import hash_text
 from lib.errors import TaskError
-from lib.runs import run_with_task_lock
+from lib.runtime.control import StopCheck
+from lib.runtime.frames import run_with_task_lock
 from lib.source import exports_in_place, hasher, open_source, resolve_task_target
 from lib.task import finish_sync, raise_progress, start_verify
 

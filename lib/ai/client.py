@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 import openai
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
-from lib import prompts
-from lib.ai_cost import compute_cost  # noqa: F401 - dawne miejsce funkcji (importy zewnętrzne)
+from lib.ai import prompts
+from lib.ai.cost import compute_cost  # noqa: F401 - dawne miejsce funkcji (importy zewnętrzne)
 from lib.db_utils import get_logger, mask_secrets
 from lib.errors import AiError, AiItemError
 

@@ -28,7 +28,11 @@ from typing import IO, Any
 
 import openai
 
-from lib import ai_client, ai_pack, ai_worker, faults, prompts, task_item
+from lib import faults, task_item
+from lib.ai import client as ai_client
+from lib.ai import online as ai_worker
+from lib.ai import packs as ai_pack
+from lib.ai import prompts
 from lib.db_local import MySQL, connect_local, retry_on_deadlock
 from lib.db_utils import get_logger, hash_function, hash_text, mask_secrets
 from lib.errors import AiError, TaskError, UsageError

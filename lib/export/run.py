@@ -22,10 +22,10 @@ from collections.abc import Callable
 from typing import Any
 
 from lib import db_remote, faults, task_item
-from lib.control import StopCheck
 from lib.db_local import MySQL, retry_on_deadlock
 from lib.db_utils import compute_hash, get_logger
-from lib.runs import run_with_task_lock
+from lib.runtime.control import StopCheck
+from lib.runtime.frames import run_with_task_lock
 from lib.source import open_source, resolve_task_target
 from lib.task import lock_task_row, mark_paused
 

@@ -26,7 +26,13 @@ from typing import Any
 
 import openai
 
-from lib import ai_batch, ai_client, ai_cost, ai_pack, ai_worker, faults, prompts, task_item
+from lib import faults, task_item
+from lib.ai import client as ai_client
+from lib.ai import cost as ai_cost
+from lib.ai import online as ai_worker
+from lib.ai import packs as ai_pack
+from lib.ai import prompts
+from lib.ai.batch import submit as ai_batch
 from lib.db_local import MySQL, connect_local
 from lib.db_utils import get_logger, hash_function, hash_text
 from lib.errors import AiItemError, UsageError

@@ -20,15 +20,17 @@ from typing import Any, NamedTuple
 
 import pymysql
 
-from lib import db_remote, faults, sync_load, task_item
-from lib.background import background_stream
-from lib.control import StopCheck
+from lib import db_remote, faults, task_item
 from lib.db_local import MySQL, connect_local, error_code, retry_on_deadlock
 from lib.db_remote import decode_key, encode_key
 from lib.db_utils import get_logger, hash_text
 from lib.errors import RemoteError, TaskError
-from lib.runs import run_with_task_lock
+from lib.runtime.control import StopCheck
+from lib.runtime.frames import run_with_task_lock
 from lib.source import exports_in_place, hasher, open_source, resolve_task_target
+from lib.sync import initial_load as sync_load
+from lib.sync.background import background_stream
+from lib.sync.verify import run_verify
 from lib.task import (
     get_task,
     lock_task_row,
@@ -41,7 +43,6 @@ from lib.task import (
     stage_for_progress,
     start_sync_operation,
 )
-from lib.verify import run_verify
 
 log = get_logger("sync")
 
@@ -857,7 +858,7 @@ def _load_initial(
     progress: Progress | None,
     should_stop: StopCheck | None,
 ) -> str | None:
-    """Pierwsza synchronizacja: partie ``lib.sync_load`` wstawiane przez ``SYNC_WRITERS`` połączeń.
+    """Pierwsza synchronizacja: partie ``lib.sync.initial_load`` wstawiane przez ``SYNC_WRITERS`` połączeń.
 
     Każda partia jest zatwierdzana (po kolei) w transakcji pisarza razem z pozycją w źródle.
 

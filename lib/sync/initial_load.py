@@ -31,10 +31,10 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from lib import db_remote, task_item
-from lib.background import background_stream
 from lib.db_local import MySQL, sql_literal
 from lib.db_remote import COPY_NULL, canonical_key, copy_field_bytes, copy_unescape, encode_key
 from lib.errors import TaskError
+from lib.sync.background import background_stream
 
 # Partia jest oddawana najpóźniej po tylu sekundach (postęp, pauza i wznowienie nie czekają na COMMIT_ROWS).
 COMMIT_EVERY_S = 2.0

@@ -1,0 +1,1 @@
+"""Batch OpenAI: wysyłka zapytań i odbiór wyników."""

@@ -1,0 +1,1 @@
+"""Silnik eksportu zaakceptowanych tekstów do źródła."""

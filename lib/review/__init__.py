@@ -1,0 +1,1 @@
+"""Silnik przeglądu: decyzje, dziennik decyzji, strona przeglądu."""

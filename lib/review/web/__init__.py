@@ -1,0 +1,1 @@
+"""Strona przeglądu (Starlette): aplikacja, szablony, pliki statyczne."""

@@ -1,0 +1,1 @@
+"""Rama runów: blokady, dziennik runów, sterowanie, postęp, harmonogram, status."""

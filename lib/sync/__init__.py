@@ -1,0 +1,1 @@
+"""Silnik synchronizacji: skan źródła, pierwsza synchronizacja, weryfikacja."""
