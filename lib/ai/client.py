@@ -502,7 +502,7 @@ def request_pack(
     capability_state: dict[str, Any],
     max_tokens: int | None = None,
 ) -> RawResult:
-    """Wysyła paczkę tekstów (``lib/ai_pack.py``) i zwraca surową odpowiedź z rachunkiem.
+    """Wysyła paczkę tekstów (``lib/ai/packs.py``) i zwraca surową odpowiedź z rachunkiem.
 
     Format odpowiedzi jak w ``complete`` (wykrywanie json_schema -> json_object -> instrukcje,
     ponowienia błędów przejściowych). Bez próby naprawy: treść sprawdza ``ai_pack.parse_pack``

@@ -169,7 +169,7 @@ class _Run:
     max_cost: Decimal = Decimal(0)
     # Kursor rezerwacji (``task_item.claim_for_ai(after_id=...)``); 0 = od początku.
     claim_cursor: int = 0
-    # Budżet: koszt zarezerwowany przez zapytania w drodze (szacunek z góry, ``lib/ai_cost.py``).
+    # Budżet: koszt zarezerwowany przez zapytania w drodze (szacunek z góry, ``lib/ai/cost.py``).
     reserved: Decimal = Decimal(0)
     # Sesja z blokadą operacji zginęła: nic nowego nie jest wysyłane (``_check_lock``).
     lock_lost: threading.Event = field(default_factory=threading.Event)
@@ -372,7 +372,7 @@ def _reserve(run: _Run, estimate: Decimal) -> bool:
     """Rezerwuje szacowany koszt zapytania w budżecie ``AI_MAX_COST_USD``; ``False`` = nie stać.
 
     Wydane + zarezerwowane + ten szacunek nie może przekroczyć limitu - zapytania w drodze
-    nigdy razem nie przebiją budżetu (szacunek to górne ograniczenie, ``lib/ai_cost.py``).
+    nigdy razem nie przebiją budżetu (szacunek to górne ograniczenie, ``lib/ai/cost.py``).
     Gdy szacunek nie mieści się obok zapytań w drodze, wątek czeka na ich rozliczenie (zwykle
     kosztują dużo mniej niż szacunek); budżet jest wyczerpany dopiero, gdy nic nie jest w drodze,
     a zapytanie i tak się nie mieści.

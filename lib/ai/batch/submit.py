@@ -11,7 +11,7 @@ Model (``ai_model.batch_mode``) albo zadanie (``task.ai_batch_mode``, nadpisanie
    co online (``prompts.build_messages`` / ``ai_pack.build_pack_messages`` + ``ai_client.request_body``);
 3. wysyła plik (``files.create``, purpose ``batch``) i od razu zapisuje jego id (``uploaded``);
 4. tworzy batch (``batches.create`` z ``metadata={"ailexia_batch": claim_uuid}``) i zapisuje jego id
-   (``submitted``). Na tym run się kończy; wyniki odbiera ``lib.ai_batch_ingest``.
+   (``submitted``). Na tym run się kończy; wyniki odbiera ``lib.ai.batch.ingest``.
 
 Odporność na awarie: batch ``preparing``/``uploaded``, którego właściciel (blokada operacji) nie
 żyje, przejmuje kolejny run zadania (albo anulowanie): ``preparing`` - plik budowany od nowa
