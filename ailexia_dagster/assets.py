@@ -150,7 +150,7 @@ def _run_controlled(
         ailexia: Zasób z ustawieniami.
         config: Konfiguracja runu (limit czasu).
         log_name: Plik logu (``sync`` albo ``ai``).
-        kind: Rodzaj postępu (``sync``, ``ai``, ``export``; ``lib.progress``).
+        kind: Rodzaj postępu (``sync``, ``ai``, ``export``; ``lib.runtime.progress``).
         done: Wynik zapisywany w metadanych, gdy run dokończył partycję.
         engine: Silnik z ``lib`` o kształcie
             ``engine(settings, id_task, *, run_id, should_stop, progress, **opts)``.
@@ -297,7 +297,7 @@ def ai_corrections(
     context: AssetExecutionContext, ailexia: AilexiaResource, config: RunControlConfig
 ) -> Iterator[MaterializeResult]:
     """Przetwarza pozycje zadania modelem AI (albo wysyła / odbiera batch OpenAI)."""
-    # Import tutaj: lib.ai_worker ładuje SDK openai (~0,7 s), a sync.py nie potrzebuje go wcale.
+    # Import tutaj: lib.ai.online ładuje SDK openai (~0,7 s), a sync.py nie potrzebuje go wcale.
     from lib.ai import online as ai_worker
 
     limit = int(context.run.tags.get(TAG_LIMIT, 0) or 0) or None

@@ -1,7 +1,7 @@
 """Sensory: ``task_sensor`` (synchronizacja zadań z tabeli ``task``), ``ai_after_sync_sensor``
 i ``ai_batch_sensor`` (batche OpenAI: odpytywanie i odbiór wyników).
 
-Cienka warstwa: decyzje i rezerwacje w ``lib.scheduling``; tu tylko odczyt żywych runów
+Cienka warstwa: decyzje i rezerwacje w ``lib.runtime.scheduling``; tu tylko odczyt żywych runów
 z instancji (jedno zapytanie na tick), partycje i ``RunRequest``-y.
 """
 

@@ -1,7 +1,7 @@
 """Źródło zadania: otwarcie połączenia, tabela i kolumny z katalogu, metoda hasha tekstu źródła.
 
-Wspólne dla skanu (``lib/sync.py``), weryfikacji (``lib/verify.py``) i eksportu
-(``lib/export.py``): żaden silnik nie pożycza tego od innego.
+Wspólne dla skanu (``lib/sync/engine.py``), weryfikacji (``lib/sync/verify.py``) i eksportu
+(``lib/export/run.py``): żaden silnik nie pożycza tego od innego.
 """
 
 from collections.abc import Callable

@@ -1,7 +1,7 @@
 """Cykl życia wiersza ``task``: odczyt, etapy i postęp, przejścia statusów, stan połączenia źródła.
 
-Blokady runów i dziennik ``run_log`` są w ``lib/runs.py``; wiersze pozycji (i liczniki
-przeliczane z pozycji) w ``lib/task_item.py``; wybór zadań do uruchomienia w ``lib/scheduling.py``.
+Blokady runów są w ``lib/runtime/locks.py``, dziennik ``run_log`` w ``lib/runtime/run_log.py``; wiersze pozycji (i liczniki
+przeliczane z pozycji) w ``lib/task_item.py``; wybór zadań do uruchomienia w ``lib/runtime/scheduling.py``.
 """
 
 from typing import Any

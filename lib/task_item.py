@@ -253,7 +253,7 @@ def set_ords(db: MySQL, rows: list[tuple[int, int]]) -> None:
 # Indeks pozycji w porządku źródła (``lib/schema.sql``): pokrywa odciski i strony hashy.
 ORDER_INDEX = "idx_task_item_order"
 # Odcisk pozycji w porządku źródła: liczba, sha256 z linii ``remote_key<TAB>hash`` rozdzielonych ``\n``
-# (ten sam format liczy ``lib.sync`` i źródło, ``db_remote.fetch_page_fingerprint``) i ostatnia pozycja.
+# (ten sam format liczy ``lib.sync.engine`` i źródło, ``db_remote.fetch_page_fingerprint``) i ostatnia pozycja.
 # Czyta tylko pokrywający indeks ``idx_task_item_order`` (bez tekstów). ``{order}`` to ``ORDER BY`` w
 # ``GROUP_CONCAT`` albo pusty napis, gdy wiersze przychodzą już w porządku indeksu (``range_fingerprint``).
 _FINGERPRINT_SQL = (
@@ -798,7 +798,7 @@ def store_ai_error(db: MySQL, id_item: int, operation: str, original_hash: str |
     )
 
 
-# --- AI: pozycje w batchu OpenAI (lib/ai_batch.py) ----------------------------------------
+# --- AI: pozycje w batchu OpenAI (lib/ai/batch/submit.py) ----------------------------------------
 
 
 def claim_for_batch(

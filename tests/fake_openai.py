@@ -2,9 +2,9 @@
 
 Deterministyczna "korekta": poprawia kilka znanych błędów (``bląd`` -> ``błąd``,
 ``wogóle`` -> ``w ogóle``, ``napewno`` -> ``na pewno``) i zwraca listę poprawek; tłumaczenie
-zwraca ``[<target>] <tekst>``. Odpowiedź to JSON zgodny ze schematem z ``lib/prompts.py``.
+zwraca ``[<target>] <tekst>``. Odpowiedź to JSON zgodny ze schematem z ``lib/ai/prompts.py``.
 
-Paczki (``lib/ai_pack.py``): gdy prompt systemowy mówi o "JSON array", a wiadomość użytkownika
+Paczki (``lib/ai/packs.py``): gdy prompt systemowy mówi o "JSON array", a wiadomość użytkownika
 jest tablicą ``[{"id", "text"}]``, serwer odpowiada ``{"items": [{"id", "text", "edits"}]}`` -
 każdy tekst poprawiony tak samo jak pojedynczy. Licznik ``per_text`` liczy każdy tekst paczki.
 

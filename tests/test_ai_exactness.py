@@ -15,6 +15,7 @@ import pymysql
 import pytest
 
 from lib.ai import online as ai_worker
+from lib.ai import operation as ai_operation
 from lib.db_utils import compute_hash
 from tests.conftest import MYSQL_SERVER, PROJECT_ROOT
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
@@ -121,7 +122,7 @@ def _kill_session(session: int) -> None:
 
 
 def _lock_holder(db, operation: str) -> int | None:
-    return db.query_value("SELECT IS_USED_LOCK(%s)", (ai_worker.LOCK_PREFIX + operation,))
+    return db.query_value("SELECT IS_USED_LOCK(%s)", (ai_operation.LOCK_PREFIX + operation,))
 
 
 @pytest.mark.parametrize(("pack_items", "victim_session"), [(1, "lock"), (3, "lock"), (1, "control")])
@@ -167,7 +168,7 @@ def test_killing_the_operation_lock_session_never_pays_twice(
     operation = db.query_value(
         "SELECT operation_uuid FROM run_log WHERE id_task=%s AND kind='ai'", (id_task,)
     )
-    prefix = ai_worker.LOCK_PREFIX if victim_session == "lock" else ai_worker.LIVENESS_PREFIX
+    prefix = ai_operation.LOCK_PREFIX if victim_session == "lock" else ai_operation.LIVENESS_PREFIX
     holder = db.query_value("SELECT IS_USED_LOCK(%s)", (prefix + operation,))
     assert holder is not None
     _kill_session(holder)

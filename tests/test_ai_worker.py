@@ -14,6 +14,7 @@ import pytest
 from lib import task_item
 from lib.ai import cost as ai_cost
 from lib.ai import online as ai_worker
+from lib.ai import operation as ai_operation
 from lib.ai import prompts
 from lib.db_local import connect_local
 from lib.db_utils import compute_hash
@@ -443,7 +444,7 @@ def test_dead_operation_claim_is_reclaimed(settings, db, fake_openai):
     holder = pymysql.connect(**MYSQL_SERVER, autocommit=True)
     try:
         with holder.cursor() as cursor:
-            cursor.execute("SELECT GET_LOCK(%s, 0)", (ai_worker.LOCK_PREFIX + live_op,))
+            cursor.execute("SELECT GET_LOCK(%s, 0)", (ai_operation.LOCK_PREFIX + live_op,))
         stats = ai_worker.run_ai(conf(settings), id_task)
     finally:
         holder.close()
@@ -629,7 +630,7 @@ def test_first_claim_reads_only_the_task_rows(settings, db):
     try:
         claimer.execute("FLUSH STATUS")
         claimed = task_item.claim_for_ai(
-            claimer, id_task, str(uuid.uuid4()), 160, 5, 900, ai_worker.LOCK_PREFIXES
+            claimer, id_task, str(uuid.uuid4()), 160, 5, 900, ai_operation.LOCK_PREFIXES
         )
         reads = rows_read(claimer)
     finally:

@@ -201,7 +201,7 @@ def test_resync_after_export_sees_no_change_until_someone_edits(settings, db, so
 
 
 def test_resync_after_export_to_export_column_requires_sync_fix(settings, db, pg_source):
-    """Czeka na poprawkę w lib/sync.py (_compare_page i _sample_mismatches).
+    """Czeka na poprawkę w lib/sync/engine.py (_compare_page i _sample_mismatches).
 
     Przy ``export_column`` kolumna synchronizowana nadal zawiera ``text_original``, więc resync
     musi porównywać ją z ``original_hash`` także dla pozycji ``exported``.

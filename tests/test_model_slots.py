@@ -1,4 +1,4 @@
-"""Wspólny limit zapytań do modelu ze wszystkich runów AI (``AI_MODEL_CONCURRENCY``, ``lib/model_slots.py``).
+"""Wspólny limit zapytań do modelu ze wszystkich runów AI (``AI_MODEL_CONCURRENCY``, ``lib/ai/model_cap.py``).
 
 Dwa runy AI naraz (dwa zadania, ten sam model, każdy z ``AI_CONCURRENCY=6``) przez prawdziwe HTTP
 do serwera testowego, który liczy zapytania w toku. Z limitem 4 serwer nigdy nie widzi więcej niż

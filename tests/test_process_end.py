@@ -1,4 +1,4 @@
-"""Koniec procesu skryptów (``lib/process_end.py``): kod wyjścia, opróżnione wyjście i logi, bez końcowego GC."""
+"""Koniec procesu skryptów (``lib/runtime/process.py``): kod wyjścia, opróżnione wyjście i logi, bez końcowego GC."""
 
 import os
 import subprocess

@@ -1,4 +1,4 @@
-"""Postęp długich etapów (``lib/progress.py``): liczby, linie dla ludzi, rytm linii i pasek."""
+"""Postęp długich etapów (``lib/runtime/progress.py``): liczby, linie dla ludzi, rytm linii i pasek."""
 
 import io
 import time

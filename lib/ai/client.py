@@ -21,8 +21,9 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from lib.ai import prompts
 from lib.ai.cost import compute_cost  # noqa: F401 - dawne miejsce funkcji (importy zewnętrzne)
-from lib.db_utils import get_logger, mask_secrets
+from lib.db_utils import get_logger, mask_secrets, register_secrets
 from lib.errors import AiError, AiItemError
+from lib.load_config import get_env_value
 
 log = get_logger("ai_client")
 
@@ -501,7 +502,7 @@ def request_pack(
     capability_state: dict[str, Any],
     max_tokens: int | None = None,
 ) -> RawResult:
-    """Wysyła paczkę tekstów (``lib/ai_pack.py``) i zwraca surową odpowiedź z rachunkiem.
+    """Wysyła paczkę tekstów (``lib/ai/packs.py``) i zwraca surową odpowiedź z rachunkiem.
 
     Format odpowiedzi jak w ``complete`` (wykrywanie json_schema -> json_object -> instrukcje,
     ponowienia błędów przejściowych). Bez próby naprawy: treść sprawdza ``ai_pack.parse_pack``
@@ -612,3 +613,30 @@ def _finish(
         response_format=mode,
         repaired=repaired,
     )
+
+
+def resolve_endpoint(settings: dict[str, Any], model_row: dict[str, Any]) -> tuple[str | None, str]:
+    """Ustala adres serwera i klucz API modelu (klucz z ``ai_model.api_key_env``).
+
+    Args:
+        settings: Ustawienia (``OPENAI_BASE_URL`` i źródło zmiennych).
+        model_row: Wiersz ``ai_model``.
+
+    Returns:
+        ``(base_url, api_key)``; ``base_url`` ``None`` = api.openai.com. Dla własnego serwera bez
+        klucza zwracany jest ``"not-needed"``.
+
+    Raises:
+        AiError: Brak klucza dla api.openai.com.
+    """
+    base_url = model_row.get("base_url") or settings["OPENAI_BASE_URL"] or None
+    key_env = model_row.get("api_key_env") or "OPENAI_API_KEY"
+    api_key = get_env_value(settings, key_env)
+    if not api_key:
+        if base_url is None:
+            raise AiError(
+                f"brak klucza API: ustaw zmienną {key_env} (model {model_row['name']!r} używa api.openai.com)"
+            )
+        api_key = "not-needed"
+    register_secrets([api_key])
+    return base_url, api_key

@@ -3,7 +3,7 @@
 Przebieg runu (``run_ai``):
 
 1. Run dostaje identyfikator operacji (UUID) i trzyma ``GET_LOCK('ailexia_ai_op_<uuid>')`` na
-   osobnym połączeniu przez cały czas życia (rama ``lib.runs.run_with_operation_lock``).
+   osobnym połączeniu przez cały czas życia (rama ``lib.ai.operation.run_ai_operation``).
    Rezerwacja, której blokada jest wolna (właściciel nie żyje, np. ``kill -9``) albo starsza niż
    ``AI_CLAIM_TIMEOUT_S``, może być przejęta od razu.
 2. Wątek główny rezerwuje małe partie (``AI_CLAIM_BATCH``) przez ``SELECT ... FOR UPDATE SKIP
@@ -45,21 +45,17 @@ from lib.ai import packs as ai_pack
 from lib.ai import prompts
 from lib.ai.batch import ingest as ai_batch_ingest
 from lib.ai.batch import submit as ai_batch
+from lib.ai.operation import LOCK_PREFIX, LOCK_PREFIXES, run_ai_operation
+from lib.ai.stats import AiStats
 from lib.db_local import MySQL, connect_local
-from lib.db_utils import get_logger, hash_function, hash_text, mask_secrets, register_secrets
+from lib.db_utils import get_logger, hash_function, hash_text, mask_secrets
 from lib.errors import AiError, AiItemError, TaskError, UsageError
-from lib.load_config import get_env_value
 from lib.runtime.control import StopCheck
-from lib.runtime.frames import run_with_operation_lock
 from lib.runtime.locks import operation_lock_held
 from lib.task import CLOSED_STATUSES, get_task
 
 log = get_logger("ai")
 
-LOCK_PREFIX = "ailexia_ai_op_"
-# Druga blokada runu (na sesji ``control``): run jest martwy dla innych dopiero, gdy obie są wolne.
-LIVENESS_PREFIX = "ailexia_ai_live_"
-LOCK_PREFIXES = (LOCK_PREFIX, LIVENESS_PREFIX)
 # Ile paczek (po AI_PACK_ITEMS tekstów) rezerwuje naraz jedna rezerwacja (co najmniej; przy dużej
 # współbieżności AI_CONCURRENCY / 2 - dwie rezerwacje zapełniają wszystkie miejsca na starcie runu,
 # a wątek główny, który je robi, mniej rywalizuje o GIL z wątkami zapytań).
@@ -125,60 +121,6 @@ def remember_format(db: MySQL, model_row: dict[str, Any], mode: str) -> None:
     db.commit()
 
 
-def resolve_endpoint(settings: dict[str, Any], model_row: dict[str, Any]) -> tuple[str | None, str]:
-    """Ustala adres serwera i klucz API modelu (klucz z ``ai_model.api_key_env``).
-
-    Args:
-        settings: Ustawienia (``OPENAI_BASE_URL`` i źródło zmiennych).
-        model_row: Wiersz ``ai_model``.
-
-    Returns:
-        ``(base_url, api_key)``; ``base_url`` ``None`` = api.openai.com. Dla własnego serwera bez
-        klucza zwracany jest ``"not-needed"``.
-
-    Raises:
-        AiError: Brak klucza dla api.openai.com.
-    """
-    base_url = model_row.get("base_url") or settings["OPENAI_BASE_URL"] or None
-    key_env = model_row.get("api_key_env") or "OPENAI_API_KEY"
-    api_key = get_env_value(settings, key_env)
-    if not api_key:
-        if base_url is None:
-            raise AiError(
-                f"brak klucza API: ustaw zmienną {key_env} (model {model_row['name']!r} używa api.openai.com)"
-            )
-        api_key = "not-needed"
-    register_secrets([api_key])
-    return base_url, api_key
-
-
-def _new_stats() -> dict[str, Any]:
-    return {
-        "processed": 0,
-        "failed": 0,
-        "skipped": 0,
-        "reused": 0,
-        "discarded": 0,
-        "given_up": 0,
-        "claimed": 0,
-        "tokens_input": 0,
-        "tokens_output": 0,
-        "tokens_cached": 0,
-        "cost_usd": Decimal(0),
-        "requests_sent": 0,
-        "packs_sent": 0,
-        "items_in_packs": 0,
-        "retried_alone": 0,
-        "duration_s": 0.0,
-        "items_per_s": 0.0,
-        "stopped": None,
-        "budget_reached": False,
-        "response_format": None,
-        "lock_lost": False,
-        "model_slot_wait_s": 0.0,
-    }
-
-
 @dataclass
 class _Group:
     """Pozycje runu z tym samym tekstem (hash): pierwsza (lider) jest wysyłana, reszta czeka na wynik.
@@ -216,7 +158,7 @@ class _Run:
     control: MySQL
     operation: str
     limit: int | None
-    stats: dict[str, Any]
+    stats: AiStats
     id_task: int = 0
     concurrency: int = 1
     claim_batch: int = 1
@@ -227,7 +169,7 @@ class _Run:
     max_cost: Decimal = Decimal(0)
     # Kursor rezerwacji (``task_item.claim_for_ai(after_id=...)``); 0 = od początku.
     claim_cursor: int = 0
-    # Budżet: koszt zarezerwowany przez zapytania w drodze (szacunek z góry, ``lib/ai_cost.py``).
+    # Budżet: koszt zarezerwowany przez zapytania w drodze (szacunek z góry, ``lib/ai/cost.py``).
     reserved: Decimal = Decimal(0)
     # Sesja z blokadą operacji zginęła: nic nowego nie jest wysyłane (``_check_lock``).
     lock_lost: threading.Event = field(default_factory=threading.Event)
@@ -266,7 +208,7 @@ def _make_run(
     control: MySQL,
     operation: str,
     limit: int | None,
-    stats: dict[str, Any],
+    stats: AiStats,
 ) -> _Run:
     """Buduje stan runu z ustawień i wiersza zadania."""
     action = task.get("ai_action") or "correct"
@@ -326,8 +268,7 @@ def _release(run: _Run, ids: list[int]) -> None:
 def _add(run: _Run, **values: Any) -> None:
     """Dodaje wartości do statystyk runu (bezpiecznie wątkowo)."""
     with run.lock:
-        for key, value in values.items():
-            run.stats[key] += value
+        run.stats.add(**values)
 
 
 def _store_ok(
@@ -431,7 +372,7 @@ def _reserve(run: _Run, estimate: Decimal) -> bool:
     """Rezerwuje szacowany koszt zapytania w budżecie ``AI_MAX_COST_USD``; ``False`` = nie stać.
 
     Wydane + zarezerwowane + ten szacunek nie może przekroczyć limitu - zapytania w drodze
-    nigdy razem nie przebiją budżetu (szacunek to górne ograniczenie, ``lib/ai_cost.py``).
+    nigdy razem nie przebiją budżetu (szacunek to górne ograniczenie, ``lib/ai/cost.py``).
     Gdy szacunek nie mieści się obok zapytań w drodze, wątek czeka na ich rozliczenie (zwykle
     kosztują dużo mniej niż szacunek); budżet jest wyczerpany dopiero, gdy nic nie jest w drodze,
     a zapytanie i tak się nie mieści.
@@ -440,13 +381,13 @@ def _reserve(run: _Run, estimate: Decimal) -> bool:
         return True
     with run.budget:
         while True:
-            if run.stats["budget_reached"] or run.stats["stopped"] is not None or not _can_send(run):
+            if run.stats.budget_reached or run.stats.stopped is not None or not _can_send(run):
                 return False
-            if run.stats["cost_usd"] + run.reserved + estimate <= run.max_cost:
+            if run.stats.cost_usd + run.reserved + estimate <= run.max_cost:
                 run.reserved += estimate
                 return True
             if run.reserved <= 0:
-                run.stats["budget_reached"] = True
+                run.stats.budget_reached = True
                 run.budget.notify_all()
                 return False
             run.budget.wait(timeout=1.0)
@@ -465,10 +406,10 @@ def _settle(
         if run.max_cost > 0:
             run.reserved -= estimate
             run.budget.notify_all()
-        run.stats["tokens_input"] += tokens_input
-        run.stats["tokens_output"] += tokens_output
-        run.stats["tokens_cached"] += tokens_cached
-        run.stats["cost_usd"] += cost
+        run.stats.tokens_input += tokens_input
+        run.stats.tokens_output += tokens_output
+        run.stats.tokens_cached += tokens_cached
+        run.stats.cost_usd += cost
 
 
 def _output_limit(run: _Run, texts: list[str]) -> tuple[int, int | None]:
@@ -748,7 +689,7 @@ def _claim_more(
     # rezerwacji na PACKS_PER_CLAIM zapytań do modelu, a nie na każde.
     packs = max(PACKS_PER_CLAIM, run.concurrency // 2)
     batch = run.claim_batch if run.pack_items <= 1 else max(run.claim_batch, run.pack_items * packs)
-    count = batch if run.limit is None else min(batch, run.limit - stats["claimed"])
+    count = batch if run.limit is None else min(batch, run.limit - stats.claimed)
     _forget_stored_groups(run)
     items = task_item.claim_for_ai(
         run.control,
@@ -769,7 +710,7 @@ def _claim_more(
         return False
     # Pozycje pominięte za kursorem (zwolnione, zablokowane przez inny run) bierze przejście od 0.
     run.claim_cursor = max(i["id_task_item"] for i in items)
-    stats["claimed"] += len(items)
+    stats.claimed += len(items)
     reusable = task_item.stored_results(run.control, run.id_task, sorted({i["original_hash"] for i in items}))
     to_send: Members = []
     for item in items:
@@ -826,7 +767,7 @@ def _check_lock(run: _Run) -> None:
         return
     run.control.commit()
     run.lock_lost.set()
-    run.stats["lock_lost"] = True
+    run.stats.lock_lost = True
     log.error(
         "zadanie %s: sesja z blokadą operacji AI %s zniknęła (np. KILL) - run nie wysyła już nic, "
         "kończy zapytania w drodze i zwalnia pozycje",
@@ -864,21 +805,21 @@ def _run_loop(run: _Run, should_stop: StopCheck | None, progress: Progress | Non
             if time.monotonic() - checked >= LOCK_CHECK_S:
                 checked = time.monotonic()
                 _check_lock(run)
-            if stats["stopped"] is None and should_stop is not None:
-                stats["stopped"] = should_stop()
-            if run.max_cost > 0 and not stats["budget_reached"] and stats["cost_usd"] >= run.max_cost:
-                stats["budget_reached"] = True
-            if stats["budget_reached"] and not budget_logged:
+            if stats.stopped is None and should_stop is not None:
+                stats.stopped = should_stop()
+            if run.max_cost > 0 and not stats.budget_reached and stats.cost_usd >= run.max_cost:
+                stats.budget_reached = True
+            if stats.budget_reached and not budget_logged:
                 budget_logged = True
                 log.info(
                     "zadanie %s: osiągnięto limit kosztu %s USD (wydane %s, kolejne zapytanie by go przekroczyło) "
                     "- koniec rezerwacji",
                     run.id_task,
                     run.max_cost,
-                    stats["cost_usd"],
+                    stats.cost_usd,
                 )
-            halted = stats["stopped"] is not None or stats["budget_reached"] or run.lock_lost.is_set()
-            can_claim = not exhausted and not halted and (run.limit is None or stats["claimed"] < run.limit)
+            halted = stats.stopped is not None or stats.budget_reached or run.lock_lost.is_set()
+            can_claim = not exhausted and not halted and (run.limit is None or stats.claimed < run.limit)
             if halted:
                 # Niezaczęte pozycje wracają do puli zadania; zaczęte kończą się normalnie.
                 _cancel_queued(run, active)
@@ -898,7 +839,7 @@ def _run_loop(run: _Run, should_stop: StopCheck | None, progress: Progress | Non
                         run.fatal.append(future.exception())
             if done and progress is not None:
                 with run.lock:
-                    snapshot = dict(stats, requests_sent=run.capability["requests"])
+                    snapshot = dict(stats.as_dict(), requests_sent=run.capability["requests"])
                 progress(snapshot)
         if run.fatal:
             _cancel_queued(run, active)
@@ -911,8 +852,8 @@ def _run_loop(run: _Run, should_stop: StopCheck | None, progress: Progress | Non
             )
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        stats["requests_sent"] = run.capability["requests"]
-        stats["response_format"] = run.capability["mode"]
+        stats.requests_sent = run.capability["requests"]
+        stats.response_format = run.capability["mode"]
         for db in run.connections:
             db.close()
 
@@ -951,20 +892,19 @@ def _finish_stats(
     db: MySQL,
     settings: dict[str, Any],
     id_task: int,
-    stats: dict[str, Any],
+    stats: AiStats,
     started: float,
     operation: str,
     quiet: bool = False,
 ) -> None:
     """Uzupełnia statystyki: czas, tempo, liczba pozycji porzuconych (AI_MAX_ATTEMPTS)."""
-    stats["duration_s"] = round(time.monotonic() - started, 3)
-    done = stats["processed"] + stats["reused"]
-    stats["items_per_s"] = round(done / stats["duration_s"], 2) if stats["duration_s"] > 0 else 0.0
-    stats["cost_usd"] = float(stats["cost_usd"])
-    stats["operation_uuid"] = operation
+    stats.duration_s = round(time.monotonic() - started, 3)
+    done = stats.processed + stats.reused
+    stats.items_per_s = round(done / stats.duration_s, 2) if stats.duration_s > 0 else 0.0
+    stats.operation_uuid = operation
     try:
         db.rollback()
-        stats["given_up"] = task_item.count_given_up(db, id_task, int(settings["AI_MAX_ATTEMPTS"]))
+        stats.given_up = task_item.count_given_up(db, id_task, int(settings["AI_MAX_ATTEMPTS"]))
         db.rollback()
     except Exception:
         if not quiet:
@@ -1010,7 +950,7 @@ def run_ai(
             rezerwacje zwolnione.
     """
     started = time.monotonic()
-    stats = _new_stats()
+    stats = AiStats()
     if id_ai_batch is not None:
         # Odbiór zapłaconych już wyników: bez warunków na status zadania i modelu (model batcha
         # mógł zostać wyłączony albo zmieniony po wysyłce; ceny i serwer bierze się z ai_batch).
@@ -1021,13 +961,13 @@ def run_ai(
         task, model = _load_task(db, id_task)
     if ai_batch.is_batch_mode(task, model):
         return ai_batch.run_submit(settings, task, model, run_id=run_id, should_stop=should_stop, limit=limit)
-    base_url, api_key = resolve_endpoint(settings, model)
+    base_url, api_key = ai_client.resolve_endpoint(settings, model)
     # Klient (kontekst TLS: ~20-40 ms) powstaje w tle, gdy run łączy się z bazą i zakłada blokady.
     maker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ai-{id_task}-client")
     client_ready = maker.submit(ai_client.make_client, base_url, api_key, float(settings["AI_TIMEOUT_S"]))
     maker.shutdown(wait=False)
 
-    def body(control: MySQL, operation: str) -> dict[str, Any]:
+    def body(control: MySQL, operation: str) -> AiStats:
         # READ COMMITTED: rezerwacja nie blokuje wierszy, których i tak nie bierze.
         control.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         control.commit()
@@ -1042,7 +982,7 @@ def run_ai(
         run = _make_run(settings, task, model, client, control, operation, limit, stats)
         # Przed pierwszą rezerwacją: liczone w tle obok niej bywało zaniżone o wyniki zapisane wcześniej.
         eligible = task_item.count_ai_eligible(control, id_task, run.max_attempts)
-        stats["items_total"] = min(eligible, limit) if limit else eligible
+        stats.items_total = min(eligible, limit) if limit else eligible
         # Format wykryty przez wcześniejszy run: bez próby wstępnej, w której reszta wątków czeka.
         run.capability = ai_client.make_capability_state(remembered_format(control, model))
         control.commit()
@@ -1051,7 +991,7 @@ def run_ai(
             try:
                 _run_loop(run, should_stop, progress)
             finally:
-                stats["model_slot_wait_s"] = round(run.request_slots.wait_s, 3)
+                stats.model_slot_wait_s = round(run.request_slots.wait_s, 3)
                 model_slots.close_slots(run.request_slots)
                 if run.capability["probed"]:
                     try:
@@ -1077,34 +1017,17 @@ def run_ai(
         log.info(
             "zadanie %s: koniec AI - przetworzone %s, błędy %s, pominięte %s, tokeny %s, koszt %.4f USD, %s s%s",
             id_task,
-            stats["processed"],
-            stats["failed"],
-            stats["skipped"],
-            stats["tokens_input"] + stats["tokens_output"],
-            stats["cost_usd"],
-            stats["duration_s"],
-            f", zatrzymany ({stats['stopped']})" if stats["stopped"] else "",
+            stats.processed,
+            stats.failed,
+            stats.skipped,
+            stats.tokens_input + stats.tokens_output,
+            stats.cost_usd,
+            stats.duration_s,
+            f", zatrzymany ({stats.stopped})" if stats.stopped else "",
         )
         return stats
 
     return run_ai_operation(settings, id_task, run_id, stats, body)
-
-
-def run_ai_operation(
-    settings: dict[str, Any],
-    id_task: int,
-    run_id: str | None,
-    stats: dict[str, Any],
-    body: Callable[[MySQL, str], dict[str, Any]],
-) -> dict[str, Any]:
-    """Rama każdej operacji AI (run online, wysyłka i odbiór batcha): ``run_log`` i obie blokady runu.
-
-    Operacja trzyma ``LOCK_PREFIX`` + uuid i ``LIVENESS_PREFIX`` + uuid na dwóch sesjach; jej
-    rezerwacje są martwe dopiero, gdy obie są wolne (``LOCK_PREFIXES``).
-    """
-    return run_with_operation_lock(
-        settings, id_task, "ai", run_id, LOCK_PREFIX, stats, body, liveness_prefix=LIVENESS_PREFIX
-    )
 
 
 def dry_run(settings: dict[str, Any], id_task: int) -> dict[str, Any]:

@@ -7,7 +7,7 @@ wiadomość użytkownika to tablica JSON ``[{"id": "1", "text": "..."}, ...]`` z
 dosłownie. Odpowiedź to ``{"items": [{"id", "text", "edits"}, ...]}`` - każda pozycja
 sprawdzana osobno tymi samymi regułami co pojedynczy tekst (``prompts.answer_from_data``,
 ``prompts.check_answer``). Pozycja brakująca, zdublowana albo niepoprawna jest zwracana jako
-problem: silnik (``lib/ai_worker.py``) wysyła ją potem samą, a resztę paczki zapisuje.
+problem: silnik (``lib/ai/online.py``) wysyła ją potem samą, a resztę paczki zapisuje.
 
 Tekst dłuższy niż połowa ``AI_PACK_CHARS`` jedzie sam; paczka z jednym tekstem to zwykłe
 zapytanie o jeden tekst (format sprzed paczek), więc ``AI_PACK_ITEMS=1`` daje dawne zachowanie.

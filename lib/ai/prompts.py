@@ -37,7 +37,7 @@ ANSWER_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
 }
 
-# Odpowiedź na paczkę tekstów (``lib/ai_pack.py``): obiekt z listą - OpenAI structured outputs
+# Odpowiedź na paczkę tekstów (``lib/ai/packs.py``): obiekt z listą - OpenAI structured outputs
 # i ``json_object`` wymagają obiektu na szczycie, więc lista jest w polu ``items``.
 PACK_ANSWER_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -269,7 +269,7 @@ def _require_unicode(value: str, field: str) -> None:
 def answer_from_data(data: Any) -> dict[str, Any]:
     """Sprawdza strukturę jednej odpowiedzi (``{"text", "edits"}``) i ją normalizuje.
 
-    Wspólne dla odpowiedzi na jeden tekst i dla każdej pozycji paczki (``lib/ai_pack.py``).
+    Wspólne dla odpowiedzi na jeden tekst i dla każdej pozycji paczki (``lib/ai/packs.py``).
 
     Args:
         data: Obiekt odczytany z JSON.

@@ -272,7 +272,7 @@ def run_export(
         settings: Ustawienia (``BATCH_SIZE``, połączenie lokalne).
         id_task: Zadanie.
         run_id: Identyfikator runu Dagstera (do ``run_log``).
-        should_stop: Funkcja z ``lib.control``; powód != None kończy run po bieżącej partii.
+        should_stop: Funkcja z ``lib.runtime.control``; powód != None kończy run po bieżącej partii.
         progress: Wołana po każdej partii ze statystykami do tej chwili.
 
     Returns:

@@ -2,9 +2,9 @@
 
 Tu są reguły przeglądu: kiedy decyzja jest dozwolona (``refusal_reason``), jak różnica słów dzieli
 się na zmiany (hunki) i jak z wybranych zmian powstaje tekst, kiedy decyzję można cofnąć. SQL pozycji
-jest w ``lib/task_item.py``, dziennik decyzji w ``lib/review_log.py``, runy w ``lib/runs.py``.
+jest w ``lib/task_item.py``, dziennik decyzji w ``lib/review/log.py``, runy w ``lib/runtime/frames.py``.
 Funkcje dostają połączenie ``MySQL`` i zwracają zwykłe wartości; wypisywaniem zajmuje się skrypt
-``review.py``, a stroną przeglądu ``lib/review_web.py`` (ten sam zestaw funkcji).
+``review.py``, a stroną przeglądu ``lib/review/web/app.py`` (ten sam zestaw funkcji).
 
 Decyzja człowieka (``accepted``/``rejected``) trafia do ``task_item.status`` razem z ``approved_by``
 i ``approved_at``, a w tej samej transakcji do ``review_log`` i do liczników zadania; eksport zapisuje

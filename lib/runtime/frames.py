@@ -136,7 +136,7 @@ def run_with_operation_lock(
     kind: str,
     run_id: str | None,
     lock_prefix: str,
-    stats: dict[str, Any],
+    stats: Callable[[], dict[str, Any]],
     body: Callable[[MySQL, str], dict[str, Any]],
     liveness_prefix: str | None = None,
 ) -> dict[str, Any]:
@@ -149,7 +149,7 @@ def run_with_operation_lock(
     Run żyje, dopóki trzyma którąkolwiek z dwóch - zabicie jednej sesji (np. ``KILL`` przez
     operatora) nie czyni go martwym dla innych runów; martwy jest dopiero, gdy obie są wolne.
     ``body(control, operation)`` wykonuje pracę na połączeniu ``control`` (bez autocommit) i zwraca
-    ``stats``; przy wyjątku wpis dostaje ``error`` ze statystykami zebranymi do tej chwili.
+    statystyki; przy wyjątku wpis dostaje ``error`` ze statystykami zebranymi do tej chwili (``stats()``).
 
     Args:
         settings: Ustawienia.
@@ -157,7 +157,7 @@ def run_with_operation_lock(
         kind: Rodzaj wpisu ``run_log`` (``ai``).
         run_id: Identyfikator runu Dagstera.
         lock_prefix: Prefiks nazwy blokady operacji (też w rezerwacjach pozycji).
-        stats: Słownik statystyk, który ``body`` wypełnia w trakcie pracy.
+        stats: Funkcja zwracająca statystyki zebrane do tej chwili (słownik).
         body: Funkcja wykonująca run.
 
     Returns:
@@ -195,7 +195,7 @@ def run_with_operation_lock(
     except BaseException as exc:
         if id_log is not None:
             try:
-                log_run_end(control, id_log, "error", stats, str(exc)[:2000])
+                log_run_end(control, id_log, "error", stats(), str(exc)[:2000])
             except Exception as log_exc:
                 log.warning("zadanie %s: nie udało się zamknąć run_log: %s", id_task, log_exc)
         raise

@@ -1,7 +1,7 @@
 """Strumień produkowany w osobnym wątku: odczyt źródła nakłada się na zapis lokalny.
 
-Jedna implementacja dla stron skanu (``lib.sync``) i partii pierwszej synchronizacji
-(``lib.sync_load``): ograniczona kolejka (pamięć nie rośnie z rozmiarem tabeli), błąd wątku
+Jedna implementacja dla stron skanu (``lib.sync.engine``) i partii pierwszej synchronizacji
+(``lib.sync.initial_load``): ograniczona kolejka (pamięć nie rośnie z rozmiarem tabeli), błąd wątku
 przekazany do wątku głównego, a zamknięcie iteratora zatrzymuje producenta.
 """
 

@@ -5,7 +5,7 @@ samym zakresem kluczy w ``task_item`` (merge-join dwóch uporządkowanych strumi
 tylko różnice. Co ``COMMIT_ROWS`` wierszy źródła (albo co ~2 s) jedna transakcja zapisuje
 pozycje razem z ``task.last_processed_id`` i licznikami, więc przerwany run wznawia się
 dokładnie od zatwierdzonego klucza, a liczniki opisują całą operację synchronizacji.
-Weryfikacja (etap verify) jest w ``lib/verify.py``.
+Weryfikacja (etap verify) jest w ``lib/sync/verify.py``.
 """
 
 import bisect
@@ -108,7 +108,7 @@ class _Batch:
     # Wiersze porównane po jednym (teksty albo hashe); strony równe po odcisku się nie liczą.
     compared: int = 0
     unchanged: int = 0
-    # Pierwsza synchronizacja: zapytania INSERT nowych pozycji i ich liczba (``lib.sync_load``).
+    # Pierwsza synchronizacja: zapytania INSERT nowych pozycji i ich liczba (``lib.sync.initial_load``).
     load: tuple[list[bytes], int] | None = None
 
     @property
@@ -1084,7 +1084,7 @@ def run_scan(
         settings: Ustawienia.
         id_task: Zadanie.
         run_id: Identyfikator runu Dagstera (do ``task.run_id`` i ``run_log``).
-        should_stop: Funkcja z ``lib.control``; powód != None kończy run po bieżącej partii.
+        should_stop: Funkcja z ``lib.runtime.control``; powód != None kończy run po bieżącej partii.
         progress: Wołana po każdej zatwierdzonej partii ze statystykami do tej chwili
             (``scanned``, ``records_total``, ``sync_progress``, fetched, new, updated...).
 

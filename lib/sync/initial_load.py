@@ -210,7 +210,7 @@ def stream_chunks(
         target: Wynik ``resolve_target``.
         id_task: Zadanie (wartość ``id_task`` wstawianych pozycji).
         after_key: Ostatni zatwierdzony klucz (wznowienie) albo ``None``.
-        mode: ``key`` albo ``assigned`` (jak ``lib.sync``).
+        mode: ``key`` albo ``assigned`` (jak ``lib.sync.engine``).
         anchor: ``source_ord`` ostatniego zatwierdzonego wiersza albo ``None``.
         hash_of: Konstruktor hashlib metody zadania.
         page_size: Rozmiar strony keyset (źródła bez COPY).

@@ -29,10 +29,11 @@ import openai
 from lib import faults, task_item
 from lib.ai import client as ai_client
 from lib.ai import cost as ai_cost
-from lib.ai import online as ai_worker
+from lib.ai import operation as ai_operation
 from lib.ai import packs as ai_pack
 from lib.ai import prompts
 from lib.ai.batch import submit as ai_batch
+from lib.ai.stats import AiStats
 from lib.db_local import MySQL, connect_local
 from lib.db_utils import get_logger, hash_function, hash_text
 from lib.errors import AiItemError, UsageError
@@ -86,7 +87,7 @@ def pending_work(db: MySQL, id_task: int | None = None) -> list[dict[str, Any]]:
         Słowniki: id_ai_batch, id_task, action, run_key.
     """
     task_filter, params = ("AND id_task=%s ", (id_task,)) if id_task is not None else ("", ())
-    prefixes = ai_worker.LOCK_PREFIXES
+    prefixes = ai_operation.LOCK_PREFIXES
     rows = db.query(
         "SELECT id_ai_batch, id_task, status, provider_status, attempts FROM ai_batch "
         f"WHERE status IN ('ended','preparing','uploaded') {task_filter}"
@@ -176,7 +177,7 @@ class _Ingest:
     db: MySQL
     batch: dict[str, Any]
     operation: str
-    stats: dict[str, Any]
+    stats: AiStats
     prices: dict[str, Any]
     hash_of: Any
     note: str | None
@@ -192,7 +193,7 @@ def _new_ingest(
     batch: dict[str, Any],
     model: dict[str, Any],
     operation: str,
-    stats: dict[str, Any],
+    stats: AiStats,
 ) -> _Ingest:
     """Stan odbioru: ceny batch modelu, notatka tłumaczenia i pozycje batcha czekające po hashu tekstu."""
     waiting: dict[str | None, list[int]] = {}
@@ -262,19 +263,19 @@ def _store_group(
         )  # fmt: skip
         if not changed:
             continue
-        state.stats["processed"] += 1
-        state.stats["tokens_input"] += share.tokens_input
-        state.stats["tokens_output"] += share.tokens_output
-        state.stats["tokens_cached"] += share.tokens_cached
-        state.stats["cost_usd"] += share.cost
+        state.stats.processed += 1
+        state.stats.tokens_input += share.tokens_input
+        state.stats.tokens_output += share.tokens_output
+        state.stats.tokens_cached += share.tokens_cached
+        state.stats.cost_usd += share.cost
         if index + 1 < len(ids):
             # Duplikaty tego samego tekstu: ten sam wynik, koszt 0 (jak online).
             reused = task_item.store_ai_result(
                 state.db, ids[index + 1 :], state.operation, original_hash, answer["text"], text_hash,
                 summary, 0, 0, 0, claim=claim,
             )  # fmt: skip
-            state.stats["reused"] += reused
-            state.stats["skipped"] += reused
+            state.stats.reused += reused
+            state.stats.skipped += reused
         return
 
 
@@ -288,7 +289,7 @@ def _error_group(state: _Ingest, original_hash: str | None, message: str, count_
         message,
         count_attempt,
     )
-    state.stats["failed" if count_attempt else "released"] += changed
+    state.stats.add(**{"failed" if count_attempt else "released": changed})
     state.waiting.pop(original_hash, None)
 
 
@@ -298,7 +299,7 @@ def _ingest(
     task: dict[str, Any],
     batch: dict[str, Any],
     operation: str,
-    stats: dict[str, Any],
+    stats: AiStats,
 ) -> None:
     """Odbiera wyniki zakończonego batcha (wołający go przejął).
 
@@ -333,7 +334,7 @@ def _ingest(
     leftover_message = (
         f"batch {batch['id_ai_batch']} zakończony ({provider}) bez wyniku dla tej pozycji - wraca do kolejki"
     )
-    stats["released"] += task_item.release_batch_items(
+    stats.released += task_item.release_batch_items(
         db, batch["id_ai_batch"], batch["claim_uuid"], leftover_message
     )
     db.execute(
@@ -347,7 +348,7 @@ def _ingest(
         ),
     )
     db.commit()
-    stats["batch_cost_usd"] = float(state.totals["cost_usd"])
+    stats.batch_cost_usd = Decimal(state.totals["cost_usd"])
 
 
 def run_ingest(
@@ -368,13 +369,11 @@ def run_ingest(
     Raises:
         UsageError: Nieznany batch albo batch innego zadania.
     """
-    stats = ai_batch._new_stats()
-    stats.update(released=0, id_ai_batch=id_ai_batch, outcome="completed")
-    stats["cost_usd"] = Decimal(0)
+    stats = AiStats(mode="batch", id_ai_batch=id_ai_batch, outcome="completed")
     id_task = int(task["id_task"])
 
-    def body(control: MySQL, operation: str) -> dict[str, Any]:
-        stats["operation_uuid"] = operation
+    def body(control: MySQL, operation: str) -> AiStats:
+        stats.operation_uuid = operation
         batch = ai_batch.get_batch(control, id_ai_batch)
         control.commit()
         if batch is None or int(batch["id_task"]) != id_task:
@@ -384,37 +383,35 @@ def run_ingest(
             _refresh(control, ai_batch.make_client(settings, model), batch)
             batch = ai_batch.get_batch(control, id_ai_batch) or batch
             control.commit()
-        stats["provider_status"] = batch["provider_status"]
+        stats.provider_status = batch["provider_status"]
         if batch["status"] != "ended":
-            stats["batch_status"] = batch["status"]
+            stats.batch_status = batch["status"]
             log.info(
                 "batch %s: nic do odebrania (%s, %s)", id_ai_batch, batch["status"], batch["provider_status"]
             )
-            return _finish(stats)
+            return stats
         if not ai_batch.take_over(control, id_ai_batch, operation, ("ended",)):
-            stats["batch_status"] = "busy"
+            stats.batch_status = "busy"
             log.info("batch %s: odbiera go właśnie inny run", id_ai_batch)
-            return _finish(stats)
+            return stats
         batch = ai_batch.get_batch(control, id_ai_batch) or batch
         control.commit()
         _ingest(control, settings, task, batch, operation, stats)
-        stats["batch_status"] = "ingested"
+        stats.batch_status = "ingested"
         log.info(
             "zadanie %s: batch %s odebrany - zapisane %s, błędy %s, zwrócone do kolejki %s, "
             "koszt pozycji %.4f USD, rachunek batcha %.4f USD",
             id_task,
             id_ai_batch,
-            stats.get("processed", 0),
-            stats.get("failed", 0),
-            stats.get("released", 0),
-            float(stats.get("cost_usd") or 0),
-            float(stats.get("batch_cost_usd") or 0),
+            stats.processed,
+            stats.failed,
+            stats.released,
+            float(stats.cost_usd),
+            float(stats.batch_cost_usd or 0),
         )
-        return _finish(stats)
+        return stats
 
-    return ai_worker.run_ai_operation(settings, id_task, run_id, stats, body)
+    return ai_operation.run_ai_operation(settings, id_task, run_id, stats, body)
 
 
-def _finish(stats: dict[str, Any]) -> dict[str, Any]:
-    stats["cost_usd"] = float(stats["cost_usd"])
-    return stats
+# END

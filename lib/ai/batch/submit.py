@@ -11,7 +11,7 @@ Model (``ai_model.batch_mode``) albo zadanie (``task.ai_batch_mode``, nadpisanie
    co online (``prompts.build_messages`` / ``ai_pack.build_pack_messages`` + ``ai_client.request_body``);
 3. wysyła plik (``files.create``, purpose ``batch``) i od razu zapisuje jego id (``uploaded``);
 4. tworzy batch (``batches.create`` z ``metadata={"ailexia_batch": claim_uuid}``) i zapisuje jego id
-   (``submitted``). Na tym run się kończy; wyniki odbiera ``lib.ai_batch_ingest``.
+   (``submitted``). Na tym run się kończy; wyniki odbiera ``lib.ai.batch.ingest``.
 
 Odporność na awarie: batch ``preparing``/``uploaded``, którego właściciel (blokada operacji) nie
 żyje, przejmuje kolejny run zadania (albo anulowanie): ``preparing`` - plik budowany od nowa
@@ -30,9 +30,10 @@ import openai
 
 from lib import faults, task_item
 from lib.ai import client as ai_client
-from lib.ai import online as ai_worker
+from lib.ai import operation as ai_operation
 from lib.ai import packs as ai_pack
 from lib.ai import prompts
+from lib.ai.stats import AiStats
 from lib.db_local import MySQL, connect_local, retry_on_deadlock
 from lib.db_utils import get_logger, hash_function, hash_text, mask_secrets
 from lib.errors import AiError, TaskError, UsageError
@@ -87,7 +88,7 @@ def update_batch(db: MySQL, id_ai_batch: int, **values: Any) -> None:
 def take_over(db: MySQL, id_ai_batch: int, operation: str, statuses: tuple[str, ...]) -> bool:
     """Przejmuje batch dla operacji, gdy jest w jednym z ``statuses`` i jego właściciel nie żyje.
 
-    Właściciel żyje, dopóki trzyma którąkolwiek ze swoich blokad (``ai_worker.LOCK_PREFIXES`` +
+    Właściciel żyje, dopóki trzyma którąkolwiek ze swoich blokad (``ai_operation.LOCK_PREFIXES`` +
     ``operation_uuid``: run AI trzyma dwie, na dwóch sesjach); wołający trzyma blokady swojej
     operacji, więc po przejęciu nikt inny batcha nie ruszy. Zatwierdza.
 
@@ -95,7 +96,7 @@ def take_over(db: MySQL, id_ai_batch: int, operation: str, statuses: tuple[str, 
         ``True``, gdy batch należy teraz do ``operation``.
     """
     marks = ", ".join(["%s"] * len(statuses))
-    prefixes = ai_worker.LOCK_PREFIXES
+    prefixes = ai_operation.LOCK_PREFIXES
     changed = db.execute(
         f"UPDATE ai_batch SET operation_uuid=%s, attempts=attempts+1 WHERE id_ai_batch=%s AND status IN ({marks}) "
         "AND (operation_uuid IS NULL OR operation_uuid=%s "
@@ -121,7 +122,7 @@ def load_model(db: MySQL, id_ai_model: int) -> dict[str, Any]:
 
 def make_client(settings: dict[str, Any], model: dict[str, Any]) -> openai.OpenAI:
     """Klient SDK dla serwera modelu (klucz z ``ai_model.api_key_env``)."""
-    base_url, api_key = ai_worker.resolve_endpoint(settings, model)
+    base_url, api_key = ai_client.resolve_endpoint(settings, model)
     return ai_client.make_client(base_url, api_key, float(settings["AI_TIMEOUT_S"]))
 
 
@@ -221,7 +222,7 @@ def _open_batch(
             count,
             int(settings["AI_MAX_ATTEMPTS"]),
             int(settings["AI_CLAIM_TIMEOUT_S"]),
-            ai_worker.LOCK_PREFIXES,
+            ai_operation.LOCK_PREFIXES,
         )
         if not claimed:
             db.rollback()
@@ -238,7 +239,7 @@ def _open_batch(
 
 
 def _store_reused(
-    db: MySQL, task: dict[str, Any], batch: dict[str, Any], operation: str, stats: dict[str, Any]
+    db: MySQL, task: dict[str, Any], batch: dict[str, Any], operation: str, stats: AiStats
 ) -> None:
     """Pozycje, których tekst ma już wynik w zadaniu, dostają go od razu (koszt 0) i wychodzą z batcha."""
     by_hash: dict[str | None, list[int]] = {}
@@ -266,8 +267,8 @@ def _store_reused(
             0,
             claim=batch["claim_uuid"],
         )
-        stats["reused"] += changed
-        stats["skipped"] += changed
+        stats.reused += changed
+        stats.skipped += changed
     db.commit()
 
 
@@ -346,7 +347,7 @@ def _submit(
     model: dict[str, Any],
     batch: dict[str, Any],
     operation: str,
-    stats: dict[str, Any],
+    stats: AiStats,
 ) -> None:
     """Prowadzi batch od ``preparing``/``uploaded`` do ``submitted`` (każdy krok zapisany od razu).
 
@@ -361,7 +362,7 @@ def _submit(
         if int(batch["attempts"] or 0) > 0:
             # Dokończenie po awarii: plik mógł zostać wysłany przed zapisem jego id.
             try:
-                stats["orphan_files_deleted"] += delete_orphan_uploads(client, batch["claim_uuid"])
+                stats.orphan_files_deleted += delete_orphan_uploads(client, batch["claim_uuid"])
             except openai.APIError as exc:
                 _submit_failed(db, client, batch, exc, "sprzątanie osieroconego pliku")
         _store_reused(db, task, batch, operation, stats)
@@ -396,7 +397,7 @@ def _submit(
             )
             faults.checkpoint("ai_batch.created")
         else:
-            stats["batches_found"] += 1
+            stats.batches_found += 1
             log.info("batch %s: znaleziony u dostawcy (%s) - nie tworzę drugiego", id_ai_batch, found.id)
     except openai.APIError as exc:
         _submit_failed(db, client, batch, exc, "utworzenie batcha")
@@ -409,8 +410,8 @@ def _submit(
         submitted_at="NOW()",
         error=None,
     )
-    stats["batches_submitted"] += 1
-    stats["requests_sent"] += int(batch["request_count"] or 0)
+    stats.batches_submitted += 1
+    stats.requests_sent += int(batch["request_count"] or 0)
     log.info(
         "zadanie %s: batch %s wysłany (%s, %s zapytań, %s pozycji)",
         task["id_task"],
@@ -438,31 +439,8 @@ def _submit_failed(
     raise AiError(f"{message} - batch zostanie dokończony przez kolejny run zadania") from None
 
 
-def _new_stats() -> dict[str, Any]:
-    return {
-        "mode": "batch",
-        "processed": 0,
-        "failed": 0,
-        "skipped": 0,
-        "reused": 0,
-        "discarded": 0,
-        "claimed": 0,
-        "tokens_input": 0,
-        "tokens_output": 0,
-        "tokens_cached": 0,
-        "cost_usd": 0.0,
-        "requests_sent": 0,
-        "batches_submitted": 0,
-        "batches_recovered": 0,
-        "batches_found": 0,
-        "orphan_files_deleted": 0,
-        "stopped": None,
-        "budget_reached": False,
-    }
-
-
 def _recover(
-    db: MySQL, settings: dict[str, Any], task: dict[str, Any], operation: str, stats: dict[str, Any]
+    db: MySQL, settings: dict[str, Any], task: dict[str, Any], operation: str, stats: AiStats
 ) -> None:
     """Dokańcza batche zadania w ``preparing``/``uploaded``, których właściciel nie żyje."""
     rows = db.query(
@@ -480,7 +458,7 @@ def _recover(
         log.info(
             "zadanie %s: dokańczam batch %s (%s)", task["id_task"], batch["id_ai_batch"], batch["status"]
         )
-        stats["batches_recovered"] += 1
+        stats.batches_recovered += 1
         _submit(db, make_client(settings, model), settings, task, model, batch, operation, stats)
 
 
@@ -510,37 +488,37 @@ def run_submit(
     Raises:
         AiError: Dostawca odrzucił wysyłkę albo jest nieosiągalny.
     """
-    stats = _new_stats()
+    stats = AiStats(mode="batch")
     id_task = int(task["id_task"])
     max_items = max(1, int(settings["AI_BATCH_MAX_ITEMS"]))
 
-    def body(control: MySQL, operation: str) -> dict[str, Any]:
+    def body(control: MySQL, operation: str) -> AiStats:
         _recover(control, settings, task, operation, stats)
         client = make_client(settings, model)
         while True:
             if should_stop is not None:
-                stats["stopped"] = should_stop()
-                if stats["stopped"]:
+                stats.stopped = should_stop()
+                if stats.stopped:
                     break
-            count = max_items if limit is None else min(max_items, limit - stats["claimed"])
+            count = max_items if limit is None else min(max_items, limit - stats.claimed)
             if count <= 0:
                 break
             batch = _open_batch(control, settings, task, model, operation, run_id, count)
             if batch is None:
                 break
-            stats["claimed"] += int(batch["item_count"])
-            stats["id_ai_batch"] = batch["id_ai_batch"]
+            stats.claimed += int(batch["item_count"])
+            stats.id_ai_batch = batch["id_ai_batch"]
             _submit(control, client, settings, task, model, batch, operation, stats)
-        stats["operation_uuid"] = operation
+        stats.operation_uuid = operation
         log.info(
             "zadanie %s: koniec wysyłki batch - pozycje zarezerwowane %s, batch %s",
             id_task,
-            stats.get("claimed", 0),
-            stats.get("id_ai_batch") or "żaden",
+            stats.claimed,
+            stats.id_ai_batch or "żaden",
         )
         return stats
 
-    return ai_worker.run_ai_operation(settings, id_task, run_id, stats, body)
+    return ai_operation.run_ai_operation(settings, id_task, run_id, stats, body)
 
 
 # --- anulowanie ---------------------------------------------------------------------------
@@ -569,7 +547,7 @@ def cancel_batch(settings: dict[str, Any], id_ai_batch: int) -> str:
     lock_db = connect_local(settings, autocommit=True)
     db = connect_local(settings, autocommit=True)
     try:
-        lock_db.query_value("SELECT GET_LOCK(%s, 0)", (ai_worker.LOCK_PREFIX + operation,))
+        lock_db.query_value("SELECT GET_LOCK(%s, 0)", (ai_operation.LOCK_PREFIX + operation,))
         batch = get_batch(db, id_ai_batch)
         if batch is None:
             raise UsageError(f"batch {id_ai_batch} nie istnieje w tabeli ai_batch")

@@ -1,6 +1,6 @@
 """Strona przeglądu w przeglądarce (``python review.py serve``): zadania, pozycje, decyzje, eksport.
 
-Starlette + Jinja2 (szablony w ``lib/templates``, pliki statyczne w ``lib/static``), serwowane
+Starlette + Jinja2 (szablony w ``lib/review/web/templates``, pliki statyczne w ``lib/review/web/static``), serwowane
 przez uvicorn ze skryptu ``review.py``. Moduł nie zna Dagstera: eksport dostaje jako funkcję
 (``export_runner``) zbudowaną przez skrypt, który uruchamia ten sam eksport co
 ``sync.py --export`` (run widoczny w UI Dagstera).
@@ -11,7 +11,7 @@ i każdy zapis bez ważnego tokenu lub sesji dostaje 401 i niczego nie zmienia. 
 nagłówka ``Origin`` tego serwera i tokenu CSRF z sesji. Imię recenzenta (``approved_by``) jest
 pytane raz i trzymane w sesji.
 
-Reguły decyzji są te same co w CLI (``lib.review``): ta sama funkcja odmowy, blokady wierszy,
+Reguły decyzji są te same co w CLI (``lib.review.decisions``): ta sama funkcja odmowy, blokady wierszy,
 dziennik ``review_log``; strona dodaje wersję pozycji, którą człowiek widział, więc decyzja
 o tekście zmienionym w międzyczasie (drugi recenzent, nowa korekta AI) jest odmawiana z opisem
 obecnego stanu.
