@@ -16,7 +16,7 @@ import pytest
 
 from lib import task_item
 from lib.db_local import connect_local
-from lib.review import decisions as review
+from lib.review.items import page_items
 from tests.helpers import (
     UNUSED_SOURCE,
     add_connection,
@@ -459,12 +459,12 @@ def test_keyset_paging_on_100000_items_stays_fast(server, wdb):
         best = None
         for _ in range(3):
             t0 = time.perf_counter()
-            page = review.page_items(wdb, id_task, "processed", limit=limit, **kwargs)
+            page = page_items(wdb, id_task, "processed", limit=limit, **kwargs)
             elapsed = time.perf_counter() - t0
             best = elapsed if best is None else min(best, elapsed)
         assert [i["id_task_item"] for i in page.items] == expected, label
         timings[label] = best
-    assert review.page_items(wdb, id_task, "processed", after=ids[-3], limit=limit).has_next is False
+    assert page_items(wdb, id_task, "processed", after=ids[-3], limit=limit).has_next is False
     print("czasy stron (s): " + ", ".join(f"{k}={v:.4f}" for k, v in timings.items()))
     # Luźna granica (maszyna współdzielona): strona ~ms; OFFSET-owy skan 54 000 wierszy byłby wyraźnie wolniejszy.
     assert max(timings.values()) < 0.5, timings

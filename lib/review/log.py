@@ -1,11 +1,11 @@
 """Dziennik decyzji przeglądu (tabela ``review_log``): kto, kiedy, co zmienił i jak to cofnąć.
 
-Osobny moduł, jak ``run_log`` w ``lib/runs.py``: to własna tabela z własnym cyklem życia
+Osobny moduł, jak ``run_log`` w ``lib/runtime/run_log.py``: to własna tabela z własnym cyklem życia
 (dopisywany dziennik i stos cofania sesji strony przeglądu), a nie wiersz pozycji. Każda decyzja
 człowieka - z terminala i ze strony - dopisuje tu wpis w tej samej transakcji, która zmienia
 pozycję (``lib/task_item.py``), więc dziennik i pozycje nie rozchodzą się.
 
-Funkcje nie zatwierdzają transakcji: rządzi nią wołający (``lib/review.py``).
+Funkcje nie zatwierdzają transakcji: rządzi nią wołający (``lib/review/decisions.py``).
 """
 
 import json

@@ -44,7 +44,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lib.db_local import MySQL, connect_local
 from lib.db_utils import get_logger
 from lib.errors import AilexiaError, UsageError
-from lib.review import decisions as review
+from lib.review.decisions import Outcome, accept_hunks, edit_and_accept, set_decision, undo_last
+from lib.review.diff import Segment, diff_segments, show_whitespace
+from lib.review.items import Page, get_item, page_items, parse_summary
+from lib.review.report import EXPORT_PROBLEMS_SHOWN, ExportReport, export_report
+from lib.review.rules import DECISIONS, ITEM_STATUSES, check_reviewer, describe_state, item_version
 from lib.runtime.status import collect_status
 from lib.task import get_task
 
@@ -237,18 +241,18 @@ def _safe_next(value: Any) -> str:
 
 
 def _ws_markup(text: Any) -> Markup:
-    """Tekst zmiany z białymi znakami zamienionymi na widoczne symbole (``review.show_whitespace``)."""
+    """Tekst zmiany z białymi znakami zamienionymi na widoczne symbole (``show_whitespace``)."""
     parts = []
-    for chunk, is_mark in review.show_whitespace("" if text is None else str(text)):
+    for chunk, is_mark in show_whitespace("" if text is None else str(text)):
         parts.append(f'<span class="ws">{escape(chunk)}</span>' if is_mark else str(escape(chunk)))
     return Markup("".join(parts))
 
 
-def diff_markup(segments: list[review.Segment], pickable: bool) -> Markup:
+def diff_markup(segments: list[Segment], pickable: bool) -> Markup:
     """HTML różnicy słów: ``<del>``/``<ins>`` w zmianach, które (gdy ``pickable``) można odznaczyć.
 
     Args:
-        segments: Wynik ``review.diff_segments``.
+        segments: Wynik ``diff_segments``.
         pickable: ``True`` = każda zmiana jest przełącznikiem (akceptacja części zmian).
 
     Returns:
@@ -282,9 +286,9 @@ def item_view(item: dict[str, Any]) -> dict[str, Any]:
         and item.get("deleted_at") is None
         and item.get("text_corrected") is not None
     )
-    segments = review.diff_segments(item.get("text_original"), item.get("text_corrected"))
+    segments = diff_segments(item.get("text_original"), item.get("text_corrected"))
     hunks = sum(1 for s in segments if s.hunk is not None)
-    summary = review.parse_summary(item.get("change_summary"))
+    summary = parse_summary(item.get("change_summary"))
     edits = [e for e in summary["edits"] if isinstance(e, dict)]
     return {
         **item,
@@ -295,7 +299,7 @@ def item_view(item: dict[str, Any]) -> dict[str, Any]:
         "edits": edits,
         "counts": summary["counts"],
         "summary_invalid": summary.get("invalid"),
-        "version": review.item_version(item),
+        "version": item_version(item),
         "decidable": decidable,
     }
 
@@ -371,7 +375,7 @@ def create_app(
             tasks = await run_in_threadpool(collect_status, settings)
         except (AilexiaError, pymysql.MySQLError) as exc:
             return error_response(request, exc)
-        return page(request, "tasks.html", {"tasks": tasks, "statuses": review.ITEM_STATUSES})
+        return page(request, "tasks.html", {"tasks": tasks, "statuses": ITEM_STATUSES})
 
     def _int_param(request: Request, name: str) -> int | None:
         raw = request.query_params.get(name)
@@ -395,10 +399,10 @@ def create_app(
         if not request.session.get("name"):
             return ask_name(request)
 
-        def load(db: MySQL) -> tuple[dict[str, Any], review.Page]:
+        def load(db: MySQL) -> tuple[dict[str, Any], Page]:
             task_row = get_task(db, id_task)
             db.commit()
-            return task_row, review.page_items(db, id_task, status, after=after, before=before, limit=limit)
+            return task_row, page_items(db, id_task, status, after=after, before=before, limit=limit)
 
         try:
             task_row, result = await call_db(load)
@@ -426,7 +430,7 @@ def create_app(
                 "task": task_row,
                 "items": items,
                 "status": status,
-                "statuses": review.ITEM_STATUSES,
+                "statuses": ITEM_STATUSES,
                 "shown": shown,
                 "decidable_count": len(acceptable),
                 "prev_url": link(before=items[0]["id_task_item"]) if items and result.has_prev else None,
@@ -449,7 +453,7 @@ def create_app(
         name = str(form.get("name") or "").strip()
         if name:
             try:
-                request.session["name"] = review.check_reviewer(name)
+                request.session["name"] = check_reviewer(name)
             except UsageError:
                 pass
         return RedirectResponse(next_url, status_code=303)
@@ -459,7 +463,7 @@ def create_app(
         if problem:
             return _refused(request, templates, 403, problem)
         try:
-            request.session["name"] = review.check_reviewer(str(data.get("name") or ""))
+            request.session["name"] = check_reviewer(str(data.get("name") or ""))
         except UsageError:
             return page(
                 request,
@@ -501,7 +505,7 @@ def create_app(
         return data, name, None
 
     async def decision_call(
-        request: Request, action: Callable[[MySQL, dict[str, Any], str, str], review.Outcome]
+        request: Request, action: Callable[[MySQL, dict[str, Any], str, str], Outcome]
     ) -> Response:
         """Wspólny przebieg zapisu jednej pozycji: CSRF, imię, akcja w lib, świeża karta pozycji."""
         data, name, refusal = await reviewer_write(request)
@@ -510,21 +514,21 @@ def create_app(
         sid = request.session["sid"]
         id_item = int(request.path_params["id_item"])
 
-        def work(db: MySQL) -> tuple[review.Outcome, dict[str, Any]]:
+        def work(db: MySQL) -> tuple[Outcome, dict[str, Any]]:
             outcome = action(db, data, name, sid)
-            return outcome, review.get_item(db, outcome.id_item or id_item)
+            return outcome, get_item(db, outcome.id_item or id_item)
 
         try:
             outcome, item = await call_db(work)
         except (AilexiaError, pymysql.MySQLError) as exc:
             return error_response(request, exc)
         if outcome.changed:
-            log.info("pozycja %s: %s (%s)", item["id_task_item"], review.describe_state(item), name)
+            log.info("pozycja %s: %s (%s)", item["id_task_item"], describe_state(item), name)
         return JSONResponse(
             {
                 "ok": outcome.reason is None,
                 "changed": outcome.changed,
-                "message": outcome.reason or f"#{item['id_task_item']}: {review.describe_state(item)}",
+                "message": outcome.reason or f"#{item['id_task_item']}: {describe_state(item)}",
                 "id": item["id_task_item"],
                 "status": item["status"],
                 "html": card_html(request, item),
@@ -540,18 +544,18 @@ def create_app(
     async def decide(request: Request) -> Response:
         id_item = int(request.path_params["id_item"])
 
-        def action(db: MySQL, data: dict[str, Any], name: str, sid: str) -> review.Outcome:
+        def action(db: MySQL, data: dict[str, Any], name: str, sid: str) -> Outcome:
             decision = data.get("decision")
             version = _version(data)
             if decision == "accepted" and data.get("hunks") is not None:
                 chosen = data["hunks"]
                 if not isinstance(chosen, list) or not all(isinstance(i, int) for i in chosen):
                     raise UsageError("hunks: oczekiwano listy numerów zmian")
-                return review.accept_hunks(db, id_item, chosen, name, sid, version)
-            if decision not in review.DECISIONS:
+                return accept_hunks(db, id_item, chosen, name, sid, version)
+            if decision not in DECISIONS:
                 raise UsageError(f"nieznana decyzja {decision!r}")
-            item = review.get_item(db, id_item)
-            changed, refused = review.set_decision(
+            item = get_item(db, id_item)
+            changed, refused = set_decision(
                 db,
                 int(item["id_task"]),
                 [id_item],
@@ -561,21 +565,21 @@ def create_app(
                 session=sid,
                 expected={id_item: version},
             )
-            if refused and review.get_item(db, id_item)["status"] == decision:
+            if refused and get_item(db, id_item)["status"] == decision:
                 # Drugie kliknięcie albo drugi recenzent z tą samą decyzją: już jest, jak chciano.
-                return review.Outcome(False, None, id_item)
-            return review.Outcome(bool(changed), refused[0][1] if refused else None, id_item)
+                return Outcome(False, None, id_item)
+            return Outcome(bool(changed), refused[0][1] if refused else None, id_item)
 
         return await decision_call(request, action)
 
     async def edit(request: Request) -> Response:
         id_item = int(request.path_params["id_item"])
 
-        def action(db: MySQL, data: dict[str, Any], name: str, sid: str) -> review.Outcome:
+        def action(db: MySQL, data: dict[str, Any], name: str, sid: str) -> Outcome:
             text = data.get("text")
             if not isinstance(text, str):
                 raise UsageError("brak tekstu poprawki")
-            return review.edit_and_accept(db, id_item, text, name, sid, _version(data))
+            return edit_and_accept(db, id_item, text, name, sid, _version(data))
 
         return await decision_call(request, action)
 
@@ -586,11 +590,11 @@ def create_app(
         id_task = int(request.path_params["id_task"])
         sid = request.session["sid"]
 
-        def work(db: MySQL) -> tuple[review.Outcome, dict[str, Any] | None]:
+        def work(db: MySQL) -> tuple[Outcome, dict[str, Any] | None]:
             get_task(db, id_task)
             db.commit()
-            outcome = review.undo_last(db, id_task, sid, name)
-            return outcome, review.get_item(db, outcome.id_item) if outcome.id_item else None
+            outcome = undo_last(db, id_task, sid, name)
+            return outcome, get_item(db, outcome.id_item) if outcome.id_item else None
 
         try:
             outcome, item = await call_db(work)
@@ -633,7 +637,7 @@ def create_app(
         def work(db: MySQL) -> tuple[list[int], list[tuple[int, str]]]:
             if not expected:
                 return [], []
-            return review.set_decision(
+            return set_decision(
                 db, id_task, list(expected), "accepted", name, None, session=sid, expected=expected
             )
 
@@ -700,10 +704,10 @@ def create_app(
         with exports_lock:
             state = dict(exports.get(id_task, {}))
 
-        def load(db: MySQL) -> tuple[dict[str, Any], review.ExportReport]:
+        def load(db: MySQL) -> tuple[dict[str, Any], ExportReport]:
             task_row = get_task(db, id_task)
             db.commit()
-            return task_row, review.export_report(db, id_task)
+            return task_row, export_report(db, id_task)
 
         try:
             task_row, report = await call_db(load)
@@ -717,7 +721,7 @@ def create_app(
                 "run": report.run,
                 "stats": report.stats,
                 "problems": report.problems,
-                "problems_limit": review.EXPORT_PROBLEMS_SHOWN,
+                "problems_limit": EXPORT_PROBLEMS_SHOWN,
                 "state": state,
                 "export_enabled": export_runner is not None,
             },
