@@ -16,7 +16,10 @@ import pytest
 
 from lib import task_item
 from lib.db_local import connect_local
-from lib.review.items import page_items
+from lib.errors import UsageError
+from lib.review.decisions import Outcome
+from lib.review.items import get_item, page_items
+from lib.review.rules import item_version
 from tests.helpers import (
     UNUSED_SOURCE,
     add_connection,
@@ -373,6 +376,41 @@ def test_accept_shown_takes_only_rendered_unchanged_items(server, wdb, seeded):
         for r in wdb.query("SELECT id_task_item, status FROM task_item WHERE id_task=%s", (id_task,))
     }
     assert statuses == {ids[0]: "accepted", ids[1]: "processed", ids[2]: "processed", ids[3]: "outdated"}
+
+
+def test_handler_parts_work_alone_without_http(server, wdb, seeded):
+    """Akcje decyzji i stan eksportu działają bez serwera HTTP: na bazie i na ``app.state.review``."""
+    from lib.review.web import exports, routes
+    from lib.review.web.app import create_app
+    from lib.review.web.state import with_db
+
+    id_task, ids = seeded
+    settings = server["settings"]
+    shown = item_version(get_item(wdb, ids[2]))
+    outcome = with_db(
+        settings,
+        lambda db: routes.decide_item(db, ids[2], {"decision": "rejected", "version": shown}, "ola", "s1"),
+    )
+    assert outcome == Outcome(True, None, ids[2])
+    row = wdb.query_one("SELECT status, approved_by FROM task_item WHERE id_task_item=%s", (ids[2],))
+    assert row == {"status": "rejected", "approved_by": "ola"}
+    # Poprawka na podstawie wersji sprzed odrzucenia: odmowa z opisem obecnego stanu, baza bez zmian.
+    before = snapshot(wdb, id_task)
+    outcome = with_db(
+        settings, lambda db: routes.edit_item(db, ids[2], {"text": "Dom.", "version": shown}, "ola", "s1")
+    )
+    assert not outcome.changed and "zmieniła się od wyświetlenia (teraz: rejected (ola))" in outcome.reason
+    assert snapshot(wdb, id_task) == before
+    with pytest.raises(UsageError, match="brak wersji"):
+        with_db(settings, lambda db: routes.decide_item(db, ids[0], {"decision": "accepted"}, "ola", "s1"))
+
+    state = create_app(settings, "x", lambda task: (True, f"eksport {task}: ok")).state.review
+    assert exports.claim_export(state, id_task)
+    assert not exports.claim_export(state, id_task)  # drugi eksport tego zadania nie startuje
+    exports.run_export(state, id_task)
+    assert state.exports[id_task]["state"] == "done" and state.exports[id_task]["ok"] is True
+    assert state.exports[id_task]["message"] == f"eksport {id_task}: ok"
+    assert exports.claim_export(state, id_task)
 
 
 def _find_table(node, name):
