@@ -1,6 +1,6 @@
 """Wspólne fixture'y testów: prawdziwe bazy MariaDB, PostgreSQL i SQLite (bez mocków).
 
-Każdy test dostaje własną lokalną bazę (schemat z ``lib/schema.sql``) i własne bazy źródłowe,
+Każdy test dostaje własną lokalną bazę (schemat z migracji ``lib/migrations/``) i własne bazy źródłowe,
 usuwane po teście. Gdy serwer nie odpowiada, test kończy się błędem - nie jest pomijany.
 """
 
