@@ -36,7 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="ailexia: synchronizacja tekstów ze źródeł do lokalnej bazy")
     parser.add_argument("--id_task", "--id-task", type=int, help="zadanie do przetworzenia (bez: tryb cron)")
     parser.add_argument(
-        "--init-db", action="store_true", help="załóż lokalną bazę, zastosuj brakujące migracje (lib/migrations) i zakończ"
+        "--init-db",
+        action="store_true",
+        help="załóż lokalną bazę, zastosuj brakujące migracje (lib/migrations) i zakończ",
     )
     parser.add_argument(
         "--export", action="store_true", help="zapisz zaakceptowane pozycje zadania do źródła"

@@ -296,8 +296,11 @@ def init_db(settings: dict[str, Any]) -> list[str]:
     created = _ensure_database(settings, name)
     actions = [f"created database {name}"] if created else []
     db = connect_local(settings, autocommit=True)
-    # Jedna nazwa na bazę, w schemacie nazw blokad projektu (``ax:<baza>:<rodzaj>``).
+    # Jedna nazwa na bazę, w schemacie nazw blokad projektu (``ax:<baza>:<rodzaj>``, długie skracane
+    # hashem jak w ``runs.lock_name``: serwer przyjmuje najwyżej 64 znaki).
     lock = f"ax:{name}:schema"
+    if len(lock) > 64:
+        lock = "ax:" + hashlib.sha1(f"{name}:schema".encode()).hexdigest()
     try:
         if db.query_value("SELECT GET_LOCK(%s, %s)", (lock, LOCK_WAIT_S)) != 1:
             raise LocalDbError(f"inny --init-db pracuje na bazie {name}; spróbuj później")

@@ -514,3 +514,19 @@ def test_every_pre_migration_schema_in_git_history_upgrades_to_the_fresh_schema(
         assert not [a for a in actions if a.startswith("WARNING")], (commit, actions)
         assert _full_schema(name) == expected, commit
         assert init_db(settings) == [], commit
+
+
+def test_longest_database_name_gets_a_lock_and_migrations(settings):
+    """Nazwa bazy o 64 znakach (najdłuższa dozwolona): migracje i blokada działają (nazwa blokady skrócona dla MySQL)."""
+    name = f"ailexia_t_{uuid.uuid4().hex}{uuid.uuid4().hex}"[:64]
+    long_settings = {**settings, "DB_LOCAL_NAME": name}
+    try:
+        assert init_db(long_settings) == [f"created database {name}", "applied migration 0001_initial.sql"]
+        assert init_db(long_settings) == []
+    finally:
+        admin = _mysql_admin()
+        try:
+            with admin.cursor() as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        finally:
+            admin.close()
