@@ -10,7 +10,7 @@ bash scripts/setup_venv.sh dev
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 parallel=0
-.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-3}" --dist worksteal -m "not global_settings" "$@" || parallel=$?
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-3}" --dist worksteal -m "not global_settings" --durations=20 "$@" || parallel=$?
 serial=0
 .venv/bin/python -m pytest -m global_settings "$@" || serial=$?
 # 5 = pytest nic nie wybrał (np. "$@" wskazuje plik bez testów jednej z grup): błąd tylko, gdy w obu.
