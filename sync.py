@@ -2,7 +2,7 @@
 """sync.py - synchronizacja zadań (źródło -> task_item), schemat bazy, eksport i podgląd stanu.
 
 Przykłady:
-    python sync.py --init-db                 # załóż / podnieś schemat lokalnej bazy
+    python sync.py --init-db                 # załóż bazę i zastosuj brakujące migracje schematu
     python sync.py --id_task 7               # synchronizuj zadanie 7 teraz
     python sync.py                           # tryb cron: wszystkie zadania new/resync (i wznowienia)
     python sync.py --export --id_task 7      # zapisz zaakceptowane pozycje do źródła
@@ -36,7 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="ailexia: synchronizacja tekstów ze źródeł do lokalnej bazy")
     parser.add_argument("--id_task", "--id-task", type=int, help="zadanie do przetworzenia (bez: tryb cron)")
     parser.add_argument(
-        "--init-db", action="store_true", help="załóż lub podnieś schemat lokalnej bazy i zakończ"
+        "--init-db",
+        action="store_true",
+        help="załóż lokalną bazę, zastosuj brakujące migracje (lib/migrations) i zakończ",
     )
     parser.add_argument(
         "--export", action="store_true", help="zapisz zaakceptowane pozycje zadania do źródła"

@@ -103,6 +103,7 @@ def test_schema_upgrade_adds_batch_columns(local_env, settings, db):
     id_model = add_model(db, name="old", **PRICES)
     id_task = add_task(db, 1, id_ai_model=id_model)
     [id_item] = add_items(db, id_task, ["stary tekst"])
+    db.execute("DROP TABLE schema_migrations")  # baza sprzed migracji: --init-db ją przejmuje
     db.execute("DROP TABLE ai_batch")
     db.execute("ALTER TABLE task_item DROP INDEX idx_task_item_batch, DROP COLUMN id_ai_batch")
     db.execute(

@@ -473,6 +473,7 @@ def test_init_db_backfills_remote_key_for_existing_items(settings, db):
     """Baza sprzed kluczy dowolnych: ``--init-db`` uzupełnia ``remote_key`` i pozycję z ``remote_id``."""
     from lib.schema import init_db
 
+    db.execute("DROP TABLE schema_migrations")  # baza sprzed migracji: --init-db ją przejmuje
     db.execute("ALTER TABLE task_item DROP INDEX idx_task_item_key, DROP INDEX idx_task_item_order")
     db.execute("ALTER TABLE task_item DROP COLUMN remote_key, DROP COLUMN source_ord")
     db.execute(

@@ -1,8 +1,8 @@
--- ailexia worker: schemat lokalnej bazy MySQL/MariaDB.
--- Wersja schematu: zobacz SCHEMA_VERSION w lib/schema.py (tabela schema_version).
--- Stosowany przez `python sync.py --init-db`: tworzy brakujące tabele, dodaje brakujące
--- kolumny i indeksy, poszerza listy ENUM. Nigdy nie usuwa danych.
--- Format (czytany przez lib/schema.py): jedna kolumna lub jeden klucz w linii.
+-- 0001_initial: pełny schemat lokalnej bazy MySQL/MariaDB w chwili wprowadzenia migracji.
+-- Zastosowanej migracji nie wolno zmieniać (runner porównuje sumę kontrolną): zmiany schematu
+-- idą do kolejnego pliku lib/migrations/NNNN_nazwa.sql (docs/migrations.md).
+-- CREATE TABLE IF NOT EXISTS: przerwane zakładanie świeżej bazy można powtórzyć, a przy przejęciu
+-- bazy sprzed migracji ten plik zakłada tylko brakujące tabele (lib/migrations/legacy/to_0001.sql).
 
 CREATE TABLE IF NOT EXISTS `schema_version` (
   `version` INT UNSIGNED NOT NULL PRIMARY KEY,
