@@ -73,7 +73,8 @@ OBSOLETE_KEYS = [
     ),
 ]
 
-_VARCHAR_RE = re.compile(r"(?i)^varchar\((\d+)\)")
+# CHAR(n) też: starszy ``db_password CHAR(128)`` poszerzany do VARCHAR(512) (szyfrogram).
+_VARCHAR_RE = re.compile(r"(?i)^(?:var)?char\((\d+)\)")
 _CHARSET_RE = re.compile(r"(?i)CHARACTER SET (\w+)")
 
 
@@ -234,7 +235,7 @@ def _charset(definition: str) -> str | None:
 
 
 def _varchar_length(definition: str) -> int:
-    """Długość z ``VARCHAR(n)`` na początku definicji kolumny; 0, gdy to inny typ."""
+    """Długość z ``VARCHAR(n)`` albo ``CHAR(n)`` na początku definicji kolumny; 0, gdy to inny typ."""
     match = _VARCHAR_RE.match(definition.strip())
     return int(match.group(1)) if match else 0
 
