@@ -131,18 +131,22 @@ def connection_password(row: dict[str, Any], settings: dict[str, Any]) -> str:
     return stored
 
 
-def password_state(row: Mapping[str, Any]) -> str:
+def password_state(password_env: str | None, has_password: bool, encrypted: bool) -> str:
     """Opis sposobu przechowania hasła do listy źródeł (nigdy samo hasło).
+
+    Args:
+        password_env: ``database_connection.password_env``.
+        has_password: Czy ``db_password`` jest niepuste.
+        encrypted: Czy ``db_password`` ma przedrostek ``fernet:`` (SQL: ``LIKE 'fernet:%'``).
 
     Returns:
         ``env:NAZWA``, ``encrypted``, ``plain`` (stary wiersz do zaszyfrowania) albo ``none``.
     """
-    if row.get("password_env"):
-        return f"env:{row['password_env']}"
-    stored = row.get("db_password")
-    if not stored:
+    if password_env:
+        return f"env:{password_env}"
+    if not has_password:
         return "none"
-    return "encrypted" if is_encrypted(str(stored)) else "plain"
+    return "encrypted" if encrypted else "plain"
 
 
 def rotate_value(stored: str, rotator: MultiFernet, new: Fernet) -> str:

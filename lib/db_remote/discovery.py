@@ -13,7 +13,7 @@ Klucz tabeli wybiera ``catalog.resolve_target`` - ta sama reguła co w synchroni
 
 from typing import Any, NamedTuple
 
-from lib.db_remote.catalog import _catalog, key_kind, resolve_target
+from lib.db_remote.catalog import _catalog, _find_table, key_kind, resolve_target
 from lib.db_remote.dialects import RemoteConn, _describe, _driver_errors, _query, _rollback, quote_identifier
 from lib.errors import RemoteError
 
@@ -176,6 +176,21 @@ def privileges(rconn: RemoteConn, quoted_table: str, column: str) -> Privileges:
     return Privileges(read_error is None, update_error is None, update_error or read_error)
 
 
+def find_table(rconn: RemoteConn, table_name: str) -> tuple[str | None, str]:
+    """Tabela z katalogu: ``(schemat albo None, nazwa w pisowni katalogu)``.
+
+    Raises:
+        RemoteError: Tabeli nie ma w źródle (jedno zdanie z nazwą).
+    """
+    return _find_table(rconn, table_name)
+
+
+def quoted_table(rconn: RemoteConn, schema: str | None, table: str) -> str:
+    """Tabela zacytowana według dialektu, ze schematem, gdy jest (jak ``Target.quoted_table``)."""
+    quoted = quote_identifier(rconn.db_type, table)
+    return quoted if schema is None else f"{quote_identifier(rconn.db_type, schema)}.{quoted}"
+
+
 def text_columns(rconn: RemoteConn, schema: str | None, table: str) -> list[str]:
     """Kolumny tekstowe tabeli (te, które synchronizacja może czytać jako tekst), w kolejności tabeli."""
     columns = _catalog(rconn, "sql_columns", schema, table)
@@ -219,11 +234,8 @@ def describe_table(
             result["key"] = target.key
         except RemoteError as exc:
             result["key_problem"] = str(exc)
-    quoted = quote_identifier(rconn.db_type, table)
-    if schema is not None:
-        quoted = f"{quote_identifier(rconn.db_type, schema)}.{quoted}"
     if texts:
-        granted = privileges(rconn, quoted, texts[0])
+        granted = privileges(rconn, quoted_table(rconn, schema, table), texts[0])
         result["can_read"], result["can_update"] = granted.read, granted.update
     else:
         result["can_read"] = result["can_update"] = None
