@@ -7,9 +7,6 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from lib import ai_client, prompts
-from lib.ai_cost import compute_cost
-from lib.ai_worker import resolve_endpoint
 from lib.db_local import MySQL
 from lib.errors import ConfigError
 from lib.passwords import ENV_NAME_RE
@@ -136,6 +133,11 @@ def test_model(db: MySQL, settings: dict[str, Any], name: str, text: str = TEST_
         AiError: Błąd całego modelu (401, 404, brak klucza).
         AiItemError: Odpowiedź niepoprawna po ponowieniach.
     """
+    # Klient AI (openai, ~0,6 s importu) tylko tu: pozostałe polecenia ailexia go nie potrzebują.
+    from lib import ai_client, prompts
+    from lib.ai_cost import compute_cost
+    from lib.ai_worker import resolve_endpoint
+
     model_row = get_model(db, name)
     db.commit()
     base_url, api_key = resolve_endpoint(settings, model_row)
