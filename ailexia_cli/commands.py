@@ -378,7 +378,7 @@ def cmd_demo(db: MySQL, settings: dict[str, Any], args: argparse.Namespace) -> i
 def cmd_secrets_encrypt(db: MySQL, settings: dict[str, Any], args: argparse.Namespace) -> int:
     """``ailexia secrets encrypt``."""
     result = secrets.encrypt_plain(db, settings)
-    text = f"zaszyfrowano {result['encrypted']} haseł (już zaszyfrowanych: {result['already']})"
+    text = f"hasła zaszyfrowane teraz: {result['encrypted']}, już wcześniej: {result['already']}"
     return _emit(args, result, text)
 
 
@@ -386,7 +386,7 @@ def cmd_secrets_rotate(db: MySQL, settings: dict[str, Any], args: argparse.Names
     """``ailexia secrets rotate``."""
     result = secrets.rotate(db, settings)
     text = (
-        f"przeszyfrowano {result['rotated']} haseł nowym kluczem AILEXIA_SECRET_KEY; "
-        "usuń AILEXIA_SECRET_KEY_OLD z .env"
+        f"hasła przeszyfrowane nowym kluczem AILEXIA_SECRET_KEY: {result['rotated']}; "
+        "teraz usuń AILEXIA_SECRET_KEY_OLD z .env"
     )
     return _emit(args, result, text)
