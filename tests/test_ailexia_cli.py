@@ -264,6 +264,30 @@ def test_duplicate_alias_and_source_in_use(cli_env, db, sqlite_source):
     assert db.query_value("SELECT COUNT(*) FROM database_connection") == 1
     refused(ailexia(cli_env, "source", "add", "--alias", "x", "--type", "oracle", "--db", "d"), "--type")
     refused(ailexia(cli_env, "source", "add", "--alias", "x", "--type", "mysql", "--db", "d"), "--host")
+    refused(
+        ailexia(cli_env, "source", "add", "--alias", "x", "--type", "sqlite", "--db", "/nie/ma.sqlite"),
+        "--db",
+    )
+    refused(
+        ailexia(
+            cli_env,
+            "source",
+            "add",
+            "--alias",
+            "x",
+            "--type",
+            "pgsql",
+            "--host",
+            "h",
+            "--user",
+            "u",
+            "--db",
+            "d",
+            "--port",
+            "70000",
+        ),
+        "--port",
+    )
 
     id_task = ok(
         ailexia(cli_env, "task", "add", "--source", "pliki", "--table", "articles", "--column", "body")

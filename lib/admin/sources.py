@@ -5,6 +5,7 @@ Hasło trafia do bazy wyłącznie zaszyfrowane (``lib.passwords``) albo wcale (`
 """
 
 import time
+from pathlib import Path
 from typing import Any
 
 from lib import db_remote
@@ -86,6 +87,14 @@ def add_source(
         raise ConfigError("podaj hasło albo --password-stdin, albo --password-env, nie oba")
     if password_env and not ENV_NAME_RE.match(password_env):
         raise ConfigError(f"--password-env: {password_env!r} nie jest nazwą zmiennej środowiska")
+    if port is not None and not 0 < port < 65536:
+        raise ConfigError(f"--port: oczekiwano 1-65535, jest {port}")
+    if db_type == "sqlite":
+        # Ścieżka bezwzględna: runy Dagstera pracują w innym katalogu niż to polecenie.
+        path = Path(db_name).expanduser().resolve()
+        if not path.is_file():
+            raise ConfigError(f"--db: plik SQLite {str(path)!r} nie istnieje")
+        db_name = str(path)
     if db.query_value("SELECT COUNT(*) FROM database_connection WHERE alias=%s", (alias,)):
         raise ConfigError(f"źródło o aliasie {alias!r} już istnieje; wybierz inny --alias")
     stored = encrypt(password, settings) if password else None
