@@ -217,7 +217,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: {' '.join(str(exc).split())}", file=sys.stderr)
         return exc.exit_code
     except pymysql.MySQLError as exc:
-        print(f"{PROG}: {local_error_message(exc)}", file=sys.stderr)
+        # 1054 Unknown column: baza lokalna sprzed migracji (np. bez database_connection.password_env).
+        hint = (
+            "; schemat lokalnej bazy jest starszy - uruchom: python sync.py --init-db"
+            if exc.args[:1] == (1054,)
+            else ""
+        )
+        print(f"{PROG}: {local_error_message(exc)}{hint}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
