@@ -5,6 +5,7 @@ Cała logika (walidacja, SQL) jest w ``lib.admin``; tu tylko wejście i wyjście
 """
 
 import argparse
+import getpass
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -26,9 +27,11 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> int:
 
 
 def _read_password() -> str:
-    """Hasło ze standardowego wejścia (pierwsza linia, bez końca linii)."""
-    line = sys.stdin.readline()
-    password = line.rstrip("\r\n")
+    """Hasło ze standardowego wejścia (pierwsza linia, bez końca linii); na terminalu bez echa."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("hasło źródła: ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
     if not password:
         raise ConfigError("--password-stdin: standardowe wejście nie zawiera hasła (pusta pierwsza linia)")
     return password
@@ -64,7 +67,7 @@ def cmd_source_add(db: MySQL, settings: dict[str, Any], args: argparse.Namespace
 
 def cmd_source_test(db: MySQL, settings: dict[str, Any], args: argparse.Namespace) -> int:
     """``ailexia source test``."""
-    result = sources.test_source(db, settings, args.alias, table=args.table, schema=args.schema)
+    result = sources.check_source(db, settings, args.alias, table=args.table, schema=args.schema)
     if args.json:
         print_json(result)
         return 0
@@ -194,7 +197,7 @@ def cmd_model_add(db: MySQL, settings: dict[str, Any], args: argparse.Namespace)
 
 def cmd_model_test(db: MySQL, settings: dict[str, Any], args: argparse.Namespace) -> int:
     """``ailexia model test``."""
-    result = models.test_model(db, settings, args.name)
+    result = models.check_model(db, settings, args.name)
     if args.json:
         print_json(result)
         return 0

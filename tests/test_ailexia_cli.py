@@ -99,6 +99,8 @@ def pg_readonly(pg_source):
     role = f"ax_ro_{uuid.uuid4().hex[:8]}"
     source_execute(pg_source, f"CREATE ROLE {role} LOGIN PASSWORD 'ro-haslo-1'")
     source_execute(pg_source, f"GRANT SELECT ON articles TO {role}")
+    # Tabela bez żadnego prawa roli: widoczna w pg_class, kolumny ukryte przez information_schema.
+    source_execute(pg_source, "CREATE TABLE hidden (id INT PRIMARY KEY, body TEXT)")
     yield role
     source_execute(pg_source, f"DROP OWNED BY {role}")
     source_execute(pg_source, f"DROP ROLE {role}")
@@ -132,8 +134,8 @@ def test_pgsql_select_only_role_syncs_and_export_is_refused_before_writing(
     ok(ailexia(cli_env, *add_source_args(pg_source, "crm", pg_readonly), stdin="ro-haslo-1\n"))
 
     tested = ok(ailexia(cli_env, "source", "test", "crm"))
-    assert "odczyt (SELECT): tak (1 z 1 tabel)" in tested
-    assert "zapis (UPDATE):  nie (0 z 1 tabel)" in tested
+    assert "odczyt (SELECT): nie (1 z 2 tabel)" in tested
+    assert "zapis (UPDATE):  nie (0 z 2 tabel)" in tested
     assert f"użytkownik:      {pg_readonly}" in tested
     assert "UPDATE" in tested and "'articles'" in tested
     as_json = json.loads(ok(ailexia(cli_env, "source", "test", "crm", "--table", "articles", "--json")))
@@ -142,7 +144,16 @@ def test_pgsql_select_only_role_syncs_and_export_is_refused_before_writing(
 
     # Klucz główny widoczny dla roli bez praw innych niż SELECT (pg_catalog, nie information_schema).
     tables = json.loads(ok(ailexia(cli_env, "source", "tables", "crm", "--json")))
-    assert tables == [
+    assert tables[1] == {
+        "table": "hidden",
+        "rows_estimate": tables[1]["rows_estimate"],
+        "key": None,
+        "key_problem": "użytkownik nie widzi kolumn tabeli (brak uprawnień)",
+        "text_columns": [],
+        "can_read": False,
+        "can_update": False,
+    }
+    assert tables[:1] == [
         {
             "table": "articles",
             "rows_estimate": tables[0]["rows_estimate"],

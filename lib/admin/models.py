@@ -112,7 +112,7 @@ def list_models(db: MySQL) -> list[dict[str, Any]]:
     ]
 
 
-def test_model(db: MySQL, settings: dict[str, Any], name: str, text: str = TEST_TEXT) -> dict[str, Any]:
+def check_model(db: MySQL, settings: dict[str, Any], name: str, text: str = TEST_TEXT) -> dict[str, Any]:
     """Wysyła jedną krótką korektę przez klienta AI projektu i mierzy odpowiedź.
 
     Ta sama droga co pozycja zadania: prompt z ``prompts.build_messages``, wykrywanie formatu

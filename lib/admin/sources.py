@@ -192,7 +192,7 @@ def open_source_by_alias(
     return connect_source(db, row, settings), row
 
 
-def test_source(
+def check_source(
     db: MySQL, settings: dict[str, Any], alias: str, table: str | None = None, schema: str | None = None
 ) -> dict[str, Any]:
     """Łączy ze źródłem i sprawdza wersję, użytkownika, prawo odczytu i zapisu, czas.
@@ -226,16 +226,21 @@ def test_source(
             texts = discovery.text_columns(rconn, t_schema, t_name)
             if texts:
                 tables.append((discovery.quoted_table(rconn, t_schema, t_name), t_name, texts[0]))
+            elif texts is None:
+                # Tabela bez żadnego prawa: katalog ukrywa kolumny, więc liczy się jako nieczytelna.
+                tables.append(("", t_name, ""))
             elif table:
                 raise ConfigError(f"tabela {table!r} w źródle {rconn.label} nie ma kolumn tekstowych")
         readable = updatable = 0
         refusal = None
         for quoted, name, column in tables:
-            granted = discovery.privileges(rconn, quoted, column)
+            granted = (
+                discovery.privileges(rconn, quoted, column) if quoted else discovery.Privileges(False, False)
+            )
             readable += granted.read
             updatable += granted.update
-            if not granted.update and refusal is None:
-                refusal = discovery.update_refusal(rconn, quoted, name, column, row["db_user"])
+            if not granted.update and refusal is None and column:
+                refusal = discovery.refusal_sentence(rconn, name, column, row["db_user"])
     finally:
         db_remote.close(rconn)
     return {

@@ -191,9 +191,15 @@ def quoted_table(rconn: RemoteConn, schema: str | None, table: str) -> str:
     return quoted if schema is None else f"{quote_identifier(rconn.db_type, schema)}.{quoted}"
 
 
-def text_columns(rconn: RemoteConn, schema: str | None, table: str) -> list[str]:
-    """Kolumny tekstowe tabeli (te, które synchronizacja może czytać jako tekst), w kolejności tabeli."""
+def text_columns(rconn: RemoteConn, schema: str | None, table: str) -> list[str] | None:
+    """Kolumny tekstowe tabeli w kolejności tabeli; ``None``, gdy katalog nie pokazuje żadnej kolumny.
+
+    Katalog (``information_schema``) ukrywa kolumny tabel, do których użytkownik nie ma żadnego
+    prawa - wtedy wynik ``None`` znaczy "brak dostępu", a pusta lista "brak kolumn tekstowych".
+    """
     columns = _catalog(rconn, "sql_columns", schema, table)
+    if not columns:
+        return None
     return [str(row[0]) for row in columns if key_kind(rconn.db_type, str(row[1] or "")) == "text"]
 
 
@@ -221,12 +227,15 @@ def describe_table(
         "key_problem": None,
     }
     try:
-        texts = text_columns(rconn, schema, table)
+        found = text_columns(rconn, schema, table)
     except RemoteError as exc:
-        texts = []
+        found = []
         result["key_problem"] = str(exc)
+    texts = found or []
     result["text_columns"] = texts
-    if not texts and not result["key_problem"]:
+    if found is None:
+        result["key_problem"] = "użytkownik nie widzi kolumn tabeli (brak uprawnień)"
+    elif not texts and not result["key_problem"]:
         result["key_problem"] = "brak kolumn tekstowych"
     if texts:
         try:
@@ -237,9 +246,21 @@ def describe_table(
     if texts:
         granted = privileges(rconn, quoted_table(rconn, schema, table), texts[0])
         result["can_read"], result["can_update"] = granted.read, granted.update
+    elif found is None:
+        result["can_read"] = result["can_update"] = False
     else:
         result["can_read"] = result["can_update"] = None
     return result
+
+
+def refusal_sentence(rconn: RemoteConn, shown_table: str, column: str, user: str) -> str:
+    """Zdanie odmowy eksportu: użytkownik, tabela, kolumna i brakujące uprawnienie ``UPDATE``."""
+    who = user or "(użytkownik pliku)"
+    return (
+        f"użytkownik {who!r} nie ma uprawnienia UPDATE do tabeli {shown_table!r} (kolumna {column!r}) "
+        f"w źródle {rconn.label}, więc eksport odmówił przed zapisem czegokolwiek; nadaj GRANT UPDATE "
+        "albo eksportuj przez połączenie z prawem zapisu"
+    )
 
 
 def update_refusal(
@@ -255,14 +276,8 @@ def update_refusal(
         user: Użytkownik źródła (``database_connection.db_user``).
 
     Returns:
-        Jedno zdanie z użytkownikiem, tabelą i brakującym uprawnieniem ``UPDATE`` albo ``None``.
+        ``refusal_sentence`` albo ``None``.
     """
-    granted = privileges(rconn, quoted_table, column)
-    if granted.update:
+    if privileges(rconn, quoted_table, column).update:
         return None
-    who = user or "(użytkownik pliku)"
-    return (
-        f"użytkownik {who!r} nie ma uprawnienia UPDATE do tabeli {shown_table!r} (kolumna {column!r}) "
-        f"w źródle {rconn.label}, więc eksport odmówił przed zapisem czegokolwiek; nadaj GRANT UPDATE "
-        "albo eksportuj przez połączenie z prawem zapisu"
-    )
+    return refusal_sentence(rconn, shown_table, column, user)
