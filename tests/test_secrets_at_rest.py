@@ -216,3 +216,33 @@ def test_run_command_writes_a_key_into_env_once(tmp_path):
     assert passwords.ensure_secret_key(other, environ={}) is True
     assert other.read_text(encoding="utf-8").startswith("AILEXIA_SECRET_KEY=")
     assert "ensure_secret_key" in (PROJECT_ROOT / "scripts" / "run.sh").read_text(encoding="utf-8")
+
+
+def test_init_db_upgrades_an_older_connection_table(local_env, settings, db):
+    from lib.schema import init_db
+
+    # Tabela połączeń sprzed zmiany: hasło CHAR(128) jawne, bez password_env.
+    db.execute(
+        "ALTER TABLE database_connection DROP COLUMN password_env, MODIFY db_password CHAR(128) DEFAULT NULL"
+    )
+    db.execute(
+        "INSERT INTO database_connection (id_user, alias, db_type, host, db_name, db_user, db_password) "
+        "VALUES (1, 'stare', 'mysql', '127.0.0.1', 'd', 'u', %s)",
+        (PASSWORD,),
+    )
+    actions = init_db(settings)
+    assert "widened database_connection.db_password to VARCHAR(512)" in actions
+    assert "added column database_connection.password_env" in actions
+    columns = {
+        r["COLUMN_NAME"]: r["COLUMN_TYPE"]
+        for r in db.query(
+            "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.columns WHERE table_schema=DATABASE() "
+            "AND table_name='database_connection' AND COLUMN_NAME IN ('db_password', 'password_env')"
+        )
+    }
+    assert columns == {"db_password": "varchar(512)", "password_env": "varchar(64)"}
+    assert stored(db, "stare") == {"db_password": PASSWORD, "password_env": None}
+    # Najdłuższe hasło, jakie mieści stara kolumna (128 znaków), po zaszyfrowaniu mieści się w nowej.
+    long_cipher = passwords.encrypt("x" * 128, {"AILEXIA_SECRET_KEY": new_key()})
+    assert len(long_cipher) <= 512
+    assert init_db(settings) == []

@@ -17,6 +17,8 @@ from lib.source import connect_source
 
 DB_TYPES = ("mysql", "pgsql", "mssql", "sqlite")
 DEFAULT_PORTS = {"mysql": 3306, "pgsql": 5432, "mssql": 1433, "sqlite": 0}
+# Szerokość database_connection.db_password (szyfrogram z przedrostkiem).
+PASSWORD_COLUMN_CHARS = 512
 # Zadania w tych statusach nie blokują usunięcia źródła (operator je zamknął).
 RETIRED_TASK_STATUSES = ("archived",)
 # Kolumny listy źródeł: jawnie, bez db_password.
@@ -98,6 +100,10 @@ def add_source(
     if db.query_value("SELECT COUNT(*) FROM database_connection WHERE alias=%s", (alias,)):
         raise ConfigError(f"źródło o aliasie {alias!r} już istnieje; wybierz inny --alias")
     stored = encrypt(password, settings) if password else None
+    if stored and len(stored) > PASSWORD_COLUMN_CHARS:
+        raise ConfigError(
+            "hasło za długie do zapisania zaszyfrowanego (najwyżej ~300 znaków); użyj --password-env"
+        )
     db.execute(
         "INSERT INTO database_connection (id_user, alias, db_type, host, port, db_name, db_user, db_password, "
         "password_env, use_ssl, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'active')",
