@@ -101,6 +101,16 @@ SETTINGS_SPEC: dict[str, tuple[str, Any, str]] = {
         "",
         "Token strony przeglądu (review.py serve); pusty = losowy, wypisany przy starcie",
     ),
+    "AILEXIA_SECRET_KEY": (
+        "secret",
+        "",
+        "Klucz Fernet szyfrujący hasła źródeł (database_connection.db_password); scripts/run.sh zapisuje nowy, gdy brak",
+    ),
+    "AILEXIA_SECRET_KEY_OLD": (
+        "secret",
+        "",
+        "Poprzedni klucz Fernet, tylko na czas: ailexia secrets rotate (przeszyfrowanie haseł nowym kluczem)",
+    ),
 }
 
 _TRUE = {"1", "true", "yes", "on", "tak"}

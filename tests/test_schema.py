@@ -50,8 +50,18 @@ def _run_init(env):
 
 
 def _make_legacy(db):
-    """Baza jak założona przez wersję sprzed migracji: bez ``schema_migrations``."""
-    db.execute("DROP TABLE schema_migrations")
+    """Baza jak założona przez ostatnią wersję sprzed migracji: schemat 0001, bez ``schema_migrations``."""
+    name = db.query_value("SELECT DATABASE()")
+    db.execute(f"DROP DATABASE `{name}`")
+    db.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    db.execute(f"USE `{name}`")
+    initial = MIGRATIONS_DIR / "0001_initial.sql"
+    run_sql(db, initial.read_text(encoding="utf-8"), initial.name)
+
+
+def _applied_names() -> list[str]:
+    """Komunikaty ``init_db`` o zastosowaniu każdej migracji z ``lib/migrations`` (w kolejności)."""
+    return [f"applied migration {m.name}.sql" for m in load_migrations()]
 
 
 def _full_schema(name: str) -> dict:
@@ -178,17 +188,17 @@ def test_first_release_schema_upgrades_to_exactly_the_fresh_schema(local_env, se
     assert init_db(settings) == []
 
 
-def test_latest_pre_migration_database_is_adopted_without_changes(settings, db):
-    """Baza z ostatniego schematu sprzed migracji: przejęcie tylko zapisuje 0001, niczego nie zmienia."""
+def test_latest_pre_migration_database_is_adopted_without_changes(settings, db, fresh_name):
+    """Baza z ostatniego schematu sprzed migracji: przejęcie tylko zapisuje 0001, potem dochodzą nowsze migracje."""
     _make_legacy(db)
-    before = _full_schema(settings["DB_LOCAL_NAME"])
     actions = init_db(settings)
-    assert actions[:2] == [
+    assert actions == [
         f"adopted database {settings['DB_LOCAL_NAME']} created before migrations",
         "recorded 0001_initial as applied",
+        *_applied_names()[1:],
     ]
-    after = _full_schema(settings["DB_LOCAL_NAME"])
-    assert [c for c in after["columns"] if c[0] != "schema_migrations"] == before["columns"]
+    after, fresh = _full_schema(settings["DB_LOCAL_NAME"]), _full_schema(fresh_name)
+    assert after["columns"] == fresh["columns"] and after["indexes"] == fresh["indexes"]
     assert init_db(settings) == []
 
 
@@ -196,7 +206,7 @@ def test_edited_applied_migration_is_refused(settings, db, migrations_copy):
     """Zmieniony plik zastosowanej migracji: odmowa z nazwą pliku, nic nie jest stosowane."""
     initial = migrations_copy / "0001_initial.sql"
     initial.write_text(initial.read_text(encoding="utf-8") + "\n-- poprawka po fakcie\n", encoding="utf-8")
-    (migrations_copy / "0002_extra.sql").write_text(
+    (migrations_copy / "9002_extra.sql").write_text(
         "ALTER TABLE task ADD COLUMN extra INT;\n", encoding="utf-8"
     )
     with pytest.raises(LocalDbError) as error:
@@ -204,7 +214,7 @@ def test_edited_applied_migration_is_refused(settings, db, migrations_copy):
     message = str(error.value)
     assert "0001_initial.sql" in message and "zmieniła się po zastosowaniu" in message
     assert "\n" not in message
-    assert db.query_value("SELECT COUNT(*) FROM schema_migrations") == 1
+    assert db.query_value("SELECT COUNT(*) FROM schema_migrations") == len(load_migrations(MIGRATIONS_DIR))
     assert not db.query("SHOW COLUMNS FROM task LIKE 'extra'")
 
 
@@ -217,23 +227,20 @@ def test_edited_migration_is_one_line_from_the_cli(local_env, settings, db):
 
 
 def test_new_migration_is_applied_once_in_order(settings, db, migrations_copy):
-    (migrations_copy / "0003_third.sql").write_text(
+    real = [(m.version, m.name) for m in load_migrations()]
+    (migrations_copy / "9003_third.sql").write_text(
         "-- trzecia; ze średnikiem w komentarzu\nALTER TABLE task ADD COLUMN third VARCHAR(8) DEFAULT 'a;b';\n"
         "UPDATE task SET third='c';\n",
         encoding="utf-8",
     )
-    (migrations_copy / "0002_second.sql").write_text(
+    (migrations_copy / "9002_second.sql").write_text(
         "ALTER TABLE task ADD COLUMN second INT DEFAULT NULL;", encoding="utf-8"
     )
-    assert init_db(settings) == ["applied migration 0002_second.sql", "applied migration 0003_third.sql"]
+    assert init_db(settings) == ["applied migration 9002_second.sql", "applied migration 9003_third.sql"]
     columns = [r["Field"] for r in db.query("SHOW COLUMNS FROM task")]
     assert columns[-2:] == ["second", "third"]
     rows = db.query("SELECT version, name FROM schema_migrations ORDER BY version")
-    assert [(r["version"], r["name"]) for r in rows] == [
-        (1, "0001_initial"),
-        (2, "0002_second"),
-        (3, "0003_third"),
-    ]
+    assert [(r["version"], r["name"]) for r in rows] == [*real, (9002, "9002_second"), (9003, "9003_third")]
     assert init_db(settings) == []
 
 
@@ -483,7 +490,10 @@ def test_hash_index_replaced_by_result_index(local_env, settings):
 def _historical_schemas() -> list[tuple[str, str]]:
     """Każda wersja ``lib/schema.sql`` z historii git (schematy sprzed migracji): ``(commit, treść)``."""
     commits = subprocess.run(
-        ["git", "rev-list", "HEAD", "--", "lib/schema.sql"], cwd=PROJECT_ROOT, capture_output=True, text=True
+        ["git", "rev-list", "--first-parent", "HEAD", "--", "lib/schema.sql"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
     ).stdout.split()
     versions = []
     for commit in commits:
@@ -521,7 +531,7 @@ def test_longest_database_name_gets_a_lock_and_migrations(settings):
     name = f"ailexia_t_{uuid.uuid4().hex}{uuid.uuid4().hex}"[:64]
     long_settings = {**settings, "DB_LOCAL_NAME": name}
     try:
-        assert init_db(long_settings) == [f"created database {name}", "applied migration 0001_initial.sql"]
+        assert init_db(long_settings) == [f"created database {name}", *_applied_names()]
         assert init_db(long_settings) == []
     finally:
         admin = _mysql_admin()

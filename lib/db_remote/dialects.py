@@ -18,6 +18,7 @@ from lib import mysql_connect
 from lib.db_remote.encodings import SQL_ASCII_HINT
 from lib.db_utils import get_logger, mask_secrets, register_secrets
 from lib.errors import RemoteError
+from lib.passwords import connection_password
 
 log = get_logger("db_remote")
 
@@ -334,7 +335,15 @@ DIALECTS: dict[str, dict[str, Any]] = {
             "is_nullable, current_setting('server_encoding') FROM information_schema.columns "
             "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position"
         ),
-        "sql_primary_key": _INFO_SCHEMA_PK.format(p="%s"),
+        # Z pg_catalog, nie z information_schema: table_constraints pokazuje ograniczenia tylko właścicielowi
+        # i rolom z prawem innym niż SELECT, więc rola tylko do odczytu nie widziałaby klucza głównego.
+        "sql_primary_key": (
+            "SELECT a.attname FROM pg_index x "
+            "JOIN pg_class c ON c.oid = x.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, pos) ON true "
+            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
+            "WHERE x.indisprimary AND n.nspname = %s AND c.relname = %s ORDER BY k.pos"
+        ),
         # Indeksy unikalne bez warunku i bez wyrażeń (kolumny w kolejności indeksu).
         "sql_unique_keys": (
             "SELECT ic.relname, a.attname FROM pg_index x "
@@ -473,7 +482,7 @@ def connect(connection_row: dict, settings: dict) -> RemoteConn:
 
     Args:
         connection_row: Wiersz ``database_connection`` jako słownik (db_type, host, port,
-            db_name, db_user, db_password, use_ssl, alias).
+            db_name, db_user, db_password albo password_env, use_ssl, alias).
         settings: Ustawienia (``REMOTE_CONNECT_TIMEOUT``, ``MSSQL_ODBC_DRIVER``).
 
     Returns:
@@ -483,15 +492,18 @@ def connect(connection_row: dict, settings: dict) -> RemoteConn:
     Raises:
         RemoteError: Złe hasło, nieosiągalny host, brak bazy lub pliku, brak sterownika;
             komunikat wskazuje alias, host i bazę, nigdy hasło.
+        ConfigError: Hasło zaszyfrowane bez klucza ``AILEXIA_SECRET_KEY`` albo brak zmiennej
+            ``password_env`` (``lib.passwords.connection_password``).
     """
     db_type = connection_row.get("db_type") or ""
     dialect = _dialect(db_type)
     label = connection_label(connection_row)
-    password = connection_row.get("db_password") or ""
+    # Jedyne miejsce, w którym powstaje hasło jawne (szyfrogram, zmienna środowiska albo stary wiersz jawny).
+    password = connection_password(connection_row, settings)
     if password:
         register_secrets([password])
     try:
-        conn = dialect["connect"](connection_row, settings)
+        conn = dialect["connect"]({**connection_row, "db_password": password}, settings)
     except RemoteError:
         raise
     except dialect["errors"]() as exc:
