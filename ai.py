@@ -122,7 +122,7 @@ def queue_one(
     from ailexia_dagster.submit import describe_queued, submit_task_run, wait_for_run
 
     tags = _tags(settings, id_task, limit, max_seconds)
-    url = settings["DAGSTER_WEBSERVER_URL"]
+    url = settings.dagster_webserver_url
     run_id = submit_task_run(instance, url, AI_JOB, id_task, tags)
     print(describe_queued("ai", id_task, run_id, AI_JOB, tags), flush=True)
     if not wait:
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
 
         db = connect_local(settings, autocommit=True)
         try:
-            ids = tasks_with_pending_ai(db, settings["AI_MAX_ATTEMPTS"])
+            ids = tasks_with_pending_ai(db, settings.ai_max_attempts)
         finally:
             db.close()
         if not ids:

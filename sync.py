@@ -122,7 +122,7 @@ def queue_one(
     try:
         kind, job_name = ("export", EXPORT_JOB) if export else ("sync", SYNC_JOB)
         _task_row, tags = task_run_tags(db, id_task, kind, max_seconds)
-        url = settings["DAGSTER_WEBSERVER_URL"]
+        url = settings.dagster_webserver_url
         run_id = submit_task_run(instance, url, job_name, id_task, tags)
         print(describe_queued("sync", id_task, run_id, job_name, tags), flush=True)
         if not wait:
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             for action in actions:
                 print(f"init-db: {action}")
             if not actions:
-                print(f"init-db: schema of {settings['DB_LOCAL_NAME']} is up to date, nothing changed")
+                print(f"init-db: schema of {settings.db_local_name} is up to date, nothing changed")
             return 0
         if args.status:
             return print_status(settings, args.id_task, args.json)

@@ -86,7 +86,7 @@ def run_case(
     """Jeden pomiar: świeże zadanie, ``run_ai``, liczniki serwera przed i po."""
     id_task = make_task(db, base_url, texts)
     before = server_stats(base_url)["total"]
-    cfg = dict(settings, AI_CONCURRENCY=concurrency, AI_PACK_ITEMS=pack_items)
+    cfg = settings.updated(AI_CONCURRENCY=concurrency, AI_PACK_ITEMS=pack_items)
     started = time.perf_counter()
     stats = ai_worker.run_ai(cfg, id_task)
     elapsed = time.perf_counter() - started
@@ -269,7 +269,7 @@ def run_cost_mode(
     """Przetwarza korpus jednym trybem (``AI_PACK_ITEMS``) i zwraca jego wiersze tabeli kosztu."""
     id_task = make_task(db, base_url, texts)
     before = server_stats(base_url)
-    ai_worker.run_ai(dict(settings, AI_CONCURRENCY=32, AI_PACK_ITEMS=pack_items), id_task)
+    ai_worker.run_ai(settings.updated(AI_CONCURRENCY=32, AI_PACK_ITEMS=pack_items), id_task)
     after = server_stats(base_url)
     billed_in = after["prompt_tokens"] - before["prompt_tokens"]
     stored_in = db.query_value("SELECT SUM(tokens_input) FROM task_item WHERE id_task=%s", (id_task,))
@@ -340,7 +340,7 @@ def main() -> int:
     settings = load_config(
         environ=dict(os.environ, ENV_FILE=str(PROJECT_ROOT / "no.env"), DB_LOCAL_NAME=name)
     )
-    settings.update(AI_CLAIM_BATCH=20, AI_MAX_RETRIES=2, AI_TIMEOUT_S=10.0, LOG_LEVEL="WARNING")
+    settings = settings.updated(AI_CLAIM_BATCH=20, AI_MAX_RETRIES=2, AI_TIMEOUT_S=10.0, LOG_LEVEL="WARNING")
     init_db(settings)
     proc, base_url = start_fake(args.latency)
     # Koszt nie zależy od opóźnienia: tabela kosztu idzie przez drugi, szybki serwer.

@@ -52,7 +52,7 @@ from lib.control import StopCheck
 from lib.db_local import MySQL, connect_local
 from lib.db_utils import get_logger, hash_function, hash_text, mask_secrets, register_secrets
 from lib.errors import AiError, AiItemError, TaskError, UsageError
-from lib.load_config import get_env_value
+from lib.load_config import Settings, get_env_value
 from lib.runs import operation_lock_held, run_with_operation_lock
 from lib.task import CLOSED_STATUSES, get_task
 
@@ -127,7 +127,7 @@ def remember_format(db: MySQL, model_row: dict[str, Any], mode: str) -> None:
     db.commit()
 
 
-def resolve_endpoint(settings: dict[str, Any], model_row: dict[str, Any]) -> tuple[str | None, str]:
+def resolve_endpoint(settings: Settings, model_row: dict[str, Any]) -> tuple[str | None, str]:
     """Ustala adres serwera i klucz API modelu (klucz z ``ai_model.api_key_env``).
 
     Args:
@@ -141,7 +141,7 @@ def resolve_endpoint(settings: dict[str, Any], model_row: dict[str, Any]) -> tup
     Raises:
         AiError: Brak klucza dla api.openai.com.
     """
-    base_url = model_row.get("base_url") or settings["OPENAI_BASE_URL"] or None
+    base_url = model_row.get("base_url") or settings.openai_base_url or None
     key_env = model_row.get("api_key_env") or "OPENAI_API_KEY"
     api_key = get_env_value(settings, key_env)
     if not api_key:
@@ -211,7 +211,7 @@ class _Group:
 class _Run:
     """Stan jednego runu AI współdzielony przez wątek główny i wątki puli."""
 
-    settings: dict[str, Any]
+    settings: Settings
     task: dict[str, Any]
     model: dict[str, Any]
     client: Any
@@ -261,7 +261,7 @@ class _Run:
 
 
 def _make_run(
-    settings: dict[str, Any],
+    settings: Settings,
     task: dict[str, Any],
     model: dict[str, Any],
     client: Any,
@@ -272,7 +272,7 @@ def _make_run(
 ) -> _Run:
     """Buduje stan runu z ustawień i wiersza zadania."""
     action = task.get("ai_action") or "correct"
-    concurrency = max(1, int(settings["AI_CONCURRENCY"]))
+    concurrency = max(1, settings.ai_concurrency)
     pack_items, pack_chars = ai_pack.pack_limits(settings, model)
     return _Run(
         settings=settings,
@@ -285,12 +285,12 @@ def _make_run(
         stats=stats,
         id_task=int(task["id_task"]),
         concurrency=concurrency,
-        claim_batch=max(1, int(settings["AI_CLAIM_BATCH"])),
-        max_attempts=int(settings["AI_MAX_ATTEMPTS"]),
-        claim_timeout_s=int(settings["AI_CLAIM_TIMEOUT_S"]),
+        claim_batch=max(1, settings.ai_claim_batch),
+        max_attempts=settings.ai_max_attempts,
+        claim_timeout_s=settings.ai_claim_timeout_s,
         pack_items=pack_items,
         pack_chars=pack_chars,
-        max_cost=Decimal(str(settings["AI_MAX_COST_USD"] or 0)),
+        max_cost=settings.ai_max_cost_usd,
         hash_of=hash_function(task.get("hash_method") or "sha256"),
         action=action,
         note=prompts.change_note(task),
@@ -951,7 +951,7 @@ def _cancel_queued(run: _Run, active: dict[Future, Members]) -> None:
 
 def _finish_stats(
     db: MySQL,
-    settings: dict[str, Any],
+    settings: Settings,
     id_task: int,
     stats: dict[str, Any],
     started: float,
@@ -966,7 +966,7 @@ def _finish_stats(
     stats["operation_uuid"] = operation
     try:
         db.rollback()
-        stats["given_up"] = task_item.count_given_up(db, id_task, int(settings["AI_MAX_ATTEMPTS"]))
+        stats["given_up"] = task_item.count_given_up(db, id_task, settings.ai_max_attempts)
         db.rollback()
     except Exception:
         if not quiet:
@@ -974,7 +974,7 @@ def _finish_stats(
 
 
 def run_ai(
-    settings: dict[str, Any],
+    settings: Settings,
     id_task: int,
     *,
     run_id: str | None = None,
@@ -1026,7 +1026,7 @@ def run_ai(
     base_url, api_key = resolve_endpoint(settings, model)
     # Klient (kontekst TLS: ~20-40 ms) powstaje w tle, gdy run łączy się z bazą i zakłada blokady.
     maker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ai-{id_task}-client")
-    client_ready = maker.submit(ai_client.make_client, base_url, api_key, float(settings["AI_TIMEOUT_S"]))
+    client_ready = maker.submit(ai_client.make_client, base_url, api_key, settings.ai_timeout_s)
     maker.shutdown(wait=False)
 
     def body(control: MySQL, operation: str) -> dict[str, Any]:
@@ -1039,7 +1039,7 @@ def run_ai(
             id_task,
             operation,
             model["model"],
-            settings["AI_CONCURRENCY"],
+            settings.ai_concurrency,
         )
         run = _make_run(settings, task, model, client, control, operation, limit, stats)
         # Przed pierwszą rezerwacją: liczone w tle obok niej bywało zaniżone o wyniki zapisane wcześniej.
@@ -1093,7 +1093,7 @@ def run_ai(
 
 
 def run_ai_operation(
-    settings: dict[str, Any],
+    settings: Settings,
     id_task: int,
     run_id: str | None,
     stats: dict[str, Any],
@@ -1109,7 +1109,7 @@ def run_ai_operation(
     )
 
 
-def dry_run(settings: dict[str, Any], id_task: int) -> dict[str, Any]:
+def dry_run(settings: Settings, id_task: int) -> dict[str, Any]:
     """Szacuje pracę AI dla zadania bez wysyłania czegokolwiek do modelu.
 
     Duplikaty tekstów liczone są raz (tak jak w ``run_ai``).
@@ -1129,7 +1129,7 @@ def dry_run(settings: dict[str, Any], id_task: int) -> dict[str, Any]:
     """
     with connect_local(settings, autocommit=True) as db:
         task, model = _load_task(db, id_task)
-        work = task_item.ai_workload(db, id_task, int(settings["AI_MAX_ATTEMPTS"]))
+        work = task_item.ai_workload(db, id_task, settings.ai_max_attempts)
     distinct, characters = work["distinct_texts"], work["characters"]
     pack_items, pack_chars = ai_pack.pack_limits(settings, model)
     prompt = prompts.system_prompt(

@@ -25,6 +25,7 @@ from lib import db_remote, faults, task_item
 from lib.control import StopCheck
 from lib.db_local import MySQL, retry_on_deadlock
 from lib.db_utils import compute_hash, get_logger
+from lib.load_config import Settings
 from lib.runs import run_with_task_lock
 from lib.source import open_source, resolve_task_target
 from lib.task import lock_task_row, mark_paused
@@ -187,7 +188,7 @@ def _export_batch(
 
 def _export(
     db: MySQL,
-    settings: dict[str, Any],
+    settings: Settings,
     task_row: dict[str, Any],
     should_stop: StopCheck | None,
     progress: Callable[[dict[str, Any]], None] | None,
@@ -214,7 +215,7 @@ def _export(
         stats["items_total"] = task_item.count_for_export(db, id_task)
         after = 0
         while True:
-            items = task_item.export_batch(db, id_task, after, settings["BATCH_SIZE"])
+            items = task_item.export_batch(db, id_task, after, settings.batch_size)
             if not items:
                 break
             after = int(items[-1]["id_task_item"])
@@ -254,7 +255,7 @@ def _export(
 
 
 def run_export(
-    settings: dict[str, Any],
+    settings: Settings,
     id_task: int,
     *,
     run_id: str | None = None,

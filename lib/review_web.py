@@ -45,6 +45,7 @@ from lib import review
 from lib.db_local import MySQL, connect_local
 from lib.db_utils import get_logger
 from lib.errors import AilexiaError, UsageError
+from lib.load_config import Settings
 from lib.status import collect_status
 from lib.task import get_task
 
@@ -304,7 +305,7 @@ def item_view(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def create_app(
-    settings: dict[str, Any],
+    settings: Settings,
     token: str,
     export_runner: ExportRunner | None = None,
 ) -> Starlette:

@@ -26,6 +26,7 @@ import psutil
 from lib.db_local import MySQL, connect_local, is_dropped
 from lib.db_utils import get_logger
 from lib.errors import AilexiaError, TaskBusyError, TaskError, UsageError
+from lib.load_config import Settings
 from lib.task import CLOSED_STATUSES, get_task, mark_error
 
 log = get_logger("runs")
@@ -192,7 +193,7 @@ def last_run(db: MySQL, id_task: int, kind: str) -> dict[str, Any] | None:
     return row
 
 
-def run_outcome(stats: dict[str, Any], settings: dict[str, Any]) -> tuple[str, str | None]:
+def run_outcome(stats: dict[str, Any], settings: Settings) -> tuple[str, str | None]:
     """Status wpisu ``run_log`` i komunikat z wyniku runu silnika.
 
     Zatrzymanie (``stopped``) daje ``cancelled`` albo ``paused``; wyczerpany budżet AI daje
@@ -209,7 +210,7 @@ def run_outcome(stats: dict[str, Any], settings: dict[str, Any]) -> tuple[str, s
     if stopped:
         return ("cancelled" if stopped == "cancelled" else "paused"), f"zatrzymano: {stopped}"
     if stats.get("budget_reached"):
-        return "paused", f"osiągnięto limit kosztu AI_MAX_COST_USD={settings['AI_MAX_COST_USD']}"
+        return "paused", f"osiągnięto limit kosztu AI_MAX_COST_USD={settings.ai_max_cost_usd}"
     outcome = stats.get("outcome") or "completed"
     return (outcome if outcome in RUN_LOG_STATUSES else "completed"), None
 
@@ -218,7 +219,7 @@ def run_outcome(stats: dict[str, Any], settings: dict[str, Any]) -> tuple[str, s
 
 
 def run_with_task_lock(
-    settings: dict[str, Any],
+    settings: Settings,
     id_task: int,
     kind: str,
     run_id: str | None,
@@ -302,7 +303,7 @@ def operation_lock_held(db: MySQL, lock_prefix: str, operation: str) -> bool:
 
 
 def run_with_operation_lock(
-    settings: dict[str, Any],
+    settings: Settings,
     id_task: int,
     kind: str,
     run_id: str | None,
@@ -376,7 +377,7 @@ def run_with_operation_lock(
         control.close()
 
 
-def _record_error(settings: dict[str, Any], db: MySQL, id_task: int, id_log: int, message: str) -> None:
+def _record_error(settings: Settings, db: MySQL, id_task: int, id_log: int, message: str) -> None:
     """Zapisuje błąd runu: ``error`` + ``error_log`` w zadaniu i wpis ``run_log``.
 
     Gdy połączenie runu zostało zerwane (np. ``KILL`` sesji, restart serwera), zapis idzie
@@ -403,7 +404,7 @@ def _record_error(settings: dict[str, Any], db: MySQL, id_task: int, id_log: int
         log.error("zadanie %s: nie udało się zapisać błędu runu (%s): %s", id_task, exc, message)
 
 
-def _record_interrupt(settings: dict[str, Any], db: MySQL, id_task: int, id_log: int) -> None:
+def _record_interrupt(settings: Settings, db: MySQL, id_task: int, id_log: int) -> None:
     """Zapisuje przerwanie runu jako pauzę (``signal``) świeżym połączeniem.
 
     Stare połączenie mogło zostać przerwane w połowie zapytania; zamknięcie go wycofuje

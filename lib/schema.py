@@ -8,10 +8,11 @@ podniesiony bez utraty wierszy.
 
 import re
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from lib.db_local import MySQL, connect_local
 from lib.errors import ConfigError, LocalDbError
+from lib.load_config import Settings
 
 SCHEMA_VERSION = 1
 SCHEMA_FILE = Path(__file__).with_name("schema.sql")
@@ -239,7 +240,7 @@ def _varchar_length(definition: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def init_db(settings: dict[str, Any]) -> list[str]:
+def init_db(settings: Settings) -> list[str]:
     """Tworzy bazę (jeśli brak) i doprowadza schemat do wersji z ``schema.sql``.
 
     Args:
@@ -252,7 +253,7 @@ def init_db(settings: dict[str, Any]) -> list[str]:
         ConfigError: Gdy nazwa bazy jest niedozwolona.
         LocalDbError: Gdy baza jest nieosiągalna albo zmiana się nie powiedzie.
     """
-    name = settings["DB_LOCAL_NAME"]
+    name = settings.db_local_name
     if not _NAME_RE.match(name):
         raise ConfigError(f"DB_LOCAL_NAME: niedozwolona nazwa bazy {name!r} (litery, cyfry, _)")
     actions: list[str] = []

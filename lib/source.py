@@ -11,12 +11,11 @@ from lib import db_remote
 from lib.db_local import MySQL
 from lib.db_utils import hash_function, register_secrets
 from lib.errors import RemoteError, TaskError
+from lib.load_config import Settings
 from lib.task import get_connection_row, set_connection_status
 
 
-def open_source(
-    db: MySQL, task_row: dict[str, Any], settings: dict[str, Any]
-) -> tuple[db_remote.RemoteConn, dict]:
+def open_source(db: MySQL, task_row: dict[str, Any], settings: Settings) -> tuple[db_remote.RemoteConn, dict]:
     """Otwiera połączenie ze źródłem zadania i zapisuje stan połączenia.
 
     Args:

@@ -49,7 +49,7 @@ def test_autocommit_off_by_default(settings, scratch):
 
 
 def test_executemany_is_one_multirow_insert(settings, scratch, caplog):
-    conn = connect_local({**settings, "LOG_SQL_QUERIES": True})
+    conn = connect_local(settings.updated(LOG_SQL_QUERIES=True))
     try:
         with caplog.at_level(logging.DEBUG, logger="ailexia.db_local"):
             conn.executemany(
@@ -87,7 +87,7 @@ def test_dropped_connection_inside_transaction_is_not_retried(settings, scratch)
 
 
 def test_sql_log_masks_passwords(settings, scratch, caplog):
-    conn = connect_local({**settings, "LOG_SQL_QUERIES": True}, autocommit=True)
+    conn = connect_local(settings.updated(LOG_SQL_QUERIES=True), autocommit=True)
     try:
         with caplog.at_level(logging.DEBUG, logger="ailexia.db_local"):
             conn.query("SELECT %s AS db_password, 'password=Sekret123' AS x", ("Sekret123",))
@@ -101,7 +101,7 @@ def test_sql_log_masks_passwords(settings, scratch, caplog):
 
 def test_wrong_password_gives_clear_error_without_password(settings):
     with pytest.raises(LocalDbError) as info:
-        MySQL("127.0.0.1", settings["DB_LOCAL_PORT"], "no_such_user_ax", "TopSecret!", None)
+        MySQL("127.0.0.1", settings.db_local_port, "no_such_user_ax", "TopSecret!", None)
     assert "TopSecret!" not in str(info.value)
     assert "127.0.0.1" in str(info.value)
 
@@ -113,7 +113,7 @@ def test_unreachable_server_gives_clear_error():
 
 
 def test_localhost_is_forced_to_tcp(settings):
-    conn = MySQL("localhost", settings["DB_LOCAL_PORT"], "root", "", None, autocommit=True)
+    conn = MySQL("localhost", settings.db_local_port, "root", "", None, autocommit=True)
     try:
         assert conn.host == "127.0.0.1"
         # Połączenie TCP ma w processliście host z portem, gniazdo unix - "localhost".

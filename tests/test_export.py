@@ -12,6 +12,7 @@ import pytest
 from lib import db_remote, review, sync
 from lib.errors import RemoteError, UsageError
 from lib.export import run_export
+from lib.load_config import Settings
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import (
     add_connection,
@@ -48,8 +49,8 @@ def source(request):
     return request.getfixturevalue(request.param)
 
 
-def with_batch(settings: dict, size: int) -> dict:
-    return {**settings, "BATCH_SIZE": size}
+def with_batch(settings: Settings, size: int) -> Settings:
+    return settings.updated(BATCH_SIZE=size)
 
 
 def source_texts(source: dict, column: str = "body") -> dict[int, str | None]:
@@ -253,7 +254,7 @@ KILLER = textwrap.dedent(
         return real(*args, **kwargs)
 
     export._finish_batch = finish_or_die
-    settings = {**load_config(), "BATCH_SIZE": 10}
+    settings = load_config().updated(BATCH_SIZE=10)
     export.run_export(settings, int(sys.argv[1]))
     """
 )

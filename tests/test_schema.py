@@ -118,7 +118,7 @@ def test_index_with_changed_columns_is_rebuilt(local_env, settings):
             for r in db.query(
                 "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA=%s "
                 "AND TABLE_NAME='task_item' AND INDEX_NAME='idx_task_item_task_status' ORDER BY SEQ_IN_INDEX",
-                (settings["DB_LOCAL_NAME"],),
+                (settings.db_local_name,),
             )
         ]
         assert columns == ["id_task", "status", "deleted_at"]
@@ -152,7 +152,7 @@ def test_unused_item_indexes_are_dropped_by_init_db(local_env, settings):
             for r in db.query(
                 "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA=%s "
                 "AND TABLE_NAME='task_item'",
-                (settings["DB_LOCAL_NAME"],),
+                (settings.db_local_name,),
             )
         }
         assert names == {

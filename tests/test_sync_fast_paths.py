@@ -107,9 +107,7 @@ def any_source(request):
 
 @pytest.fixture
 def small_batches(monkeypatch, settings):
-    settings["BATCH_SIZE"] = 3
-    settings["COMMIT_ROWS"] = 20
-    return settings
+    return settings.updated(BATCH_SIZE=3, COMMIT_ROWS=20)
 
 
 def test_first_sync_is_byte_for_byte_the_source(small_batches, db, any_source, monkeypatch):

@@ -443,7 +443,7 @@ def round_trip(settings_: dict, db, source: dict, base_url: str, texts: list[str
         assert rows[key]["original_hash"] == sha256(text)
 
     # Prawdziwe AI przez HTTP: serwer zwraca nieznany tekst bez zmian, znane błędy poprawia.
-    ai_worker.run_ai({**settings_, **AI_FAST}, id_task)
+    ai_worker.run_ai(settings_.updated(**AI_FAST), id_task)
     rows = {r["remote_id"]: r for r in db.query("SELECT * FROM task_item WHERE id_task=%s", (id_task,))}
     for key, text in enumerate(texts, start=1):
         row = rows[key]
