@@ -53,6 +53,7 @@ from lib.db_local import MySQL, connect_local
 from lib.db_utils import get_logger, hash_function, hash_text, mask_secrets, register_secrets
 from lib.errors import AiError, AiItemError, TaskError, UsageError
 from lib.load_config import Settings, get_env_value
+from lib.progress import Progress
 from lib.runs import operation_lock_held, run_with_operation_lock
 from lib.task import CLOSED_STATUSES, get_task
 
@@ -74,8 +75,6 @@ STORE_CONNECTIONS = 4
 SPARE_THREADS = 2
 # Narzut promptu systemowego i formatu JSON na jedno zapytanie (szacunek dla dry_run).
 OUTPUT_OVERHEAD_TOKENS = 40
-
-Progress = Callable[[dict[str, Any]], None]
 
 
 def _load_task(db: MySQL, id_task: int) -> tuple[dict[str, Any], dict[str, Any]]:

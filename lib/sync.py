@@ -28,6 +28,7 @@ from lib.db_remote import decode_key, encode_key
 from lib.db_utils import get_logger, hash_text
 from lib.errors import RemoteError, TaskError
 from lib.load_config import Settings
+from lib.progress import Progress
 from lib.runs import run_with_task_lock
 from lib.source import exports_in_place, hasher, open_source, resolve_task_target
 from lib.task import (
@@ -50,8 +51,6 @@ log = get_logger("sync")
 _COMMIT_EVERY_S = 2.0
 # Ile stron źródła czyta naprzód wątek czytający (pamięć ograniczona).
 _PREFETCH_PAGES = 4
-
-Progress = Callable[[dict[str, Any]], None]
 
 
 def _prefetch(pages: Iterator[list], depth: int) -> Iterator[list]:
