@@ -339,7 +339,7 @@ def _prefix_state(db, id_task: int) -> tuple[int, int, int]:
 
 def test_parallel_writers_commit_a_prefix_on_error(small_batches, db, pg_source):
     """Dwóch pisarzy: błąd w późniejszej partii (powtórzony klucz) zostawia zatwierdzony początek źródła."""
-    settings = {**small_batches, "SYNC_WRITERS": 2}
+    settings = small_batches.updated(SYNC_WRITERS=2)
     source_execute(pg_source, "CREATE TABLE items (id int PRIMARY KEY, body text)")
     rows = [(i, f"tekst {i}") for i in range(1, 131)]
     source_execute(pg_source, "INSERT INTO items SELECT i, 'tekst ' || i FROM generate_series(1, 130) i")
@@ -368,7 +368,7 @@ def test_parallel_writers_commit_a_prefix_on_error(small_batches, db, pg_source)
 
 def test_parallel_writers_pause_and_resume_to_the_same_state(small_batches, db, pg_source, monkeypatch):
     """Pauza po pierwszej zatwierdzonej partii: partia drugiego pisarza wycofana, wznowienie = czysta synchronizacja."""
-    settings = {**small_batches, "SYNC_WRITERS": 2}
+    settings = small_batches.updated(SYNC_WRITERS=2)
     create_text_table(pg_source, rows=[(i, f"wiersz {i} ż 😀") for i in range(1, 201)])
     connection = add_connection(db, pg_source)
     paused, clean = add_task(db, connection), add_task(db, connection)
@@ -538,7 +538,7 @@ def test_parallel_writers_deadlock_at_the_task_lock_rewrites_the_part(
     """
     import pymysql
 
-    settings = {**small_batches, "SYNC_WRITERS": 2}
+    settings = small_batches.updated(SYNC_WRITERS=2)
     create_text_table(pg_source, rows=[(i, f"wiersz {i}") for i in range(1, 101)])
     id_task = add_task(db, add_connection(db, pg_source))
     real_lock = sync.lock_task_row
