@@ -61,11 +61,9 @@ def _tcp_host(host: str | None) -> str:
 
 def _connect_mysql(row: dict[str, Any], settings: Settings) -> Any:
     """Łączy z MySQL/MariaDB przez PyMySQL (utf8mb4, bez autocommit)."""
-    options: dict[str, Any] = {}
-    if row.get("use_ssl"):
-        # Szyfrowanie wymagane, certyfikat nieweryfikowany (jak sslmode=require w PostgreSQL).
-        options["ssl"] = mysql_connect.required_unverified_context()
+    # use_ssl: szyfrowanie wymagane, certyfikat nieweryfikowany (jak sslmode=require w PostgreSQL).
     return mysql_connect.connect(
+        tls="required" if row.get("use_ssl") else "preferred",
         host=_tcp_host(row.get("host")),
         port=int(row.get("port") or 3306),
         user=row.get("db_user") or "",
@@ -74,7 +72,6 @@ def _connect_mysql(row: dict[str, Any], settings: Settings) -> Any:
         charset="utf8mb4",
         autocommit=False,
         connect_timeout=settings.remote_connect_timeout,
-        **options,
     )
 
 
