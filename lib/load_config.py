@@ -8,7 +8,7 @@ walidowana przez pydantic, a błąd kończy się jednym czytelnym komunikatem z 
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -196,7 +196,7 @@ class Settings(BaseSettings):
         return self._env_file_values.get(name)
 
 
-def _validated(build):
+def _validated(build: Callable[[], "Settings"]) -> "Settings":
     """Wywołuje ``build``; błąd walidacji pydantic -> ``ConfigError`` w jednej linii z nazwą klucza."""
     try:
         return build()
@@ -269,7 +269,9 @@ def get_env_value(settings: Settings, name: str, environ: Mapping[str, str] | No
     environ = os.environ if environ is None else environ
     if name in environ:
         return environ[name]
-    value = getattr(settings, name.lower(), None) if name.lower() in Settings.model_fields else None
+    # Pole ustawień tylko pod dokładną nazwą klucza (wielkie litery), jak zmienna środowiska.
+    field = name.lower() if name == name.upper() else None
+    value = getattr(settings, field) if field in Settings.model_fields else None
     if isinstance(value, SecretStr):
         return value.get_secret_value()
     if isinstance(value, str):
