@@ -21,7 +21,7 @@ from lib.control import install_signal_handlers
 from lib.db_local import connect_local, local_error_message
 from lib.db_utils import setup_logging
 from lib.errors import AilexiaError
-from lib.load_config import load_config
+from lib.load_config import Settings, load_config
 from lib.task import get_task
 
 
@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_one(
-    settings: dict,
+    settings: Settings,
     instance,
     id_task: int,
     limit: int | None,
@@ -90,7 +90,7 @@ def run_one(
     return 0
 
 
-def _tags(settings: dict, id_task: int, limit: int | None, max_seconds: float | None) -> dict[str, str]:
+def _tags(settings: Settings, id_task: int, limit: int | None, max_seconds: float | None) -> dict[str, str]:
     """Tagi runu AI zadania (zadanie zamknięte -> UsageError), z limitem pozycji, gdy podany."""
     from ailexia_dagster.constants import TAG_LIMIT
     from ailexia_dagster.runner import task_run_tags
@@ -105,7 +105,7 @@ def _tags(settings: dict, id_task: int, limit: int | None, max_seconds: float | 
     return tags
 
 
-def _task_status(settings: dict, id_task: int) -> str | None:
+def _task_status(settings: Settings, id_task: int) -> str | None:
     """Bieżący status zadania (po runie)."""
     db = connect_local(settings, autocommit=True)
     try:
@@ -115,7 +115,7 @@ def _task_status(settings: dict, id_task: int) -> str | None:
 
 
 def queue_one(
-    settings: dict, instance, id_task: int, limit: int | None, max_seconds: float | None, wait: bool
+    settings: Settings, instance, id_task: int, limit: int | None, max_seconds: float | None, wait: bool
 ) -> int:
     """Wstawia run ``ai_job`` zadania do kolejki Dagstera (przez webserver) i zwraca kod wyjścia."""
     from ailexia_dagster.constants import AI_JOB
@@ -132,7 +132,7 @@ def queue_one(
     return 0 if status.value == "SUCCESS" else 1
 
 
-def collect(settings: dict, instance, id_task: int | None, env_file: str | None) -> int:
+def collect(settings: Settings, instance, id_task: int | None, env_file: str | None) -> int:
     """Odpytuje batche i zleca (w tym procesie) odbiór zakończonych i dokończenie porzuconych wysyłek."""
     from lib import ai_batch_ingest
 

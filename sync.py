@@ -24,7 +24,7 @@ from lib.control import install_signal_handlers
 from lib.db_local import connect_local, local_error_message
 from lib.db_utils import get_logger, setup_logging
 from lib.errors import AilexiaError, UsageError
-from lib.load_config import load_config
+from lib.load_config import Settings, load_config
 from lib.runs import is_task_locked
 from lib.scheduling import tasks_for_cron
 from lib.schema import init_db
@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_one(
-    settings: dict, instance, id_task: int, export: bool, max_seconds: float | None, env_file: str | None
+    settings: Settings, instance, id_task: int, export: bool, max_seconds: float | None, env_file: str | None
 ) -> int:
     """Materializuje assety jednego zadania i zwraca kod wyjścia."""
     from ailexia_dagster.assets import SYNC_ASSETS, source_export
@@ -111,7 +111,7 @@ def run_one(
 
 
 def queue_one(
-    settings: dict, instance, id_task: int, export: bool, max_seconds: float | None, wait: bool
+    settings: Settings, instance, id_task: int, export: bool, max_seconds: float | None, wait: bool
 ) -> int:
     """Wstawia run zadania do kolejki Dagstera (przez webserver) i zwraca kod wyjścia."""
     from ailexia_dagster.constants import EXPORT_JOB, SYNC_JOB
@@ -139,7 +139,7 @@ def queue_one(
     return 0 if status.value == "SUCCESS" or after["status"] in ("paused", "cancelled") else 1
 
 
-def queue_cron(settings: dict, instance, ids: list[int], max_seconds: float | None, wait: bool) -> int:
+def queue_cron(settings: Settings, instance, ids: list[int], max_seconds: float | None, wait: bool) -> int:
     """Tryb cron z ``--queue``: run w kolejce dla każdego zadania; zadanie z żywym runem jest pomijane."""
     from ailexia_dagster.submit import LiveRunError
 
@@ -154,7 +154,7 @@ def queue_cron(settings: dict, instance, ids: list[int], max_seconds: float | No
     return worst
 
 
-def print_status(settings: dict, id_task: int | None, as_json: bool) -> int:
+def print_status(settings: Settings, id_task: int | None, as_json: bool) -> int:
     """Wypisuje stan zadań (tabela albo JSON) i zwraca kod wyjścia 0."""
     from lib.status import collect_status, format_status
 

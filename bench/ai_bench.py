@@ -34,7 +34,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 from lib import ai_client, ai_worker, prompts  # noqa: E402
 from lib.db_local import connect_local  # noqa: E402
 from lib.db_utils import compute_hash  # noqa: E402
-from lib.load_config import load_config  # noqa: E402
+from lib.load_config import Settings, load_config  # noqa: E402
 from lib.schema import init_db  # noqa: E402
 
 
@@ -81,7 +81,13 @@ def make_task(db, base_url: str, texts: list[str]) -> int:
 
 
 def run_case(
-    settings: dict, db, base_url: str, texts: list[str], concurrency: int, latency: float, pack_items: int = 1
+    settings: Settings,
+    db,
+    base_url: str,
+    texts: list[str],
+    concurrency: int,
+    latency: float,
+    pack_items: int = 1,
 ) -> dict:
     """Jeden pomiar: świeże zadanie, ``run_ai``, liczniki serwera przed i po."""
     id_task = make_task(db, base_url, texts)
@@ -264,7 +270,7 @@ def cost_rows_for_task(db, id_task: int, label: str, requests: int, factor: floa
 
 
 def run_cost_mode(
-    settings: dict, db, base_url: str, texts: list[str], label: str, pack_items: int
+    settings: Settings, db, base_url: str, texts: list[str], label: str, pack_items: int
 ) -> list[dict]:
     """Przetwarza korpus jednym trybem (``AI_PACK_ITEMS``) i zwraca jego wiersze tabeli kosztu."""
     id_task = make_task(db, base_url, texts)
@@ -279,7 +285,7 @@ def run_cost_mode(
     return rows
 
 
-def batch_cost_rows(settings: dict, db, base_url: str, texts: list[str]) -> list[dict]:
+def batch_cost_rows(settings: Settings, db, base_url: str, texts: list[str]) -> list[dict]:
     """Wiersze trybu batch (OpenAI Batch API) tabeli kosztu w formacie ``cost_rows_for_task``.
 
     Pełna droga batch (``bench/ai_batch_cost.py``): plik JSONL, ``files.create``, ``batches.create``,

@@ -463,7 +463,7 @@ def connection_label(row: dict[str, Any]) -> str:
     return f"{alias}/{db_type} {_tcp_host(row.get('host'))}:{row.get('port') or ''}/{row.get('db_name')}"
 
 
-def connect(connection_row: dict, settings: dict) -> RemoteConn:
+def connect(connection_row: dict, settings: Settings) -> RemoteConn:
     """Otwiera połączenie z bazą źródłową opisaną wierszem ``database_connection``.
 
     Zawsze po TCP (``localhost`` zamieniany na 127.0.0.1); dla sqlite ``db_name`` to ścieżka

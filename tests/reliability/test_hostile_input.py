@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from lib import ai_worker, db_remote, review, sync
 from lib.errors import RemoteError
 from lib.export import run_export
+from lib.load_config import Settings
 from tests.fake_openai import correct_text, fake_openai_fixture  # noqa: F401
 from tests.helpers import (
     add_connection,
@@ -422,7 +423,7 @@ AI_FAST = {
 }
 
 
-def round_trip(settings_: dict, db, source: dict, base_url: str, texts: list[str]) -> None:
+def round_trip(settings_: Settings, db, source: dict, base_url: str, texts: list[str]) -> None:
     """Sync -> AI (serwer testowy) -> wynik "korekty" -> akceptacja -> eksport -> odczyt bajtów."""
     table = f"t_{next(_counter)}"
     create_source_table(source, table, texts)
