@@ -31,7 +31,7 @@ import pymysql
 from lib.db_local import connect_local, local_error_message
 from lib.db_utils import setup_logging
 from lib.errors import AilexiaError, UsageError
-from lib.load_config import PROJECT_ROOT, load_config
+from lib.load_config import PROJECT_ROOT, Settings, load_config
 from lib.review.decisions import edit_and_accept, set_decision
 from lib.review.diff import word_diff
 from lib.review.dump import DUMP_FORMATS, dump_items
@@ -236,7 +236,7 @@ def make_export_runner(env_file: str | None) -> Callable[[int], tuple[bool, str]
     return run
 
 
-def cmd_serve(settings: dict[str, Any], args: argparse.Namespace) -> int:
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     """Uruchamia stronę przeglądu (uvicorn) i wypisuje jej adres z tokenem."""
     import uvicorn
 
@@ -244,7 +244,7 @@ def cmd_serve(settings: dict[str, Any], args: argparse.Namespace) -> int:
 
     # Baza musi odpowiadać od razu: lepiej jedna linia błędu teraz niż 500 na stronie.
     connect_local(settings, autocommit=True).close()
-    token = settings["REVIEW_TOKEN"] or secrets.token_hex(24)
+    token = settings.review_token.get_secret_value() or secrets.token_hex(24)
     try:
         family, kind, proto, _name, address = socket.getaddrinfo(
             args.host, args.port, type=socket.SOCK_STREAM

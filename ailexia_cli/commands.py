@@ -15,6 +15,7 @@ from ailexia_cli.output import print_fields, print_json, print_table
 from lib.admin import demo, models, secrets, sources, tasks
 from lib.db_local import MySQL
 from lib.errors import ConfigError
+from lib.load_config import Settings
 
 
 def _emit(args: argparse.Namespace, data: Any, text: str) -> int:
@@ -40,7 +41,7 @@ def _read_password() -> str:
 # --- źródła ------------------------------------------------------------------------------
 
 
-def cmd_source_add(db: MySQL, settings: dict[str, Any], args: argparse.Namespace) -> int:
+def cmd_source_add(db: MySQL, settings: Settings, args: argparse.Namespace) -> int:
     """``ailexia source add``."""
     password = _read_password() if args.password_stdin else None
     id_connection = sources.add_source(
@@ -65,7 +66,7 @@ def cmd_source_add(db: MySQL, settings: dict[str, Any], args: argparse.Namespace
     )
 
 
-def cmd_source_test(db: MySQL, settings: dict[str, Any], args: argparse.Namespace) -> int:
+def cmd_source_test(db: MySQL, settings: Settings, args: argparse.Namespace) -> int:
     """``ailexia source test``."""
     result = sources.check_source(db, settings, args.alias, table=args.table, schema=args.schema)
     if args.json:
@@ -97,7 +98,7 @@ def cmd_source_test(db: MySQL, settings: dict[str, Any], args: argparse.Namespac
     return 0
 
 
-def cmd_source_tables(db: MySQL, settings: dict[str, Any], args: argparse.Namespace) -> int:
+def cmd_source_tables(db: MySQL, settings: Settings, args: argparse.Namespace) -> int:
     """``ailexia source tables``."""
     rows = sources.source_tables(db, settings, args.alias, args.schema)
     if args.json:
@@ -127,7 +128,7 @@ _PASSWORD_TEXT = {
 }
 
 
-def cmd_source_list(db: MySQL, settings: dict[str, Any], args: argparse.Namespace) -> int:
+def cmd_source_list(db: MySQL, settings: Settings, args: argparse.Namespace) -> int:
     """``ailexia source list`` (nigdy hasła)."""
     rows = sources.list_sources(db)
     if args.json:
@@ -159,7 +160,7 @@ def cmd_source_list(db: MySQL, settings: dict[str, Any], args: argparse.Namespac
     return 0
 
 
-def cmd_source_remove(db: MySQL, settings: dict[str, Any], args: argparse.Namespace) -> int:
+def cmd_source_remove(db: MySQL, settings: Settings, args: argparse.Namespace) -> int:
     """``ailexia source remove``."""
     id_connection = sources.remove_source(db, args.alias)
     return _emit(args, {"id": id_connection, "alias": args.alias}, f"usunięto źródło {args.alias!r}")
@@ -176,7 +177,7 @@ def _price(option: str, text: str) -> Decimal:
         raise ConfigError(f"{option}: oczekiwano liczby (USD za milion tokenów), jest {text!r}") from None
 
 
-def cmd_model_add(db: MySQL, settings: dict[str, Any], args: argparse.Namespace) -> int:
+def cmd_model_add(db: MySQL, settings: Settings, args: argparse.Namespace) -> int:
     """``ailexia model add``."""
     id_model = models.add_model(
         db,
@@ -195,7 +196,7 @@ def cmd_model_add(db: MySQL, settings: dict[str, Any], args: argparse.Namespace)
     )
 
 
-def cmd_model_test(db: MySQL, settings: dict[str, Any], args: argparse.Namespace) -> int:
+def cmd_model_test(db: MySQL, settings: Settings, args: argparse.Namespace) -> int:
     """``ailexia model test``."""
     # Klient AI (openai, ~0,6 s importu) tylko tu: pozostałe polecenia ailexia go nie potrzebują.
     from lib.ai.probe import probe_model
@@ -228,7 +229,7 @@ def cmd_model_test(db: MySQL, settings: dict[str, Any], args: argparse.Namespace
     return 0
 
 
-def cmd_model_list(db: MySQL, settings: dict[str, Any], args: argparse.Namespace) -> int:
+def cmd_model_list(db: MySQL, settings: Settings, args: argparse.Namespace) -> int:
     """``ailexia model list``."""
     rows = models.list_models(db)
     if args.json:
@@ -257,7 +258,7 @@ def cmd_model_list(db: MySQL, settings: dict[str, Any], args: argparse.Namespace
 # --- zadania -----------------------------------------------------------------------------
 
 
-def cmd_task_add(db: MySQL, settings: dict[str, Any], args: argparse.Namespace) -> int:
+def cmd_task_add(db: MySQL, settings: Settings, args: argparse.Namespace) -> int:
     """``ailexia task add``."""
     id_task = tasks.add_task(
         db,
@@ -311,7 +312,7 @@ def _task_view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def cmd_task_list(db: MySQL, settings: dict[str, Any], args: argparse.Namespace) -> int:
+def cmd_task_list(db: MySQL, settings: Settings, args: argparse.Namespace) -> int:
     """``ailexia task list``."""
     rows = tasks.list_tasks(settings)
     if args.json:
@@ -321,7 +322,7 @@ def cmd_task_list(db: MySQL, settings: dict[str, Any], args: argparse.Namespace)
     return 0
 
 
-def cmd_task_show(db: MySQL, settings: dict[str, Any], args: argparse.Namespace) -> int:
+def cmd_task_show(db: MySQL, settings: Settings, args: argparse.Namespace) -> int:
     """``ailexia task show``."""
     data = tasks.show_task(db, settings, args.id_task)
     if args.json:
@@ -358,7 +359,7 @@ def cmd_task_show(db: MySQL, settings: dict[str, Any], args: argparse.Namespace)
     return 0
 
 
-def cmd_task_change(db: MySQL, settings: dict[str, Any], args: argparse.Namespace) -> int:
+def cmd_task_change(db: MySQL, settings: Settings, args: argparse.Namespace) -> int:
     """``ailexia task pause|resume|resync|cancel|archive``."""
     result = tasks.change_status(db, args.id_task, args.task_command)
     if result["changed"]:
@@ -371,7 +372,7 @@ def cmd_task_change(db: MySQL, settings: dict[str, Any], args: argparse.Namespac
 # --- demo i sekrety ----------------------------------------------------------------------
 
 
-def cmd_demo(db: MySQL, settings: dict[str, Any], args: argparse.Namespace) -> int:
+def cmd_demo(db: MySQL, settings: Settings, args: argparse.Namespace) -> int:
     """``ailexia demo``."""
     result = demo.install_demo(
         db, settings, alias=args.alias, path=Path(args.path) if args.path else None, model=args.model
@@ -383,14 +384,14 @@ def cmd_demo(db: MySQL, settings: dict[str, Any], args: argparse.Namespace) -> i
     return _emit(args, result, text)
 
 
-def cmd_secrets_encrypt(db: MySQL, settings: dict[str, Any], args: argparse.Namespace) -> int:
+def cmd_secrets_encrypt(db: MySQL, settings: Settings, args: argparse.Namespace) -> int:
     """``ailexia secrets encrypt``."""
     result = secrets.encrypt_plain(db, settings)
     text = f"hasła zaszyfrowane teraz: {result['encrypted']}, już wcześniej: {result['already']}"
     return _emit(args, result, text)
 
 
-def cmd_secrets_rotate(db: MySQL, settings: dict[str, Any], args: argparse.Namespace) -> int:
+def cmd_secrets_rotate(db: MySQL, settings: Settings, args: argparse.Namespace) -> int:
     """``ailexia secrets rotate``."""
     result = secrets.rotate(db, settings)
     text = (

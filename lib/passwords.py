@@ -20,7 +20,7 @@ from dotenv import dotenv_values
 
 from lib.db_utils import register_secrets
 from lib.errors import ConfigError
-from lib.load_config import PROJECT_ROOT, get_env_value
+from lib.load_config import PROJECT_ROOT, Settings, get_env_value
 
 PREFIX = "fernet:"
 KEY_NAME = "AILEXIA_SECRET_KEY"
@@ -50,7 +50,7 @@ def _fernet(key: str, name: str) -> Fernet:
         ) from None
 
 
-def secret_key(settings: dict[str, Any], name: str = KEY_NAME) -> Fernet:
+def secret_key(settings: Settings, name: str = KEY_NAME) -> Fernet:
     """Zwraca szyfr z klucza ``AILEXIA_SECRET_KEY`` (albo ``name``) z ustawień.
 
     Raises:
@@ -65,7 +65,7 @@ def secret_key(settings: dict[str, Any], name: str = KEY_NAME) -> Fernet:
     return _fernet(key, name)
 
 
-def encrypt(plain: str, settings: dict[str, Any]) -> str:
+def encrypt(plain: str, settings: Settings) -> str:
     """Szyfruje hasło kluczem ``AILEXIA_SECRET_KEY``; wynik do zapisu w ``db_password``.
 
     Args:
@@ -99,7 +99,7 @@ def decrypt(stored: str, fernet: Fernet | MultiFernet, key_name: str = KEY_NAME)
     return plain
 
 
-def connection_password(row: dict[str, Any], settings: dict[str, Any]) -> str:
+def connection_password(row: dict[str, Any], settings: Settings) -> str:
     """Hasło jawne połączenia - jedyne miejsce, w którym powstaje (tuż przed połączeniem).
 
     Kolejność: ``password_env`` (nazwa zmiennej środowiska albo ``.env``), szyfrogram ``fernet:``

@@ -28,6 +28,7 @@ import pymysql
 from lib import schema_check
 from lib.db_local import MySQL, connect_local
 from lib.errors import ConfigError, LocalDbError
+from lib.load_config import Settings
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 LEGACY_FILE = MIGRATIONS_DIR / "legacy" / "to_0001.sql"
@@ -145,7 +146,7 @@ def run_sql(db: MySQL, sql: str, label: str) -> list[tuple[str, int]]:
     return done
 
 
-def _ensure_database(settings: dict[str, Any], name: str) -> bool:
+def _ensure_database(settings: Settings, name: str) -> bool:
     """Zakłada bazę ``name``, jeśli jej nie ma; zwraca ``True``, gdy ją założył."""
     server = connect_local(settings, with_database=False, autocommit=True)
     try:
@@ -160,9 +161,7 @@ def _ensure_database(settings: dict[str, Any], name: str) -> bool:
         server.close()
 
 
-def reference_schema(
-    settings: dict[str, Any], migrations: list[Migration]
-) -> dict[str, schema_check.Table] | None:
+def reference_schema(settings: Settings, migrations: list[Migration]) -> dict[str, schema_check.Table] | None:
     """Schemat, który opisują ``migrations``: stosuje je w tymczasowej bazie i czyta ``information_schema``.
 
     Returns:
@@ -202,7 +201,7 @@ def _has_table(db: MySQL, name: str, table: str) -> bool:
     )
 
 
-def _adopt(db: MySQL, settings: dict[str, Any], name: str, initial: Migration) -> list[str]:
+def _adopt(db: MySQL, settings: Settings, name: str, initial: Migration) -> list[str]:
     """Przejmuje bazę sprzed migracji: podnosi ją do ``initial`` (0001) i zapisuje 0001 jako zastosowaną.
 
     Raises:
@@ -252,7 +251,7 @@ def _check_applied(applied: dict[int, dict[str, Any]], migrations: list[Migratio
             )
 
 
-def _migrate(db: MySQL, settings: dict[str, Any], name: str, migrations: list[Migration]) -> list[str]:
+def _migrate(db: MySQL, settings: Settings, name: str, migrations: list[Migration]) -> list[str]:
     """Przejmuje bazę sprzed migracji (gdy trzeba), sprawdza zastosowane i stosuje brakujące migracje."""
     actions: list[str] = []
     if not _has_table(db, name, MIGRATIONS_TABLE):
@@ -274,7 +273,7 @@ def _migrate(db: MySQL, settings: dict[str, Any], name: str, migrations: list[Mi
     return actions
 
 
-def init_db(settings: dict[str, Any]) -> list[str]:
+def init_db(settings: Settings) -> list[str]:
     """Zakłada bazę (jeśli brak) i stosuje brakujące migracje; zgłasza dryf schematu.
 
     Args:
@@ -289,7 +288,7 @@ def init_db(settings: dict[str, Any]) -> list[str]:
         LocalDbError: Gdy baza jest nieosiągalna, zastosowana migracja zmieniła się na dysku albo
             migracja się nie powiedzie.
     """
-    name = settings["DB_LOCAL_NAME"]
+    name = settings.db_local_name
     if not _NAME_RE.match(name):
         raise ConfigError(f"DB_LOCAL_NAME: niedozwolona nazwa bazy {name!r} (litery, cyfry, _)")
     migrations = load_migrations()
@@ -318,7 +317,7 @@ def init_db(settings: dict[str, Any]) -> list[str]:
     return actions
 
 
-def _drift(db: MySQL, settings: dict[str, Any], name: str, migrations: list[Migration]) -> list[str]:
+def _drift(db: MySQL, settings: Settings, name: str, migrations: list[Migration]) -> list[str]:
     """Ostrzeżenia o różnicach między schematem bazy a schematem z migracji."""
     expected = reference_schema(settings, migrations)
     if expected is None:

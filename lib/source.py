@@ -11,12 +11,11 @@ from lib import db_remote
 from lib.db_local import MySQL
 from lib.db_utils import hash_function
 from lib.errors import RemoteError, TaskError
+from lib.load_config import Settings
 from lib.task import get_connection_row, set_connection_status
 
 
-def open_source(
-    db: MySQL, task_row: dict[str, Any], settings: dict[str, Any]
-) -> tuple[db_remote.RemoteConn, dict]:
+def open_source(db: MySQL, task_row: dict[str, Any], settings: Settings) -> tuple[db_remote.RemoteConn, dict]:
     """Otwiera połączenie ze źródłem zadania i zapisuje stan połączenia.
 
     Args:
@@ -41,7 +40,7 @@ def open_source(
     return connect_source(db, conn_row, settings), conn_row
 
 
-def connect_source(db: MySQL, conn_row: dict[str, Any], settings: dict[str, Any]) -> db_remote.RemoteConn:
+def connect_source(db: MySQL, conn_row: dict[str, Any], settings: Settings) -> db_remote.RemoteConn:
     """Łączy ze źródłem opisanym wierszem ``database_connection`` i zapisuje stan połączenia.
 
     Udane połączenie ustawia ``active`` (wyłączonego nie włącza), nieudane ``error`` z powodem

@@ -16,8 +16,7 @@ import time
 from decimal import Decimal
 
 import pytest
-from dagster import build_sensor_context
-from dagster._core.test_utils import instance_for_test
+from dagster import build_sensor_context, instance_for_test
 from starlette.templating import Jinja2Templates
 
 from ailexia_dagster.constants import TAG_AI_BATCH

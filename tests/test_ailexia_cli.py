@@ -201,7 +201,7 @@ def test_mariadb_select_only_user_syncs_and_export_is_refused(
     id_task = int(
         ok(ailexia(cli_env, "task", "add", "--source", "hr", "--table", "articles", "--column", "body"))
     )
-    stats = sync.sync_task({**settings, "AILEXIA_SECRET_KEY": cli_env["AILEXIA_SECRET_KEY"]}, id_task)
+    stats = sync.sync_task(settings.updated(AILEXIA_SECRET_KEY=cli_env["AILEXIA_SECRET_KEY"]), id_task)
     assert stats["new"] == 3
     accept_all(db, id_task)
     exported = run_script(cli_env, "sync.py", "--id_task", str(id_task), "--export")

@@ -96,7 +96,7 @@ def _full_schema(name: str) -> dict:
 def fresh_name(settings):
     """Nazwa drugiej świeżej bazy (``init_db`` na pustym serwerze); usuwana po teście."""
     name = f"ailexia_t_{uuid.uuid4().hex[:10]}"
-    init_db({**settings, "DB_LOCAL_NAME": name})
+    init_db(settings.updated(DB_LOCAL_NAME=name))
     yield name
     admin = _mysql_admin()
     try:
@@ -130,7 +130,7 @@ def test_fresh_database_has_design_tables_and_records_migrations(settings, db):
         r["TABLE_NAME"]
         for r in db.query(
             "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s",
-            (settings["DB_LOCAL_NAME"],),
+            (settings.db_local_name,),
         )
     }
     assert {"database_connection", "task", "task_item", "ai_model", "run_log", "schema_version"} <= names
@@ -144,7 +144,7 @@ def test_fresh_database_has_design_tables_and_records_migrations(settings, db):
 
 def test_first_release_schema_upgrades_to_exactly_the_fresh_schema(local_env, settings, db, fresh_name):
     """Baza pierwszego wydania (z historii git) z wierszami: po ``init_db`` schemat jak świeży, dane zostają."""
-    name = settings["DB_LOCAL_NAME"]
+    name = settings.db_local_name
     db.execute(f"DROP DATABASE `{name}`")
     db.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     db.execute(f"USE `{name}`")
@@ -193,11 +193,11 @@ def test_latest_pre_migration_database_is_adopted_without_changes(settings, db, 
     _make_legacy(db)
     actions = init_db(settings)
     assert actions == [
-        f"adopted database {settings['DB_LOCAL_NAME']} created before migrations",
+        f"adopted database {settings.db_local_name} created before migrations",
         "recorded 0001_initial as applied",
         *_applied_names()[1:],
     ]
-    after, fresh = _full_schema(settings["DB_LOCAL_NAME"]), _full_schema(fresh_name)
+    after, fresh = _full_schema(settings.db_local_name), _full_schema(fresh_name)
     assert after["columns"] == fresh["columns"] and after["indexes"] == fresh["indexes"]
     assert init_db(settings) == []
 
@@ -360,7 +360,7 @@ def test_index_with_changed_columns_is_rebuilt(local_env, settings):
             for r in db.query(
                 "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA=%s "
                 "AND TABLE_NAME='task_item' AND INDEX_NAME='idx_task_item_task_status' ORDER BY SEQ_IN_INDEX",
-                (settings["DB_LOCAL_NAME"],),
+                (settings.db_local_name,),
             )
         ]
         assert columns == ["id_task", "status", "deleted_at"]
@@ -394,7 +394,7 @@ def test_unused_item_indexes_are_dropped_by_init_db(local_env, settings):
             for r in db.query(
                 "SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA=%s "
                 "AND TABLE_NAME='task_item'",
-                (settings["DB_LOCAL_NAME"],),
+                (settings.db_local_name,),
             )
         }
         assert names == {
@@ -453,7 +453,7 @@ def test_result_hash_column_uses_the_reusable_statuses(settings, db):
     expression = db.query_value(
         "SELECT GENERATION_EXPRESSION FROM information_schema.COLUMNS WHERE TABLE_SCHEMA=%s "
         "AND TABLE_NAME='task_item' AND COLUMN_NAME='result_hash'",
-        (settings["DB_LOCAL_NAME"],),
+        (settings.db_local_name,),
     )
     statuses = ",".join(f"'{s}'" for s in REUSABLE_STATUSES)
     assert f"if(`status`in({statuses}),rtrim(`original_hash`),null)" == expression.replace(" ", "").lower()
@@ -511,7 +511,7 @@ def test_every_pre_migration_schema_in_git_history_upgrades_to_the_fresh_schema(
     first = FIRST_RELEASE.read_text(encoding="utf-8")
     assert any(text == first for _, text in versions), "brak historii git lib/schema.sql (płytki klon?)"
     expected = _full_schema(fresh_name)
-    name = settings["DB_LOCAL_NAME"]
+    name = settings.db_local_name
     for commit, text in versions:
         db.execute(f"DROP DATABASE IF EXISTS `{name}`")
         db.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
@@ -529,7 +529,7 @@ def test_every_pre_migration_schema_in_git_history_upgrades_to_the_fresh_schema(
 def test_longest_database_name_gets_a_lock_and_migrations(settings):
     """Nazwa bazy o 64 znakach (najdłuższa dozwolona): migracje i blokada działają (nazwa blokady skrócona dla MySQL)."""
     name = f"ailexia_t_{uuid.uuid4().hex}{uuid.uuid4().hex}"[:64]
-    long_settings = {**settings, "DB_LOCAL_NAME": name}
+    long_settings = settings.updated(DB_LOCAL_NAME=name)
     try:
         assert init_db(long_settings) == [f"created database {name}", *_applied_names()]
         assert init_db(long_settings) == []

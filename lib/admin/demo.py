@@ -13,7 +13,7 @@ from lib.admin.sources import add_source, get_source, remove_source
 from lib.admin.tasks import add_task
 from lib.db_local import MySQL
 from lib.errors import ConfigError
-from lib.load_config import PROJECT_ROOT
+from lib.load_config import PROJECT_ROOT, Settings
 
 TEXTS_FILE = Path(__file__).with_name("demo") / "teksty.txt"
 DEFAULT_PATH = PROJECT_ROOT / "data" / "demo.sqlite"
@@ -56,7 +56,7 @@ def create_demo_database(path: Path) -> int:
 
 def install_demo(
     db: MySQL,
-    settings: dict[str, Any],
+    settings: Settings,
     alias: str = "demo",
     path: Path | None = None,
     model: str | None = None,

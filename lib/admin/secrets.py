@@ -9,6 +9,7 @@ from typing import Any
 from cryptography.fernet import MultiFernet
 
 from lib.db_local import MySQL
+from lib.load_config import Settings
 from lib.passwords import OLD_KEY_NAME, encrypt, is_encrypted, rotate_value, secret_key
 
 
@@ -20,7 +21,7 @@ def _locked_passwords(db: MySQL) -> list[dict[str, Any]]:
     )
 
 
-def encrypt_plain(db: MySQL, settings: dict[str, Any]) -> dict[str, int]:
+def encrypt_plain(db: MySQL, settings: Settings) -> dict[str, int]:
     """Szyfruje kluczem ``AILEXIA_SECRET_KEY`` hasła zapisane jawnie przez starsze wersje.
 
     Args:
@@ -50,7 +51,7 @@ def encrypt_plain(db: MySQL, settings: dict[str, Any]) -> dict[str, int]:
     return {"encrypted": len(plain), "already": len(rows) - len(plain)}
 
 
-def rotate(db: MySQL, settings: dict[str, Any]) -> dict[str, int]:
+def rotate(db: MySQL, settings: Settings) -> dict[str, int]:
     """Przeszyfrowuje wszystkie hasła nowym kluczem (stary w ``AILEXIA_SECRET_KEY_OLD``), w jednej transakcji.
 
     Szyfrogramy spod starego klucza (albo już spod nowego - ponowne uruchomienie jest bezpieczne)

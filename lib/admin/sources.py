@@ -12,6 +12,7 @@ from lib import db_remote
 from lib.db_local import MySQL
 from lib.db_remote import discovery
 from lib.errors import ConfigError, RemoteError
+from lib.load_config import Settings
 from lib.passwords import ENV_NAME_RE, PREFIX, encrypt, password_state
 from lib.source import connect_source
 
@@ -43,7 +44,7 @@ def get_source(db: MySQL, alias: str) -> dict[str, Any]:
 
 def add_source(
     db: MySQL,
-    settings: dict[str, Any],
+    settings: Settings,
     *,
     alias: str,
     db_type: str,
@@ -190,7 +191,7 @@ def remove_source(db: MySQL, alias: str) -> int:
 
 
 def open_source_by_alias(
-    db: MySQL, settings: dict[str, Any], alias: str
+    db: MySQL, settings: Settings, alias: str
 ) -> tuple[db_remote.RemoteConn, dict[str, Any]]:
     """Łączy ze źródłem o aliasie (także wyłączonym - test ma powiedzieć prawdę) i zapisuje stan połączenia."""
     row = get_source(db, alias)
@@ -199,7 +200,7 @@ def open_source_by_alias(
 
 
 def check_source(
-    db: MySQL, settings: dict[str, Any], alias: str, table: str | None = None, schema: str | None = None
+    db: MySQL, settings: Settings, alias: str, table: str | None = None, schema: str | None = None
 ) -> dict[str, Any]:
     """Łączy ze źródłem i sprawdza wersję, użytkownika, prawo odczytu i zapisu, czas.
 
@@ -265,7 +266,7 @@ def check_source(
 
 
 def source_tables(
-    db: MySQL, settings: dict[str, Any], alias: str, schema: str | None = None
+    db: MySQL, settings: Settings, alias: str, schema: str | None = None
 ) -> list[dict[str, Any]]:
     """Tabele źródła z kolumnami tekstowymi, szacunkiem wierszy, kluczem (albo powodem braku) i prawami.
 

@@ -13,6 +13,7 @@ from lib.admin.models import get_model
 from lib.admin.sources import open_source_by_alias
 from lib.db_local import MySQL
 from lib.errors import ConfigError, RemoteError, UsageError
+from lib.load_config import Settings
 from lib.runtime.status import collect_status
 from lib.task import get_task
 
@@ -79,7 +80,7 @@ def _has_column(db: MySQL, table: str, column: str) -> bool:
 
 def add_task(
     db: MySQL,
-    settings: dict[str, Any],
+    settings: Settings,
     *,
     source: str,
     table: str,
@@ -173,12 +174,12 @@ def add_task(
     return id_task
 
 
-def list_tasks(settings: dict[str, Any]) -> list[dict[str, Any]]:
+def list_tasks(settings: Settings) -> list[dict[str, Any]]:
     """Stan wszystkich zadań (ten sam widok co ``python sync.py --status``)."""
     return collect_status(settings)
 
 
-def show_task(db: MySQL, settings: dict[str, Any], id_task: int) -> dict[str, Any]:
+def show_task(db: MySQL, settings: Settings, id_task: int) -> dict[str, Any]:
     """Stan jednego zadania: status, etap, postęp, pozycje po statusie, tokeny, koszt i ustawienia.
 
     Raises:

@@ -10,12 +10,13 @@ from typing import Any
 from lib.ai import client as ai_client
 from lib.ai import prompts
 from lib.ai.cost import compute_cost
+from lib.load_config import Settings
 
 # Krótki tekst testu modelu: dwa typowe błędy, które każdy model (i serwer testowy) poprawia.
 TEST_TEXT = "To jest bląd, którego wogóle nie widać."
 
 
-def probe_model(settings: dict[str, Any], model_row: dict[str, Any], text: str = TEST_TEXT) -> dict[str, Any]:
+def probe_model(settings: Settings, model_row: dict[str, Any], text: str = TEST_TEXT) -> dict[str, Any]:
     """Wysyła jedną krótką korektę przez klienta AI projektu i mierzy odpowiedź.
 
     Args:
@@ -32,7 +33,7 @@ def probe_model(settings: dict[str, Any], model_row: dict[str, Any], text: str =
         AiItemError: Odpowiedź niepoprawna po ponowieniach.
     """
     base_url, api_key = ai_client.resolve_endpoint(settings, model_row)
-    client = ai_client.make_client(base_url, api_key, float(settings["AI_TIMEOUT_S"]))
+    client = ai_client.make_client(base_url, api_key, settings.ai_timeout_s)
     state = ai_client.make_capability_state(model_row.get("response_format"))
     messages = prompts.build_messages(text, "correct", model_row.get("system_prompt"))
     started = time.monotonic()

@@ -26,6 +26,7 @@ from lib.db_local import MySQL, retry_on_deadlock
 from lib.db_remote import discovery
 from lib.db_utils import compute_hash, get_logger
 from lib.errors import RemoteError
+from lib.load_config import Settings
 from lib.runtime.control import StopCheck
 from lib.runtime.frames import run_with_task_lock
 from lib.source import open_source, resolve_task_target
@@ -189,7 +190,7 @@ def _export_batch(
 
 def _export(
     db: MySQL,
-    settings: dict[str, Any],
+    settings: Settings,
     task_row: dict[str, Any],
     should_stop: StopCheck | None,
     progress: Callable[[dict[str, Any]], None] | None,
@@ -227,7 +228,7 @@ def _export(
         )
         after = 0
         while True:
-            items = task_item.export_batch(db, id_task, after, settings["BATCH_SIZE"])
+            items = task_item.export_batch(db, id_task, after, settings.batch_size)
             if not items:
                 break
             after = int(items[-1]["id_task_item"])
@@ -267,7 +268,7 @@ def _export(
 
 
 def run_export(
-    settings: dict[str, Any],
+    settings: Settings,
     id_task: int,
     *,
     run_id: str | None = None,

@@ -6,8 +6,6 @@ w modułach obok: ``routes`` (zadania, pozycje, decyzje), ``auth`` (token, sesja
 ``review.py``; moduł nie zna Dagstera (eksport dostaje jako funkcję).
 """
 
-from typing import Any
-
 from itsdangerous import URLSafeTimedSerializer
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -16,6 +14,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from lib.errors import UsageError
+from lib.load_config import Settings
 from lib.review.web import auth, exports, routes
 from lib.review.web.state import ExportRunner, ReviewState
 from lib.review.web.views import STATIC_DIR, make_templates
@@ -37,7 +36,7 @@ ROUTES = [
 
 
 def create_app(
-    settings: dict[str, Any],
+    settings: Settings,
     token: str,
     export_runner: ExportRunner | None = None,
 ) -> Starlette:

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
 from lib.db_local import MySQL, connect_local
+from lib.load_config import Settings
 
 _T = TypeVar("_T")
 
@@ -37,7 +38,7 @@ class ReviewState:
         exports_lock: Blokada ``exports`` (wątki eksportu i widoki).
     """
 
-    settings: dict[str, Any]
+    settings: Settings
     token: str
     templates: Jinja2Templates
     shown_signer: URLSafeTimedSerializer
@@ -51,7 +52,7 @@ def review_state(request: Request) -> ReviewState:
     return request.app.state.review
 
 
-def with_db(settings: dict[str, Any], function: Callable[[MySQL], _T]) -> _T:
+def with_db(settings: Settings, function: Callable[[MySQL], _T]) -> _T:
     """Wywołuje ``function`` na nowym połączeniu lokalnym (bez autocommit) i zamyka połączenie."""
     db = connect_local(settings, autocommit=False)
     try:
