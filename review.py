@@ -240,7 +240,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     """Uruchamia stronę przeglądu (uvicorn) i wypisuje jej adres z tokenem."""
     import uvicorn
 
-    from lib.review.web.app import create_app
+    from lib.web.app import create_app
 
     # Baza musi odpowiadać od razu: lepiej jedna linia błędu teraz niż 500 na stronie.
     connect_local(settings, autocommit=True).close()

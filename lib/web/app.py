@@ -15,9 +15,9 @@ from starlette.staticfiles import StaticFiles
 
 from lib.errors import UsageError
 from lib.load_config import Settings
-from lib.review.web import auth, exports, routes
-from lib.review.web.state import ExportRunner, ReviewState
-from lib.review.web.views import STATIC_DIR, make_templates
+from lib.web import auth, exports, routes
+from lib.web.state import ExportRunner, ReviewState
+from lib.web.views import STATIC_DIR, make_templates
 
 ROUTES = [
     Route("/", routes.index),

@@ -22,11 +22,11 @@ from lib.errors import AilexiaError, UsageError
 from lib.review.decisions import Outcome, accept_hunks, edit_and_accept, set_decision, undo_last
 from lib.review.items import Page, get_item, page_items
 from lib.review.rules import DECISIONS, ITEM_STATUSES, describe_state
-from lib.review.web.auth import read_write
-from lib.review.web.state import call_db, review_state
-from lib.review.web.views import ask_name, card_html, error_response, item_view, refused, render
 from lib.runtime.status import collect_status
 from lib.task import get_task
+from lib.web.auth import read_write
+from lib.web.state import call_db, review_state
+from lib.web.views import ask_name, card_html, error_response, item_view, refused, render
 
 log = get_logger("review_web")
 

@@ -1,6 +1,6 @@
 """Widoki strony przeglądu: szablony, odpowiedzi HTML/JSON, różnica słów w HTML, karta pozycji.
 
-Szablony leżą w ``lib/review/web/templates``, pliki statyczne w ``lib/review/web/static``.
+Szablony leżą w ``lib/web/templates``, pliki statyczne w ``lib/web/static``.
 Odpowiedzi błędów są jednym zdaniem po polsku: JSON dla wywołań ``fetch`` i API, prosta
 strona dla przeglądarki.
 """
@@ -18,7 +18,7 @@ from lib.errors import AilexiaError, UsageError
 from lib.review.diff import Segment, diff_segments, show_whitespace
 from lib.review.items import parse_summary
 from lib.review.rules import item_version
-from lib.review.web.state import review_state
+from lib.web.state import review_state
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 STATIC_DIR = Path(__file__).with_name("static")
