@@ -14,8 +14,8 @@ from decimal import Decimal
 import pymysql
 import pytest
 
-from lib.ai import online as ai_worker
 from lib.ai import operation as ai_operation
+from lib.ai import run as ai_worker
 from lib.db_utils import compute_hash
 from tests.conftest import MYSQL_SERVER, PROJECT_ROOT
 from tests.fake_openai import fake_openai_fixture  # noqa: F401

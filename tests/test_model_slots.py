@@ -11,7 +11,7 @@ import time
 import pytest
 
 from lib.ai import model_cap as model_slots
-from lib.ai import online as ai_worker
+from lib.ai import run as ai_worker
 from lib.db_local import connect_local
 from tests import test_ai_worker as aiw
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
