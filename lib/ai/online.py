@@ -260,8 +260,6 @@ def _run_loop(run: Run, should_stop: StopCheck | None, progress: Progress | None
             if not active:
                 break
             done = _drain(finished, timeout=0.25)
-            # Miejsca limitu modelu, których run nie użył przez IDLE_S, wracają do innych runów.
-            model_slots.release_idle(run.request_slots)
             for future in done:
                 if active.pop(future, None) is None:
                     continue  # anulowane wcześniej przez _cancel_queued
