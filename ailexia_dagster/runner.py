@@ -3,6 +3,7 @@
 Runy ze skryptów trafiają do tej samej instancji co runy sensora, więc widać je obok siebie w UI.
 """
 
+import gc
 import os
 import shutil
 import sqlite3
@@ -134,6 +135,9 @@ def materialize_task(
     run_config = (
         {"loggers": {"console": {"config": {"log_level": "WARNING"}}}} if progress.bar_active() else None
     )
+    # Obiekty po imporcie Dagstera (setki tysięcy) poza odśmiecaczem: każde pełne przejście GC
+    # przeglądało je wszystkie przy każdej stronie skanu (profil resyncu 1 %: ~0,5-0,9 s z ~4 s).
+    gc.freeze()
     result = materialize(
         assets,
         instance=instance,
