@@ -12,15 +12,20 @@ import bisect
 import contextlib
 import hashlib
 import itertools
+import os
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import pymysql
 
-from lib import db_remote, faults, sync_load, task_item
+# Nowe moduły silnika leżą już w docelowym pakiecie ``lib/sync/`` (issue 25); dopóki ten plik jest
+# modułem ``lib.sync``, ``__path__`` czyni z niego pakiet dla nich (po przeniesieniu do
+# ``lib/sync/engine.py`` ta linia znika, importy zostają te same).
+__path__ = [os.path.join(os.path.dirname(__file__), "sync")]
+
+from lib import db_remote, faults, sync_load, task_item  # noqa: E402
 from lib.background import background_stream
 from lib.control import StopCheck
 from lib.db_local import MySQL, connect_local, error_code, retry_on_deadlock
@@ -29,6 +34,7 @@ from lib.db_utils import get_logger, hash_text
 from lib.errors import RemoteError, TaskError
 from lib.runs import run_with_task_lock
 from lib.source import exports_in_place, hasher, open_source, resolve_task_target
+from lib.sync import leaves, markers  # noqa: E402
 from lib.task import (
     get_task,
     lock_task_row,
@@ -41,7 +47,7 @@ from lib.task import (
     stage_for_progress,
     start_sync_operation,
 )
-from lib.verify import run_verify
+from lib.verify import run_verify  # noqa: E402
 
 log = get_logger("sync")
 
@@ -82,6 +88,10 @@ MAX_REMOTE_KEY = 700
 
 class _OrderChanged(Exception):
     """Źródło zwraca znane klucze w innej kolejności niż przy poprzednim skanie (np. zmiana sortowania)."""
+
+
+class _Restarted(Exception):
+    """Scalanie części przełączyło skan na nową numerację (``_start_rerank`` już wykonane)."""
 
 
 class _Row(NamedTuple):
@@ -219,6 +229,13 @@ class _Scan:
     window: _Window | None = None
     # Teksty przeczytane naprzód dla całej strony hashy, która się różni: klucz -> (tekst, hash).
     texts: dict[Any, tuple[str | None, str | None]] | None = None
+    # Pozycje spoza okna dla kluczy zawężanej strony (``_preload``); ``None``: pytaj bazę.
+    known: dict[str, tuple] | None = None
+    # Ostatnia zawężana strona miała gęste zmiany (``leaves.plan(dense=...)``).
+    dense: bool = False
+    # Przesunięcia pozycji (``task_item.shift_ords``) w tym skanie: ``(od pozycji, o ile)``; pozycje
+    # przeczytane wcześniej (części zawężanego zakresu) są przez nie poprawiane (``_moved``).
+    shifts: list[tuple[int, int]] = field(default_factory=list)
     batch: _Batch = field(default_factory=_Batch)
     mark: float = field(default_factory=time.monotonic)
     last_commit: float = field(default_factory=time.monotonic)
@@ -266,18 +283,20 @@ class _TextReader:
         self.conn_row, self.settings, self.target, self.hash_of = conn_row, settings, target, hash_of
         self.rconn: db_remote.RemoteConn | None = None
 
-    def read(self, keys: list[Any]) -> dict[Any, tuple[str | None, str | None]]:
-        """``klucz -> (tekst, hash)`` dla wierszy, które są w źródle."""
+    def conn(self) -> db_remote.RemoteConn:
+        """Połączenie czytelnika (otwierane przy pierwszym użyciu)."""
         if self.rconn is None:
             self.rconn = db_remote.connect(self.conn_row, self.settings)
-        found = db_remote.fetch_by_keys(self.rconn, self.target, keys)
+        return self.rconn
+
+    def read(self, keys: list[Any]) -> dict[Any, tuple[str | None, str | None]]:
+        """``klucz -> (tekst, hash)`` dla wierszy, które są w źródle."""
+        found = db_remote.fetch_by_keys(self.conn(), self.target, keys)
         return {key: (values[0], hash_text(values[0], self.hash_of)) for key, values in found.items()}
 
     def hash_range(self, after: Any, last: Any, limit: int, hash_sql: str) -> list[tuple[Any, str | None]]:
         """Wiersze ``(klucz, hash ze źródła)`` z zakresu ``(after, last]`` (klucz całkowity)."""
-        if self.rconn is None:
-            self.rconn = db_remote.connect(self.conn_row, self.settings)
-        return db_remote.fetch_hash_range(self.rconn, self.target, after, last, limit, hash_sql)
+        return db_remote.fetch_hash_range(self.conn(), self.target, after, last, limit, hash_sql)
 
     def close(self) -> None:
         if self.rconn is not None:
@@ -415,6 +434,7 @@ def _place(
         assert high is not None
         amount = GAP * (len(run) + 1) * 2
         task_item.shift_ords(scan.db, scan.id_task, high, amount)
+        scan.shifts.append((high, amount))
         scan.window = None  # pozycje w oknie są już nieaktualne
         for remote_key, item in list(local.items()):
             if item[1] is not None and item[1] >= high:
@@ -460,7 +480,10 @@ def _merge_page(scan: _Scan, rows: list[_Row], fill: "_TextReader | None" = None
         # Klucze spoza okna: nowe wiersze albo pozycje z porządkiem przed kotwicą (powrót usuniętego, zmiana
         # porządku) - szukane dokładnie.
         missing = [row.remote_key for row in rows if row.remote_key not in local]
-        local.update(task_item.items_by_keys(db, id_task, missing))
+        if scan.known is None:
+            local.update(task_item.items_by_keys(db, id_task, missing))
+        else:
+            local.update((key, scan.known[key]) for key in missing if key in scan.known)
     if fill is not None:
         rows = _with_texts(scan, rows, local, fill)
         if not rows:
@@ -634,11 +657,10 @@ def _start_operation(db: MySQL, task_row: dict[str, Any], run_id: str | None) ->
     """
     id_task = task_row["id_task"]
     marker = task_row.get("resume_marker") or ""
-    if marker.startswith("scan:"):
+    if markers.parse(marker).stage == "scan":
         resume_sync_operation(db, id_task, run_id)
         return True, marker
-    initial = not task_item.has_items(db, id_task)
-    marker = f"scan:{'init' if initial else 'diff'}:{uuid.uuid4()}"
+    marker = markers.scan(not task_item.has_items(db, id_task))
     start_sync_operation(db, id_task, marker, run_id)
     return False, marker
 
@@ -662,7 +684,7 @@ def _start_rerank(scan: _Scan) -> str:
     _flush(scan, False, None)
     scan.base = (task_item.max_ord(scan.db, scan.id_task) or 0) + GAP
     scan.mode, scan.anchor, scan.last_key, scan.last_row, scan.initial = "rerank", None, None, None, False
-    marker = f"scan:rerank:{scan.base}:{uuid.uuid4()}"
+    marker = markers.rerank(scan.base)
     restart_scan_position(scan.db, scan.id_task, marker)
     log.warning(
         "zadanie %s: źródło zwraca klucze w innej kolejności niż przy poprzednim skanie - skan od początku "
@@ -834,16 +856,269 @@ def _scan_fingerprints(
             last_row = _Row(last, encode_key(last), last, None, fingerprint)
             stopped = _advance(scan, last_row, count, commit_rows, progress, should_stop, compared=False)
         else:
-            page = fill.hash_range(after, last, batch_size * _HASH_PAGE_FACTOR, hash_sql)
-            rows = _prepare_page(page, None, True, hashed=True)
-            if not rows:
-                continue
-            stopped, _restart = _scan_rows(
-                scan, rows, batch_size, commit_rows, fill, progress, should_stop, whole=False
-            )
+            # Strona się różni: zawężanie od pozycji lokalnych jej zakresu (pozycja = klucz).
+            items = task_item.items_after(scan.db, scan.id_task, scan.anchor, 1 << 30, high=last)
+            span = leaves.Span(after, last, [item for item in items if not item[6]])
+            try:
+                stopped = _narrow(
+                    scan, span, items, fill, hash_sql, batch_size, commit_rows, progress, should_stop
+                )
+            except _Restarted:
+                return None, True
         if stopped:
             return stopped, False
     return None, False
+
+
+def _moved(scan: _Scan, ordinal: int) -> int:
+    """Pozycja ``ordinal`` przeczytana wcześniej, poprawiona o przesunięcia z tego skanu (``scan.shifts``)."""
+    for start, amount in scan.shifts:
+        if ordinal >= start:
+            ordinal += amount
+    return ordinal
+
+
+def _item_row(scan: _Scan, item: tuple) -> _Row:
+    """Wiersz pozycji skanu dla pozycji lokalnej (pozycja w źródle po części bez zmian)."""
+    key = decode_key(item[0])
+    single_int = isinstance(key, int) and scan.mode == "key"
+    return _Row(key, item[0], key if single_int else None, None, None)
+
+
+def _skip_span(
+    scan: _Scan, span: leaves.Span, commit_rows: int, progress: Progress | None, should_stop: StopCheck | None
+) -> str | None:
+    """Część zakresu równa po odcisku: jej pozycje są bez zmian, pozycja skanu przechodzi na ostatnią."""
+    if not span.items:
+        return None
+    last = span.items[-1]
+    scan.batch.unchanged += len(span.items)
+    scan.anchor = _moved(scan, last[2])
+    return _advance(
+        scan, _item_row(scan, last), len(span.items), commit_rows, progress, should_stop, compared=False
+    )
+
+
+def _close_span(scan: _Scan, span: leaves.Span) -> None:
+    """Po scaleniu wierszy części: jej pozycje za ostatnim scalonym wierszem zniknęły ze źródła."""
+    gone = [item for item in span.items if scan.anchor is None or _moved(scan, item[2]) > scan.anchor]
+    if gone:
+        scan.batch.deleted.extend(item[1] for item in gone)
+        scan.anchor = _moved(scan, gone[-1][2])
+
+
+def _merge_span(
+    scan: _Scan,
+    span: leaves.Span,
+    rows: list[_Row],
+    fill: "_TextReader",
+    batch_size: int,
+    commit_rows: int,
+    progress: Progress | None,
+    should_stop: StopCheck | None,
+) -> str | None:
+    """Scala wiersze części, która się różni (po ``batch_size``), i zamyka ją (usunięcia na jej końcu)."""
+    if rows:
+        parts = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+        stopped, restart = _scan_parts(scan, parts, False, commit_rows, fill, progress, should_stop)
+        if restart:
+            raise _Restarted
+        if stopped:
+            return stopped
+    _close_span(scan, span)
+    return None
+
+
+def _read_tail(
+    scan: _Scan,
+    span: leaves.Span,
+    fill: "_TextReader",
+    hash_sql: str,
+    batch_size: int,
+    commit_rows: int,
+    progress: Progress | None,
+    should_stop: StopCheck | None,
+) -> str | None:
+    """Część do końca źródła (``span.high is None``): wiersze czytane stronami (dopisanych może być dużo)."""
+    low, limit = span.low, batch_size * _HASH_PAGE_FACTOR
+    # Wierszy ogona nie było w ``_preload``: pozycje spoza okna i teksty - z bazy i ze źródła.
+    scan.known = scan.texts = None
+    while True:
+        page = db_remote.fetch_hash_between(fill.conn(), fill.target, low, None, limit, hash_sql)
+        rows = _prepare_page(page, None, scan.mode == "key", hashed=True)
+        last = len(page) < limit
+        stopped = _merge_span(
+            scan,
+            span if last else leaves.Span(None, None, []),
+            rows,
+            fill,
+            batch_size,
+            commit_rows,
+            progress,
+            should_stop,
+        )
+        if stopped or last:
+            return stopped
+        low = page[-1][0]
+
+
+def _preload(scan: _Scan, window: list[tuple], complete: bool, rows: list[_Row], fill: "_TextReader") -> None:
+    """Dane lokalne i teksty dla wszystkich wierszy zawężanej strony, kilkoma zapytaniami zamiast kilku na część.
+
+    Okno pozycji strony (``scan.window``), pozycje spoza okna dla kluczy źródła (``scan.known``:
+    powrót usuniętego, zmiana porządku) i teksty wierszy nowych i zmienionych (``scan.texts``).
+    """
+    scan.window = _Window(window, scan.anchor, complete)
+    by_key = scan.window.by_key
+    scan.known = task_item.items_by_keys(
+        scan.db, scan.id_task, [r.remote_key for r in rows if r.remote_key not in by_key]
+    )
+    wanted = []
+    for row in rows:
+        item = by_key.get(row.remote_key) or scan.known.get(row.remote_key)
+        if row.text is _UNREAD and (
+            item is None or row.digest != task_item.reference_hash(item[4], item[2], item[3], scan.in_place)
+        ):
+            wanted.append(row.key)
+    scan.texts = fill.read(wanted) if wanted else {}
+    scan.stats["texts_read"] += len(scan.texts)
+
+
+def _check_order(
+    scan: _Scan, segments: list[leaves.Span], rows: list[list[_Row]], fill: "_TextReader"
+) -> None:
+    """Klucz nienumeryczny: pozycje części bez wiersza w jej zakresie źródła muszą zniknąć ze źródła.
+
+    Klucz, który w źródle jest, leży w innym zakresie - źródło porządkuje klucze inaczej niż przy
+    poprzednim skanie (``_OrderChanged``), zanim jakakolwiek pozycja zostanie oznaczona jako usunięta.
+    """
+    if scan.mode == "key":
+        return
+    seen = {row.remote_key for part in rows for row in part}
+    gone = [decode_key(item[0]) for span in segments for item in span.items if item[0] not in seen]
+    if gone and fill.read(gone):
+        raise _OrderChanged
+
+
+def _narrow(
+    scan: _Scan,
+    span: leaves.Span,
+    window: list[tuple],
+    fill: "_TextReader",
+    hash_sql: str,
+    batch_size: int,
+    commit_rows: int,
+    progress: Progress | None,
+    should_stop: StopCheck | None,
+) -> str | None:
+    """Strona, która się różni, zawężona do części, które się różnią (``lib.sync.leaves.plan``).
+
+    Wiersze ``(klucz, hash)`` wszystkich części do przeczytania idą jednym zapytaniem
+    (``db_remote.fetch_hash_ranges``), dane lokalne i teksty - ``_preload``; części bez zmian
+    przesuwają tylko pozycję skanu.
+
+    Args:
+        window: Wszystkie pozycje (także usunięte) z zakresu strony, rosnąco po ``source_ord``.
+
+    Returns:
+        Powód zatrzymania po zatwierdzonej partii albo ``None``.
+
+    Raises:
+        _OrderChanged: Źródło porządkuje klucze inaczej niż przy poprzednim skanie.
+        _Restarted: Scalanie przełączyło skan na nową numeracją (``_start_rerank``).
+    """
+    segments = leaves.plan(fill.conn(), fill.target, hash_sql, span, scan.in_place, scan.stats, scan.dense)
+    bounded = [seg for seg, differs in segments if differs and seg.high is not None]
+    fetched = db_remote.fetch_hash_ranges(
+        fill.conn(), fill.target, [(s.low, s.high) for s in bounded], hash_sql
+    )
+    rows = {
+        id(seg): _prepare_page(page, None, scan.mode == "key", hashed=True)
+        for seg, page in zip(bounded, fetched, strict=True)
+    }
+    _check_order(scan, bounded, list(rows.values()), fill)
+    _preload(scan, window, span.high is None, [row for part in rows.values() for row in part], fill)
+    seen = sum(len(part) for part in rows.values())
+    read = sum(len(seg.items) for seg in bounded)
+    # Zmiany strony (nowe i zmienione wiersze, pozycje bez wiersza) decydują o podziale następnej.
+    scan.dense = len(scan.texts or ()) + max(0, read - seen) > leaves.SPLIT
+    try:
+        for seg, differs in segments:
+            if not differs:
+                stopped = _skip_span(scan, seg, commit_rows, progress, should_stop)
+            elif seg.high is None:
+                stopped = _read_tail(
+                    scan, seg, fill, hash_sql, batch_size, commit_rows, progress, should_stop
+                )
+            else:
+                scan.stats["rows_compared"] += len(rows[id(seg)])
+                stopped = _merge_span(
+                    scan, seg, rows[id(seg)], fill, batch_size, commit_rows, progress, should_stop
+                )
+            if stopped:
+                return stopped
+    finally:
+        scan.window = scan.texts = scan.known = None
+    return None
+
+
+def _scan_ranges(
+    scan: _Scan,
+    fill: "_TextReader",
+    hash_sql: str,
+    batch_size: int,
+    commit_rows: int,
+    progress: Progress | None,
+    should_stop: StopCheck | None,
+) -> tuple[str | None, bool | str]:
+    """Resync zakresami kluczy wyznaczonymi z porządku kopii lokalnej (każdy rodzaj klucza, każde źródło z odciskami).
+
+    Strona to ``batch_size * _HASH_PAGE_FACTOR`` kolejnych aktywnych pozycji za ``scan.anchor``;
+    jej granica to klucz ostatniej z nich (ostatnia strona sięga do końca źródła). Odcisk pozycji
+    liczy MySQL (``task_item.range_fingerprint``), odcisk tego samego zakresu kluczy - źródło; strona
+    równa przechodzi jednym wierszem z każdej strony, inna jest zawężana (``_narrow``).
+
+    Po stronie z gęstymi zmianami (``scan.dense``) kończy z ``"dense"``: dalej taniej czytać strony
+    ``(klucz, hash)`` po kolei (``_scan_source`` przełącza drogę) niż liczyć odciski części.
+
+    Returns:
+        ``(powód zatrzymania albo None, True: od nowa z nową numeracją / "dense" / False)``.
+    """
+    scan.stats["read_mode"] = "ranges"
+    db, id_task, page = scan.db, scan.id_task, batch_size * _HASH_PAGE_FACTOR
+    while True:
+        scan.shifts = []
+        bound = task_item.nth_active_after(db, id_task, scan.anchor, page)
+        high_ord = None if bound is None else bound[1]
+        high = None if bound is None else decode_key(bound[0])
+        count, fingerprint, last_ord = task_item.range_fingerprint(
+            db, id_task, scan.anchor, high_ord, scan.in_place
+        )
+        (theirs,) = db_remote.range_fingerprints(fill.conn(), fill.target, hash_sql, scan.last_key, [high])
+        try:
+            if count and theirs == (count, fingerprint):
+                last_key = bound[0] if bound is not None else task_item.key_at_ord(db, id_task, last_ord)
+                scan.batch.unchanged += count
+                scan.anchor = last_ord
+                row = _item_row(scan, (last_key,))
+                stopped = _advance(scan, row, count, commit_rows, progress, should_stop, compared=False)
+            else:
+                items = task_item.items_after(db, id_task, scan.anchor, 1 << 30, high=high_ord)
+                span = leaves.Span(scan.last_key, high, [item for item in items if not item[6]])
+                stopped = _narrow(
+                    scan, span, items, fill, hash_sql, batch_size, commit_rows, progress, should_stop
+                )
+        except _OrderChanged:
+            _start_rerank(scan)
+            return None, True
+        except _Restarted:
+            return None, True
+        if stopped:
+            return stopped, False
+        if bound is None:
+            return None, False
+        if scan.dense:
+            return None, "dense"
 
 
 def _load_initial(
@@ -903,6 +1178,174 @@ def _load_initial(
             db.close()
 
 
+@dataclass
+class _Reading:
+    """Odczyt źródła jednego skanu: połączenia, cel, hash liczony przez źródło i ustawienia stron.
+
+    Attributes:
+        hashes: Wyrażenie hasha liczonego przez źródło (``_source_hashes``) albo ``None``: skan czyta teksty.
+        fill: Drugie połączenie (teksty po kluczach, zakresy) - tylko z ``hashes``.
+        ranges: Czy wolno czytać zakresami z porządku kopii (``_scan_ranges``); ``False`` po gęstych zmianach.
+    """
+
+    settings: dict[str, Any]
+    rconn: db_remote.RemoteConn
+    conn_row: dict[str, Any]
+    target: db_remote.Target
+    hash_of: Any
+    batch_size: int
+    commit_rows: int
+    progress: Progress | None
+    should_stop: StopCheck | None
+    hashes: str | None = None
+    fill: "_TextReader | None" = None
+    ranges: bool = True
+    spare: list[db_remote.RemoteConn] = field(default_factory=list)
+
+
+def _verify_only(task_row: dict[str, Any]) -> dict[str, Any]:
+    """Statystyki runu, który zastał zatwierdzony skan (run zginął w weryfikacji): została sama weryfikacja."""
+    return {
+        "fetched": 0,
+        "new": 0,
+        "updated": 0,
+        "deleted": 0,
+        "unchanged": 0,
+        "stopped": None,
+        "last_key": task_row["last_processed_key"],
+        "records_total": task_row["records_total"],
+        "resumed": True,
+    }
+
+
+def _open_scan(
+    db: MySQL, reading: _Reading, task_row: dict[str, Any], resuming: bool, marker: str, started: float
+) -> _Scan:
+    """Stan skanu: nowa operacja (liczba wierszy źródła) albo wznowienie od zatwierdzonej pozycji."""
+    id_task = task_row["id_task"]
+    state = get_task(db, id_task) if resuming else None
+    db.commit()
+    # sync_progress >= 5 = liczba wierszy źródła zapisana (ten sam commit co records_total);
+    # run zabity przed tym momentem liczy je od nowa.
+    if state is not None and float(state["sync_progress"] or 0) >= 5:
+        total = int(state["records_total"] or 0)
+        after = decode_key(state["last_processed_key"]) if state["last_processed_key"] else None
+        anchor, scanned_before = state["scan_ord"], int(state["records_fetched"] or 0)
+    else:
+        total = db_remote.count_rows(reading.rconn, reading.target)
+        after, anchor, scanned_before = None, None, 0
+        record_source_total(db, id_task, total, int((time.monotonic() - started) * 1000))
+    parsed = markers.parse(marker)
+    mode = "rerank" if parsed.kind == "rerank" else _order_mode(reading.target)
+    target = reading.target
+    log.info(
+        "zadanie %s: %s skanu %s.%s po kluczu (%s): %s wierszy w źródle%s",
+        id_task,
+        "wznowienie" if resuming else "start",
+        target.table,
+        target.column,
+        target.key,
+        total,
+        "" if after is None else f", od klucza {encode_key(after)}",
+    )
+    # texts_read: teksty przeczytane ze źródła; read_mode: copy, pages (strony z tekstami), hashes
+    # (hashe liczone przez źródło), fingerprints / ranges (odciski stron i zakresów kluczy).
+    # ranges_compared / rows_compared: odciski części i pozycje części czytanych wierszami (zawężanie).
+    stats = dict.fromkeys(("fetched", "new", "updated", "deleted", "unchanged", "texts_read"), 0)
+    stats.update(read_mode="", ranges_compared=0, rows_compared=0)
+    return _Scan(
+        db=db,
+        id_task=id_task,
+        total=total,
+        last_key=after,
+        last_row=None,
+        scanned=scanned_before,
+        stats=stats,
+        in_place=exports_in_place(task_row),
+        mode=mode,
+        initial=parsed.kind == "init",
+        anchor=anchor,
+        base=parsed.base,
+    )
+
+
+def _read_path(scan: _Scan, reading: _Reading) -> str:
+    """Którą drogą czytać źródło w tym skanie.
+
+    ``fingerprints``: odciski stron keyset liczone przez źródło (PostgreSQL, klucz całkowity);
+    ``ranges``: odciski zakresów kluczy z porządku kopii (każdy klucz jednokolumnowy, źródła z
+    ``range_fingerprints``); ``hashes``: strony ``(klucz, hash)``; ``texts``: strony z tekstami.
+    """
+    if reading.hashes is None:
+        return "texts"
+    if scan.mode == "key" and db_remote.can_fingerprint(reading.rconn, reading.target):
+        return "fingerprints"
+    if (
+        reading.ranges
+        and scan.mode != "rerank"
+        and db_remote.can_fingerprint_ranges(reading.rconn, reading.target)
+    ):
+        return "ranges"
+    return "hashes"
+
+
+def _pages(scan: _Scan, reading: _Reading, path: str) -> Iterator:
+    """Strumień stron źródła dla drogi ``path`` (wątek czyta naprzód, ``_PREFETCH_PAGES`` stron)."""
+    rconn, target, size = reading.rconn, reading.target, reading.batch_size * _HASH_PAGE_FACTOR
+    single_int = target.single_integer_key
+    if path == "fingerprints":
+        # Odciski stron liczy źródło (na SYNC_FINGERPRINT_READERS połączeniach naraz).
+        while len(reading.spare) < reading.settings["SYNC_FINGERPRINT_READERS"] - 1:
+            reading.spare.append(db_remote.connect(reading.conn_row, reading.settings))
+        source = db_remote.iter_page_fingerprints(
+            rconn, target, scan.last_key, size, reading.hashes, reading.spare
+        )
+    elif path == "hashes":
+        source = (
+            _prepare_page(page, None, single_int, hashed=True)
+            for page in db_remote.iter_pages(rconn, target, scan.last_key, size, hash_sql=reading.hashes)
+        )
+    else:
+        source = (
+            _prepare_page(page, reading.hash_of, single_int)
+            for page in db_remote.iter_pages(rconn, target, scan.last_key, reading.batch_size)
+        )
+    return _prefetch(source, _PREFETCH_PAGES)
+
+
+def _scan_source(scan: _Scan, reading: _Reading) -> str | None:
+    """Porównanie źródła z pozycjami drogą z ``_read_path``, od nowa po zmianie numeracji lub drogi.
+
+    Returns:
+        Powód zatrzymania albo ``None``, gdy źródło zostało przeczytane do końca.
+    """
+    args = (reading.batch_size, reading.commit_rows)
+    callbacks = (reading.progress, reading.should_stop)
+    while True:
+        path = _read_path(scan, reading)
+        if path == "ranges":
+            assert reading.fill is not None and reading.hashes is not None
+            stopped, restart = _scan_ranges(scan, reading.fill, reading.hashes, *args, *callbacks)
+            if restart == "dense":
+                reading.ranges = False
+        else:
+            pages = _pages(scan, reading, path)
+            try:
+                if path == "fingerprints":
+                    assert reading.fill is not None and reading.hashes is not None
+                    stopped, restart = _scan_fingerprints(
+                        scan, pages, *args, reading.fill, reading.hashes, *callbacks
+                    )
+                else:
+                    stopped, restart = _scan_pages(
+                        scan, pages, reading.target, *args, reading.fill, *callbacks
+                    )
+            finally:
+                pages.close()
+        if not restart:
+            return stopped
+
+
 def _scan(
     db: MySQL,
     settings: dict[str, Any],
@@ -912,154 +1355,67 @@ def _scan(
     progress: Progress | None,
     started: float,
 ) -> dict[str, Any]:
+    """Jedna operacja skanu (albo jej wznowienie): odczyt źródła, porównanie, zapis różnic."""
     id_task = task_row["id_task"]
-    if task_row["status"] == "verifying" and (task_row.get("resume_marker") or "").startswith("verify:"):
+    if task_row["status"] == "verifying" and markers.parse(task_row.get("resume_marker")).stage == "verify":
         # Run zginął w weryfikacji: skan tej operacji jest zatwierdzony, zostaje sama weryfikacja
         # (nowy skan wyzerowałby liczniki operacji).
         log.info("zadanie %s: skan zatwierdzony wcześniej - tylko weryfikacja", id_task)
-        return {
-            "fetched": 0,
-            "new": 0,
-            "updated": 0,
-            "deleted": 0,
-            "unchanged": 0,
-            "stopped": None,
-            "last_key": task_row["last_processed_key"],
-            "records_total": task_row["records_total"],
-            "resumed": True,
-        }
+        return _verify_only(task_row)
     resuming, marker = _start_operation(db, task_row, run_id)
     faults.checkpoint("sync.init")
     rconn, conn_row = open_source(db, task_row, settings)
     try:
-        target = resolve_task_target(rconn, task_row)
-        hash_of = hasher(task_row)
-        state = get_task(db, id_task) if resuming else None
-        db.commit()
-        # sync_progress >= 5 = liczba wierszy źródła zapisana (ten sam commit co records_total);
-        # run zabity przed tym momentem liczy je od nowa.
-        if state is not None and float(state["sync_progress"] or 0) >= 5:
-            total = int(state["records_total"] or 0)
-            after = decode_key(state["last_processed_key"]) if state["last_processed_key"] else None
-            anchor = state["scan_ord"]
-            scanned_before = int(state["records_fetched"] or 0)
-        else:
-            total = db_remote.count_rows(rconn, target)
-            after, anchor, scanned_before = None, None, 0
-            record_source_total(db, id_task, total, int((time.monotonic() - started) * 1000))
-        parts = marker.split(":")
-        mode, base = ("rerank", int(parts[2])) if parts[1] == "rerank" else (_order_mode(target), None)
-        log.info(
-            "zadanie %s: %s skanu %s.%s po kluczu (%s): %s wierszy w źródle%s",
-            id_task,
-            "wznowienie" if resuming else "start",
-            target.table,
-            target.column,
-            target.key,
-            total,
-            "" if after is None else f", od klucza {encode_key(after)}",
-        )
         batch_size = settings["BATCH_SIZE"]
-        commit_rows = max(settings["COMMIT_ROWS"], batch_size)
-        scan = _Scan(
-            db,
-            id_task,
-            total,
-            after,
-            None,
-            scanned_before,
-            # texts_read: teksty przeczytane ze źródła; read_mode: copy, pages (strony z tekstami)
-            # albo hashes (hashe liczone przez źródło, teksty tylko wierszy nowych i zmienionych).
-            {
-                "fetched": 0,
-                "new": 0,
-                "updated": 0,
-                "deleted": 0,
-                "unchanged": 0,
-                "texts_read": 0,
-                "read_mode": "",
-            },
-            exports_in_place(task_row),
-            mode,
-            parts[1] == "init",
-            anchor,
-            base,
+        reading = _Reading(
+            settings=settings,
+            rconn=rconn,
+            conn_row=conn_row,
+            target=resolve_task_target(rconn, task_row),
+            hash_of=hasher(task_row),
+            batch_size=batch_size,
+            commit_rows=max(settings["COMMIT_ROWS"], batch_size),
+            progress=progress,
+            should_stop=should_stop,
         )
-        stopped = None
-        single_int = target.single_integer_key
+        scan = _open_scan(db, reading, task_row, resuming, marker, started)
         # GROUP_CONCAT odcisku strony: do BATCH_SIZE * _HASH_PAGE_FACTOR wierszy z kluczem do 700 znaków.
         db.execute(
             "SET SESSION group_concat_max_len = %s", (max(1 << 20, batch_size * _HASH_PAGE_FACTOR * 3200),)
         )
-        restart = True
+        stopped = None
         if scan.initial and scan.mode != "rerank":
-            restart = False
             stopped = _load_initial(
-                scan, settings, rconn, target, hash_of, batch_size, commit_rows, progress, should_stop
+                scan,
+                settings,
+                rconn,
+                reading.target,
+                reading.hash_of,
+                batch_size,
+                reading.commit_rows,
+                progress,
+                should_stop,
             )
-        hashes = None if scan.initial else _source_hashes(rconn, target, task_row, scan.last_key, batch_size)
-        fill = _TextReader(conn_row, settings, target, hash_of) if hashes else None
-        spare: list[db_remote.RemoteConn] = []
-        try:
-            while restart:
-                restart = False
-                fingerprints = False
-                if hashes and scan.mode == "key" and db_remote.can_fingerprint(rconn, target):
-                    # Odciski stron liczy źródło (na SYNC_FINGERPRINT_READERS połączeniach naraz); wątek
-                    # czyta je naprzód, porównanie w wątku głównym.
-                    while len(spare) < settings["SYNC_FINGERPRINT_READERS"] - 1:
-                        spare.append(db_remote.connect(conn_row, settings))
-                    pages = _prefetch(
-                        db_remote.iter_page_fingerprints(
-                            rconn, target, scan.last_key, batch_size * _HASH_PAGE_FACTOR, hashes, spare
-                        ),
-                        _PREFETCH_PAGES,
-                    )
-                    fingerprints = True
-                elif hashes:
-                    pages = _prefetch(
-                        (
-                            _prepare_page(page, None, single_int, hashed=True)
-                            for page in db_remote.iter_pages(
-                                rconn, target, scan.last_key, batch_size * _HASH_PAGE_FACTOR, hash_sql=hashes
-                            )
-                        ),
-                        _PREFETCH_PAGES,
-                    )
-                else:
-                    pages = _prefetch(
-                        (
-                            _prepare_page(page, hash_of, single_int)
-                            for page in db_remote.iter_pages(rconn, target, scan.last_key, batch_size)
-                        ),
-                        _PREFETCH_PAGES,
-                    )
-                try:
-                    if fingerprints:
-                        assert fill is not None and hashes is not None
-                        stopped, restart = _scan_fingerprints(
-                            scan, pages, batch_size, commit_rows, fill, hashes, progress, should_stop
-                        )
-                    else:
-                        stopped, restart = _scan_pages(
-                            scan, pages, target, batch_size, commit_rows, fill, progress, should_stop
-                        )
-                finally:
-                    pages.close()
-        finally:
-            if fill is not None:
-                fill.close()
-            for extra in spare:
-                db_remote.close(extra)
+        else:
+            reading.hashes = _source_hashes(rconn, reading.target, task_row, scan.last_key, batch_size)
+            if reading.hashes:
+                reading.fill = _TextReader(conn_row, settings, reading.target, reading.hash_of)
+            try:
+                stopped = _scan_source(scan, reading)
+            finally:
+                if reading.fill is not None:
+                    reading.fill.close()
+                for extra in reading.spare:
+                    db_remote.close(extra)
         if stopped:
             mark_paused(db, id_task, stopped)
         else:
             _flush(scan, True, progress)
-            set_resume_marker(db, id_task, f"verify:{uuid.uuid4()}")
+            set_resume_marker(db, id_task, markers.verify())
         scan.stats.update(
             stopped=stopped,
             last_key=None if scan.last_row is None else scan.last_row.remote_key,
-            records_total=total,
+            records_total=scan.total,
             resumed=resuming,
         )
         return scan.stats

@@ -49,8 +49,10 @@ def _verify(
     db: MySQL, settings: dict[str, Any], task_row: dict[str, Any], run_id: str | None, started: float
 ) -> dict:
     id_task = task_row["id_task"]
-    marker = task_row.get("resume_marker") or ""
-    if marker.startswith("scan:") or task_row["status"] == "paused":
+    # Import w funkcji: ``lib.sync`` (silnik) importuje ten moduł (po przeniesieniu do pakietu - na górę).
+    from lib.sync import markers
+
+    if markers.parse(task_row.get("resume_marker")).stage == "scan" or task_row["status"] == "paused":
         return {
             "outcome": "skipped",
             "reason": "skan źródła nie został dokończony (wstrzymany lub przerwany)",

@@ -541,23 +541,53 @@ def range_fingerprints(
 def fetch_hash_between(
     rconn: RemoteConn, target: Target, low: Key | None, high: Key | None, limit: int, hash_sql: str
 ) -> list[tuple[Key, str | None]]:
-    """Wiersze ``(klucz, hash)`` z kluczem w ``(low, high]`` w porządku źródła, stronami po ``limit``."""
+    """Najwyżej ``limit`` pierwszych wierszy ``(klucz, hash)`` z kluczem w ``(low, high]``, w porządku źródła."""
     dialect = rconn.dialect
-    rows: list[tuple[Key, str | None]] = []
-    while True:
-        where, params = _range_where(dialect, target, low, high)
-        sql = dialect["page"].format(
-            key=target.quoted_key, column=hash_sql, table=target.quoted_table, where=where, limit=int(limit)
+    where, params = _range_where(dialect, target, low, high)
+    sql = dialect["page"].format(
+        key=target.quoted_key, column=hash_sql, table=target.quoted_table, where=where, limit=int(limit)
+    )
+    with _driver_errors(rconn, "odczyt hashy zakresu"):
+        return [
+            (canonical_key(target, row[:1]), None if row[1] is None else str(row[1]).lower())
+            for row in _read(rconn, "odczyt hashy zakresu", sql, params)
+        ]
+
+
+# Ile zakresów najwyżej w jednym zapytaniu ``fetch_hash_ranges`` (parametry: 4 na zakres).
+RANGES_PER_QUERY = 200
+
+
+def fetch_hash_ranges(
+    rconn: RemoteConn, target: Target, ranges: Sequence[tuple[Key | None, Key | None]], hash_sql: str
+) -> list[list[tuple[Key, str | None]]]:
+    """Wiersze ``(klucz, hash)`` kilku rozłącznych zakresów kluczy ``(low, high]`` - jedno zapytanie na ``RANGES_PER_QUERY``.
+
+    Zakresy podaje się rosnąco w porządku źródła; wynik to lista wierszy (w porządku źródła) dla
+    każdego zakresu. Numer zakresu wiersza liczy źródło (``CASE``), bo porządek kluczy źródła
+    (sortowanie, UUID) nie musi być porządkiem Pythona.
+    """
+    result: list[list[tuple[Key, str | None]]] = []
+    for start in range(0, len(ranges), RANGES_PER_QUERY):
+        chunk = ranges[start : start + RANGES_PER_QUERY]
+        conditions, params = [], []
+        for low, high in chunk:
+            where, values = _range_where(rconn.dialect, target, low, high)
+            conditions.append(f"({where})")
+            params.extend(values)
+        whens = " ".join(f"WHEN {condition} THEN {i}" for i, condition in enumerate(conditions))
+        sql = (
+            f"SELECT {target.quoted_key}, {hash_sql}, CASE {whens} END FROM {target.quoted_table} "
+            f"WHERE {' OR '.join(conditions)} ORDER BY {target.quoted_key}"
         )
-        with _driver_errors(rconn, "odczyt hashy zakresu"):
-            page = [
-                (canonical_key(target, row[:1]), None if row[1] is None else str(row[1]).lower())
-                for row in _read(rconn, "odczyt hashy zakresu", sql, params)
-            ]
-        rows += page
-        if len(page) < limit:
-            return rows
-        low = page[-1][0]
+        found: list[list[tuple[Key, str | None]]] = [[] for _ in chunk]
+        with _driver_errors(rconn, "odczyt hashy zakresów"):
+            for row in _read(rconn, "odczyt hashy zakresów", sql, [*params, *params]):
+                found[int(row[2])].append(
+                    (canonical_key(target, row[:1]), None if row[1] is None else str(row[1]).lower())
+                )
+        result.extend(found)
+    return result
 
 
 # --- strumień całej tabeli (COPY) -----------------------------------------------------------
