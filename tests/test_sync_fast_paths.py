@@ -246,9 +246,10 @@ def test_resync_source_hashes_match_text_path(small_batches, db, any_source, mon
     with monkeypatch.context() as patch:
         _text_path(patch)
         sync.sync_task(settings, slow)
-    hashes = any_source["db_type"] != "sqlite"
-    # PostgreSQL z kluczem całkowitym: odciski całych stron liczone przez źródło; MariaDB: hashe wierszy.
-    mode = {"pgsql": "fingerprints", "mysql": "hashes", "sqlite": "pages"}[any_source["db_type"]]
+    hashes = True  # SQLite też: funkcja ailexia_sha256 zarejestrowana na połączeniu
+    # PostgreSQL z kluczem całkowitym: odciski stron keyset liczone przez źródło; MariaDB i SQLite:
+    # odciski zakresów kluczy wyznaczonych z porządku kopii lokalnej.
+    mode = {"pgsql": "fingerprints", "mysql": "ranges", "sqlite": "ranges"}[any_source["db_type"]]
 
     quiet = sync.sync_task(settings, fast)
     assert quiet["read_mode"] == mode
