@@ -1041,7 +1041,7 @@ def _narrow(
     seen = sum(len(part) for part in rows.values())
     read = sum(len(seg.items) for seg in bounded)
     # Zmiany strony (nowe i zmienione wiersze, pozycje bez wiersza) decydują o podziale następnej.
-    scan.dense = len(scan.texts or ()) + max(0, read - seen) > leaves.SPLIT
+    scan.dense = len(scan.texts or ()) + max(0, read - seen) > leaves.DENSE
     try:
         for seg, differs in segments:
             if not differs:

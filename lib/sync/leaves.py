@@ -25,6 +25,9 @@ from lib import db_remote, task_item
 SPLIT = 20
 # Część o tylu pozycjach lokalnych (lub mniej) jest czytana wierszami ``(klucz, hash)``.
 LEAF_ROWS = 25
+# Strona z większą liczbą zmian jest gęsta: następne strony czyta się wierszami ``(klucz, hash)``
+# bez odcisków części (przy zmianach w prawie każdej części odciski to dodatkowe przejście po źródle).
+DENSE = 20
 
 
 class Span(NamedTuple):
@@ -120,7 +123,7 @@ def plan(
         span: Zakres, który się różni.
         in_place: Czy eksport pisze do synchronizowanej kolumny (``task_item.reference_hash``).
         stats: Statystyki runu (``ranges_compared``: ile odcisków części porównano).
-        dense: Zmiany są gęste (poprzednia strona miała ich więcej niż ``SPLIT``): cały zakres do
+        dense: Zmiany są gęste (poprzednia strona miała ich więcej niż ``DENSE``): cały zakres do
             przeczytania od razu - przy zmianach w prawie każdej części odciski części kosztują
             dodatkowe przejście po źródle, a nie oszczędzają odczytu.
 
