@@ -37,6 +37,11 @@ SETTINGS_SPEC: dict[str, tuple[str, Any, str]] = {
         2,
         "Ile połączeń ze źródłem liczy naraz odciski stron przy resyncu (PostgreSQL; 1 = jedno, po kolei)",
     ),
+    "SYNC_CURSOR_LAG_S": (
+        "float",
+        60.0,
+        "Tryb kursora (task.cursor_column): resync czyta wiersze z kursorem >= ostatni minus tyle sekund",
+    ),
     "LOG_LEVEL": ("loglevel", "INFO", "DEBUG, INFO, WARNING, ERROR, CRITICAL"),
     "LOG_FORMAT": ("str", DEFAULT_LOG_FORMAT, "Format linii logu (logging)"),
     "LOG_SQL_QUERIES": ("bool", False, "true = loguj każde zapytanie SQL z parametrami (hasła maskowane)"),
@@ -177,6 +182,8 @@ def load_config(
         settings[key] = default if raw is None else _convert(key, kind, raw)
     if settings["BATCH_SIZE"] < 1:
         raise ConfigError(f"BATCH_SIZE: musi być co najmniej 1 (jest {settings['BATCH_SIZE']})")
+    if settings["SYNC_CURSOR_LAG_S"] < 0:
+        raise ConfigError(f"SYNC_CURSOR_LAG_S: nie może być ujemne (jest {settings['SYNC_CURSOR_LAG_S']})")
     if settings["AI_CONCURRENCY"] < 1:
         raise ConfigError(f"AI_CONCURRENCY: musi być co najmniej 1 (jest {settings['AI_CONCURRENCY']})")
     if settings["AI_MAX_ATTEMPTS"] < 1:

@@ -60,6 +60,8 @@ CREATE TABLE IF NOT EXISTS `task` (
   `table_name` VARCHAR(128) NOT NULL COMMENT 'Nazwa tabeli źródłowej (schema.tabela dla pgsql/mssql)',
   `column_name` VARCHAR(64) NOT NULL COMMENT 'Nazwa kolumny tekstowej do synchronizacji',
   `key_column` VARCHAR(255) DEFAULT NULL COMMENT 'Kolumny klucza po przecinku (NULL = klucz główny albo indeks unikalny)',
+  `cursor_column` VARCHAR(64) DEFAULT NULL COMMENT 'Kolumna kursora resyncu (np. updated_at); NULL = pełne porównanie',
+  `cursor_value` VARCHAR(64) DEFAULT NULL COMMENT 'Największa wartość kursora na starcie ostatniego zakończonego skanu',
   `export_column` VARCHAR(64) DEFAULT NULL COMMENT 'Kolumna zapisu eksportu (NULL = column_name)',
   `ai_action` ENUM('correct','translate') DEFAULT 'correct',
   `source_lang` VARCHAR(16) DEFAULT NULL,

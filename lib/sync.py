@@ -34,7 +34,7 @@ from lib.db_utils import get_logger, hash_text
 from lib.errors import RemoteError, TaskError
 from lib.runs import run_with_task_lock
 from lib.source import exports_in_place, hasher, open_source, resolve_task_target
-from lib.sync import leaves, markers  # noqa: E402
+from lib.sync import cursor, leaves, markers  # noqa: E402
 from lib.task import (
     get_task,
     lock_task_row,
@@ -43,6 +43,7 @@ from lib.task import (
     record_source_total,
     restart_scan_position,
     resume_sync_operation,
+    set_cursor_value,
     set_resume_marker,
     stage_for_progress,
     start_sync_operation,
@@ -1010,6 +1011,7 @@ def _narrow(
     commit_rows: int,
     progress: Progress | None,
     should_stop: StopCheck | None,
+    keys_only: bool = False,
 ) -> str | None:
     """Strona, która się różni, zawężona do części, które się różnią (``lib.sync.leaves.plan``).
 
@@ -1019,6 +1021,8 @@ def _narrow(
 
     Args:
         window: Wszystkie pozycje (także usunięte) z zakresu strony, rosnąco po ``source_ord``.
+        keys_only: Części porównywane odciskami samych kluczy (tryb kursora); wiersze części, które
+            się różnią, i tak idą z hashami (scalenie jak zawsze).
 
     Returns:
         Powód zatrzymania po zatwierdzonej partii albo ``None``.
@@ -1027,7 +1031,8 @@ def _narrow(
         _OrderChanged: Źródło porządkuje klucze inaczej niż przy poprzednim skanie.
         _Restarted: Scalanie przełączyło skan na nową numeracją (``_start_rerank``).
     """
-    segments = leaves.plan(fill.conn(), fill.target, hash_sql, span, scan.in_place, scan.stats, scan.dense)
+    plan_hash = leaves.KEYS_ONLY if keys_only else hash_sql
+    segments = leaves.plan(fill.conn(), fill.target, plan_hash, span, scan.in_place, scan.stats, scan.dense)
     bounded = [seg for seg, differs in segments if differs and seg.high is not None]
     fetched = db_remote.fetch_hash_ranges(
         fill.conn(), fill.target, [(s.low, s.high) for s in bounded], hash_sql
@@ -1070,6 +1075,7 @@ def _scan_ranges(
     commit_rows: int,
     progress: Progress | None,
     should_stop: StopCheck | None,
+    keys_only: bool = False,
 ) -> tuple[str | None, bool | str]:
     """Resync zakresami kluczy wyznaczonymi z porządku kopii lokalnej (każdy rodzaj klucza, każde źródło z odciskami).
 
@@ -1084,7 +1090,7 @@ def _scan_ranges(
     Returns:
         ``(powód zatrzymania albo None, True: od nowa z nową numeracją / "dense" / False)``.
     """
-    scan.stats["read_mode"] = "ranges"
+    scan.stats["read_mode"] = "cursor" if keys_only else "ranges"
     db, id_task, page = scan.db, scan.id_task, batch_size * _HASH_PAGE_FACTOR
     while True:
         scan.shifts = []
@@ -1092,9 +1098,10 @@ def _scan_ranges(
         high_ord = None if bound is None else bound[1]
         high = None if bound is None else decode_key(bound[0])
         count, fingerprint, last_ord = task_item.range_fingerprint(
-            db, id_task, scan.anchor, high_ord, scan.in_place
+            db, id_task, scan.anchor, high_ord, scan.in_place, keys_only
         )
-        (theirs,) = db_remote.range_fingerprints(fill.conn(), fill.target, hash_sql, scan.last_key, [high])
+        plan_hash = leaves.KEYS_ONLY if keys_only else hash_sql
+        (theirs,) = db_remote.range_fingerprints(fill.conn(), fill.target, plan_hash, scan.last_key, [high])
         try:
             if count and theirs == (count, fingerprint):
                 last_key = bound[0] if bound is not None else task_item.key_at_ord(db, id_task, last_ord)
@@ -1106,7 +1113,16 @@ def _scan_ranges(
                 items = task_item.items_after(db, id_task, scan.anchor, 1 << 30, high=high_ord)
                 span = leaves.Span(scan.last_key, high, [item for item in items if not item[6]])
                 stopped = _narrow(
-                    scan, span, items, fill, hash_sql, batch_size, commit_rows, progress, should_stop
+                    scan,
+                    span,
+                    items,
+                    fill,
+                    hash_sql,
+                    batch_size,
+                    commit_rows,
+                    progress,
+                    should_stop,
+                    keys_only,
                 )
         except _OrderChanged:
             _start_rerank(scan)
@@ -1200,6 +1216,9 @@ class _Reading:
     hashes: str | None = None
     fill: "_TextReader | None" = None
     ranges: bool = True
+    # Tryb kursora: dolna granica odczytu (``cursor.since``); ``cursor`` gaśnie po fazie wierszy z kursorem.
+    cursor: bool = False
+    cursor_since: Any = None
     spare: list[db_remote.RemoteConn] = field(default_factory=list)
 
 
@@ -1253,12 +1272,17 @@ def _open_scan(
     # ranges_compared / rows_compared: odciski części i pozycje części czytanych wierszami (zawężanie).
     stats = dict.fromkeys(("fetched", "new", "updated", "deleted", "unchanged", "texts_read"), 0)
     stats.update(read_mode="", ranges_compared=0, rows_compared=0)
+    # Pozycja wznowienia jako ostatni wiersz: partia zapisana przed pierwszą stroną jej nie cofa.
+    last_row = None
+    if after is not None:
+        remote_id = after if target.single_integer_key and isinstance(after, int) else None
+        last_row = _Row(after, encode_key(after), remote_id, None, None)
     return _Scan(
         db=db,
         id_task=id_task,
         total=total,
         last_key=after,
-        last_row=None,
+        last_row=last_row,
         scanned=scanned_before,
         stats=stats,
         in_place=exports_in_place(task_row),
@@ -1272,12 +1296,16 @@ def _open_scan(
 def _read_path(scan: _Scan, reading: _Reading) -> str:
     """Którą drogą czytać źródło w tym skanie.
 
+    ``cursor``: tryb kursora (wiersze z kursorem, potem odciski samych kluczy; klucz całkowity);
     ``fingerprints``: odciski stron keyset liczone przez źródło (PostgreSQL, klucz całkowity);
     ``ranges``: odciski zakresów kluczy z porządku kopii (każdy klucz jednokolumnowy, źródła z
     ``range_fingerprints``); ``hashes``: strony ``(klucz, hash)``; ``texts``: strony z tekstami.
     """
     if reading.hashes is None:
         return "texts"
+    ranges = db_remote.can_fingerprint_ranges(reading.rconn, reading.target)
+    if reading.cursor and reading.ranges and scan.mode == "key" and ranges:
+        return "cursor"
     if scan.mode == "key" and db_remote.can_fingerprint(reading.rconn, reading.target):
         return "fingerprints"
     if (
@@ -1313,6 +1341,37 @@ def _pages(scan: _Scan, reading: _Reading, path: str) -> Iterator:
     return _prefetch(source, _PREFETCH_PAGES)
 
 
+def _read_cursor_rows(scan: _Scan, reading: _Reading) -> None:
+    """Tryb kursora, faza 1: wiersze z kursorem ``>= reading.cursor_since`` porównane z pozycjami po kluczu.
+
+    Nowe, zmienione i przywrócone są zapisywane partiami (pozycja = klucz, tryb ``key``); pozycja
+    skanu się nie zmienia, więc wznowienie powtarza tę fazę (bez skutków: zapisane są już równe)
+    i ciągnie dalej fazę 2 (odciski samych kluczy, ``_scan_ranges``) od zatwierdzonej pozycji.
+    """
+    scan.stats["read_mode"] = "cursor"
+    after = None
+    while True:
+        page = db_remote.fetch_cursor_page(
+            reading.rconn, reading.target, reading.cursor_since, after, reading.batch_size
+        )
+        rows = _prepare_page(page, reading.hash_of, True)
+        local = task_item.items_by_keys(scan.db, scan.id_task, [row.remote_key for row in rows])
+        for row in rows:
+            item = local.get(row.remote_key)
+            if item is None:
+                scan.batch.new.append((row.remote_key, row.remote_id, row.key, row.text, row.digest))
+            else:
+                _compare(scan.batch, row, item, scan.in_place)
+        scan.stats["texts_read"] += len(rows)
+        # Bez zmian policzy faza 2 (każdy wiersz tabeli raz).
+        scan.batch.unchanged = 0
+        if scan.batch.new or scan.batch.changed or scan.batch.revived:
+            _flush(scan, False, reading.progress)
+        if len(page) < reading.batch_size:
+            return
+        after = page[-1][0]
+
+
 def _scan_source(scan: _Scan, reading: _Reading) -> str | None:
     """Porównanie źródła z pozycjami drogą z ``_read_path``, od nowa po zmianie numeracji lub drogi.
 
@@ -1323,9 +1382,13 @@ def _scan_source(scan: _Scan, reading: _Reading) -> str | None:
     callbacks = (reading.progress, reading.should_stop)
     while True:
         path = _read_path(scan, reading)
-        if path == "ranges":
+        if path in ("ranges", "cursor"):
             assert reading.fill is not None and reading.hashes is not None
-            stopped, restart = _scan_ranges(scan, reading.fill, reading.hashes, *args, *callbacks)
+            keys_only = path == "cursor"
+            if keys_only:
+                _read_cursor_rows(scan, reading)
+            stopped, restart = _scan_ranges(scan, reading.fill, reading.hashes, *args, *callbacks, keys_only)
+            reading.cursor = False
             if restart == "dense":
                 reading.ranges = False
         else:
@@ -1379,6 +1442,10 @@ def _scan(
             should_stop=should_stop,
         )
         scan = _open_scan(db, reading, task_row, resuming, marker, started)
+        # Kursor: największa wartość na starcie (zapamiętana po skanie); odczyt od poprzedniej minus opóźnienie.
+        cursor_top = db_remote.max_cursor(rconn, reading.target) if reading.target.quoted_cursor else None
+        reading.cursor = bool(reading.target.quoted_cursor) and task_row.get("cursor_value") is not None
+        reading.cursor_since = cursor.since(task_row.get("cursor_value"), settings["SYNC_CURSOR_LAG_S"])
         # GROUP_CONCAT odcisku strony: do BATCH_SIZE * _HASH_PAGE_FACTOR wierszy z kluczem do 700 znaków.
         db.execute(
             "SET SESSION group_concat_max_len = %s", (max(1 << 20, batch_size * _HASH_PAGE_FACTOR * 3200),)
@@ -1411,6 +1478,8 @@ def _scan(
             mark_paused(db, id_task, stopped)
         else:
             _flush(scan, True, progress)
+            if reading.target.quoted_cursor:
+                set_cursor_value(db, id_task, cursor.encode(cursor_top))
             set_resume_marker(db, id_task, markers.verify())
         scan.stats.update(
             stopped=stopped,

@@ -282,9 +282,11 @@ ORDER_INDEX = "idx_task_item_order"
 _FINGERPRINT_SQL = (
     "SELECT COUNT(*) AS n, SHA2(GROUP_CONCAT(CONCAT(remote_key, '\\t', IFNULL(ref, '')) "
     "{order}SEPARATOR '\\n'), 256) AS fp, MAX(source_ord) AS last_ord FROM ("
-    f"SELECT remote_key, source_ord, {REFERENCE_HASH_SQL} AS ref FROM task_item{{index}} "
+    "SELECT remote_key, source_ord, {ref} AS ref FROM task_item{index} "
     "WHERE id_task=%s AND deleted_at IS NULL AND {bound}{limit}) page"
 )
+# Odcisk samych kluczy (tryb kursora): ``%s`` zostaje, żeby parametry były te same.
+_KEYS_ONLY_REF = "IF(%s, NULL, NULL)"
 
 
 def next_fingerprint(
@@ -301,14 +303,18 @@ def next_fingerprint(
     """
     bound, params = _ord_range(after, None)
     sql = _FINGERPRINT_SQL.format(
-        order="ORDER BY source_ord ", index="", bound=bound, limit=" ORDER BY source_ord LIMIT %s"
+        order="ORDER BY source_ord ",
+        ref=REFERENCE_HASH_SQL,
+        index="",
+        bound=bound,
+        limit=" ORDER BY source_ord LIMIT %s",
     )
     row = db.query_one(sql, (in_place, id_task, *params, count))
     return int(row["n"]), row["fp"], row["last_ord"]
 
 
 def range_fingerprint(
-    db: MySQL, id_task: int, low: int | None, high: int | None, in_place: bool
+    db: MySQL, id_task: int, low: int | None, high: int | None, in_place: bool, keys_only: bool = False
 ) -> tuple[int, str | None, int | None]:
     """Odcisk aktywnych pozycji z pozycją w ``(low, high]`` (jak ``next_fingerprint``, ten sam format).
 
@@ -322,12 +328,16 @@ def range_fingerprint(
     ``GROUP_CONCAT`` kosztowało ponad połowę czasu zapytania (185 ms wobec 81 ms na 100 000
     pozycji). Gdyby serwer podał wiersze w innej kolejności, odcisk byłby inny niż odcisk źródła -
     strona zostałaby przeczytana wiersz po wierszu (wolniej, ale dokładnie), nigdy uznana za równą.
+    ``keys_only``: odcisk samych kluczy (linie ``remote_key<TAB>``) - usunięte wiersze w trybie kursora.
 
     Returns:
         ``(liczba pozycji, odcisk, pozycja ostatniej)``.
     """
     bound, params = _ord_range(low, high)
-    sql = _FINGERPRINT_SQL.format(order="", index=f" FORCE INDEX ({ORDER_INDEX})", bound=bound, limit="")
+    ref = _KEYS_ONLY_REF if keys_only else REFERENCE_HASH_SQL
+    sql = _FINGERPRINT_SQL.format(
+        order="", ref=ref, index=f" FORCE INDEX ({ORDER_INDEX})", bound=bound, limit=""
+    )
     row = db.query_one(sql, (in_place, id_task, *params))
     return int(row["n"]), row["fp"], row["last_ord"]
 

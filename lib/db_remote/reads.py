@@ -554,6 +554,38 @@ def fetch_hash_between(
         ]
 
 
+def max_cursor(rconn: RemoteConn, target: Target) -> Any:
+    """Największa wartość kolumny kursora (``target.quoted_cursor``) albo ``None`` dla pustej tabeli."""
+    sql = f"SELECT MAX({target.quoted_cursor}) FROM {target.quoted_table}"
+    return _read(rconn, "odczyt kursora", sql)[0][0]
+
+
+def fetch_cursor_page(
+    rconn: RemoteConn, target: Target, since: Any, after_key: Key | None, limit: int
+) -> list[tuple[Key, str | None]]:
+    """Strona keyset wierszy ``(klucz, tekst)`` z kursorem ``>= since`` (``since`` None: wszystkie z kursorem)."""
+    dialect = rconn.dialect
+    mark = dialect["placeholder"]
+    where, params = _range_where(dialect, target, after_key, None)
+    if since is None:
+        where += f" AND {target.quoted_cursor} IS NOT NULL"
+    else:
+        where += f" AND {target.quoted_cursor} >= {mark}"
+        params.append(since)
+    sql = dialect["page"].format(
+        key=target.quoted_key,
+        column=target.quoted_column,
+        table=target.quoted_table,
+        where=where,
+        limit=int(limit),
+    )
+    with _driver_errors(rconn, "odczyt wierszy po kursorze"):
+        return [
+            (canonical_key(target, row[:1]), _to_text(row[1]))
+            for row in _read(rconn, "odczyt wierszy po kursorze", sql, params)
+        ]
+
+
 # Ile zakresów najwyżej w jednym zapytaniu ``fetch_hash_ranges`` (parametry: 4 na zakres).
 RANGES_PER_QUERY = 200
 

@@ -44,13 +44,21 @@ class Span(NamedTuple):
     items: list[tuple]
 
 
-def local_fingerprint(items: list[tuple], in_place: bool) -> tuple[int, str | None]:
-    """Liczba i odcisk pozycji (ten sam format, co odcisk liczony przez źródło)."""
+# Wyrażenie hasha dla odcisków samych kluczy (tryb kursora): linie ``klucz<TAB>``.
+KEYS_ONLY = "NULL"
+
+
+def local_fingerprint(items: list[tuple], in_place: bool, keys_only: bool = False) -> tuple[int, str | None]:
+    """Liczba i odcisk pozycji (ten sam format, co odcisk liczony przez źródło; ``keys_only``: bez hashy)."""
     if not items:
         return 0, None
-    lines = "\n".join(
-        f"{item[0]}\t{task_item.reference_hash(item[5], item[3], item[4], in_place) or ''}" for item in items
-    )
+    if keys_only:
+        lines = "\n".join(f"{item[0]}\t" for item in items)
+    else:
+        lines = "\n".join(
+            f"{item[0]}\t{task_item.reference_hash(item[5], item[3], item[4], in_place) or ''}"
+            for item in items
+        )
     return len(items), hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 
@@ -119,7 +127,7 @@ def plan(
     Args:
         rconn: Połączenie ze źródłem (``db_remote.can_fingerprint_ranges``).
         target: Wynik ``resolve_target``.
-        hash_sql: Wyrażenie ``source_hash_sql``.
+        hash_sql: Wyrażenie ``source_hash_sql`` albo ``KEYS_ONLY`` (odciski samych kluczy).
         span: Zakres, który się różni.
         in_place: Czy eksport pisze do synchronizowanej kolumny (``task_item.reference_hash``).
         stats: Statystyki runu (``ranges_compared``: ile odcisków części porównano).
