@@ -33,7 +33,10 @@ def cursor_source(request, settings):
     source_executemany(
         source,
         "INSERT INTO articles (id, body, updated_at) VALUES (%s, %s, %s)",
-        [(10 * i, f"wiersz {i}", f"2025-01-{1 + i // 24:02d} {i % 24:02d}:00:00") for i in range(1, ROWS + 1)],
+        [
+            (10 * i, f"wiersz {i}", f"2025-01-{1 + i // 24:02d} {i % 24:02d}:00:00")
+            for i in range(1, ROWS + 1)
+        ],
     )
     return source
 
