@@ -1,11 +1,12 @@
-"""Silnik synchronizacji: skan źródła (etapy init, fetch, compare, update).
+"""Silnik synchronizacji: skan źródła (etapy init, fetch, compare, update) i wybór drogi odczytu.
 
-Skan czyta źródło stronami po kluczu (keyset, ``BATCH_SIZE``), porównuje każdą stronę z tym
-samym zakresem kluczy w ``task_item`` (merge-join dwóch uporządkowanych strumieni) i zapisuje
-tylko różnice. Co ``COMMIT_ROWS`` wierszy źródła (albo co ~2 s) jedna transakcja zapisuje
-pozycje razem z ``task.last_processed_id`` i licznikami, więc przerwany run wznawia się
-dokładnie od zatwierdzonego klucza, a liczniki opisują całą operację synchronizacji.
-Weryfikacja (etap verify) jest w ``lib/verify.py``.
+Skan czyta źródło jedną z dróg (``_read_path``): strony tekstów, strony ``(klucz, hash)``, odciski
+stron keyset (PostgreSQL), zakresy kluczy z porządku kopii lokalnej albo tryb kursora
+(``lib/sync/ranges.py``), porównuje je z pozycjami ``task_item`` (``lib/sync/merge.py``) i zapisuje
+tylko różnice. Co ``COMMIT_ROWS`` porównanych wierszy (albo co ~2 s) jedna transakcja zapisuje
+pozycje razem z pozycją skanu i licznikami, więc przerwany run wznawia się dokładnie od
+zatwierdzonej pozycji, a liczniki opisują całą operację synchronizacji. Pierwsza synchronizacja:
+``lib/sync_load.py``; weryfikacja (etap verify): ``lib/verify.py``.
 """
 
 import os
