@@ -10,7 +10,7 @@ from typing import Any
 
 from lib import db_remote, task_item
 from lib.control import StopCheck
-from lib.db_remote import decode_key
+from lib.db_remote import decode_key, encode_key
 from lib.sync import leaves
 from lib.sync.merge import (
     _HASH_PAGE_FACTOR,
@@ -269,6 +269,10 @@ def _scan_ranges(
                 scan.anchor = last_ord
                 row = _item_row(scan, (last_key,))
                 stopped = _advance(scan, row, count, commit_rows, progress, should_stop, compared=False)
+            elif keys_only:
+                items = task_item.items_after(db, id_task, scan.anchor, 1 << 30, high=high_ord)
+                span = leaves.Span(scan.last_key, high, [item for item in items if not item[6]])
+                stopped = _reconcile_keys(scan, span, fill, commit_rows, progress, should_stop)
             else:
                 items = task_item.items_after(db, id_task, scan.anchor, 1 << 30, high=high_ord)
                 span = leaves.Span(scan.last_key, high, [item for item in items if not item[6]])
@@ -295,6 +299,57 @@ def _scan_ranges(
             return None, False
         if scan.dense:
             return None, "dense"
+
+
+def _reconcile_keys(
+    scan: _Scan,
+    span: leaves.Span,
+    fill: _TextReader,
+    commit_rows: int,
+    progress: Progress | None,
+    should_stop: StopCheck | None,
+) -> str | None:
+    """Tryb kursora, faza 2: strona, której klucze się różnią, porównana samymi kluczami (klucz całkowity).
+
+    Ze źródła idą same klucze zakresu (kilka bajtów na wiersz, bez hashowania tekstów): pozycje bez
+    klucza w źródle są usunięte, klucze bez aktywnej pozycji (wstawione bez ruszenia kursora albo
+    powrót usuniętego) są czytane z tekstem i dopisywane (pozycja = klucz).
+    """
+    conn = fill.conn()
+    keys = [
+        key
+        for key, _none in db_remote.fetch_hash_between(
+            conn, fill.target, span.low, span.high, 1 << 30, "NULL"
+        )
+    ]
+    source = {encode_key(key): key for key in keys}
+    gone = [item for item in span.items if item[0] not in source]
+    scan.batch.deleted.extend(item[1] for item in gone)
+    active = {item[0] for item in span.items}
+    missing = [remote_key for remote_key in source if remote_key not in active]
+    if missing:
+        known = task_item.items_by_keys(scan.db, scan.id_task, missing)
+        texts = fill.read([source[remote_key] for remote_key in missing])
+        scan.stats["texts_read"] += len(texts)
+        for remote_key in missing:
+            key = source[remote_key]
+            if key not in texts:
+                continue  # wiersz zniknął między odczytami
+            row = _Row(key, remote_key, key, *texts[key])
+            item = known.get(remote_key)
+            if item is None:
+                scan.batch.new.append((remote_key, key, key, row.text, row.digest))
+            else:
+                _compare(scan.batch, row, item, scan.in_place)
+    scan.batch.unchanged += len(span.items) - len(gone)
+    ords = [*keys, *(item[2] for item in span.items)]
+    if not ords:
+        return None
+    scan.anchor = max(ords)
+    last = max(keys) if keys else decode_key(span.items[-1][0])
+    row = _Row(last, encode_key(last), last, None, None)
+    changes = bool(gone or missing)
+    return _advance(scan, row, len(keys), commit_rows, progress, should_stop, compared=changes)
 
 
 def _read_cursor_rows(
