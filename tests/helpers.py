@@ -331,3 +331,19 @@ def record_run(instance, job_name: str, status, tags: dict):
     from dagster import DagsterRun
 
     return instance.add_run(DagsterRun(job_name=job_name, status=status, tags=tags))
+
+
+def as_pre_migration_database(db: MySQL) -> None:
+    """Zamienia bazę testu w bazę z ostatniej wersji sprzed migracji: schemat 0001, bez ``schema_migrations``.
+
+    Tak wyglądała baza założona przed wprowadzeniem numerowanych migracji; ``--init-db`` ją przejmuje
+    (zapisuje 0001) i stosuje nowsze migracje. Test może potem cofnąć starsze zmiany (DROP COLUMN).
+    """
+    from lib.schema import MIGRATIONS_DIR, run_sql
+
+    name = db.query_value("SELECT DATABASE()")
+    db.execute(f"DROP DATABASE `{name}`")
+    db.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    db.execute(f"USE `{name}`")
+    initial = MIGRATIONS_DIR / "0001_initial.sql"
+    run_sql(db, initial.read_text(encoding="utf-8"), initial.name)

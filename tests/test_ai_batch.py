@@ -42,7 +42,7 @@ from tests.fake_openai import (  # noqa: F401
     finish_batches,
     usage_for,
 )
-from tests.helpers import add_model, add_task
+from tests.helpers import add_model, add_task, as_pre_migration_database
 from tests.test_ai_worker import add_items, conf, item
 
 # Ceny gpt-4o-mini (USD za milion tokenów).
@@ -99,10 +99,10 @@ def batch_cost(text: str, answer: str | None = None, prices=PRICES) -> Decimal:
 
 def test_schema_upgrade_adds_batch_columns(local_env, settings, db):
     """Starsza baza (bez ai_batch i kolumn batch) jest podnoszona przez --init-db bez utraty wierszy."""
+    as_pre_migration_database(db)  # baza sprzed migracji: --init-db ją przejmuje
     id_model = add_model(db, name="old", **PRICES)
     id_task = add_task(db, 1, id_ai_model=id_model)
     [id_item] = add_items(db, id_task, ["stary tekst"])
-    db.execute("DROP TABLE schema_migrations")  # baza sprzed migracji: --init-db ją przejmuje
     db.execute("DROP TABLE ai_batch")
     db.execute("ALTER TABLE task_item DROP INDEX idx_task_item_batch, DROP COLUMN id_ai_batch")
     db.execute(

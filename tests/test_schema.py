@@ -14,6 +14,7 @@ from lib.db_local import connect_local
 from lib.errors import LocalDbError
 from lib.schema import MIGRATIONS_DIR, init_db, load_migrations, run_sql, split_statements
 from tests.conftest import PROJECT_ROOT, _mysql_admin
+from tests.helpers import as_pre_migration_database
 
 # Pierwszy wydany schemat: lib/schema.sql z najstarszego commitu, który go ma
 # (``git log --diff-filter=A -- lib/schema.sql``), skopiowany bez zmian.
@@ -47,16 +48,6 @@ def _run_init(env):
         text=True,
         timeout=120,
     )
-
-
-def _make_legacy(db):
-    """Baza jak założona przez ostatnią wersję sprzed migracji: schemat 0001, bez ``schema_migrations``."""
-    name = db.query_value("SELECT DATABASE()")
-    db.execute(f"DROP DATABASE `{name}`")
-    db.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-    db.execute(f"USE `{name}`")
-    initial = MIGRATIONS_DIR / "0001_initial.sql"
-    run_sql(db, initial.read_text(encoding="utf-8"), initial.name)
 
 
 def _applied_names() -> list[str]:
@@ -190,7 +181,7 @@ def test_first_release_schema_upgrades_to_exactly_the_fresh_schema(local_env, se
 
 def test_latest_pre_migration_database_is_adopted_without_changes(settings, db, fresh_name):
     """Baza z ostatniego schematu sprzed migracji: przejęcie tylko zapisuje 0001, potem dochodzą nowsze migracje."""
-    _make_legacy(db)
+    as_pre_migration_database(db)
     actions = init_db(settings)
     assert actions == [
         f"adopted database {settings.db_local_name} created before migrations",
@@ -290,7 +281,7 @@ def test_split_statements_keeps_semicolons_in_strings_and_drops_comments():
 def test_upgrade_from_spec_ddl_keeps_rows(local_env, settings):
     db = connect_local(settings, autocommit=True)
     try:
-        _make_legacy(db)
+        as_pre_migration_database(db)
         db.execute("DROP TABLE task")
         db.execute(SPEC_TASK_DDL)
         db.execute(
@@ -320,7 +311,7 @@ def test_upgrade_adds_remembered_response_format(local_env, settings):
     """Baza sprzed ``ai_model.response_format``: ``--init-db`` dodaje kolumnę, wiersze zostają."""
     db = connect_local(settings, autocommit=True)
     try:
-        _make_legacy(db)
+        as_pre_migration_database(db)
         db.execute("ALTER TABLE ai_model DROP COLUMN response_format")
         db.execute("INSERT INTO ai_model (name, model) VALUES ('stary', 'gpt-4o-mini')")
         actions = init_db(settings)
@@ -343,7 +334,7 @@ def test_index_with_changed_columns_is_rebuilt(local_env, settings):
     """Indeks starszego schematu o innych kolumnach jest przebudowany przy przejęciu (dane zostają); drugi raz nic."""
     db = connect_local(settings, autocommit=True)
     try:
-        _make_legacy(db)
+        as_pre_migration_database(db)
         db.execute(
             "INSERT INTO task_item (id_task, remote_id, remote_key, source_ord, text_original, status) "
             "VALUES (1, 1, '[1]', 1, 'a', 'processed')"
@@ -374,7 +365,7 @@ def test_unused_item_indexes_are_dropped_by_init_db(local_env, settings):
     """Baza z indeksami starszego schematu (remote_id, status, is_changed): przejęcie je usuwa, dane zostają."""
     db = connect_local(settings, autocommit=True)
     try:
-        _make_legacy(db)
+        as_pre_migration_database(db)
         db.execute(
             "INSERT INTO task_item (id_task, remote_id, remote_key, source_ord, text_original) "
             "VALUES (1, 1, '[1]', 1, 'a')"
@@ -419,7 +410,7 @@ def test_upgrade_moves_ai_claims_to_claim_uuid(local_env, settings):
     """
     db = connect_local(settings, autocommit=True)
     try:
-        _make_legacy(db)
+        as_pre_migration_database(db)
         db.execute("ALTER TABLE task_item DROP COLUMN claim_uuid")
         claimed_op = "11111111-1111-1111-1111-111111111111"
         db.execute(
@@ -463,7 +454,7 @@ def test_hash_index_replaced_by_result_index(local_env, settings):
     """Starsza baza z idx_task_item_hash i bez result_hash: przejęcie dodaje kolumnę i indeks, usuwa stary."""
     db = connect_local(settings, autocommit=True)
     try:
-        _make_legacy(db)
+        as_pre_migration_database(db)
         db.execute(
             "INSERT INTO task_item (id_task, remote_id, remote_key, source_ord, text_original, original_hash, "
             "text_corrected, status) VALUES (1, 1, '[1]', 1, 'a', %s, 'b', 'processed'), "

@@ -7,7 +7,8 @@ ustawia kursor - i (udokumentowane) nie widzi zmiany tekstu, która kursora nie 
 
 import pytest
 
-from lib import db_remote, sync
+from lib import db_remote
+from lib.sync import engine as sync
 from tests.helpers import add_connection, add_task, source_execute, source_executemany
 
 ROWS = 300

@@ -474,8 +474,9 @@ def test_export_skips_nul_text_as_item_conflict_on_postgresql(settings, db, pg_s
 def test_init_db_backfills_remote_key_for_existing_items(settings, db):
     """Baza sprzed kluczy dowolnych: ``--init-db`` uzupełnia ``remote_key`` i pozycję z ``remote_id``."""
     from lib.schema import init_db
+    from tests.helpers import as_pre_migration_database
 
-    db.execute("DROP TABLE schema_migrations")  # baza sprzed migracji: --init-db ją przejmuje
+    as_pre_migration_database(db)  # baza sprzed migracji: --init-db ją przejmuje
     db.execute("ALTER TABLE task_item DROP INDEX idx_task_item_key, DROP INDEX idx_task_item_order")
     db.execute("ALTER TABLE task_item DROP COLUMN remote_key, DROP COLUMN source_ord")
     db.execute(

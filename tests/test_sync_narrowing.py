@@ -12,7 +12,8 @@ import uuid
 
 import pytest
 
-from lib import db_remote, sync
+from lib import db_remote
+from lib.sync import engine as sync
 from lib.sync import leaves
 from tests.helpers import add_connection, add_task, source_execute, source_executemany, source_query
 from tests.reliability.test_crash_matrix import KILLED, duplicates, run_script

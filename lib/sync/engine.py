@@ -394,7 +394,7 @@ def _pages(scan: _Scan, reading: _Reading, path: str) -> Iterator:
     single_int = target.single_integer_key
     if path == "fingerprints":
         # Odciski stron liczy źródło (na SYNC_FINGERPRINT_READERS połączeniach naraz).
-        while len(reading.spare) < reading.settings["SYNC_FINGERPRINT_READERS"] - 1:
+        while len(reading.spare) < reading.settings.sync_fingerprint_readers - 1:
             reading.spare.append(db_remote.connect(reading.conn_row, reading.settings))
         source = db_remote.iter_page_fingerprints(
             rconn, target, scan.last_key, size, reading.hashes, reading.spare
