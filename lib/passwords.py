@@ -51,15 +51,19 @@ def _fernet(key: str, name: str) -> Fernet:
         ) from None
 
 
-def secret_key(settings: Settings, name: str = KEY_NAME) -> Fernet:
+def secret_key(settings: Settings | Mapping[str, Any], name: str = KEY_NAME) -> Fernet:
     """Zwraca szyfr z klucza ``AILEXIA_SECRET_KEY`` (albo ``name``) z ustawień.
 
     Raises:
         ConfigError: Gdy klucza brak albo ma zły format (jedna linia z nazwą klucza).
     """
-    # Pole ustawień o nazwie klucza (``ailexia_secret_key`` albo ``ailexia_secret_key_old``).
-    value = getattr(settings, name.lower(), None)
-    key = value.get_secret_value() if isinstance(value, SecretStr) else str(value or "")
+    if isinstance(settings, Mapping):
+        # Słownik zmiennych pod nazwami środowiska (narzędzia i testy bez pełnych ustawień).
+        key = str(settings.get(name) or "")
+    else:
+        # Pole ustawień o nazwie klucza (``ailexia_secret_key`` albo ``ailexia_secret_key_old``).
+        value = getattr(settings, name.lower(), None)
+        key = value.get_secret_value() if isinstance(value, SecretStr) else str(value or "")
     if not key:
         raise ConfigError(
             f"brak klucza {name}: hasła źródeł są szyfrowane tym kluczem; ustaw {name} w .env albo "
