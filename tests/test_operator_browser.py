@@ -128,8 +128,8 @@ def test_register_source_pick_table_and_column_create_task_and_pause_it(server, 
     page.select_option("#t-table", "articles")
     assert page.eval_on_selector_all("#t-column option", "os => os.map(o => o.value)") == ["body", "note"]
     page.select_option("#t-column", "body")
-    page.fill("#t-key", "numer")
     shot(page, "task_new.png")
+    page.fill("#t-key", "numer")
     page.click("#task-add")
     page.wait_for_selector("#form-message:has-text(\"kolumna 'numer' nie istnieje\")")
     assert wdb.query_value("SELECT COUNT(*) FROM task") == 0
