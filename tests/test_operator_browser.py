@@ -115,6 +115,7 @@ def test_register_source_pick_table_and_column_create_task_and_pause_it(server, 
     row.locator("button.test-source").click()
     page.wait_for_selector("#source-test")
     assert page.inner_text("#can-read").startswith("tak") and page.inner_text("#version")[0].isdigit()
+    shot(page, "source_test.png")
 
     # Nowe zadanie: źródło -> tabele -> kolumny tekstowe i klucz workera.
     page.click("#nav-task-new")
