@@ -176,12 +176,17 @@ def test_source_add_test_tables_list_and_password_never_shown(web, wdb, pg_sourc
     assert as_json["can_read"] is True and as_json["can_update"] is True and as_json["user"] == pg_role
     assert as_json["version"].split(".")[0].isdigit() and as_json["elapsed_ms"] >= 0
 
+    one = browser.post("/sources/crm/test", {"table": "articles"}, json_api=True).json()
+    assert (one["tables_checked"], one["can_update"]) == (1, True)
+    no_table = browser.post("/sources/crm/test", {"table": "brak"}, json_api=True)
+    assert no_table.status_code == 400 and "'brak'" in no_table.json()["message"]
     tables = browser.get("/sources/crm/tables", json_api=True).json()
     assert [(t["table"], t["key"], t["text_columns"]) for t in tables] == [
         ("articles", "id", ["body", "note"])
     ]
     page = browser.get("/sources/crm/tables").text
     assert "body, note" in page and "/tasks/new?source=crm&amp;table=articles" in page
+    assert browser.get("/sources/crm/tables?schema=brak", json_api=True).json() == []
     missing = browser.get("/sources/nieznane/tables")
     assert missing.status_code == 400 and "&#39;nieznane&#39; nie istnieje" in missing.text
 
