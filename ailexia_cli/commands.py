@@ -7,7 +7,6 @@ Cała logika (walidacja, SQL) jest w ``lib.admin``; tu tylko wejście i wyjście
 import argparse
 import getpass
 import sys
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -120,14 +119,6 @@ def cmd_source_tables(db: MySQL, settings: Settings, args: argparse.Namespace) -
     return 0
 
 
-# Sposób przechowania hasła (``lib.passwords.password_state``) w tabeli dla człowieka.
-_PASSWORD_TEXT = {
-    "encrypted": "zaszyfrowane",
-    "plain": "jawne (ailexia secrets encrypt)",
-    "none": "brak",
-}
-
-
 def cmd_source_list(db: MySQL, settings: Settings, args: argparse.Namespace) -> int:
     """``ailexia source list`` (nigdy hasła)."""
     rows = sources.list_sources(db)
@@ -135,12 +126,8 @@ def cmd_source_list(db: MySQL, settings: Settings, args: argparse.Namespace) -> 
         print_json(rows)
         return 0
     for row in rows:
-        row["password_text"] = _PASSWORD_TEXT.get(
-            row["password"], row["password"].replace("env:", "zmienna ")
-        )
-        row["address"] = (
-            row["database"] if row["type"] == "sqlite" else f"{row['host']}:{row['port']}/{row['database']}"
-        )
+        row["password_text"] = sources.password_text(row["password"])
+        row["address"] = sources.source_address(row)
     print_table(
         rows,
         [
@@ -169,14 +156,6 @@ def cmd_source_remove(db: MySQL, settings: Settings, args: argparse.Namespace) -
 # --- modele ------------------------------------------------------------------------------
 
 
-def _price(option: str, text: str) -> Decimal:
-    """Cena z argumentu (kropka albo przecinek dziesiętny)."""
-    try:
-        return Decimal(text.replace(",", "."))
-    except InvalidOperation:
-        raise ConfigError(f"{option}: oczekiwano liczby (USD za milion tokenów), jest {text!r}") from None
-
-
 def cmd_model_add(db: MySQL, settings: Settings, args: argparse.Namespace) -> int:
     """``ailexia model add``."""
     id_model = models.add_model(
@@ -185,8 +164,8 @@ def cmd_model_add(db: MySQL, settings: Settings, args: argparse.Namespace) -> in
         model=args.model,
         base_url=args.base_url,
         api_key_env=args.api_key_env,
-        price_in=_price("--price-in", args.price_in),
-        price_out=_price("--price-out", args.price_out),
+        price_in=models.parse_price("--price-in", args.price_in),
+        price_out=models.parse_price("--price-out", args.price_out),
         pack_items=args.pack_items,
         batch=args.batch,
     )

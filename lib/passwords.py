@@ -17,6 +17,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from dotenv import dotenv_values
+from pydantic import SecretStr
 
 from lib.db_utils import register_secrets
 from lib.errors import ConfigError
@@ -50,13 +51,19 @@ def _fernet(key: str, name: str) -> Fernet:
         ) from None
 
 
-def secret_key(settings: Settings, name: str = KEY_NAME) -> Fernet:
+def secret_key(settings: Settings | Mapping[str, Any], name: str = KEY_NAME) -> Fernet:
     """Zwraca szyfr z klucza ``AILEXIA_SECRET_KEY`` (albo ``name``) z ustawień.
 
     Raises:
         ConfigError: Gdy klucza brak albo ma zły format (jedna linia z nazwą klucza).
     """
-    key = str(settings.get(name) or "")
+    if isinstance(settings, Mapping):
+        # Słownik zmiennych pod nazwami środowiska (narzędzia i testy bez pełnych ustawień).
+        key = str(settings.get(name) or "")
+    else:
+        # Pole ustawień o nazwie klucza (``ailexia_secret_key`` albo ``ailexia_secret_key_old``).
+        value = getattr(settings, name.lower(), None)
+        key = value.get_secret_value() if isinstance(value, SecretStr) else str(value or "")
     if not key:
         raise ConfigError(
             f"brak klucza {name}: hasła źródeł są szyfrowane tym kluczem; ustaw {name} w .env albo "

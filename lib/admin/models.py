@@ -3,7 +3,7 @@
 Klucz API nigdy nie trafia do bazy: ``api_key_env`` to nazwa zmiennej środowiska z kluczem.
 """
 
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from lib.db_local import MySQL
@@ -21,6 +21,18 @@ def get_model(db: MySQL, name: str) -> dict[str, Any]:
     if row is None:
         raise ConfigError(f"model {name!r} nie istnieje (lista: ailexia model list)")
     return row
+
+
+def parse_price(option: str, text: str) -> Decimal:
+    """Cena z tekstu operatora (kropka albo przecinek dziesiętny).
+
+    Raises:
+        ConfigError: Tekst nie jest liczbą (kod 2).
+    """
+    try:
+        return Decimal(text.strip().replace(",", "."))
+    except InvalidOperation:
+        raise ConfigError(f"{option}: oczekiwano liczby (USD za milion tokenów), jest {text!r}") from None
 
 
 def add_model(

@@ -22,6 +22,12 @@ DEFAULT_PORTS = {"mysql": 3306, "pgsql": 5432, "mssql": 1433, "sqlite": 0}
 PASSWORD_COLUMN_CHARS = 512
 # Zadania w tych statusach nie blokują usunięcia źródła (operator je zamknął).
 RETIRED_TASK_STATUSES = ("archived",)
+# Sposób przechowania hasła (``lib.passwords.password_state``) opisany dla człowieka.
+PASSWORD_TEXT = {
+    "encrypted": "zaszyfrowane",
+    "plain": "jawne (ailexia secrets encrypt)",
+    "none": "brak",
+}
 # Kolumny listy źródeł: jawnie, bez db_password.
 _LIST_COLUMNS = (
     "c.id_database_connection, c.alias, c.db_type, c.host, c.port, c.db_name, c.db_user, c.use_ssl, "
@@ -160,6 +166,18 @@ def list_sources(db: MySQL) -> list[dict[str, Any]]:
             }
         )
     return result
+
+
+def source_address(source: dict[str, Any]) -> str:
+    """Adres źródła z ``list_sources`` dla człowieka: ``host:port/baza`` albo ścieżka pliku SQLite."""
+    if source["type"] == "sqlite":
+        return str(source["database"])
+    return f"{source['host']}:{source['port']}/{source['database']}"
+
+
+def password_text(state: str) -> str:
+    """Opis przechowania hasła (``password_state``) dla człowieka, np. ``zaszyfrowane``, ``zmienna VAR``."""
+    return PASSWORD_TEXT.get(state, state.replace("env:", "zmienna "))
 
 
 def remove_source(db: MySQL, alias: str) -> int:

@@ -2,7 +2,9 @@
 
 Tu są tylko adresy, warstwy pośrednie i stan aplikacji (``app.state.review``). Handlery są
 w modułach obok: ``routes`` (zadania, pozycje, decyzje), ``auth`` (token, sesja, CSRF, imię),
-``exports`` (eksport w tle), ``views`` (szablony i odpowiedzi). Serwuje uvicorn ze skryptu
+``exports`` (eksport w tle), ``views`` (szablony i odpowiedzi), ``operator`` (źródła i modele)
+i ``operator_tasks`` (nowe zadanie, postęp, pauza i wznowienie) - strony operatora, to samo co
+polecenie ``ailexia``. Serwuje uvicorn ze skryptu
 ``review.py``; moduł nie zna Dagstera (eksport dostaje jako funkcję).
 """
 
@@ -15,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 from lib.errors import UsageError
 from lib.load_config import Settings
-from lib.web import auth, exports, routes
+from lib.web import auth, exports, operator, operator_tasks, routes
 from lib.web.state import ExportRunner, ReviewState
 from lib.web.views import STATIC_DIR, make_templates
 
@@ -24,6 +26,20 @@ ROUTES = [
     Route("/tasks/{id_task:int}", routes.task_items),
     Route("/tasks/{id_task:int}/export", exports.export_page),
     Route("/tasks/{id_task:int}/export", exports.export_start, methods=["POST"]),
+    Route("/tasks/new", operator_tasks.task_new_page),
+    Route("/tasks/new", operator_tasks.task_add, methods=["POST"]),
+    Route("/tasks/{id_task:int}/pause", operator_tasks.task_change, methods=["POST"]),
+    Route("/tasks/{id_task:int}/resume", operator_tasks.task_change, methods=["POST"]),
+    Route("/tasks/{id_task:int}/resync", operator_tasks.task_change, methods=["POST"]),
+    Route("/progress", operator_tasks.progress_page),
+    Route("/api/progress", operator_tasks.progress_api),
+    Route("/sources", operator.sources_page),
+    Route("/sources", operator.source_add, methods=["POST"]),
+    Route("/sources/{alias:path}/test", operator.source_test, methods=["POST"]),
+    Route("/sources/{alias:path}/tables", operator.source_tables),
+    Route("/models", operator.models_page),
+    Route("/models", operator.model_add, methods=["POST"]),
+    Route("/models/{name:path}/test", operator.model_test, methods=["POST"]),
     Route("/login", auth.login, methods=["POST"]),
     Route("/reviewer", auth.set_name, methods=["POST"]),
     Route("/logout", auth.logout, methods=["POST"]),
