@@ -528,7 +528,7 @@ def _spawn_run(id_task: int, extra: dict) -> subprocess.Popen:
         "import json, sys\n"
         "from lib.load_config import load_config\n"
         "from lib.ai.run import run_ai\n"
-        "s = load_config(); s.update(json.loads(sys.argv[1]))\n"
+        "s = load_config().updated(**json.loads(sys.argv[1]))\n"
         f"print(json.dumps(run_ai(s, {id_task})))\n"
     )
     return subprocess.Popen(

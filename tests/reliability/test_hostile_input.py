@@ -108,7 +108,7 @@ any_triple = st.one_of(
     near_real_triples(), st.tuples(identifier, identifier, st.one_of(st.none(), identifier))
 )
 
-SETTINGS = {"REMOTE_CONNECT_TIMEOUT": 10, "MSSQL_ODBC_DRIVER": "ODBC Driver 18 for SQL Server"}
+SETTINGS = Settings().updated(REMOTE_CONNECT_TIMEOUT=10, MSSQL_ODBC_DRIVER="ODBC Driver 18 for SQL Server")
 
 
 @pytest.fixture(params=SOURCES)
