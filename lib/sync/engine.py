@@ -6,7 +6,7 @@ stron keyset (PostgreSQL), zakresy kluczy z porządku kopii lokalnej albo tryb k
 tylko różnice. Co ``COMMIT_ROWS`` porównanych wierszy (albo co ~2 s) jedna transakcja zapisuje
 pozycje razem z pozycją skanu i licznikami, więc przerwany run wznawia się dokładnie od
 zatwierdzonej pozycji, a liczniki opisują całą operację synchronizacji. Pierwsza synchronizacja:
-``lib/sync_load.py``; weryfikacja (etap verify): ``lib/verify.py``.
+``lib/sync/initial_load.py``; weryfikacja (etap verify): ``lib/sync/verify.py``.
 """
 
 import time

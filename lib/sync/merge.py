@@ -3,7 +3,7 @@
 Strona źródła (teksty albo hashe liczone przez źródło) jest scalana z pozycjami ``task_item`` w
 porządku źródła (``source_ord``): nowe, zmienione, przywrócone i usunięte pozycje trafiają do partii
 ``_Batch``, zapisywanej w jednej transakcji razem z pozycją skanu i licznikami (``_write_batch``).
-Drogi odczytu źródła są w ``lib.sync`` (strony, odciski stron) i ``lib.sync.ranges`` (zakresy kluczy).
+Drogi odczytu źródła są w ``lib.sync.engine`` (strony, odciski stron) i ``lib.sync.ranges`` (zakresy kluczy).
 """
 
 import bisect
