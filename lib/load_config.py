@@ -78,6 +78,16 @@ SETTINGS_SPEC: dict[str, tuple[str, Any, str]] = {
         "Najwięcej znaków tekstów w jednym zapytaniu; tekst dłuższy niż połowa limitu jedzie sam; "
         "ai_model.pack_chars nadpisuje",
     ),
+    "AI_PILOT_ITEMS": (
+        "int",
+        0,
+        "Pozycje pilota (faza nauki) zadania bez task.ai_pilot_items; 0 = bez pilota",
+    ),
+    "AI_MAX_EDIT_RATIO": (
+        "float",
+        0.3,
+        "Zabezpieczenie korekty: odpowiedź zmieniająca większy udział słów dostaje flagę edit_ratio",
+    ),
     "AI_BATCH_MAX_ITEMS": ("int", 20000, "Tryb batch: najwięcej pozycji w jednym batchu OpenAI"),
     "DAGSTER_HOME": ("str", ".dagster_home", "Katalog instancji Dagstera (wspólny dla UI i skryptów)"),
     "DAGSTER_WEBSERVER_URL": (
@@ -181,6 +191,10 @@ def load_config(
         raise ConfigError(f"AI_CONCURRENCY: musi być co najmniej 1 (jest {settings['AI_CONCURRENCY']})")
     if settings["AI_MAX_ATTEMPTS"] < 1:
         raise ConfigError(f"AI_MAX_ATTEMPTS: musi być co najmniej 1 (jest {settings['AI_MAX_ATTEMPTS']})")
+    if settings["AI_PILOT_ITEMS"] < 0:
+        raise ConfigError(f"AI_PILOT_ITEMS: nie może być ujemne (jest {settings['AI_PILOT_ITEMS']})")
+    if settings["AI_MAX_EDIT_RATIO"] <= 0:
+        raise ConfigError(f"AI_MAX_EDIT_RATIO: musi być dodatnie (jest {settings['AI_MAX_EDIT_RATIO']})")
     for key in ("SYNC_WRITERS", "SYNC_FINGERPRINT_READERS", "AI_PACK_ITEMS", "AI_PACK_CHARS"):
         if settings[key] < 1:
             raise ConfigError(f"{key}: musi być co najmniej 1 (jest {settings[key]})")

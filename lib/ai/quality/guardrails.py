@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import re
 import unicodedata
 from collections import Counter
@@ -194,6 +195,25 @@ def answer_flags(
         if found and found != expected:
             flags.append("language")
     return flags
+
+
+def stored_flags(
+    original: str,
+    answer: str,
+    action: str = "correct",
+    target_lang: str | None = None,
+    max_edit_ratio: float = DEFAULT_MAX_EDIT_RATIO,
+) -> str | None:
+    """Flagi odpowiedzi zadania w postaci zapisywanej w ``task_item.ai_flags``.
+
+    Oczekiwany język: ``target_lang`` dla tłumaczenia, dla korekty język oryginału.
+
+    Returns:
+        Tablica JSON kodów (np. ``["numbers"]``) albo ``None``, gdy odpowiedź nie ma flag.
+    """
+    expected = target_lang if action == "translate" else None
+    flags = answer_flags(original, answer, action, expected, max_edit_ratio)
+    return json.dumps(flags) if flags else None
 
 
 def flag_reasons(flags: list[str]) -> list[str]:
