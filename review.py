@@ -32,7 +32,11 @@ from lib.db_local import connect_local, local_error_message
 from lib.db_utils import setup_logging
 from lib.errors import AilexiaError, UsageError
 from lib.load_config import PROJECT_ROOT, load_config
-from lib.review import decisions as review
+from lib.review.decisions import edit_and_accept, set_decision
+from lib.review.diff import word_diff
+from lib.review.dump import DUMP_FORMATS, dump_items
+from lib.review.items import get_item, list_items, parse_summary
+from lib.review.rules import check_reviewer, item_version, refusal_reason
 from lib.runtime import progress
 
 
@@ -67,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
     dump = commands.add_parser("dump", help="zrzut pozycji zadania do CSV albo JSON")
     dump.add_argument("--id_task", "--id-task", type=int, required=True)
-    dump.add_argument("--format", choices=review.DUMP_FORMATS, required=True)
+    dump.add_argument("--format", choices=DUMP_FORMATS, required=True)
     dump.add_argument(
         "--status", action="append", help="status pozycji (można powtórzyć lub podać po przecinku)"
     )
@@ -94,16 +98,13 @@ def _print_item(item: dict[str, Any], color: bool) -> None:
     if item.get("text_corrected") is None:
         print("  (brak korekty)")
     else:
-        print(
-            "  "
-            + review.word_diff(item["text_original"], item["text_corrected"], color).replace("\n", "\n  ")
-        )
+        print("  " + word_diff(item["text_original"], item["text_corrected"], color).replace("\n", "\n  "))
     print()
 
 
 def cmd_list(db, args: argparse.Namespace, color: bool) -> int:
     status = None if args.status == "all" else args.status
-    items = review.list_items(db, args.id_task, status, args.limit)
+    items = list_items(db, args.id_task, status, args.limit)
     for item in items:
         _print_item(item, color)
     print(f"{len(items)} pozycji (zadanie {args.id_task}, status {args.status})")
@@ -111,11 +112,11 @@ def cmd_list(db, args: argparse.Namespace, color: bool) -> int:
 
 
 def cmd_show(db, args: argparse.Namespace, color: bool) -> int:
-    item = review.get_item(db, args.id)
+    item = get_item(db, args.id)
     _print_item(item, color)
     print(f"oryginał:  {item['text_original']!r}")
     print(f"korekta:   {item['text_corrected']!r}")
-    summary = review.parse_summary(item.get("change_summary"))
+    summary = parse_summary(item.get("change_summary"))
     if summary.get("invalid"):
         print(f"change_summary (niepoprawny JSON): {summary['invalid']}")
     edits = summary["edits"]
@@ -136,7 +137,7 @@ def cmd_show(db, args: argparse.Namespace, color: bool) -> int:
 def cmd_decide(db, args: argparse.Namespace) -> int:
     decision = "accepted" if args.command == "accept" else "rejected"
     status = None if args.status == "all" else args.status
-    changed, refused = review.set_decision(
+    changed, refused = set_decision(
         db, args.id_task, None if args.all else args.item, decision, args.by, status
     )
     for id_item, reason in refused:
@@ -159,10 +160,10 @@ def cmd_dump(db, args: argparse.Namespace) -> int:
             progress.tracking("dump", args.id_task, None if bar else _stderr_line) as report,
             open(args.output, "w", encoding="utf-8", newline="") as out,
         ):
-            count = review.dump_items(db, args.id_task, args.format, out, statuses, progress=report)
+            count = dump_items(db, args.id_task, args.format, out, statuses, progress=report)
         print(f"dump: {count} pozycji zapisano do {args.output}", file=sys.stderr)
     else:
-        review.dump_items(db, args.id_task, args.format, sys.stdout, statuses)
+        dump_items(db, args.id_task, args.format, sys.stdout, statuses)
     return 0
 
 
@@ -177,9 +178,9 @@ def _strip_editor_newline(before: str, after: str) -> str:
 
 def cmd_edit(db, args: argparse.Namespace) -> int:
     """Otwiera tekst poprawiony w ``$VISUAL``/``$EDITOR``; zapisany tekst = poprawka + akceptacja."""
-    by = review.check_reviewer(args.by)
-    item = review.get_item(db, args.id)
-    reason = review.refusal_reason(item, "accepted", same_status_ok=True)
+    by = check_reviewer(args.by)
+    item = get_item(db, args.id)
+    reason = refusal_reason(item, "accepted", same_status_ok=True)
     if reason:
         print(f"#{args.id}: odmowa - {reason}")
         return 1
@@ -205,13 +206,13 @@ def cmd_edit(db, args: argparse.Namespace) -> int:
     if after == before:
         print(f"#{args.id}: tekst bez zmian - nic nie zapisano (akceptacja bez poprawki: review.py accept)")
         return 0
-    outcome = review.edit_and_accept(db, args.id, after, by, None, review.item_version(item))
+    outcome = edit_and_accept(db, args.id, after, by, None, item_version(item))
     if outcome.reason:
         print(f"#{args.id}: odmowa - {outcome.reason}")
         return 1
-    fresh = review.get_item(db, args.id)
+    fresh = get_item(db, args.id)
     print(f"#{args.id}: poprawka zapisana, status {fresh['status']} (approved_by={fresh['approved_by']})")
-    print("  " + review.word_diff(fresh["text_original"], fresh["text_corrected"]).replace("\n", "\n  "))
+    print("  " + word_diff(fresh["text_original"], fresh["text_corrected"]).replace("\n", "\n  "))
     return 0
 
 

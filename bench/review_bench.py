@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 from lib import task_item  # noqa: E402
 from lib.db_local import connect_local  # noqa: E402
 from lib.load_config import load_config  # noqa: E402
-from lib.review import decisions as review  # noqa: E402
+from lib.review.decisions import set_decision, undo_last  # noqa: E402
+from lib.review.dump import DUMP_COLUMNS  # noqa: E402
 from lib.runtime.status import collect_status  # noqa: E402
 from lib.schema import init_db  # noqa: E402
 
@@ -117,7 +118,7 @@ def main() -> int:
         ]
         page = (task_item.PAGE_COLUMNS, args.limit + 1, {})
         lock = (task_item.DECISION_COLUMNS, 1000, {"lock": True})
-        dump = (", ".join(review.DUMP_COLUMNS), 1000, {"condition": task_item.ONLY_CORRECTED})
+        dump = (", ".join(DUMP_COLUMNS), 1000, {"condition": task_item.ONLY_CORRECTED})
         scenarios = [
             ("strona, zad. 1, pierwsza", 1, None, False, page),
             ("strona, zad. 1, 90% w głąb", 1, ids[len(ids) * 9 // 10], False, page),
@@ -147,8 +148,8 @@ def main() -> int:
             target = ids[len(ids) // 2]
 
             def decide_and_undo() -> None:
-                review.set_decision(decider, 1, [target], "accepted", "bench", session="bench")
-                review.undo_last(decider, 1, "bench", "bench")
+                set_decision(decider, 1, [target], "accepted", "bench", session="bench")
+                undo_last(decider, 1, "bench", "bench")
 
             low, median = _times(decide_and_undo)
             print(f"decyzja + cofnięcie (liczniki o różnicę): min {low:.1f} ms, mediana {median:.1f} ms")

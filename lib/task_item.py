@@ -1034,7 +1034,7 @@ def record_export(
 
 # --- przegląd ---------------------------------------------------------------------------
 
-# Kolumny pozycji czytane pod blokadą przy decyzji: reguła odmowy (``lib.review.refusal_reason``),
+# Kolumny pozycji czytane pod blokadą przy decyzji: reguła odmowy (``lib.review.rules.refusal_reason``),
 # wersja pokazana człowiekowi (``row_updated_at``) i stan "przed" zapisywany w ``review_log``.
 DECISION_COLUMNS = (
     "id_task_item, id_task, status, deleted_at, is_changed, text_corrected, processed_at, verified_at, "

@@ -32,7 +32,7 @@ from lib.ai import prompts
 from lib.ai.batch import ingest as ai_batch_ingest
 from lib.ai.batch import submit as ai_batch
 from lib.errors import TaskError
-from lib.review.web.app import TEMPLATES_DIR
+from lib.review.web.views import TEMPLATES_DIR
 from lib.runtime import status
 from lib.schema import init_db
 from tests.conftest import PROJECT_ROOT

@@ -12,7 +12,7 @@ import pytest
 from lib import db_remote
 from lib.errors import RemoteError, UsageError
 from lib.export.run import run_export
-from lib.review import decisions as review
+from lib.review.decisions import set_decision
 from lib.sync import engine as sync
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import (
@@ -72,7 +72,7 @@ def prepare(settings, db, source, originals: dict, corrections: dict, accept=Non
     simulate_ai(db, id_task, corrections)
     keys = sorted(corrections) if accept is None else accept
     by_key = items(db, id_task)
-    changed, refused = review.set_decision(
+    changed, refused = set_decision(
         db, id_task, [by_key[k]["id_task_item"] for k in keys], "accepted", "anna"
     )
     assert refused == [] and len(changed) == len(keys)
@@ -83,7 +83,7 @@ def test_accepted_items_are_written_byte_for_byte(settings, db, source):
     originals = {**ORIGINALS, 7: "niezaakceptowana", 8: "odrzucona"}
     corrections = {**CORRECTIONS, 7: "Niezaakceptowana.", 8: "Odrzucona."}
     id_task = prepare(settings, db, source, originals, corrections, accept=[1, 2, 3, 4, 5, 6])
-    review.set_decision(db, id_task, [items(db, id_task)[8]["id_task_item"]], "rejected", "jan")
+    set_decision(db, id_task, [items(db, id_task)[8]["id_task_item"]], "rejected", "jan")
     stats = run_export(with_batch(settings, 4), id_task)
     # Pozycja 5: korekta równa oryginałowi - tekst już jest w źródle, nic nie trzeba pisać.
     assert (stats["exported"], stats["already_exported"], stats["conflicts"], stats["skipped"]) == (

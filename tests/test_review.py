@@ -11,7 +11,20 @@ import sys
 import pytest
 
 from lib.errors import UsageError
-from lib.review import decisions as review
+from lib.review import decisions as review_decisions
+from lib.review import dump as review_dump
+from lib.review.decisions import Outcome, accept_hunks, edit_and_accept, set_decision, undo_last
+from lib.review.diff import (
+    apply_hunks,
+    diff_hunks,
+    diff_segments,
+    restore_line_endings,
+    show_whitespace,
+    word_diff,
+)
+from lib.review.dump import dump_items
+from lib.review.report import export_report
+from lib.review.rules import item_version, refusal_reason
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import add_connection, add_task, add_task_item, sha256
 
@@ -66,20 +79,19 @@ def task(db, sqlite_source):
 
 def test_word_diff_marks_words_punctuation_and_spaces():
     assert (
-        review.word_diff("Kot ktury śpi", "Kot, który śpi.", color=False)
-        == "Kot{+,+} [-ktury-]{+który+} śpi{+.+}"
+        word_diff("Kot ktury śpi", "Kot, który śpi.", color=False) == "Kot{+,+} [-ktury-]{+który+} śpi{+.+}"
     )
-    assert review.word_diff("a  b", "a b", color=False) == "a[-  -]{+ +}b"
-    assert review.word_diff("tekst ", "tekst", color=False) == "tekst[- -]"
-    assert review.word_diff("same", "same", color=False) == "same"
-    assert review.word_diff(None, "nowy", color=False) == "{+nowy+}"
-    colored = review.word_diff("zły kot", "dobry kot", color=True)
+    assert word_diff("a  b", "a b", color=False) == "a[-  -]{+ +}b"
+    assert word_diff("tekst ", "tekst", color=False) == "tekst[- -]"
+    assert word_diff("same", "same", color=False) == "same"
+    assert word_diff(None, "nowy", color=False) == "{+nowy+}"
+    colored = word_diff("zły kot", "dobry kot", color=True)
     assert colored == "\x1b[31m[-zły-]\x1b[0m\x1b[32m{+dobry+}\x1b[0m kot"
 
 
 def test_accept_refuses_with_reasons_and_updates_counters(db, task):
     id_task, ids = task
-    changed, refused = review.set_decision(db, id_task, list(ids.values()) + [999999], "accepted", "anna")
+    changed, refused = set_decision(db, id_task, list(ids.values()) + [999999], "accepted", "anna")
     assert sorted(changed) == sorted([ids["ok"], ids["ok2"]])
     reasons = dict(refused)
     assert "nieaktualna" in reasons[ids["outdated"]]
@@ -105,17 +117,17 @@ def test_is_changed_item_processed_after_the_change_can_be_accepted(db, task):
         "UPDATE task_item SET processed_at=verified_at + INTERVAL 1 MINUTE WHERE id_task_item=%s",
         (ids["changed"],),
     )
-    changed, refused = review.set_decision(db, id_task, [ids["changed"]], "accepted", "anna")
+    changed, refused = set_decision(db, id_task, [ids["changed"]], "accepted", "anna")
     assert changed == [ids["changed"]] and refused == []
 
 
 def test_reject_all_processed_then_accept_changes_mind(db, task):
     id_task, ids = task
-    changed, refused = review.set_decision(db, id_task, None, "rejected", "jan", "processed")
+    changed, refused = set_decision(db, id_task, None, "rejected", "jan", "processed")
     # --all obejmuje tylko pozycje processed; is_changed=1 można odrzucić.
     assert sorted(changed) == sorted([ids["ok"], ids["ok2"], ids["changed"]]) and refused == []
     assert db.query_value("SELECT records_rejected FROM task WHERE id_task=%s", (id_task,)) == 3
-    changed, refused = review.set_decision(db, id_task, [ids["ok"]], "accepted", "anna")
+    changed, refused = set_decision(db, id_task, [ids["ok"]], "accepted", "anna")
     assert changed == [ids["ok"]]
     row = db.query_one("SELECT status, approved_by FROM task_item WHERE id_task_item=%s", (ids["ok"],))
     assert row == {"status": "accepted", "approved_by": "anna"}
@@ -128,20 +140,20 @@ def test_reject_all_processed_then_accept_changes_mind(db, task):
 def test_decision_usage_errors(db, task):
     id_task, ids = task
     with pytest.raises(UsageError):
-        review.set_decision(db, id_task, [ids["ok"]], "accepted", "")
+        set_decision(db, id_task, [ids["ok"]], "accepted", "")
     with pytest.raises(UsageError):
-        review.set_decision(db, id_task, [ids["ok"]], "accepted", "x" * 65)
+        set_decision(db, id_task, [ids["ok"]], "accepted", "x" * 65)
     with pytest.raises(UsageError):
-        review.set_decision(db, 424242, [ids["ok"]], "accepted", "anna")
+        set_decision(db, 424242, [ids["ok"]], "accepted", "anna")
     with pytest.raises(UsageError):
-        review.set_decision(db, id_task, None, "accepted", "anna", "bogus")
+        set_decision(db, id_task, None, "accepted", "anna", "bogus")
 
 
 def test_dump_csv_and_json(db, task):
     id_task, ids = task
-    review.set_decision(db, id_task, [ids["ok"]], "accepted", "anna")
+    set_decision(db, id_task, [ids["ok"]], "accepted", "anna")
     out = io.StringIO()
-    assert review.dump_items(db, id_task, "csv", out) == 5  # z korektą i nieusunięte
+    assert dump_items(db, id_task, "csv", out) == 5  # z korektą i nieusunięte
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert [int(r["remote_id"]) for r in rows] == [1, 2, 3, 4, 7]
     first = rows[0]
@@ -149,12 +161,12 @@ def test_dump_csv_and_json(db, task):
     assert first["status"] == "accepted" and first["approved_by"] == "anna"
     assert json.loads(first["change_summary"])["counts"] == {"spelling": 1, "punctuation": 1}
     out = io.StringIO()
-    assert review.dump_items(db, id_task, "json", out, ["accepted", "processed"]) == 3
+    assert dump_items(db, id_task, "json", out, ["accepted", "processed"]) == 3
     data = json.loads(out.getvalue())
     assert [d["remote_id"] for d in data] == [1, 2, 4]
     assert data[0]["change_summary"]["edits"][0]["replacement"] == "który"
     out = io.StringIO()
-    assert review.dump_items(db, id_task, "json", out, ["conflict"]) == 0
+    assert dump_items(db, id_task, "json", out, ["conflict"]) == 0
     assert json.loads(out.getvalue()) == []
 
 
@@ -238,32 +250,32 @@ def test_cli_usage_errors_are_one_line(local_env, settings):
 
 
 def test_diff_hunks_split_words_punctuation_and_whitespace():
-    hunks = review.diff_hunks("Kot ktury śpi", "Kot, który śpi.")
+    hunks = diff_hunks("Kot ktury śpi", "Kot, który śpi.")
     assert [(h.index, h.old, h.new) for h in hunks] == [(0, "", ","), (1, "ktury", "który"), (2, "", ".")]
-    assert [(h.old, h.new) for h in review.diff_hunks("a  b\nc", "a b\r\nc")] == [("  ", " "), ("\n", "\r\n")]
-    assert review.diff_hunks("same", "same") == []
-    assert [(h.old, h.new) for h in review.diff_hunks(None, "nowy")] == [("", "nowy")]
+    assert [(h.old, h.new) for h in diff_hunks("a  b\nc", "a b\r\nc")] == [("  ", " "), ("\n", "\r\n")]
+    assert diff_hunks("same", "same") == []
+    assert [(h.old, h.new) for h in diff_hunks(None, "nowy")] == [("", "nowy")]
 
 
 def test_apply_hunks_takes_only_the_chosen_changes():
     a, b = "Kot ktury śpi na oknie", "Kot, który śpi na oknie."
-    assert review.apply_hunks(a, b, [0, 1, 2]) == b
-    assert review.apply_hunks(a, b, []) == a
-    assert review.apply_hunks(a, b, [1]) == "Kot który śpi na oknie"
-    assert review.apply_hunks(a, b, [0, 2]) == "Kot, ktury śpi na oknie."
+    assert apply_hunks(a, b, [0, 1, 2]) == b
+    assert apply_hunks(a, b, []) == a
+    assert apply_hunks(a, b, [1]) == "Kot który śpi na oknie"
+    assert apply_hunks(a, b, [0, 2]) == "Kot, ktury śpi na oknie."
     with pytest.raises(UsageError, match="nie ma zmian o numerach"):
-        review.apply_hunks(a, b, [7])
+        apply_hunks(a, b, [7])
 
 
 def test_show_whitespace_marks_spaces_tabs_and_newlines():
-    assert review.show_whitespace("a  b") == [("a", False), ("·", True), ("·", True), ("b", False)]
-    assert review.show_whitespace("\r\n\t\u00a0") == [("␍", True), ("↵\n", True), ("→", True), ("⍽", True)]
-    assert review.show_whitespace("") == []
+    assert show_whitespace("a  b") == [("a", False), ("·", True), ("·", True), ("b", False)]
+    assert show_whitespace("\r\n\t\u00a0") == [("␍", True), ("↵\n", True), ("→", True), ("⍽", True)]
+    assert show_whitespace("") == []
 
 
 def test_word_diff_and_segments_rebuild_both_texts():
     a, b = "Ala  ma\nkota ", "Ala ma\r\nkota."
-    segments = review.diff_segments(a, b)
+    segments = diff_segments(a, b)
     assert "".join(s.text if s.hunk is None else s.hunk.old for s in segments) == a
     assert "".join(s.text if s.hunk is None else s.hunk.new for s in segments) == b
 
@@ -279,7 +291,7 @@ def test_word_diff_and_segments_rebuild_both_texts():
     ],
 )
 def test_restore_line_endings(stored, edited, expected):
-    assert review.restore_line_endings(stored, edited) == expected
+    assert restore_line_endings(stored, edited) == expected
 
 
 def test_hunks_property_all_none_and_subsets():
@@ -292,15 +304,15 @@ def test_hunks_property_all_none_and_subsets():
     @settings(max_examples=200, deadline=None)
     @given(texts, texts, st.data())
     def check(a, b, data):
-        hunks = review.diff_hunks(a, b)
-        assert review.apply_hunks(a, b, [h.index for h in hunks]) == b
-        assert review.apply_hunks(a, b, []) == a
+        hunks = diff_hunks(a, b)
+        assert apply_hunks(a, b, [h.index for h in hunks]) == b
+        assert apply_hunks(a, b, []) == a
         chosen = data.draw(st.sets(st.sampled_from([h.index for h in hunks]))) if hunks else set()
-        result = review.apply_hunks(a, b, chosen)
+        result = apply_hunks(a, b, chosen)
         # Wynik to oryginał z podmienionymi dokładnie wybranymi zmianami (kolejność zachowana).
         expected = "".join(
             s.text if s.hunk is None else (s.hunk.new if s.hunk.index in chosen else s.hunk.old)
-            for s in review.diff_segments(a, b)
+            for s in diff_segments(a, b)
         )
         assert result == expected
 
@@ -320,9 +332,9 @@ def _log(db, id_item):
 
 def test_set_decision_logs_and_refuses_versions_not_shown(db, task):
     id_task, ids = task
-    shown = review.item_version(_item(db, ids["ok"]))
+    shown = item_version(_item(db, ids["ok"]))
     db.execute("UPDATE task_item SET text_corrected='Kot, który śpi!' WHERE id_task_item=%s", (ids["ok2"],))
-    changed, refused = review.set_decision(
+    changed, refused = set_decision(
         db,
         id_task,
         [ids["ok"], ids["ok2"]],
@@ -345,16 +357,16 @@ def test_set_decision_logs_and_refuses_versions_not_shown(db, task):
     )
     assert _log(db, ids["ok2"]) == []
     # CLI (bez sesji) też zostawia ślad.
-    review.set_decision(db, id_task, [ids["ok2"]], "rejected", "jan")
+    set_decision(db, id_task, [ids["ok2"]], "rejected", "jan")
     assert [(e["action"], e["session"]) for e in _log(db, ids["ok2"])] == [("reject", None)]
 
 
 def test_edit_and_accept_stores_text_with_task_hash_method(db, task):
     id_task, ids = task
     db.execute("UPDATE task SET hash_method='md5' WHERE id_task=%s", (id_task,))
-    version = review.item_version(_item(db, ids["ok"]))
-    outcome = review.edit_and_accept(db, ids["ok"], "Kot, który śpi (poprawione).", "anna", "s1", version)
-    assert outcome == review.Outcome(True, None, ids["ok"])
+    version = item_version(_item(db, ids["ok"]))
+    outcome = edit_and_accept(db, ids["ok"], "Kot, który śpi (poprawione).", "anna", "s1", version)
+    assert outcome == Outcome(True, None, ids["ok"])
     row = _item(db, ids["ok"])
     assert row["text_corrected"] == "Kot, który śpi (poprawione)."
     assert row["local_hash"] == hashlib.md5("Kot, który śpi (poprawione).".encode()).hexdigest()
@@ -367,17 +379,17 @@ def test_edit_and_accept_stores_text_with_task_hash_method(db, task):
     )
     assert db.query_value("SELECT records_approved FROM task WHERE id_task=%s", (id_task,)) == 1
     # Drugie kliknięcie z tym samym tekstem: nic się nie zmienia, bez odmowy i bez nowego wpisu.
-    again = review.edit_and_accept(db, ids["ok"], "Kot, który śpi (poprawione).", "anna", "s1", version)
-    assert again == review.Outcome(False, None, ids["ok"]) and len(_log(db, ids["ok"])) == 1
+    again = edit_and_accept(db, ids["ok"], "Kot, który śpi (poprawione).", "anna", "s1", version)
+    assert again == Outcome(False, None, ids["ok"]) and len(_log(db, ids["ok"])) == 1
     # Stara wersja i inny tekst: odmowa z opisem, kto zdecydował.
-    stale = review.edit_and_accept(db, ids["ok"], "Inny tekst", "jan", "s2", version)
+    stale = edit_and_accept(db, ids["ok"], "Inny tekst", "jan", "s2", version)
     assert (
         stale.reason
         == "pozycja zmieniła się od wyświetlenia (teraz: accepted (anna)) - sprawdź ją jeszcze raz"
     )
     # Zaakceptowaną pozycję można jeszcze poprawić (przed eksportem).
-    fresh = review.item_version(_item(db, ids["ok"]))
-    assert review.edit_and_accept(db, ids["ok"], "Kot śpi.", "jan", "s2", fresh).changed
+    fresh = item_version(_item(db, ids["ok"]))
+    assert edit_and_accept(db, ids["ok"], "Kot śpi.", "jan", "s2", fresh).changed
     assert _item(db, ids["ok"])["approved_by"] == "jan"
 
 
@@ -385,9 +397,9 @@ def test_edit_and_accept_stores_text_with_task_hash_method(db, task):
 def test_edit_refused_by_the_cli_rules(db, task, which):
     id_task, ids = task
     before = _item(db, ids[which])
-    outcome = review.edit_and_accept(db, ids[which], "cokolwiek", "anna")
+    outcome = edit_and_accept(db, ids[which], "cokolwiek", "anna")
     assert outcome.changed is False
-    assert outcome.reason == review.refusal_reason(before, "accepted")
+    assert outcome.reason == refusal_reason(before, "accepted")
     after = _item(db, ids[which])
     assert (after["text_corrected"], after["status"]) == (before["text_corrected"], before["status"])
 
@@ -395,20 +407,18 @@ def test_edit_refused_by_the_cli_rules(db, task, which):
 def test_edit_keeps_crlf_line_endings(db, task):
     id_task, ids = task
     db.execute("UPDATE task_item SET text_corrected='Raz.\\r\\nDwa.' WHERE id_task_item=%s", (ids["ok2"],))
-    review.edit_and_accept(db, ids["ok2"], "Raz.\nDwa i trzy.", "anna")
+    edit_and_accept(db, ids["ok2"], "Raz.\nDwa i trzy.", "anna")
     assert _item(db, ids["ok2"])["text_corrected"] == "Raz.\r\nDwa i trzy."
 
 
 def test_accept_hunks_stores_original_with_chosen_changes(db, task):
     id_task, ids = task
-    version = review.item_version(_item(db, ids["ok"]))
-    assert review.accept_hunks(db, ids["ok"], [], "anna", "s1", version).reason.startswith(
+    version = item_version(_item(db, ids["ok"]))
+    assert accept_hunks(db, ids["ok"], [], "anna", "s1", version).reason.startswith(
         "nie wybrano żadnej zmiany"
     )
-    assert (
-        "nie ma zmian o numerach [9]" in review.accept_hunks(db, ids["ok"], [9], "anna", "s1", version).reason
-    )
-    outcome = review.accept_hunks(db, ids["ok"], [1, 2], "anna", "s1", version)
+    assert "nie ma zmian o numerach [9]" in accept_hunks(db, ids["ok"], [9], "anna", "s1", version).reason
+    outcome = accept_hunks(db, ids["ok"], [1, 2], "anna", "s1", version)
     assert outcome.changed
     row = _item(db, ids["ok"])
     assert row["text_corrected"] == "Kot który śpi." and row["local_hash"] == sha256("Kot który śpi.")
@@ -419,24 +429,24 @@ def test_accept_hunks_stores_original_with_chosen_changes(db, task):
 
 def test_undo_walks_back_the_sessions_decisions(db, task):
     id_task, ids = task
-    review.set_decision(db, id_task, [ids["ok"]], "rejected", "anna", session="s1")
-    review.edit_and_accept(db, ids["ok2"], "Ala ma psa.", "anna", "s1")
-    review.set_decision(db, id_task, [ids["ok2"]], "rejected", "jan", session="s2")  # inna sesja
+    set_decision(db, id_task, [ids["ok"]], "rejected", "anna", session="s1")
+    edit_and_accept(db, ids["ok2"], "Ala ma psa.", "anna", "s1")
+    set_decision(db, id_task, [ids["ok2"]], "rejected", "jan", session="s2")  # inna sesja
     # Ostatnia decyzja sesji s1 (poprawka ok2) jest już nadpisana przez s2: odmowa z opisem.
-    refused = review.undo_last(db, id_task, "s1", "anna")
+    refused = undo_last(db, id_task, "s1", "anna")
     assert refused.changed is False and refused.id_item == ids["ok2"]
     assert refused.reason == "nie można cofnąć: pozycja zmieniła się po tej decyzji (teraz: rejected (jan))"
-    undone = review.undo_last(db, id_task, "s2", "jan")
-    assert undone == review.Outcome(True, None, ids["ok2"])
+    undone = undo_last(db, id_task, "s2", "jan")
+    assert undone == Outcome(True, None, ids["ok2"])
     assert _item(db, ids["ok2"])["status"] == "accepted"
-    undone = review.undo_last(db, id_task, "s1", "anna")
+    undone = undo_last(db, id_task, "s1", "anna")
     assert undone.changed and undone.id_item == ids["ok2"]
     row = _item(db, ids["ok2"])
     assert (row["status"], row["text_corrected"], row["approved_by"]) == ("processed", "Ala ma psa", None)
     assert row["local_hash"] == sha256("Ala ma psa")
-    assert review.undo_last(db, id_task, "s1", "anna") == review.Outcome(True, None, ids["ok"])
+    assert undo_last(db, id_task, "s1", "anna") == Outcome(True, None, ids["ok"])
     assert _item(db, ids["ok"])["status"] == "processed"
-    assert review.undo_last(db, id_task, "s1", "anna").reason == "nie ma decyzji do cofnięcia w tej sesji"
+    assert undo_last(db, id_task, "s1", "anna").reason == "nie ma decyzji do cofnięcia w tej sesji"
     actions = [r["action"] for r in db.query("SELECT action FROM review_log ORDER BY id_review_log")]
     assert actions == ["reject", "edit", "reject", "undo", "undo", "undo"]
     assert db.query_value("SELECT records_rejected FROM task WHERE id_task=%s", (id_task,)) == 0
@@ -444,11 +454,11 @@ def test_undo_walks_back_the_sessions_decisions(db, task):
 
 def test_undo_refused_after_export(db, task):
     id_task, ids = task
-    review.set_decision(db, id_task, [ids["ok"]], "accepted", "anna", session="s1")
+    set_decision(db, id_task, [ids["ok"]], "accepted", "anna", session="s1")
     db.execute(
         "UPDATE task_item SET status='exported', exported_at=NOW() WHERE id_task_item=%s", (ids["ok"],)
     )
-    outcome = review.undo_last(db, id_task, "s1", "anna")
+    outcome = undo_last(db, id_task, "s1", "anna")
     assert outcome.reason == "nie można cofnąć: pozycja zmieniła się po tej decyzji (teraz: exported (anna))"
     assert _item(db, ids["ok"])["status"] == "exported"
 
@@ -460,7 +470,7 @@ def test_two_reviewers_at_once_one_decision_wins(settings, db, task):
     from lib.db_local import connect_local
 
     id_task, ids = task
-    version = review.item_version(_item(db, ids["ok"]))
+    version = item_version(_item(db, ids["ok"]))
     barrier = threading.Barrier(2)
     results = {}
 
@@ -468,7 +478,7 @@ def test_two_reviewers_at_once_one_decision_wins(settings, db, task):
         conn = connect_local(settings)
         try:
             barrier.wait()
-            results[name] = review.set_decision(
+            results[name] = set_decision(
                 conn, id_task, [ids["ok"]], decision, name, None, session=name, expected={ids["ok"]: version}
             )
         finally:
@@ -558,26 +568,24 @@ def test_decisions_change_counters_exactly_like_a_full_recount(db, task):
         item = rng.choice(decidable)
         session = rng.choice(["s1", "s2"])
         if kind in ("accept", "reject"):
-            review.set_decision(db, id_task, [item], f"{kind}ed", "anna", None, session=session)
+            set_decision(db, id_task, [item], f"{kind}ed", "anna", None, session=session)
         elif kind == "edit":
-            review.edit_and_accept(db, item, f"poprawka {step}", "jan", session)
+            edit_and_accept(db, item, f"poprawka {step}", "jan", session)
         elif kind == "partial":
-            review.accept_hunks(db, item, [0], "ola", session)
+            accept_hunks(db, item, [0], "ola", session)
         elif kind == "undo":
-            review.undo_last(db, id_task, session, "anna")
+            undo_last(db, id_task, session, "anna")
         elif kind == "all":
-            review.set_decision(db, id_task, None, rng.choice(["accepted", "rejected"]), "ola", "processed")
+            set_decision(db, id_task, None, rng.choice(["accepted", "rejected"]), "ola", "processed")
         else:  # odmowy nie zmieniają nic
-            review.set_decision(
-                db, id_task, [ids["deleted"], ids["exported"], ids["pending"]], "accepted", "x"
-            )
+            set_decision(db, id_task, [ids["deleted"], ids["exported"], ids["pending"]], "accepted", "x")
         steps.append(kind)
         incremental = _counters(db, id_task)
         assert incremental == _recount(db, id_task), (step, steps)
     assert {"undo", "edit", "partial", "all"} <= set(steps)
     # Licznik nieaktualny (np. sprzed tej wersji) nie schodzi poniżej zera.
     db.execute("UPDATE task SET records_approved=0, records_rejected=0 WHERE id_task=%s", (id_task,))
-    review.set_decision(db, id_task, None, "rejected", "anna", "accepted")
+    set_decision(db, id_task, None, "rejected", "anna", "accepted")
     counters = _counters(db, id_task)
     assert counters["records_approved"] == 0 and counters["records_rejected"] >= 0
 
@@ -589,14 +597,14 @@ def test_dump_merges_statuses_in_id_order_across_pages(db, task, monkeypatch):
     extra = [
         add_task_item(db, id_task, 200 + n, f"t{n}", f"T{n}.", status=statuses[n % 4]) for n in range(11)
     ]
-    monkeypatch.setattr(review, "_DUMP_PAGE", 2)
+    monkeypatch.setattr(review_dump, "_DUMP_PAGE", 2)
     out = io.StringIO()
-    count = review.dump_items(db, id_task, "json", out)
+    count = dump_items(db, id_task, "json", out)
     dumped = [r["id_task_item"] for r in json.loads(out.getvalue())]
     expected = sorted([ids["ok"], ids["ok2"], ids["outdated"], ids["changed"], ids["exported"], *extra])
     assert dumped == expected and count == len(expected)
     out = io.StringIO()
-    review.dump_items(db, id_task, "csv", out, ["rejected", "accepted"])
+    dump_items(db, id_task, "csv", out, ["rejected", "accepted"])
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
     assert [int(r["id_task_item"]) for r in rows] == [
         i for i in extra if statuses[extra.index(i) % 4] in ("rejected", "accepted")
@@ -608,8 +616,8 @@ def test_decision_all_statuses_pages_through_each_status(db, task, monkeypatch):
     id_task, ids = task
     extra = [add_task_item(db, id_task, 300 + n, f"t{n}", f"T{n}.", status="rejected") for n in range(5)]
     _recount(db, id_task)
-    monkeypatch.setattr(review, "_DECISION_CHUNK", 2)
-    changed, refused = review.set_decision(db, id_task, None, "accepted", "anna", None)
+    monkeypatch.setattr(review_decisions, "_DECISION_CHUNK", 2)
+    changed, refused = set_decision(db, id_task, None, "accepted", "anna", None)
     assert sorted(changed) == sorted([ids["ok"], ids["ok2"], *extra])
     reasons = dict(refused)
     assert set(reasons) == {ids["outdated"], ids["changed"], ids["pending"], ids["exported"]}
@@ -634,10 +642,10 @@ def test_export_report_shows_the_last_export_run_and_problems(db, task):
         "UPDATE task_item SET status='accepted', export_error='brak klucza' WHERE id_task_item=%s",
         (ids["ok2"],),
     )
-    report = review.export_report(db, id_task)
+    report = export_report(db, id_task)
     assert report.run["run_id"] == "run-new" and report.stats == {"exported": 2, "conflicts": 1}
     assert [(p["id_task_item"], p["status"], p["export_error"]) for p in report.problems] == [
         (ids["ok"], "conflict", "tekst w źródle zmienił się"),
         (ids["ok2"], "accepted", "brak klucza"),
     ]
-    assert review.export_report(db, id_task + 1000).run is None
+    assert export_report(db, id_task + 1000).run is None

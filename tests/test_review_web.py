@@ -16,7 +16,10 @@ import pytest
 
 from lib import task_item
 from lib.db_local import connect_local
-from lib.review import decisions as review
+from lib.errors import UsageError
+from lib.review.decisions import Outcome
+from lib.review.items import get_item, page_items
+from lib.review.rules import item_version
 from tests.helpers import (
     UNUSED_SOURCE,
     add_connection,
@@ -375,6 +378,41 @@ def test_accept_shown_takes_only_rendered_unchanged_items(server, wdb, seeded):
     assert statuses == {ids[0]: "accepted", ids[1]: "processed", ids[2]: "processed", ids[3]: "outdated"}
 
 
+def test_handler_parts_work_alone_without_http(server, wdb, seeded):
+    """Akcje decyzji i stan eksportu działają bez serwera HTTP: na bazie i na ``app.state.review``."""
+    from lib.review.web import exports, routes
+    from lib.review.web.app import create_app
+    from lib.review.web.state import with_db
+
+    id_task, ids = seeded
+    settings = server["settings"]
+    shown = item_version(get_item(wdb, ids[2]))
+    outcome = with_db(
+        settings,
+        lambda db: routes.decide_item(db, ids[2], {"decision": "rejected", "version": shown}, "ola", "s1"),
+    )
+    assert outcome == Outcome(True, None, ids[2])
+    row = wdb.query_one("SELECT status, approved_by FROM task_item WHERE id_task_item=%s", (ids[2],))
+    assert row == {"status": "rejected", "approved_by": "ola"}
+    # Poprawka na podstawie wersji sprzed odrzucenia: odmowa z opisem obecnego stanu, baza bez zmian.
+    before = snapshot(wdb, id_task)
+    outcome = with_db(
+        settings, lambda db: routes.edit_item(db, ids[2], {"text": "Dom.", "version": shown}, "ola", "s1")
+    )
+    assert not outcome.changed and "zmieniła się od wyświetlenia (teraz: rejected (ola))" in outcome.reason
+    assert snapshot(wdb, id_task) == before
+    with pytest.raises(UsageError, match="brak wersji"):
+        with_db(settings, lambda db: routes.decide_item(db, ids[0], {"decision": "accepted"}, "ola", "s1"))
+
+    state = create_app(settings, "x", lambda task: (True, f"eksport {task}: ok")).state.review
+    assert exports.claim_export(state, id_task)
+    assert not exports.claim_export(state, id_task)  # drugi eksport tego zadania nie startuje
+    exports.run_export(state, id_task)
+    assert state.exports[id_task]["state"] == "done" and state.exports[id_task]["ok"] is True
+    assert state.exports[id_task]["message"] == f"eksport {id_task}: ok"
+    assert exports.claim_export(state, id_task)
+
+
 def _find_table(node, name):
     """Szuka w planie JSON (EXPLAIN/ANALYZE) opisu dostępu do tabeli ``name``."""
     if isinstance(node, dict):
@@ -459,12 +497,12 @@ def test_keyset_paging_on_100000_items_stays_fast(server, wdb):
         best = None
         for _ in range(3):
             t0 = time.perf_counter()
-            page = review.page_items(wdb, id_task, "processed", limit=limit, **kwargs)
+            page = page_items(wdb, id_task, "processed", limit=limit, **kwargs)
             elapsed = time.perf_counter() - t0
             best = elapsed if best is None else min(best, elapsed)
         assert [i["id_task_item"] for i in page.items] == expected, label
         timings[label] = best
-    assert review.page_items(wdb, id_task, "processed", after=ids[-3], limit=limit).has_next is False
+    assert page_items(wdb, id_task, "processed", after=ids[-3], limit=limit).has_next is False
     print("czasy stron (s): " + ", ".join(f"{k}={v:.4f}" for k, v in timings.items()))
     # Luźna granica (maszyna współdzielona): strona ~ms; OFFSET-owy skan 54 000 wierszy byłby wyraźnie wolniejszy.
     assert max(timings.values()) < 0.5, timings

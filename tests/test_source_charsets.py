@@ -13,7 +13,7 @@ import pytest
 from lib import db_remote
 from lib.db_remote import encodings
 from lib.export.run import run_export
-from lib.review import decisions as review
+from lib.review.decisions import set_decision
 from lib.sync import engine as sync
 from tests.conftest import PG_SERVER, _pg_admin
 from tests.helpers import add_connection, add_task, sha256, simulate_ai, source_execute, source_query
@@ -34,9 +34,7 @@ def _items(db, id_task: int) -> dict[int, dict]:
 
 def _accept(db, id_task: int, keys: list[int]) -> None:
     by_key = _items(db, id_task)
-    changed, refused = review.set_decision(
-        db, id_task, [by_key[k]["id_task_item"] for k in keys], "accepted", "ola"
-    )
+    changed, refused = set_decision(db, id_task, [by_key[k]["id_task_item"] for k in keys], "accepted", "ola")
     assert refused == [] and len(changed) == len(keys)
 
 

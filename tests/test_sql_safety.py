@@ -39,7 +39,8 @@ from lib.db_local import connect_local, sql_literal
 from lib.errors import LocalDbError
 from lib.export.run import run_export
 from lib.mysql_connect import INIT_COMMAND, SESSION_SQL_MODE
-from lib.review import decisions as review
+from lib.review.decisions import Outcome, accept_hunks, edit_and_accept, set_decision
+from lib.review.diff import diff_hunks
 from lib.sync import engine as sync
 from tests.conftest import MYSQL_SERVER, PG_SERVER, PROJECT_ROOT
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
@@ -385,24 +386,24 @@ def test_texts_survive_every_path(case, fake_openai):
     # 4. Przegląd: odrzucenie, edycja z takim tekstem, akceptacja wybranych zmian i zwykła akceptacja.
     by_id = {key: int(items[key]["id_task_item"]) for key in active}
     rejected, edited, partial, accepted = active[0], active[1:4], active[4], active[5:]
-    changed, refused = review.set_decision(db, id_task, [by_id[rejected]], "rejected", "jan")
+    changed, refused = set_decision(db, id_task, [by_id[rejected]], "rejected", "jan")
     assert (changed, refused) == ([by_id[rejected]], [])
     edit_texts = dict(zip(active, rotated(originals, 6), strict=True))
     final = dict(corrected)
     for key in edited:
         assert edit_texts[key] != corrected[key]
-        outcome = review.edit_and_accept(db, by_id[key], edit_texts[key], "anna", "s1")
-        assert outcome == review.Outcome(True, None, by_id[key])
+        outcome = edit_and_accept(db, by_id[key], edit_texts[key], "anna", "s1")
+        assert outcome == Outcome(True, None, by_id[key])
         final[key] = edit_texts[key]
         logged = db.query_one(
             "SELECT text_after, hash_after FROM review_log WHERE id_task_item=%s AND action='edit'",
             (by_id[key],),
         )
         assert logged == {"text_after": edit_texts[key], "hash_after": sha256(edit_texts[key])}
-    hunks = review.diff_hunks(second[partial], corrected[partial])
-    outcome = review.accept_hunks(db, by_id[partial], [h.index for h in hunks], "anna", "s1")
+    hunks = diff_hunks(second[partial], corrected[partial])
+    outcome = accept_hunks(db, by_id[partial], [h.index for h in hunks], "anna", "s1")
     assert outcome.changed and outcome.reason is None  # wszystkie zmiany = tekst modelu
-    changed, refused = review.set_decision(db, id_task, [by_id[key] for key in accepted], "accepted", "anna")
+    changed, refused = set_decision(db, id_task, [by_id[key] for key in accepted], "accepted", "anna")
     assert refused == [] and sorted(changed) == sorted(by_id[key] for key in accepted)
     items = local_items(db, id_task)
     assert_corrected(items, final)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from lib.export import run as export
-from lib.review import decisions as review
+from lib.review.decisions import set_decision
 from lib.sync import engine as sync
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import add_connection, add_task, source_execute, source_executemany, source_query
@@ -290,7 +290,7 @@ def test_any_key_sync_resync_export(request, settings, db, name):
             (corrected, sha(corrected), item["id_task_item"]),
         )
     ids = [got[expected_key(k, case["kinds"])]["id_task_item"] for k in chosen]
-    accepted, refused = review.set_decision(db, id_task, ids, "accepted", "test")
+    accepted, refused = set_decision(db, id_task, ids, "accepted", "test")
     assert sorted(accepted) == sorted(ids) and not refused
     edited, vanished = chosen[1], chosen[3]
     source_execute(source, f"UPDATE items SET body = %s WHERE {where_key(case)}", ("ktoś zmienił", *edited))
@@ -456,7 +456,7 @@ def test_export_skips_nul_text_as_item_conflict_on_postgresql(settings, db, pg_s
             "WHERE id_task_item=%s",
             (corrected, sha(corrected), item["id_task_item"]),
         )
-    review.set_decision(db, id_task, None, "accepted", "test")
+    set_decision(db, id_task, None, "accepted", "test")
     stats = export.run_export(settings, id_task)
     assert (stats["exported"], stats["conflicts"]) == (2, 1)
     bad = db.query_one(

@@ -17,7 +17,7 @@ import pytest
 
 from lib.ai import online as ai_worker
 from lib.db_utils import compute_hash
-from lib.review import decisions as review
+from lib.review.decisions import set_decision
 from lib.runtime.run_log import ABANDONED_RUN_MESSAGE
 from lib.sync import engine as sync
 from tests.conftest import PROJECT_ROOT
@@ -321,7 +321,7 @@ def test_export_killed_after_source_commit_then_rerun_writes_each_row_once(
     ids = [
         r["id_task_item"] for r in db.query("SELECT id_task_item FROM task_item WHERE id_task=%s", (id_task,))
     ]
-    review.set_decision(db, id_task, ids, "accepted", "anna")
+    set_decision(db, id_task, ids, "accepted", "anna")
     for statement in WRITES_TRIGGER:
         source_execute(pg_source, statement)
     env = {**local_env, "BATCH_SIZE": "10"}

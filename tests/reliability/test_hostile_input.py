@@ -22,7 +22,7 @@ from lib import db_remote
 from lib.ai import online as ai_worker
 from lib.errors import RemoteError
 from lib.export.run import run_export
-from lib.review import decisions as review
+from lib.review.decisions import set_decision
 from lib.sync import engine as sync
 from tests.fake_openai import correct_text, fake_openai_fixture  # noqa: F401
 from tests.helpers import (
@@ -465,7 +465,7 @@ def round_trip(settings_: dict, db, source: dict, base_url: str, texts: list[str
 
     corrected = {key: corrected_version(text) for key, text in enumerate(texts, start=1)}
     simulate_ai(db, id_task, corrected)
-    changed, refused = review.set_decision(db, id_task, None, "accepted", "test")
+    changed, refused = set_decision(db, id_task, None, "accepted", "test")
     assert refused == [] and sorted(changed) == sorted(r["id_task_item"] for r in rows.values())
     stats = run_export(settings_, id_task)
     assert stats["exported"] == len(texts) and stats["conflicts"] == 0, stats

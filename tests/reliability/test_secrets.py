@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from lib.review import decisions as review
+from lib.review.decisions import set_decision
 from tests.conftest import PROJECT_ROOT
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.helpers import add_connection, add_model, add_task, create_text_table, source_execute
@@ -179,7 +179,7 @@ def test_no_secret_anywhere_with_debug_and_sql_logging(
     assert results["sync ok"].returncode == 0, results["sync ok"].stderr
     results["ai ok"] = run_script(env, "ai.py", "--id_task", str(task_ok))
     assert results["ai ok"].returncode == 0, results["ai ok"].stderr
-    changed, _refused = review.set_decision(db, task_ok, None, "accepted", "test")
+    changed, _refused = set_decision(db, task_ok, None, "accepted", "test")
     assert len(changed) == 3
     results["export ok"] = run_script(env, "sync.py", "--export", "--id_task", str(task_ok))
     assert results["export ok"].returncode == 0, results["export ok"].stderr
