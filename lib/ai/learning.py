@@ -80,6 +80,7 @@ def start_pilot(
     size = pilot_size(task, settings)
     max_attempts = int(settings["AI_MAX_ATTEMPTS"])
     try:
+        db.begin()
         lock_task_row(db, id_task)
         current = open_pilot(db, id_task)
         if current is not None:
@@ -220,7 +221,6 @@ def pilot_figures(
     remaining = task_item.count_waiting_texts(db, id_task, int(settings["AI_MAX_ATTEMPTS"]), id_pilot)
     per_text = cost / texts if texts else Decimal(0)
     model = db.query_one("SELECT name FROM ai_model WHERE id_ai_model=%s", (pilot["id_ai_model"],))
-    db.commit()
     return {
         "id_task": id_task,
         "id_ai_pilot": id_pilot,
@@ -307,9 +307,9 @@ def approve_pilot(db: MySQL, id_task: int, by: str, settings: dict[str, Any]) ->
     if not by or not by.strip():
         raise UsageError("podaj, kto zatwierdza (--by)")
     try:
+        db.begin()
         pilot = _pilot_to_decide(db, id_task)
         figures = pilot_figures(db, id_task, settings, pilot)
-        lock_task_row(db, id_task)
         _snapshot(db, figures)
         db.execute(
             "UPDATE ai_pilot SET status='approved', approved_by=%s, approved_at=NOW() WHERE id_ai_pilot=%s",
@@ -343,6 +343,7 @@ def redo_pilot(
     if not by or not by.strip():
         raise UsageError("podaj, kto zleca pilota od nowa (--by)")
     try:
+        db.begin()
         pilot = _pilot_to_decide(db, id_task)
         task = get_task(db, id_task)
         id_model = task["id_ai_model"]
@@ -383,7 +384,7 @@ def task_quality(db: MySQL, id_task: int, settings: dict[str, Any]) -> dict[str,
 
     Returns:
         ``flagged`` (pozycje z flagami), ``flags_<kod>``, ``reviewed``, ``acceptance_rate``
-        (zaakceptowane, też wyeksportowane / ocenione) i - gdy zadanie ma pilota - ``pilot_*``.
+        (``records_approved`` / ocenione) i - gdy zadanie ma pilota - ``pilot_*``.
     """
     rows = db.query(
         "SELECT ai_flags, COUNT(*) AS n FROM task_item WHERE id_task=%s AND ai_flags IS NOT NULL "
@@ -394,15 +395,12 @@ def task_quality(db: MySQL, id_task: int, settings: dict[str, Any]) -> dict[str,
     for row in rows:
         for code in json.loads(row["ai_flags"]):
             quality[f"flags_{code}"] = quality.get(f"flags_{code}", 0) + int(row["n"])
-    decided = db.query_one(
-        "SELECT COALESCE(SUM(status IN ('accepted','exported','conflict')),0) AS accepted, "
-        "COALESCE(SUM(status='rejected'),0) AS rejected FROM task_item WHERE id_task=%s AND deleted_at IS NULL",
-        (id_task,),
-    ) or {"accepted": 0, "rejected": 0}
-    reviewed = int(decided["accepted"]) + int(decided["rejected"])
-    quality["reviewed"] = reviewed
-    if reviewed:
-        quality["acceptance_rate"] = round(int(decided["accepted"]) / reviewed, 4)
+    # Liczniki decyzji przeliczane z pozycji przy każdej decyzji (``refresh_review_counters``).
+    task = get_task(db, id_task)
+    accepted, rejected = int(task.get("records_approved") or 0), int(task.get("records_rejected") or 0)
+    quality["reviewed"] = accepted + rejected
+    if accepted + rejected:
+        quality["acceptance_rate"] = round(accepted / (accepted + rejected), 4)
     pilot = open_pilot(db, id_task) or next(iter(pilot_history(db, id_task)), None)
     if pilot is not None:
         figures = pilot_figures(db, id_task, settings, pilot)

@@ -40,12 +40,13 @@ from typing import Any
 from lib import faults, task_item
 from lib.ai import client as ai_client
 from lib.ai import cost as ai_cost
+from lib.ai import learning, prompts
 from lib.ai import model_cap as model_slots
 from lib.ai import packs as ai_pack
-from lib.ai import prompts
 from lib.ai.batch import ingest as ai_batch_ingest
 from lib.ai.batch import submit as ai_batch
 from lib.ai.operation import LOCK_PREFIX, LOCK_PREFIXES, run_ai_operation
+from lib.ai.quality import guardrails
 from lib.ai.stats import AiStats
 from lib.db_local import MySQL, connect_local
 from lib.db_utils import get_logger, hash_function, hash_text, mask_secrets
@@ -145,6 +146,9 @@ class _Group:
     error: str | None = None
     abandoned: bool = False
     stored: bool = False
+    # Flagi zabezpieczeń wyniku (JSON albo None); ``flags_checked`` = już policzone dla ``text``.
+    flags: str | None = None
+    flags_checked: bool = False
 
 
 @dataclass
@@ -178,6 +182,8 @@ class _Run:
     hash_of: Any = None
     action: str = "correct"
     note: str | None = None
+    # Wersja promptu zapisywana przy każdym wyniku (``prompts.prompt_version``).
+    prompt_version: str | None = None
     capability: dict[str, Any] = field(default_factory=ai_client.make_capability_state)
     lock: threading.Lock = field(default_factory=threading.Lock)
     groups: dict[str, _Group] = field(default_factory=dict)
@@ -234,6 +240,9 @@ def _make_run(
         hash_of=hash_function(task.get("hash_method") or "sha256"),
         action=action,
         note=prompts.change_note(task),
+        prompt_version=prompts.prompt_version(
+            action, model, task.get("source_lang"), task.get("target_lang")
+        ),
         # AI_CONCURRENCY ogranicza zapytania do modelu (semafor); kilka wątków więcej pozwala
         # zapisywać wynik (commit) równolegle z kolejnym zapytaniem.
         api_slots=threading.BoundedSemaphore(concurrency),
@@ -271,6 +280,16 @@ def _add(run: _Run, **values: Any) -> None:
         run.stats.add(**values)
 
 
+def _group_flags(run: _Run, original: str | None, group: _Group) -> str | None:
+    """Flagi zabezpieczeń wyniku grupy (liczone raz na tekst; duplikaty dostają te same)."""
+    if not group.flags_checked and group.text is not None:
+        group.flags = guardrails.task_answer_flags(run.task, run.settings, original or "", group.text)
+        group.flags_checked = True
+        if group.flags:
+            _add(run, flagged=1)
+    return group.flags
+
+
 def _store_ok(
     run: _Run,
     item: dict[str, Any],
@@ -296,6 +315,8 @@ def _store_ok(
             tokens_input,
             tokens_output,
             cost,
+            prompt_version=run.prompt_version,
+            flags=_group_flags(run, item["text_original"], group),
         )
     if changed:
         group.stored = True
@@ -350,6 +371,8 @@ def _store_followers(run: _Run, followers: list[dict[str, Any]], group: _Group) 
             0,
             0,
             0,
+            prompt_version=run.prompt_version,
+            flags=_group_flags(run, followers[0]["text_original"], group),
         )
     if changed:
         group.stored = True
@@ -584,6 +607,8 @@ def _send_pack(run: _Run, members: list[tuple[dict[str, Any], _Group]]) -> None:
                 "tokens_input": share.tokens_input,
                 "tokens_output": share.tokens_output,
                 "cost": share.cost,
+                "prompt_version": run.prompt_version,
+                "flags": _group_flags(run, item["text_original"], group),
             }
         )
         stored.append((item, group))
@@ -956,11 +981,22 @@ def run_ai(
         # mógł zostać wyłączony albo zmieniony po wysyłce; ceny i serwer bierze się z ai_batch).
         with connect_local(settings, autocommit=True) as db:
             task = get_task(db, id_task)
-        return ai_batch_ingest.run_ingest(settings, task, id_ai_batch, run_id=run_id)
+        return _after_run(
+            settings, id_task, ai_batch_ingest.run_ingest(settings, task, id_ai_batch, run_id=run_id)
+        )
     with connect_local(settings, autocommit=True) as db:
         task, model = _load_task(db, id_task)
+        if task["status"] == learning.IN_LEARNING:
+            # Faza nauki: nic nie jest wysyłane, dopóki człowiek nie oceni pilota (review.py pilot).
+            log.info("zadanie %s: faza nauki (in_learning) - czeka na ocenę pilota, nic nie wysyłam", id_task)
+            stats.pilot = stats.outcome = learning.IN_LEARNING
+            return stats.as_dict()
+        learning.start_pilot(db, task, model, settings)
     if ai_batch.is_batch_mode(task, model):
-        return ai_batch.run_submit(settings, task, model, run_id=run_id, should_stop=should_stop, limit=limit)
+        submitted = ai_batch.run_submit(
+            settings, task, model, run_id=run_id, should_stop=should_stop, limit=limit
+        )
+        return _after_run(settings, id_task, submitted)
     base_url, api_key = ai_client.resolve_endpoint(settings, model)
     # Klient (kontekst TLS: ~20-40 ms) powstaje w tle, gdy run łączy się z bazą i zakłada blokady.
     maker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ai-{id_task}-client")
@@ -1027,7 +1063,15 @@ def run_ai(
         )
         return stats
 
-    return run_ai_operation(settings, id_task, run_id, stats, body)
+    return _after_run(settings, id_task, run_ai_operation(settings, id_task, run_id, stats, body))
+
+
+def _after_run(settings: dict[str, Any], id_task: int, result: dict[str, Any]) -> dict[str, Any]:
+    """Po runie: pilot gotowy -> ``in_learning``; do wyniku stan pilota i liczby jakości zadania."""
+    with connect_local(settings, autocommit=True) as db:
+        result["pilot"] = learning.finish_pilot(db, id_task, settings)
+        result["quality"] = learning.task_quality(db, id_task, settings)
+    return result
 
 
 def dry_run(settings: dict[str, Any], id_task: int) -> dict[str, Any]:

@@ -216,6 +216,17 @@ def stored_flags(
     return json.dumps(flags) if flags else None
 
 
+def task_answer_flags(task: dict, settings: dict, original: str, answer: str) -> str | None:
+    """``stored_flags`` dla odpowiedzi w zadaniu: akcja i język docelowy zadania, próg ``AI_MAX_EDIT_RATIO``."""
+    return stored_flags(
+        original,
+        answer,
+        task.get("ai_action") or "correct",
+        task.get("target_lang"),
+        float(settings.get("AI_MAX_EDIT_RATIO") or DEFAULT_MAX_EDIT_RATIO),
+    )
+
+
 def flag_reasons(flags: list[str]) -> list[str]:
     """Powody flag słowami (po polsku) dla strony recenzji; nieznany kod zostaje, jak jest."""
     return [REASONS.get(code, code) for code in flags]
