@@ -320,10 +320,28 @@ def make_export_runner(env_file: str | None) -> Callable[[int], tuple[bool, str]
     return run
 
 
+def make_pilot_hooks(settings: dict[str, Any]):
+    """Funkcje fazy nauki dla strony przeglądu (``lib.ai.learning`` z ustawieniami skryptu)."""
+    from lib.ai import learning
+    from lib.review.web.state import PilotHooks
+
+    def figures(db, id_task: int) -> dict[str, Any] | None:
+        if learning.open_pilot(db, id_task) is None:
+            return None
+        return learning.pilot_figures(db, id_task, settings)
+
+    return PilotHooks(
+        figures=figures,
+        approve=lambda db, id_task, by: learning.approve_pilot(db, id_task, by, settings),
+        redo=lambda db, id_task, by, model: learning.redo_pilot(db, id_task, by, settings, model),
+    )
+
+
 def cmd_serve(settings: dict[str, Any], args: argparse.Namespace) -> int:
     """Uruchamia stronę przeglądu (uvicorn) i wypisuje jej adres z tokenem."""
     import uvicorn
 
+    from lib.ai.quality import guardrails
     from lib.review.web.app import create_app
 
     # Baza musi odpowiadać od razu: lepiej jedna linia błędu teraz niż 500 na stronie.
@@ -347,7 +365,9 @@ def cmd_serve(settings: dict[str, Any], args: argparse.Namespace) -> int:
     port = sock.getsockname()[1]
     shown = args.host if args.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     shown = f"[{shown}]" if ":" in shown else shown
-    app = create_app(settings, token, make_export_runner(args.env_file))
+    app = create_app(
+        settings, token, make_export_runner(args.env_file), guardrails.REASONS, make_pilot_hooks(settings)
+    )
     print(f"review: strona przeglądu: http://{shown}:{port}/?token={token}", flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(

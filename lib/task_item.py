@@ -1049,7 +1049,7 @@ REVIEW_COLUMNS = (
 PAGE_COLUMNS = (
     "id_task_item, id_task, remote_id, remote_key, status, text_original, text_corrected, change_summary, is_changed, "
     "processed_at, verified_at, approved_by, approved_at, exported_at, export_error, deleted_at, row_updated_at, "
-    "tokens_input, tokens_output, cost_usd"
+    "tokens_input, tokens_output, cost_usd, ai_flags"
 )
 
 
@@ -1060,6 +1060,9 @@ STATUS_PAGE_INDEX = "idx_task_item_task_status"
 # Dodatkowe warunki stron po statusie (stałe, bez parametrów).
 ONLY_CORRECTED = "text_corrected IS NOT NULL"
 ONLY_EXPORT_ERRORS = "export_error IS NOT NULL"
+# Strona przeglądu: pozycje z flagami zabezpieczeń AI najpierw (osobna lista), potem bez flag.
+ONLY_FLAGGED = "ai_flags IS NOT NULL"
+ONLY_UNFLAGGED = "ai_flags IS NULL"
 
 
 def status_page_query(
@@ -1117,13 +1120,35 @@ def status_page_query(
 
 
 def review_page(
-    db: MySQL, id_task: int, status: str, key: int | None, limit: int, backwards: bool = False
+    db: MySQL,
+    id_task: int,
+    status: str,
+    key: int | None,
+    limit: int,
+    backwards: bool = False,
+    condition: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Strona pozycji do przeglądu w kolejności zapytania (wstecz: malejąco); zatwierdza odczyt."""
-    sql, params = status_page_query(PAGE_COLUMNS, id_task, status, key, limit, backwards=backwards)
+    """Strona pozycji do przeglądu w kolejności zapytania (wstecz: malejąco); zatwierdza odczyt.
+
+    ``condition``: ``ONLY_FLAGGED``, ``ONLY_UNFLAGGED`` albo ``None`` (wszystkie).
+    """
+    sql, params = status_page_query(
+        PAGE_COLUMNS, id_task, status, key, limit, backwards=backwards, condition=condition
+    )
     rows = db.query(sql, params)
     db.commit()
     return rows
+
+
+def count_flagged(db: MySQL, id_task: int, status: str) -> int:
+    """Nieusunięte pozycje zadania o statusie ``status`` z flagami zabezpieczeń AI; zatwierdza odczyt."""
+    count = db.query_value(
+        f"SELECT COUNT(*) FROM task_item FORCE INDEX ({STATUS_PAGE_INDEX}) "
+        f"WHERE id_task=%s AND status=%s AND deleted_at IS NULL AND {ONLY_FLAGGED}",
+        (id_task, status),
+    )
+    db.commit()
+    return int(count or 0)
 
 
 def list_for_review(db: MySQL, id_task: int, status: str | None, limit: int) -> list[dict[str, Any]]:

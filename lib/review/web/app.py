@@ -16,8 +16,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from lib.errors import UsageError
-from lib.review.web import auth, exports, routes
-from lib.review.web.state import ExportRunner, ReviewState
+from lib.review.web import auth, exports, pilot, routes
+from lib.review.web.state import ExportRunner, PilotHooks, ReviewState
 from lib.review.web.views import STATIC_DIR, make_templates
 
 ROUTES = [
@@ -25,6 +25,7 @@ ROUTES = [
     Route("/tasks/{id_task:int}", routes.task_items),
     Route("/tasks/{id_task:int}/export", exports.export_page),
     Route("/tasks/{id_task:int}/export", exports.export_start, methods=["POST"]),
+    Route("/tasks/{id_task:int}/pilot", pilot.pilot_action, methods=["POST"]),
     Route("/login", auth.login, methods=["POST"]),
     Route("/reviewer", auth.set_name, methods=["POST"]),
     Route("/logout", auth.logout, methods=["POST"]),
@@ -40,6 +41,8 @@ def create_app(
     settings: dict[str, Any],
     token: str,
     export_runner: ExportRunner | None = None,
+    flag_reasons: dict[str, str] | None = None,
+    pilot_hooks: PilotHooks | None = None,
 ) -> Starlette:
     """Buduje aplikację ASGI strony przeglądu.
 
@@ -48,6 +51,8 @@ def create_app(
         token: Token dostępu (``REVIEW_TOKEN`` albo wylosowany przez skrypt).
         export_runner: Funkcja ``(id_task) -> (sukces, komunikat)`` uruchamiająca eksport
             zadania (ten sam co ``sync.py --export``); ``None`` = przycisk eksportu niedostępny.
+        flag_reasons: Powody flag zabezpieczeń AI słowami (kod -> zdanie).
+        pilot_hooks: Funkcje fazy nauki (panel pilota); ``None`` = panel niedostępny.
 
     Returns:
         Aplikacja Starlette gotowa dla uvicorn.
@@ -75,5 +80,7 @@ def create_app(
         templates=make_templates(),
         shown_signer=URLSafeTimedSerializer(secret, salt="ailexia-review-shown"),
         export_runner=export_runner,
+        flag_reasons=dict(flag_reasons or {}),
+        pilot=pilot_hooks,
     )
     return app

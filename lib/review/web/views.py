@@ -5,6 +5,7 @@ Odpowiedzi błędów są jednym zdaniem po polsku: JSON dla wywołań ``fetch`` 
 strona dla przeglądarki.
 """
 
+import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -76,8 +77,13 @@ def diff_markup(segments: list[Segment], pickable: bool) -> Markup:
     return Markup("".join(parts))
 
 
-def item_view(item: dict[str, Any]) -> dict[str, Any]:
-    """Dane jednej pozycji do szablonu: różnica, zmiany modelu, wersja, czy można decydować."""
+def item_view(item: dict[str, Any], reasons: dict[str, str] | None = None) -> dict[str, Any]:
+    """Dane jednej pozycji do szablonu: różnica, zmiany modelu, flagi z powodami, wersja, decyzja.
+
+    Args:
+        item: Wiersz pozycji.
+        reasons: Kod flagi zabezpieczeń AI -> powód słowami (nieznany kod pokazywany jak jest).
+    """
     decidable = (
         item["status"] in DECIDABLE
         and item.get("deleted_at") is None
@@ -87,6 +93,7 @@ def item_view(item: dict[str, Any]) -> dict[str, Any]:
     hunks = sum(1 for s in segments if s.hunk is not None)
     summary = parse_summary(item.get("change_summary"))
     edits = [e for e in summary["edits"] if isinstance(e, dict)]
+    flags = _flag_codes(item.get("ai_flags"))
     return {
         **item,
         "diff": diff_markup(segments, pickable=decidable and hunks > 1)
@@ -98,13 +105,27 @@ def item_view(item: dict[str, Any]) -> dict[str, Any]:
         "summary_invalid": summary.get("invalid"),
         "version": item_version(item),
         "decidable": decidable,
+        "flags": flags,
+        "flag_reasons": [(reasons or {}).get(code, code) for code in flags],
     }
+
+
+def _flag_codes(raw: Any) -> list[str]:
+    """Kody flag z ``task_item.ai_flags`` (tablica JSON); zły JSON pokazany jako jeden kod."""
+    if not raw:
+        return []
+    try:
+        codes = json.loads(raw)
+    except ValueError:
+        return [str(raw)]
+    return [str(code) for code in codes] if isinstance(codes, list) else [str(codes)]
 
 
 def card_html(request: Request, item: dict[str, Any]) -> str:
     """HTML karty jednej pozycji (odpowiedź na decyzję podmienia nim kartę na stronie)."""
     template = review_state(request).templates.get_template("_item.html")
-    return template.render({"item": item_view(item), "csrf": request.session["csrf"]})
+    reasons = review_state(request).flag_reasons
+    return template.render({"item": item_view(item, reasons), "csrf": request.session["csrf"]})
 
 
 # --- odpowiedzi -------------------------------------------------------------------------------------
