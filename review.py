@@ -264,7 +264,11 @@ def print_pilot(figures: dict[str, Any]) -> None:
     print(f"pilot {figures['id_ai_pilot']} zadania {figures['id_task']}")
     for key, label in _PILOT_LINES:
         value = figures.get(key)
-        print(f"  {label + ':':<30} {'-' if value is None else value}")
+        if value is None:
+            value = "-"
+        elif key.endswith("_usd"):
+            value = f"{value:.6f}"
+        print(f"  {label + ':':<30} {value}")
     if figures.get("flags"):
         print("  flagi: " + ", ".join(f"{code}={n}" for code, n in figures["flags"].items()))
 

@@ -249,15 +249,38 @@ def format_table(report: dict[str, Any]) -> str:
     def fmt(value: Any, digits: int = 3) -> str:
         return "-" if value is None else (f"{value:.{digits}f}" if isinstance(value, float) else str(value))
 
-    head = ("model", "prompt", "items", "tp", "fp", "fn", "P", "R", "F0.5", "unch.chg", "exact", "chrF",
-            "cost$", "p50s", "p95s", "failed")  # fmt: skip
-    lines = [f"set: {report['set']}", "  ".join(f"{h:>8}" for h in head)]
-    for r in report["results"]:
-        row = (r["model"], r["prompt_version"], r["items"], r["tp"], r["fp"], r["fn"], fmt(r["precision"]),
-               fmt(r["recall"]), fmt(r["f05"]), fmt(r["unchanged_changed_rate"]), fmt(r["exact_match"]),
-               fmt(r["chrf"], 1), fmt(r["cost_usd"], 4), fmt(r["latency_p50_s"], 2), fmt(r["latency_p95_s"], 2),
-               r["failed"])  # fmt: skip
-        lines.append("  ".join(f"{value!s:>8}" for value in row))
+    head = ["model", "prompt", "items", "tp", "fp", "fn", "P", "R", "F0.5", "unch.chg", "exact", "chrF",
+            "cost$", "p50 s", "p95 s", "failed"]  # fmt: skip
+    rows = [
+        [
+            r["model"],
+            r["prompt_version"] or "-",
+            r["items"],
+            r["tp"],
+            r["fp"],
+            r["fn"],
+            fmt(r["precision"]),
+            fmt(r["recall"]),
+            fmt(r["f05"]),
+            fmt(r["unchanged_changed_rate"]),
+            fmt(r["exact_match"]),
+            fmt(r["chrf"], 1),
+            fmt(r["cost_usd"], 4),
+            fmt(r["latency_p50_s"], 2),
+            fmt(r["latency_p95_s"], 2),
+            r["failed"],
+        ]  # fmt: skip
+        for r in report["results"]
+    ]
+    widths = [max(len(str(row[n])) for row in [head, *rows]) for n in range(len(head))]
+    lines = [f"set: {report['set']}"]
+    for row in [head, *rows]:
+        lines.append(
+            "  ".join(
+                str(v).ljust(w) if n < 2 else str(v).rjust(w)
+                for n, (v, w) in enumerate(zip(row, widths, strict=True))
+            )
+        )
     for r in report["results"]:
         if r["per_category"]:
             cats = ", ".join(

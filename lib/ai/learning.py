@@ -383,8 +383,8 @@ def task_quality(db: MySQL, id_task: int, settings: dict[str, Any]) -> dict[str,
     """Liczby jakości zadania do metadanych ``ai_corrections``: flagi, akceptacja, pilot.
 
     Returns:
-        ``flagged`` (pozycje z flagami), ``flags_<kod>``, ``reviewed``, ``acceptance_rate``
-        (``records_approved`` / ocenione) i - gdy zadanie ma pilota - ``pilot_*``.
+        ``flagged`` (pozycje z flagami), ``flags_<kod>``, ``reviewed``, ``approval_rate``
+        (zatwierdzone, też po poprawce recenzenta / ocenione) i - gdy zadanie ma pilota - ``pilot_*``.
     """
     rows = db.query(
         "SELECT ai_flags, COUNT(*) AS n FROM task_item WHERE id_task=%s AND ai_flags IS NOT NULL "
@@ -395,18 +395,27 @@ def task_quality(db: MySQL, id_task: int, settings: dict[str, Any]) -> dict[str,
     for row in rows:
         for code in json.loads(row["ai_flags"]):
             quality[f"flags_{code}"] = quality.get(f"flags_{code}", 0) + int(row["n"])
-    # Liczniki decyzji przeliczane z pozycji przy każdej decyzji (``refresh_review_counters``).
+    # Liczniki decyzji przeliczane z pozycji przy każdej decyzji (``refresh_review_counters``):
+    # zatwierdzone razem z poprawionymi przez recenzenta.
     task = get_task(db, id_task)
-    accepted, rejected = int(task.get("records_approved") or 0), int(task.get("records_rejected") or 0)
-    quality["reviewed"] = accepted + rejected
-    if accepted + rejected:
-        quality["acceptance_rate"] = round(accepted / (accepted + rejected), 4)
+    approved, rejected = int(task.get("records_approved") or 0), int(task.get("records_rejected") or 0)
+    quality["reviewed"] = approved + rejected
+    if approved + rejected:
+        quality["approval_rate"] = round(approved / (approved + rejected), 4)
     pilot = open_pilot(db, id_task) or next(iter(pilot_history(db, id_task)), None)
     if pilot is not None:
-        figures = pilot_figures(db, id_task, settings, pilot)
-        for key in ("status", "items", "reviewed", "acceptance_rate", "precision", "flagged", "cost_usd"):
-            if figures[key] is not None:
-                quality[f"pilot_{key}"] = figures[key]
-        quality["pilot_projected_cost_usd"] = figures["projected_cost_usd"]
+        # Pilot zamknięty (zatwierdzony, powtórzony): liczby z chwili decyzji, zapisane w ``ai_pilot``.
+        figures = (
+            pilot_figures(db, id_task, settings, pilot)
+            if pilot["status"] in task_item.PILOT_OPEN_STATUSES
+            else pilot
+        )
+        for key in ("status", "items", "reviewed", "accepted", "edited", "rejected", "precision", "flagged",
+                    "cost_usd", "projected_cost_usd"):  # fmt: skip
+            if figures.get(key) is not None:
+                value = figures[key]
+                quality[f"pilot_{key}"] = float(value) if isinstance(value, Decimal) else value
+        if figures.get("reviewed"):
+            quality["pilot_acceptance_rate"] = round(int(figures["accepted"]) / int(figures["reviewed"]), 4)
     db.commit()
     return quality
