@@ -154,7 +154,13 @@ def evaluate_model(
         )
         for index, item in enumerate(items)
     ]
-    return score.aggregate(model["name"], _prompt_version(model, items), outcomes)
+    result = score.aggregate(model["name"], _prompt_version(model, items), outcomes)
+    # Suma kosztów pozycji (float) bez szumu zaokrągleń: kwoty pozycji mają 6 miejsc (jak task_item.cost_usd).
+    result.cost_usd = round(result.cost_usd, 6)
+    for name in ("latency_p50_s", "latency_p95_s"):
+        value = getattr(result, name)
+        setattr(result, name, None if value is None else round(value, 4))
+    return result
 
 
 def load_models(db: MySQL, names: list[str]) -> list[dict[str, Any]]:
