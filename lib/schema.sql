@@ -254,7 +254,7 @@ CREATE TABLE IF NOT EXISTS `ai_eval` (
   `f05` DECIMAL(6,4) DEFAULT NULL,
   `chrf` DECIMAL(7,3) DEFAULT NULL,
   `cost_usd` DECIMAL(12,6) DEFAULT 0,
-  `figures` TEXT DEFAULT NULL COMMENT 'JSON: wynik modelu w kształcie pliku --json',
+  `figures` TEXT DEFAULT NULL COMMENT 'JSON: wynik modelu (kształt pliku wyników ai.py)',
   `started_at` DATETIME(3) DEFAULT NULL,
   `finished_at` DATETIME(3) DEFAULT NULL,
   KEY `idx_ai_eval_model` (`model_name`,`started_at`)
