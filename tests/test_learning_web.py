@@ -116,3 +116,43 @@ def test_pilot_redo_from_the_page(server, wdb, fake_openai):
         )
         == other
     )
+
+
+@pytest.mark.slow
+def test_browser_flag_reason_accept_alone_and_approve(server, wdb, fake_openai):
+    """W przeglądarce: powód flagi słowami, pozycja z flagą przyjęta pojedynczo, zatwierdzenie pilota."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_review_browser import CHROMIUM, CHROMIUM_ARGS
+
+    id_task, ids = in_learning_task(server, wdb, fake_openai)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            tab = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
+            tab.set_default_timeout(15_000)
+            errors = []
+            tab.on("pageerror", lambda exc: errors.append(str(exc)))
+            tab.goto(f"{server['base']}/?token={TOKEN}")
+            tab.fill("#name-form input[name=name]", "ewa")
+            tab.click("#name-form button")
+            tab.wait_for_selector("h1:has-text('Zadania')")
+            tab.goto(f"{server['base']}/tasks/{id_task}")
+            card = tab.locator(f"#item-{ids[0]}")
+            assert "odpowiedź zgubiła albo zmieniła liczbę z oryginału" in card.locator(".flags").inner_text()
+            assert tab.is_disabled("#accept-shown")
+            card.locator(".act-accept").click()
+            tab.wait_for_selector(f"#item-{ids[0]}[data-status=accepted]")
+            assert (
+                wdb.query_value("SELECT status FROM task_item WHERE id_task_item=%s", (ids[0],)) == "accepted"
+            )
+            tab.reload()
+            assert tab.inner_text("#pilot-decisions") == "1 / 0 / 0"
+            tab.click("#pilot-approve")
+            tab.wait_for_url(f"**/tasks/{id_task}?status=processed")
+            assert tab.locator("#pilot").count() == 0
+            assert errors == [], errors
+        finally:
+            browser.close()
+    assert wdb.query_value("SELECT status FROM task WHERE id_task=%s", (id_task,)) == "completed"
+    assert wdb.query_value("SELECT approved_by FROM ai_pilot WHERE id_task=%s", (id_task,)) == "ewa"
