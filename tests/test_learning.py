@@ -266,3 +266,31 @@ def test_dump_format_eval(settings, db, fake_openai):
         {"id": str(ids[1]), "text": "Ola wogóle.", "reference": "Ola w ogóle!"},
         {"id": str(ids[2]), "text": "Ela napewno.", "reference": "Ela napewno."},
     ]
+
+
+def test_pilot_in_batch_mode_and_batch_results_carry_version_and_flags(settings, db, fake_openai):
+    """Tryb batch: batch pilota ma tylko jego teksty; wyniki z odbioru mają prompt_version i flagi;
+    po odbiorze zadanie jest in_learning i kolejny run nie wysyła nic."""
+    from lib.ai.batch import ingest as ai_batch_ingest
+
+    s = conf(settings)
+    fake_openai["batch_mode"] = "complete"
+    fake_openai["answers"] = {GUARDED["numbers"][0]: GUARDED["numbers"][1]}
+    id_task = make_task(db, fake_openai["base_url"], pilot=2)
+    db.execute("UPDATE ai_model SET batch_mode=1")
+    texts = [GUARDED["numbers"][0], *TEXTS[1:6]]
+    ids = add_items(db, id_task, texts)
+    submitted = ai_worker.run_ai(s, id_task)
+    assert submitted["batches_submitted"] == 1 and submitted["pilot"] == "running"
+    [batch] = db.query("SELECT * FROM ai_batch WHERE id_task=%s", (id_task,))
+    assert batch["item_count"] == 2 and len(batch["prompt_version"]) == 12
+    [work] = ai_batch_ingest.poll_batches(s, id_task)
+    result = ai_worker.run_ai(s, id_task, id_ai_batch=work["id_ai_batch"])
+    assert result["processed"] == 2 and result["flagged"] == 1 and result["pilot"] == "in_learning"
+    rows = {r["id_task_item"]: r for r in db.query("SELECT * FROM task_item WHERE status='processed'")}
+    assert sorted(rows) == [ids[0], ids[3]]
+    assert rows[ids[0]]["ai_flags"] == '["numbers"]' and rows[ids[3]]["ai_flags"] is None
+    assert {r["prompt_version"] for r in rows.values()} == {batch["prompt_version"]}
+    assert db.query_value("SELECT status FROM task WHERE id_task=%s", (id_task,)) == "in_learning"
+    assert ai_worker.run_ai(s, id_task)["pilot"] == "in_learning"
+    assert db.query_value("SELECT COUNT(*) FROM ai_batch") == 1
