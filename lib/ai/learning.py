@@ -370,9 +370,9 @@ def redo_pilot(
         items = task_item.reset_pilot_items(db, id_task, int(pilot["id_ai_pilot"]), id_new)
         db.execute("UPDATE ai_pilot SET items=%s WHERE id_ai_pilot=%s", (items, id_new))
         db.execute("UPDATE task SET id_ai_model=%s WHERE id_task=%s", (model["id_ai_model"], id_task))
-        task_item.refresh_review_counters(db, id_task)
         _back_to_ai_flow(db, id_task)
-        db.commit()
+        # Liczniki decyzji od nowa (pozycje pilota straciły decyzje); zatwierdza całą zmianę naraz.
+        task_item.refresh_review_counters(db, id_task)
     except BaseException:
         db.rollback()
         raise
