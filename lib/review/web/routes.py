@@ -87,8 +87,10 @@ async def task_items(request: Request) -> Response:
         task_row = get_task(db, id_task)
         db.commit()
         flagged = count_flagged(db, id_task, status)
-        # Pozycje z flagami zabezpieczeń najpierw: dopóki są, domyślna lista pokazuje tylko je.
-        shown_flags = None if flags == "all" else (flags or ("flagged" if flagged else None))
+        # Pozycje z flagami zabezpieczeń najpierw: dopóki czekają na decyzję (processed), domyślna
+        # lista pokazuje tylko je; reszta i wszystkie - linkami (``flags=unflagged``, ``flags=all``).
+        first = "flagged" if flagged and status == "processed" else None
+        shown_flags = None if flags == "all" else (flags or first)
         page = page_items(db, id_task, status, after=after, before=before, limit=limit, flags=shown_flags)
         return task_row, page, flagged, shown_flags, pilot_panel(db, state, task_row)
 
