@@ -89,8 +89,11 @@ def start_pilot(
         if size < 1 or db.query_value("SELECT 1 FROM ai_pilot WHERE id_task=%s LIMIT 1", (id_task,)):
             db.commit()
             return None
+        # Zadanie z wynikami AI (albo decyzjami o nich) nie dostaje pilota; indeks (id_task, status).
         if db.query_value(
-            "SELECT 1 FROM task_item WHERE id_task=%s AND processed_at IS NOT NULL LIMIT 1", (id_task,)
+            "SELECT 1 FROM task_item WHERE id_task=%s AND status IN "
+            "('processed','accepted','rejected','exported','conflict') LIMIT 1",
+            (id_task,),
         ):
             db.commit()
             return None
