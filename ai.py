@@ -164,7 +164,13 @@ def collect(settings: dict, instance, id_task: int | None, env_file: str | None)
 
 def in_learning(settings: dict, id_task: int) -> bool:
     """Czy zadanie jest w fazie nauki; wtedy wypisuje jedną linię (nic nie jest wysyłane)."""
-    if _task_status(settings, id_task) != "in_learning":
+    db = connect_local(settings, autocommit=True)
+    try:
+        # Nieznane zadanie: zwykła ścieżka runu zgłosi je swoim komunikatem.
+        status = db.query_value("SELECT status FROM task WHERE id_task=%s", (id_task,))
+    finally:
+        db.close()
+    if status != "in_learning":
         return False
     print(
         f"ai: zadanie {id_task}: faza nauki (in_learning) - pilot czeka na ocenę, nic nie wysłano; "
