@@ -21,7 +21,7 @@ import pymysql
 from lib.db_local import connect_local, local_error_message
 from lib.db_utils import setup_logging
 from lib.errors import AilexiaError
-from lib.load_config import load_config
+from lib.load_config import Settings, load_config
 from lib.runtime.control import install_signal_handlers
 from lib.task import get_task
 
@@ -78,7 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_one(
-    settings: dict,
+    settings: Settings,
     instance,
     id_task: int,
     limit: int | None,
@@ -106,7 +106,7 @@ def run_one(
     return 0
 
 
-def _tags(settings: dict, id_task: int, limit: int | None, max_seconds: float | None) -> dict[str, str]:
+def _tags(settings: Settings, id_task: int, limit: int | None, max_seconds: float | None) -> dict[str, str]:
     """Tagi runu AI zadania (zadanie zamknięte -> UsageError), z limitem pozycji, gdy podany."""
     from ailexia_dagster.constants import TAG_LIMIT
     from ailexia_dagster.runner import task_run_tags
@@ -121,7 +121,7 @@ def _tags(settings: dict, id_task: int, limit: int | None, max_seconds: float | 
     return tags
 
 
-def _task_status(settings: dict, id_task: int) -> str | None:
+def _task_status(settings: Settings, id_task: int) -> str | None:
     """Bieżący status zadania (po runie)."""
     db = connect_local(settings, autocommit=True)
     try:
@@ -131,14 +131,14 @@ def _task_status(settings: dict, id_task: int) -> str | None:
 
 
 def queue_one(
-    settings: dict, instance, id_task: int, limit: int | None, max_seconds: float | None, wait: bool
+    settings: Settings, instance, id_task: int, limit: int | None, max_seconds: float | None, wait: bool
 ) -> int:
     """Wstawia run ``ai_job`` zadania do kolejki Dagstera (przez webserver) i zwraca kod wyjścia."""
     from ailexia_dagster.constants import AI_JOB
     from ailexia_dagster.submit import describe_queued, submit_task_run, wait_for_run
 
     tags = _tags(settings, id_task, limit, max_seconds)
-    url = settings["DAGSTER_WEBSERVER_URL"]
+    url = settings.dagster_webserver_url
     run_id = submit_task_run(instance, url, AI_JOB, id_task, tags)
     print(describe_queued("ai", id_task, run_id, AI_JOB, tags), flush=True)
     if not wait:
@@ -148,7 +148,7 @@ def queue_one(
     return 0 if status.value == "SUCCESS" else 1
 
 
-def collect(settings: dict, instance, id_task: int | None, env_file: str | None) -> int:
+def collect(settings: Settings, instance, id_task: int | None, env_file: str | None) -> int:
     """Odpytuje batche i zleca (w tym procesie) odbiór zakończonych i dokończenie porzuconych wysyłek."""
     from lib.ai.batch import ingest as ai_batch_ingest
 
@@ -162,7 +162,7 @@ def collect(settings: dict, instance, id_task: int | None, env_file: str | None)
     return worst
 
 
-def in_learning(settings: dict, id_task: int) -> bool:
+def in_learning(settings: Settings, id_task: int) -> bool:
     """Czy zadanie jest w fazie nauki; wtedy wypisuje jedną linię (nic nie jest wysyłane)."""
     db = connect_local(settings, autocommit=True)
     try:
@@ -179,7 +179,7 @@ def in_learning(settings: dict, id_task: int) -> bool:
     return True
 
 
-def run_eval(settings: dict, args: argparse.Namespace) -> int:
+def run_eval(settings: Settings, args: argparse.Namespace) -> int:
     """``--eval``: tabela wyników na standardowe wyjście, plik ``--json``, obserwacje ``ai_quality``."""
     import json
 
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
 
         db = connect_local(settings, autocommit=True)
         try:
-            ids = tasks_with_pending_ai(db, settings["AI_MAX_ATTEMPTS"])
+            ids = tasks_with_pending_ai(db, settings.ai_max_attempts)
         finally:
             db.close()
         if not ids:

@@ -35,7 +35,7 @@ import pymysql
 from lib.db_local import connect_local, local_error_message
 from lib.db_utils import setup_logging
 from lib.errors import AilexiaError, UsageError
-from lib.load_config import PROJECT_ROOT, load_config
+from lib.load_config import PROJECT_ROOT, Settings, load_config
 from lib.review.decisions import edit_and_accept, set_decision
 from lib.review.diff import word_diff
 from lib.review.dump import DUMP_FORMATS, dump_items
@@ -273,7 +273,7 @@ def print_pilot(figures: dict[str, Any]) -> None:
         print("  flagi: " + ", ".join(f"{code}={n}" for code, n in figures["flags"].items()))
 
 
-def cmd_pilot(db, settings: dict[str, Any], args: argparse.Namespace) -> int:
+def cmd_pilot(db, settings: Settings, args: argparse.Namespace) -> int:
     """Liczby pilota zadania albo decyzja: zatwierdzenie lub pilot od nowa."""
     import json
 
@@ -324,33 +324,15 @@ def make_export_runner(env_file: str | None) -> Callable[[int], tuple[bool, str]
     return run
 
 
-def make_pilot_hooks(settings: dict[str, Any]):
-    """Funkcje fazy nauki dla strony przeglądu (``lib.ai.learning`` z ustawieniami skryptu)."""
-    from lib.ai import learning
-    from lib.review.web.state import PilotHooks
-
-    def figures(db, id_task: int) -> dict[str, Any] | None:
-        if learning.open_pilot(db, id_task) is None:
-            return None
-        return learning.pilot_figures(db, id_task, settings)
-
-    return PilotHooks(
-        figures=figures,
-        approve=lambda db, id_task, by: learning.approve_pilot(db, id_task, by, settings),
-        redo=lambda db, id_task, by, model: learning.redo_pilot(db, id_task, by, settings, model),
-    )
-
-
-def cmd_serve(settings: dict[str, Any], args: argparse.Namespace) -> int:
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     """Uruchamia stronę przeglądu (uvicorn) i wypisuje jej adres z tokenem."""
     import uvicorn
 
-    from lib.ai.quality import guardrails
-    from lib.review.web.app import create_app
+    from lib.web.app import create_app
 
     # Baza musi odpowiadać od razu: lepiej jedna linia błędu teraz niż 500 na stronie.
     connect_local(settings, autocommit=True).close()
-    token = settings["REVIEW_TOKEN"] or secrets.token_hex(24)
+    token = settings.review_token.get_secret_value() or secrets.token_hex(24)
     try:
         family, kind, proto, _name, address = socket.getaddrinfo(
             args.host, args.port, type=socket.SOCK_STREAM
@@ -369,9 +351,7 @@ def cmd_serve(settings: dict[str, Any], args: argparse.Namespace) -> int:
     port = sock.getsockname()[1]
     shown = args.host if args.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     shown = f"[{shown}]" if ":" in shown else shown
-    app = create_app(
-        settings, token, make_export_runner(args.env_file), guardrails.REASONS, make_pilot_hooks(settings)
-    )
+    app = create_app(settings, token, make_export_runner(args.env_file))
     print(f"review: strona przeglądu: http://{shown}:{port}/?token={token}", flush=True)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(

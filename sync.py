@@ -2,7 +2,7 @@
 """sync.py - synchronizacja zadań (źródło -> task_item), schemat bazy, eksport i podgląd stanu.
 
 Przykłady:
-    python sync.py --init-db                 # załóż / podnieś schemat lokalnej bazy
+    python sync.py --init-db                 # załóż bazę i zastosuj brakujące migracje schematu
     python sync.py --id_task 7               # synchronizuj zadanie 7 teraz
     python sync.py                           # tryb cron: wszystkie zadania new/resync (i wznowienia)
     python sync.py --export --id_task 7      # zapisz zaakceptowane pozycje do źródła
@@ -23,7 +23,7 @@ import pymysql
 from lib.db_local import connect_local, local_error_message
 from lib.db_utils import get_logger, setup_logging
 from lib.errors import AilexiaError, UsageError
-from lib.load_config import load_config
+from lib.load_config import Settings, load_config
 from lib.runtime.control import install_signal_handlers
 from lib.runtime.locks import is_task_locked
 from lib.runtime.scheduling import tasks_for_cron
@@ -36,7 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="ailexia: synchronizacja tekstów ze źródeł do lokalnej bazy")
     parser.add_argument("--id_task", "--id-task", type=int, help="zadanie do przetworzenia (bez: tryb cron)")
     parser.add_argument(
-        "--init-db", action="store_true", help="załóż lub podnieś schemat lokalnej bazy i zakończ"
+        "--init-db",
+        action="store_true",
+        help="załóż lokalną bazę, zastosuj brakujące migracje (lib/migrations) i zakończ",
     )
     parser.add_argument(
         "--export", action="store_true", help="zapisz zaakceptowane pozycje zadania do źródła"
@@ -64,7 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_one(
-    settings: dict, instance, id_task: int, export: bool, max_seconds: float | None, env_file: str | None
+    settings: Settings, instance, id_task: int, export: bool, max_seconds: float | None, env_file: str | None
 ) -> int:
     """Materializuje assety jednego zadania i zwraca kod wyjścia."""
     from ailexia_dagster.assets import SYNC_ASSETS, source_export
@@ -111,7 +113,7 @@ def run_one(
 
 
 def queue_one(
-    settings: dict, instance, id_task: int, export: bool, max_seconds: float | None, wait: bool
+    settings: Settings, instance, id_task: int, export: bool, max_seconds: float | None, wait: bool
 ) -> int:
     """Wstawia run zadania do kolejki Dagstera (przez webserver) i zwraca kod wyjścia."""
     from ailexia_dagster.constants import EXPORT_JOB, SYNC_JOB
@@ -122,7 +124,7 @@ def queue_one(
     try:
         kind, job_name = ("export", EXPORT_JOB) if export else ("sync", SYNC_JOB)
         _task_row, tags = task_run_tags(db, id_task, kind, max_seconds)
-        url = settings["DAGSTER_WEBSERVER_URL"]
+        url = settings.dagster_webserver_url
         run_id = submit_task_run(instance, url, job_name, id_task, tags)
         print(describe_queued("sync", id_task, run_id, job_name, tags), flush=True)
         if not wait:
@@ -139,7 +141,7 @@ def queue_one(
     return 0 if status.value == "SUCCESS" or after["status"] in ("paused", "cancelled") else 1
 
 
-def queue_cron(settings: dict, instance, ids: list[int], max_seconds: float | None, wait: bool) -> int:
+def queue_cron(settings: Settings, instance, ids: list[int], max_seconds: float | None, wait: bool) -> int:
     """Tryb cron z ``--queue``: run w kolejce dla każdego zadania; zadanie z żywym runem jest pomijane."""
     from ailexia_dagster.submit import LiveRunError
 
@@ -154,7 +156,7 @@ def queue_cron(settings: dict, instance, ids: list[int], max_seconds: float | No
     return worst
 
 
-def print_status(settings: dict, id_task: int | None, as_json: bool) -> int:
+def print_status(settings: Settings, id_task: int | None, as_json: bool) -> int:
     """Wypisuje stan zadań (tabela albo JSON) i zwraca kod wyjścia 0."""
     from lib.runtime.status import collect_status, format_status
 
@@ -177,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             for action in actions:
                 print(f"init-db: {action}")
             if not actions:
-                print(f"init-db: schema of {settings['DB_LOCAL_NAME']} is up to date, nothing changed")
+                print(f"init-db: schema of {settings.db_local_name} is up to date, nothing changed")
             return 0
         if args.status:
             return print_status(settings, args.id_task, args.json)

@@ -171,7 +171,7 @@ def _run_controlled(
 
     with (
         graceful_signals(),
-        progress.tracking(kind, id_task, emit, float(settings["PROGRESS_EVERY_S"])) as report,
+        progress.tracking(kind, id_task, emit, settings.progress_every_s) as report,
     ):
         stats = engine(
             settings, id_task, run_id=context.run.run_id, should_stop=should_stop, progress=report, **opts
@@ -242,7 +242,7 @@ def task_item_hashes(context: AssetExecutionContext, ailexia: AilexiaResource) -
     id_task = int(context.partition_key)
     settings = ailexia.settings("sync")
     with progress.tracking(
-        "verify", id_task, lambda line, _figures: context.log.info(line), float(settings["PROGRESS_EVERY_S"])
+        "verify", id_task, lambda line, _figures: context.log.info(line), settings.progress_every_s
     ):
         stats = verify.run_verify(settings, id_task, run_id=context.run.run_id)
     outcome = str(stats.get("outcome") or "completed")

@@ -1,11 +1,9 @@
 """Zasób z konfiguracją ailexia (``.env`` + środowisko) dla assetów i sensorów."""
 
-from typing import Any
-
 from dagster import ConfigurableResource
 
 from lib.db_utils import setup_logging
-from lib.load_config import load_config
+from lib.load_config import Settings, load_config
 from lib.runtime import control
 
 
@@ -14,12 +12,12 @@ class AilexiaResource(ConfigurableResource):
 
     env_file: str | None = None
 
-    def settings(self, script_name: str = "dagster") -> dict[str, Any]:
+    def settings(self, script_name: str = "dagster") -> Settings:
         """Wczytuje ustawienia i konfiguruje logowanie (plik ``logs/<script_name>.log``)."""
         loaded = load_config(self.env_file)
         setup_logging(loaded, script_name)
         return loaded
 
-    def stop_check(self, settings: dict[str, Any], id_task: int, max_seconds: float | None):
+    def stop_check(self, settings: Settings, id_task: int, max_seconds: float | None):
         """Zwraca ``should_stop`` dla runu (pauza/anulowanie operatora, limit czasu, sygnał)."""
         return control.make_stop_check(settings, id_task, max_seconds=max_seconds)

@@ -22,7 +22,7 @@ from ailexia_dagster.dead_runs import close_dead_script_runs
 from ailexia_dagster.resources import AilexiaResource
 from lib.db_local import MySQL
 from lib.errors import UsageError
-from lib.load_config import PROJECT_ROOT
+from lib.load_config import PROJECT_ROOT, Settings
 from lib.runtime import progress
 from lib.runtime.process import process_token
 from lib.task import CLOSED_STATUSES, get_task
@@ -37,23 +37,23 @@ DAGSTER_PG_VARS = (
 )
 
 
-def get_instance(settings: dict[str, Any]) -> DagsterInstance:
+def get_instance(settings: Settings) -> DagsterInstance:
     """Zwraca instancję Dagstera z ``DAGSTER_HOME`` (tworzy katalog i ``dagster.yaml``, gdy brak).
 
     Zmienne ``DAGSTER_PG_*`` zapisane w ``.env`` trafiają do środowiska procesu (środowisko
     wygrywa), bo ``dagster.yaml`` z magazynem PostgreSQL czyta je przez ``env:``.
     """
-    home = Path(settings["DAGSTER_HOME"])
+    home = Path(settings.dagster_home)
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     example = PROJECT_ROOT / "dagster.yaml.example"
     if not config.exists() and example.exists():
         shutil.copy(example, config)
     os.environ["DAGSTER_HOME"] = str(home)
-    from_file = settings.get("_env_file_values", {})
     for name in DAGSTER_PG_VARS:
-        if name not in os.environ and name in from_file:
-            os.environ[name] = from_file[name]
+        value = settings.file_value(name)
+        if name not in os.environ and value is not None:
+            os.environ[name] = value
     return DagsterInstance.get()
 
 

@@ -55,7 +55,7 @@ DEFAULT_INTERVAL_S = 30
 def _interval_s() -> int:
     """Interwał sensora z ``SENSOR_INTERVAL_S``; błąd konfiguracji nie może zablokować ładowania definicji."""
     try:
-        return max(1, int(load_config()["SENSOR_INTERVAL_S"]))
+        return max(1, load_config().sensor_interval_s)
     except Exception as exc:  # brak .env, zła wartość - definicje muszą się załadować
         logging.getLogger("ailexia.sensors").warning(
             "SENSOR_INTERVAL_S niedostępne (%s), używam %s s", exc, DEFAULT_INTERVAL_S
@@ -98,7 +98,7 @@ def _only_started_sync(runs: list[DagsterRun]) -> bool:
 def task_sensor(context: SensorEvaluationContext, ailexia: AilexiaResource) -> SensorResult | SkipReason:
     """Zleca runy synchronizacji zadaniom z tabeli ``task`` i sprząta partycje zarchiwizowanych."""
     settings = ailexia.settings("sensor")
-    stale_s = int(settings["SENSOR_STALE_QUEUED_S"])
+    stale_s = settings.sensor_stale_queued_s
     instance = context.instance
     for run_id in close_dead_script_runs(instance):
         context.log.warning(f"ailexia: run skryptu {run_id} zamknięty jako nieudany (proces nie żyje)")
@@ -177,7 +177,7 @@ def ai_after_sync_sensor(
     after = scheduling.parse_ai_cursor(context.cursor)
     db = connect_local(settings)
     try:
-        rows = scheduling.completed_since(db, after, int(settings["AI_MAX_ATTEMPTS"]))
+        rows = scheduling.completed_since(db, after, settings.ai_max_attempts)
     finally:
         db.close()
     eligible = [int(row["id_task"]) for row in rows if row["eligible"]]

@@ -22,9 +22,10 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from lib.ai import online as ai_worker  # noqa: E402
 from lib.ai.batch import ingest as ai_batch_ingest  # noqa: E402
+from lib.load_config import Settings  # noqa: E402
 
 
-def run_batch_mode(settings: dict[str, Any], db: Any, task_id: int, pack_items: int) -> dict[str, int]:
+def run_batch_mode(settings: Settings, db: Any, task_id: int, pack_items: int) -> dict[str, int]:
     """Przetwarza zadanie trybem batch do końca (wysyłka, odpytanie, odbiór).
 
     Args:
@@ -37,7 +38,7 @@ def run_batch_mode(settings: dict[str, Any], db: Any, task_id: int, pack_items: 
         ``requests`` (linie JSONL), ``batches``, ``processed``.
     """
     db.execute("UPDATE task SET ai_batch_mode=1 WHERE id_task=%s", (task_id,))
-    cfg = dict(settings, AI_PACK_ITEMS=pack_items)
+    cfg = settings.updated(AI_PACK_ITEMS=pack_items)
     ai_worker.run_ai(cfg, task_id)
     processed = 0
     for work in ai_batch_ingest.poll_batches(cfg, task_id):
@@ -50,12 +51,12 @@ def run_batch_mode(settings: dict[str, Any], db: Any, task_id: int, pack_items: 
     return {"requests": int(row["requests"]), "batches": int(row["batches"]), "processed": processed}
 
 
-def batch_cost_rows(settings: dict[str, Any], db: Any, base_url: str, texts: list[str]) -> list[dict]:
+def batch_cost_rows(settings: Settings, db: Any, base_url: str, texts: list[str]) -> list[dict]:
     """Wiersze trybu batch tabeli kosztu (format ``ai_bench.cost_rows_for_task``): 1 na linię i paczki."""
     from bench import ai_bench
 
     rows: list[dict] = []
-    for label, pack_items in (("batch 1/linię", 1), ("batch paczki", int(settings["AI_PACK_ITEMS"]))):
+    for label, pack_items in (("batch 1/linię", 1), ("batch paczki", settings.ai_pack_items)):
         task_id = ai_bench.make_task(db, base_url, texts)
         before = ai_bench.server_stats(base_url)
         run = run_batch_mode(settings, db, task_id, pack_items)
@@ -83,7 +84,7 @@ def main() -> int:
     settings = load_config(
         environ=dict(os.environ, ENV_FILE=str(PROJECT_ROOT / "no.env"), DB_LOCAL_NAME=name)
     )
-    settings.update(AI_CLAIM_BATCH=20, AI_MAX_RETRIES=2, AI_TIMEOUT_S=30.0, LOG_LEVEL="WARNING")
+    settings = settings.updated(AI_CLAIM_BATCH=20, AI_MAX_RETRIES=2, AI_TIMEOUT_S=30.0, LOG_LEVEL="WARNING")
     init_db(settings)
     proc, base_url = ai_bench.start_fake(0.0)
     db = connect_local(settings, autocommit=True)

@@ -36,7 +36,7 @@ from lib.ai import online as ai_worker  # noqa: E402
 from lib.ai import prompts  # noqa: E402
 from lib.db_local import connect_local  # noqa: E402
 from lib.db_utils import compute_hash  # noqa: E402
-from lib.load_config import load_config  # noqa: E402
+from lib.load_config import Settings, load_config  # noqa: E402
 from lib.schema import init_db  # noqa: E402
 
 
@@ -83,12 +83,18 @@ def make_task(db, base_url: str, texts: list[str]) -> int:
 
 
 def run_case(
-    settings: dict, db, base_url: str, texts: list[str], concurrency: int, latency: float, pack_items: int = 1
+    settings: Settings,
+    db,
+    base_url: str,
+    texts: list[str],
+    concurrency: int,
+    latency: float,
+    pack_items: int = 1,
 ) -> dict:
     """Jeden pomiar: świeże zadanie, ``run_ai``, liczniki serwera przed i po."""
     id_task = make_task(db, base_url, texts)
     before = server_stats(base_url)["total"]
-    cfg = dict(settings, AI_CONCURRENCY=concurrency, AI_PACK_ITEMS=pack_items)
+    cfg = settings.updated(AI_CONCURRENCY=concurrency, AI_PACK_ITEMS=pack_items)
     started = time.perf_counter()
     stats = ai_worker.run_ai(cfg, id_task)
     elapsed = time.perf_counter() - started
@@ -266,12 +272,12 @@ def cost_rows_for_task(db, id_task: int, label: str, requests: int, factor: floa
 
 
 def run_cost_mode(
-    settings: dict, db, base_url: str, texts: list[str], label: str, pack_items: int
+    settings: Settings, db, base_url: str, texts: list[str], label: str, pack_items: int
 ) -> list[dict]:
     """Przetwarza korpus jednym trybem (``AI_PACK_ITEMS``) i zwraca jego wiersze tabeli kosztu."""
     id_task = make_task(db, base_url, texts)
     before = server_stats(base_url)
-    ai_worker.run_ai(dict(settings, AI_CONCURRENCY=32, AI_PACK_ITEMS=pack_items), id_task)
+    ai_worker.run_ai(settings.updated(AI_CONCURRENCY=32, AI_PACK_ITEMS=pack_items), id_task)
     after = server_stats(base_url)
     billed_in = after["prompt_tokens"] - before["prompt_tokens"]
     stored_in = db.query_value("SELECT SUM(tokens_input) FROM task_item WHERE id_task=%s", (id_task,))
@@ -281,7 +287,7 @@ def run_cost_mode(
     return rows
 
 
-def batch_cost_rows(settings: dict, db, base_url: str, texts: list[str]) -> list[dict]:
+def batch_cost_rows(settings: Settings, db, base_url: str, texts: list[str]) -> list[dict]:
     """Wiersze trybu batch (OpenAI Batch API) tabeli kosztu w formacie ``cost_rows_for_task``.
 
     Pełna droga batch (``bench/ai_batch_cost.py``): plik JSONL, ``files.create``, ``batches.create``,
@@ -342,7 +348,7 @@ def main() -> int:
     settings = load_config(
         environ=dict(os.environ, ENV_FILE=str(PROJECT_ROOT / "no.env"), DB_LOCAL_NAME=name)
     )
-    settings.update(AI_CLAIM_BATCH=20, AI_MAX_RETRIES=2, AI_TIMEOUT_S=10.0, LOG_LEVEL="WARNING")
+    settings = settings.updated(AI_CLAIM_BATCH=20, AI_MAX_RETRIES=2, AI_TIMEOUT_S=10.0, LOG_LEVEL="WARNING")
     init_db(settings)
     proc, base_url = start_fake(args.latency)
     # Koszt nie zależy od opóźnienia: tabela kosztu idzie przez drugi, szybki serwer.

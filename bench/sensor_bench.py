@@ -28,10 +28,10 @@ import pymysql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dagster import DagsterRunStatus, build_sensor_context  # noqa: E402
-from dagster._core.test_utils import create_run_for_test, instance_for_test  # noqa: E402
+from dagster import DagsterRunStatus, build_sensor_context, instance_for_test  # noqa: E402
 
 from ailexia_dagster.constants import PARTITION_NAME, SYNC_JOB, TAG_ID_TASK  # noqa: E402
+from tests.helpers import record_run  # noqa: E402
 
 MY = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 
@@ -129,7 +129,7 @@ def bench(size: int, ticks: int) -> dict:
                 queued = [r[0] for r in cursor.fetchall()]
             conn.close()
             for id_task in queued:
-                create_run_for_test(
+                record_run(
                     instance,
                     job_name=SYNC_JOB,
                     status=DagsterRunStatus.NOT_STARTED,

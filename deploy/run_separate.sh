@@ -11,7 +11,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="$root/.venv/bin"
 [ -x "$bin/dagster" ] || { echo "brak $bin/dagster: uruchom najpierw bash scripts/setup_venv.sh" >&2; exit 2; }
 cd "$root"
-DAGSTER_HOME="${DAGSTER_HOME:-$("$bin/python" -c 'from lib.load_config import load_config; print(load_config()["DAGSTER_HOME"])')}"
+DAGSTER_HOME="${DAGSTER_HOME:-$("$bin/python" -c 'from lib.load_config import load_config; print(load_config().dagster_home)')}"
 export DAGSTER_HOME
 mkdir -p "$DAGSTER_HOME"
 [ -f "$DAGSTER_HOME/dagster.yaml" ] || cp dagster.yaml.example "$DAGSTER_HOME/dagster.yaml"

@@ -17,6 +17,7 @@ import pymysql.cursors
 from lib import mysql_connect
 from lib.db_utils import get_logger, mask_secrets
 from lib.errors import LocalDbError
+from lib.load_config import Settings
 
 # Kody błędów MySQL oznaczające zerwane połączenie (2006 gone away, 2013 lost, 2055 lost...).
 _DROPPED = {2006, 2013, 2055, 0}
@@ -345,7 +346,7 @@ class MySQL:
             self.commit()
 
 
-def connect_local(settings: dict[str, Any], with_database: bool = True, **kwargs: Any) -> MySQL:
+def connect_local(settings: Settings, with_database: bool = True, **kwargs: Any) -> MySQL:
     """Tworzy połączenie z lokalną bazą według ustawień z ``load_config``.
 
     Args:
@@ -360,12 +361,12 @@ def connect_local(settings: dict[str, Any], with_database: bool = True, **kwargs
         LocalDbError: Gdy połączenie się nie uda.
     """
     return MySQL(
-        host=settings["DB_LOCAL_HOST"],
-        port=settings["DB_LOCAL_PORT"],
-        user=settings["DB_LOCAL_USER"],
-        password=settings["DB_LOCAL_PASSWORD"],
-        database=settings["DB_LOCAL_NAME"] if with_database else None,
-        log_sql=settings["LOG_SQL_QUERIES"],
+        host=settings.db_local_host,
+        port=settings.db_local_port,
+        user=settings.db_local_user,
+        password=settings.db_local_password.get_secret_value(),
+        database=settings.db_local_name if with_database else None,
+        log_sql=settings.log_sql_queries,
         **kwargs,
     )
 

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from lib.load_config import Settings, secret_values
+
 HASH_METHODS = {"sha256": hashlib.sha256, "md5": hashlib.md5, "sha1": hashlib.sha1}
 
 _MASK = "***"
@@ -61,7 +63,7 @@ def register_secrets(secrets: Iterable[str]) -> None:
     _masking_filter.secrets = sorted(merged, key=len, reverse=True)
 
 
-def setup_logging(settings: dict[str, Any], script_name: str) -> logging.Logger:
+def setup_logging(settings: Settings, script_name: str) -> logging.Logger:
     """Konfiguruje logowanie na konsolę i do pliku ``<LOG_DIR>/<script_name>.log``.
 
     Wywoływana raz, na brzegu programu (skrypt albo zasób Dagstera). Ponowne wywołanie
@@ -74,20 +76,16 @@ def setup_logging(settings: dict[str, Any], script_name: str) -> logging.Logger:
     Returns:
         Logger ``ailexia``.
     """
-    from lib.load_config import secret_values
-
     register_secrets(secret_values(settings))
     logger = logging.getLogger("ailexia")
-    logger.setLevel(settings["LOG_LEVEL"])
+    logger.setLevel(settings.log_level)
     # Bez tego log trafiałby drugi raz przez root logger (np. w Dagsterze).
     logger.propagate = False
-    formatter = logging.Formatter(settings["LOG_FORMAT"])
-    wanted_file = os.path.abspath(os.path.join(settings["LOG_DIR"], f"{script_name}.log"))
+    formatter = logging.Formatter(settings.log_format)
+    wanted_file = os.path.abspath(os.path.join(settings.log_dir, f"{script_name}.log"))
     current = [h for h in logger.handlers if getattr(h, "_ailexia", False)]
     files = [getattr(h, "baseFilename", None) for h in current]
-    if wanted_file in files and all(
-        h.formatter and h.formatter._fmt == settings["LOG_FORMAT"] for h in current
-    ):
+    if wanted_file in files and all(h.formatter and h.formatter._fmt == settings.log_format for h in current):
         # Już skonfigurowane (np. kolejny tick sensora) - bez ponownego otwierania pliku.
         return logger
     for handler in list(logger.handlers):
@@ -99,7 +97,7 @@ def setup_logging(settings: dict[str, Any], script_name: str) -> logging.Logger:
     console.addFilter(_masking_filter)
     console._ailexia = True  # type: ignore[attr-defined]
     logger.addHandler(console)
-    os.makedirs(settings["LOG_DIR"], exist_ok=True)
+    os.makedirs(settings.log_dir, exist_ok=True)
     file_handler = logging.FileHandler(wanted_file, encoding="utf-8")
     file_handler.setFormatter(formatter)
     file_handler.addFilter(_masking_filter)

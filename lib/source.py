@@ -9,14 +9,13 @@ from typing import Any
 
 from lib import db_remote
 from lib.db_local import MySQL
-from lib.db_utils import hash_function, register_secrets
+from lib.db_utils import hash_function
 from lib.errors import RemoteError, TaskError
+from lib.load_config import Settings
 from lib.task import get_connection_row, set_connection_status
 
 
-def open_source(
-    db: MySQL, task_row: dict[str, Any], settings: dict[str, Any]
-) -> tuple[db_remote.RemoteConn, dict]:
+def open_source(db: MySQL, task_row: dict[str, Any], settings: Settings) -> tuple[db_remote.RemoteConn, dict]:
     """Otwiera połączenie ze źródłem zadania i zapisuje stan połączenia.
 
     Args:
@@ -33,20 +32,39 @@ def open_source(
     """
     conn_row = get_connection_row(db, task_row["id_database_connection"])
     db.commit()
-    if conn_row.get("db_password"):
-        register_secrets([conn_row["db_password"]])
     if conn_row["status"] == "disabled":
         raise TaskError(
             f"połączenie '{conn_row['alias']}' (id {conn_row['id_database_connection']}) jest wyłączone "
             "(status disabled); ustaw status active, aby synchronizować"
         )
+    return connect_source(db, conn_row, settings), conn_row
+
+
+def connect_source(db: MySQL, conn_row: dict[str, Any], settings: Settings) -> db_remote.RemoteConn:
+    """Łączy ze źródłem opisanym wierszem ``database_connection`` i zapisuje stan połączenia.
+
+    Udane połączenie ustawia ``active`` (wyłączonego nie włącza), nieudane ``error`` z powodem
+    w ``last_error`` (bez hasła).
+
+    Args:
+        db: Połączenie lokalne.
+        conn_row: Wiersz ``database_connection``.
+        settings: Ustawienia.
+
+    Returns:
+        Otwarte połączenie ze źródłem.
+
+    Raises:
+        RemoteError: Źródło nieosiągalne, złe hasło.
+        ConfigError: Brak klucza ``AILEXIA_SECRET_KEY`` albo zmiennej ``password_env``.
+    """
     try:
         rconn = db_remote.connect(conn_row, settings)
     except RemoteError as exc:
         set_connection_status(db, conn_row["id_database_connection"], "error", str(exc))
         raise
     set_connection_status(db, conn_row["id_database_connection"], "active", None)
-    return rconn, conn_row
+    return rconn
 
 
 def exports_in_place(task_row: dict[str, Any]) -> bool:

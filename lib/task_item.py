@@ -70,7 +70,7 @@ def claim_free_sql(alias: str, locks: int) -> str:
 
 
 # Statusy, których wynik AI dla tego samego tekstu można użyć ponownie (``rejected`` celowo nie).
-# Ta sama lista jest w wyrażeniu kolumny ``task_item.result_hash`` w ``lib/schema.sql`` (indeks
+# Ta sama lista jest w wyrażeniu kolumny ``task_item.result_hash`` w ``lib/migrations/`` (indeks
 # ``idx_task_item_result``: hash tylko pozycji z wynikiem, więc pierwsza synchronizacja, która
 # wstawia same ``pending``, nie płaci za losowe wpisy indeksu hashy); test_schema pilnuje zgodności.
 REUSABLE_STATUSES = ("processed", "accepted", "exported")
@@ -269,7 +269,7 @@ def set_ords(db: MySQL, rows: list[tuple[int, int]]) -> None:
         db.execute("UPDATE task_item SET source_ord=%s WHERE id_task_item=%s", (ordinal, id_item))
 
 
-# Indeks pozycji w porządku źródła (``lib/schema.sql``): pokrywa odciski i strony hashy.
+# Indeks pozycji w porządku źródła (``lib/migrations/``): pokrywa odciski i strony hashy.
 ORDER_INDEX = "idx_task_item_order"
 # Odcisk pozycji w porządku źródła: liczba, sha256 z linii ``remote_key<TAB>hash`` rozdzielonych ``\n``
 # (ten sam format liczy ``lib.sync.engine`` i źródło, ``db_remote.fetch_page_fingerprint``) i ostatnia pozycja.
@@ -448,7 +448,7 @@ def mark_unseen_deleted(db: MySQL, id_task: int, base: int) -> int:
 # --- weryfikacja ------------------------------------------------------------------------
 
 
-# Najwęższy indeks z ``deleted_at`` i ``hash_missing`` (``lib/schema.sql``): liczenie aktywnych pozycji
+# Najwęższy indeks z ``deleted_at`` i ``hash_missing`` (``lib/migrations/``): liczenie aktywnych pozycji
 # czyta tylko jego wpisy (dla pozycji bez wyniku AI ~20 bajtów zamiast ~170 w ``idx_task_item_order``).
 RESULT_INDEX = "idx_task_item_result"
 

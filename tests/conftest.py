@@ -1,6 +1,6 @@
 """Wspólne fixture'y testów: prawdziwe bazy MariaDB, PostgreSQL i SQLite (bez mocków).
 
-Każdy test dostaje własną lokalną bazę (schemat z ``lib/schema.sql``) i własne bazy źródłowe,
+Każdy test dostaje własną lokalną bazę (schemat z migracji ``lib/migrations/``) i własne bazy źródłowe,
 usuwane po teście. Gdy serwer nie odpowiada, test kończy się błędem - nie jest pomijany.
 """
 
@@ -163,3 +163,12 @@ def _reset_ailexia_logging():
             logger.removeHandler(handler)
             handler.close()
     logger.propagate = True
+
+
+def pytest_collection_modifyitems(config, items):
+    """Testy ``slow`` na początek listy (sortowanie stabilne, reszta w kolejności zbierania).
+
+    ``pytest -n N --dist worksteal`` rozdaje testy workerom w tej kolejności i podbiera
+    niedokończone ogony: długie testy zaczęte najpierw nie zostają na sam koniec jednego workera.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -321,3 +321,13 @@ def running_review_server(tmp_dir, token: str):
             drop_local_database(env)
 
     return context()
+
+
+def record_run(instance, job_name: str, status, tags: dict):
+    """Zapisuje w instancji Dagstera run o danym statusie i tagach, bez wykonywania (jak run demona).
+
+    Publiczne API Dagstera: ``DagsterRun`` i ``DagsterInstance.add_run``.
+    """
+    from dagster import DagsterRun
+
+    return instance.add_run(DagsterRun(job_name=job_name, status=status, tags=tags))

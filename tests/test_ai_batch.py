@@ -16,8 +16,7 @@ import time
 from decimal import Decimal
 
 import pytest
-from dagster import build_sensor_context
-from dagster._core.test_utils import instance_for_test
+from dagster import build_sensor_context, instance_for_test
 from starlette.templating import Jinja2Templates
 
 from ailexia_dagster.constants import TAG_AI_BATCH
@@ -32,9 +31,9 @@ from lib.ai import prompts
 from lib.ai.batch import ingest as ai_batch_ingest
 from lib.ai.batch import submit as ai_batch
 from lib.errors import TaskError
-from lib.review.web.views import TEMPLATES_DIR
 from lib.runtime import status
 from lib.schema import init_db
+from lib.web.views import TEMPLATES_DIR
 from tests.conftest import PROJECT_ROOT
 from tests.fake_openai import (  # noqa: F401
     add_fault,
@@ -103,6 +102,7 @@ def test_schema_upgrade_adds_batch_columns(local_env, settings, db):
     id_model = add_model(db, name="old", **PRICES)
     id_task = add_task(db, 1, id_ai_model=id_model)
     [id_item] = add_items(db, id_task, ["stary tekst"])
+    db.execute("DROP TABLE schema_migrations")  # baza sprzed migracji: --init-db ją przejmuje
     db.execute("DROP TABLE ai_batch")
     db.execute("ALTER TABLE task_item DROP INDEX idx_task_item_batch, DROP COLUMN id_ai_batch")
     db.execute(

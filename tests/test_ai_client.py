@@ -9,6 +9,7 @@ import pytest
 from lib.ai import client as ai_client
 from lib.ai import prompts
 from lib.errors import AiError
+from lib.load_config import Settings
 from tests.fake_openai import add_fault, fake_openai_fixture  # noqa: F401
 
 MODEL = {
@@ -22,7 +23,7 @@ MODEL = {
     "price_output_per_mtok": Decimal("2"),
     "price_cached_input_per_mtok": None,
 }
-SETTINGS = {"AI_MAX_RETRIES": 3, "AI_BACKOFF_S": 0.05, "OPENAI_BASE_URL": ""}
+SETTINGS = Settings().updated(AI_MAX_RETRIES=3, AI_BACKOFF_S=0.05, OPENAI_BASE_URL="")
 
 
 def call(state, text, settings=None, capability=None, timeout=5.0, api_key="sk-secret-123456"):

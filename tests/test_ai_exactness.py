@@ -90,14 +90,13 @@ def test_budget_never_exceeded_with_many_requests_in_flight(settings, db, fake_o
     add_items(db, id_task, [f"Tekst numer {n}: bląd, wogóle napewno." for n in range(120)])
     limit = Decimal("0.06")
     stats = ai_worker.run_ai(
-        {
-            **settings,
-            "AI_CONCURRENCY": 8,
-            "AI_CLAIM_BATCH": 8,
-            "AI_PACK_ITEMS": pack_items,
-            "AI_MAX_COST_USD": float(limit),
-            "AI_BACKOFF_S": 0.05,
-        },
+        settings.updated(
+            AI_CONCURRENCY=8,
+            AI_CLAIM_BATCH=8,
+            AI_PACK_ITEMS=pack_items,
+            AI_MAX_COST_USD=float(limit),
+            AI_BACKOFF_S=0.05,
+        ),
         id_task,
     )
     spent = db.query_value("SELECT SUM(cost_usd) FROM task_item WHERE id_task=%s", (id_task,))
@@ -143,14 +142,9 @@ def test_killing_the_operation_lock_session_never_pays_twice(
     )
     texts = [f"Zdanie {n}: bląd do poprawy." for n in range(40)]
     add_items(db, id_task, texts)
-    cfg = {
-        **settings,
-        "AI_CONCURRENCY": 4,
-        "AI_CLAIM_BATCH": 4,
-        "AI_PACK_ITEMS": pack_items,
-        "AI_BACKOFF_S": 0.05,
-        "AI_TIMEOUT_S": 10.0,
-    }
+    cfg = settings.updated(
+        AI_CONCURRENCY=4, AI_CLAIM_BATCH=4, AI_PACK_ITEMS=pack_items, AI_BACKOFF_S=0.05, AI_TIMEOUT_S=10.0
+    )
     outcome: dict[str, object] = {}
 
     def victim() -> None:

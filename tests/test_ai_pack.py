@@ -38,7 +38,7 @@ PRICES = {
 
 
 def conf(settings, **extra):
-    return {**settings, **FAST, **extra}
+    return settings.updated(**{**FAST, **extra})
 
 
 def make_task(db, base_url: str, **model_extra) -> int:

@@ -61,10 +61,7 @@ def item(db, id_item):
 
 
 def conf(settings, **extra):
-    merged = dict(settings)
-    merged.update(FAST)
-    merged.update(extra)
-    return merged
+    return settings.updated(**{**FAST, **extra})
 
 
 def test_correction_stores_exact_fields(settings, db, fake_openai):
@@ -522,7 +519,7 @@ def test_dry_run_sends_nothing(settings, db, fake_openai):
     assert estimate["items"] == 3 and estimate["distinct_texts"] == 2 and estimate["characters"] == 800
     assert estimate["estimated_tokens_input"] > 200 and estimate["estimated_cost_usd"] > 0
     assert fake_openai["total"] == 0
-    assert scheduling.tasks_with_pending_ai(db, settings["AI_MAX_ATTEMPTS"]) == [id_task]
+    assert scheduling.tasks_with_pending_ai(db, settings.ai_max_attempts) == [id_task]
 
 
 def _spawn_run(id_task: int, extra: dict) -> subprocess.Popen:

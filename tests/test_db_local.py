@@ -6,6 +6,7 @@ import ssl
 import pymysql
 import pytest
 
+from lib import mysql_connect
 from lib.db_local import MySQL, connect_local, sql_literal
 from lib.errors import LocalDbError
 
@@ -49,7 +50,7 @@ def test_autocommit_off_by_default(settings, scratch):
 
 
 def test_executemany_is_one_multirow_insert(settings, scratch, caplog):
-    conn = connect_local({**settings, "LOG_SQL_QUERIES": True})
+    conn = connect_local(settings.updated(LOG_SQL_QUERIES=True))
     try:
         with caplog.at_level(logging.DEBUG, logger="ailexia.db_local"):
             conn.executemany(
@@ -87,7 +88,7 @@ def test_dropped_connection_inside_transaction_is_not_retried(settings, scratch)
 
 
 def test_sql_log_masks_passwords(settings, scratch, caplog):
-    conn = connect_local({**settings, "LOG_SQL_QUERIES": True}, autocommit=True)
+    conn = connect_local(settings.updated(LOG_SQL_QUERIES=True), autocommit=True)
     try:
         with caplog.at_level(logging.DEBUG, logger="ailexia.db_local"):
             conn.query("SELECT %s AS db_password, 'password=Sekret123' AS x", ("Sekret123",))
@@ -101,7 +102,7 @@ def test_sql_log_masks_passwords(settings, scratch, caplog):
 
 def test_wrong_password_gives_clear_error_without_password(settings):
     with pytest.raises(LocalDbError) as info:
-        MySQL("127.0.0.1", settings["DB_LOCAL_PORT"], "no_such_user_ax", "TopSecret!", None)
+        MySQL("127.0.0.1", settings.db_local_port, "no_such_user_ax", "TopSecret!", None)
     assert "TopSecret!" not in str(info.value)
     assert "127.0.0.1" in str(info.value)
 
@@ -113,7 +114,7 @@ def test_unreachable_server_gives_clear_error():
 
 
 def test_localhost_is_forced_to_tcp(settings):
-    conn = MySQL("localhost", settings["DB_LOCAL_PORT"], "root", "", None, autocommit=True)
+    conn = MySQL("localhost", settings.db_local_port, "root", "", None, autocommit=True)
     try:
         assert conn.host == "127.0.0.1"
         # Połączenie TCP ma w processliście host z portem, gniazdo unix - "localhost".
@@ -202,16 +203,24 @@ def test_read_outside_a_transaction_survives_sessions_killed_in_a_row(settings, 
         conn.close()
 
 
-def test_connections_share_one_preferred_tls_context(settings):
-    # Kontekst TLS trybu "preferred" PyMySQL powstaje raz na proces (nie ~24 ms CPU na połączenie),
-    # a tryb zostaje ten sam: TLS, gdy serwer go oferuje; ten serwer testowy go nie ma, więc bez.
-    first = connect_local(settings, autocommit=True)
-    second = connect_local(settings, autocommit=True)
+def test_connections_share_one_tls_context_and_prefer_tls(settings, monkeypatch):
+    # Kontekst TLS powstaje raz na proces (nie ~24 ms CPU na połączenie), a tryb "preferred" się nie
+    # zmienia: TLS, gdy serwer go oferuje; ten serwer testowy go nie ma, więc bez - i bez błędu.
+    probe = pymysql.connect(host="127.0.0.1", port=settings.db_local_port, user="root", password="")
+    offers_tls = bool(probe.server_capabilities & pymysql.constants.CLIENT.SSL)
+    probe.close()
+    built = []
+    real = ssl.create_default_context
+    monkeypatch.setattr(ssl, "create_default_context", lambda *a, **k: built.append(1) or real(*a, **k))
+    conns = [connect_local(settings, autocommit=True) for _ in range(4)]
     try:
-        assert first.conn.ctx is second.conn.ctx
-        assert first.conn.ssl and not first.conn._ssl_required
-        assert first.conn.ctx.verify_mode == ssl.CERT_NONE and not first.conn.ctx.check_hostname
-        assert first.query_value("SELECT 1") == second.query_value("SELECT 1") == 1
+        assert len(built) <= 1, f"kontekst TLS budowany {len(built)} razy na 4 połączenia"
+        context = mysql_connect.tls_context()
+        assert context.verify_mode == ssl.CERT_NONE and not context.check_hostname
+        for conn in conns:
+            cipher = conn.query_one("SHOW SESSION STATUS LIKE 'Ssl_cipher'")["Value"]
+            assert bool(cipher) == offers_tls
+            assert conn.query_value("SELECT 1") == 1
     finally:
-        first.close()
-        second.close()
+        for conn in conns:
+            conn.close()

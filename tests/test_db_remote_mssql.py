@@ -114,7 +114,7 @@ def test_connect_failure_is_a_remote_error_without_password(remote_settings):
         "alias": "erp",
     }
     with pytest.raises(RemoteError) as info:
-        db_remote.connect(row, {**remote_settings, "REMOTE_CONNECT_TIMEOUT": 2})
+        db_remote.connect(row, remote_settings.updated(REMOTE_CONNECT_TIMEOUT=2))
     message = str(info.value)
     assert "Mssql-Secret-314" not in message and "\n" not in message
     assert message.startswith("nie można połączyć ze źródłem erp/mssql 127.0.0.1:1/shop")

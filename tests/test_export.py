@@ -12,6 +12,7 @@ import pytest
 from lib import db_remote
 from lib.errors import RemoteError, UsageError
 from lib.export.run import run_export
+from lib.load_config import Settings
 from lib.review.decisions import set_decision
 from lib.sync import engine as sync
 from tests.conftest import PROJECT_ROOT
@@ -50,8 +51,8 @@ def source(request):
     return request.getfixturevalue(request.param)
 
 
-def with_batch(settings: dict, size: int) -> dict:
-    return {**settings, "BATCH_SIZE": size}
+def with_batch(settings: Settings, size: int) -> Settings:
+    return settings.updated(BATCH_SIZE=size)
 
 
 def source_texts(source: dict, column: str = "body") -> dict[int, str | None]:
@@ -255,7 +256,7 @@ KILLER = textwrap.dedent(
         return real(*args, **kwargs)
 
     export._finish_batch = finish_or_die
-    settings = {**load_config(), "BATCH_SIZE": 10}
+    settings = load_config().updated(BATCH_SIZE=10)
     export.run_export(settings, int(sys.argv[1]))
     """
 )

@@ -23,7 +23,7 @@ FAST = {"AI_BACKOFF_S": 0.05, "AI_MAX_RETRIES": 2, "AI_TIMEOUT_S": 5.0, "AI_CONC
 
 
 def conf(settings, **extra):
-    return {**settings, **FAST, **extra}
+    return settings.updated(**{**FAST, **extra})
 
 
 def make_task(db, base_url, pilot=None, **extra):
@@ -243,7 +243,7 @@ def test_eval_command_figures_by_hand(settings, db, fake_openai, tmp_path, capsy
 
     from dagster import AssetKey, DagsterInstance
 
-    instance = DagsterInstance.from_config(settings["DAGSTER_HOME"])
+    instance = DagsterInstance.from_config(settings.dagster_home)
     records = instance.fetch_observations(AssetKey("ai_quality"), limit=10).records
     assert len(records) == 1
     observation = records[0].event_log_entry.asset_observation

@@ -6,25 +6,25 @@ from pathlib import Path
 import pytest
 
 from lib.errors import ConfigError
-from lib.load_config import PROJECT_ROOT, SETTINGS_SPEC, load_config
+from lib.load_config import PROJECT_ROOT, Settings, load_config
 
 
 def test_defaults_without_env_file(tmp_path):
     settings = load_config(tmp_path / "missing.env", environ={})
-    assert settings["BATCH_SIZE"] == 500
-    assert settings["LOG_SQL_QUERIES"] is False
-    assert settings["LOG_LEVEL"] == "INFO"
-    assert settings["DB_LOCAL_PORT"] == 3306
+    assert settings.batch_size == 500
+    assert settings.log_sql_queries is False
+    assert settings.log_level == "INFO"
+    assert settings.db_local_port == 3306
 
 
 def test_env_file_read_and_environment_wins(tmp_path):
     env_file = tmp_path / ".env"
     env_file.write_text("BATCH_SIZE=250\nDB_LOCAL_NAME=from_file\nLOG_SQL_QUERIES=true\nLOG_LEVEL=debug\n")
     settings = load_config(env_file, environ={"DB_LOCAL_NAME": "from_env"})
-    assert settings["BATCH_SIZE"] == 250
-    assert settings["DB_LOCAL_NAME"] == "from_env"
-    assert settings["LOG_SQL_QUERIES"] is True
-    assert settings["LOG_LEVEL"] == "DEBUG"
+    assert settings.batch_size == 250
+    assert settings.db_local_name == "from_env"
+    assert settings.log_sql_queries is True
+    assert settings.log_level == "DEBUG"
 
 
 @pytest.mark.parametrize(
@@ -49,9 +49,9 @@ def test_bad_value_names_the_key(tmp_path, key, value, fragment):
 def test_env_example_documents_every_key():
     text = (PROJECT_ROOT / ".env.example").read_text(encoding="utf-8")
     documented = set(re.findall(r"^(?:# )?([A-Z_]+)=", text, flags=re.M))
-    assert documented == set(SETTINGS_SPEC)
+    assert documented == {name.upper() for name in Settings.model_fields}
 
 
 def test_relative_paths_are_project_relative(tmp_path):
     settings = load_config(tmp_path / "none.env", environ={"LOG_DIR": "logs"})
-    assert Path(settings["LOG_DIR"]) == PROJECT_ROOT / "logs"
+    assert Path(settings.log_dir) == PROJECT_ROOT / "logs"

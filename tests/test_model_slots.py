@@ -91,7 +91,7 @@ def test_without_cap_the_same_runs_go_above_it(settings, db, fake_openai):
 
 
 def test_slots_of_a_dead_session_are_free_and_abort_stops_waiting(settings):
-    conf = dict(settings, AI_MODEL_CONCURRENCY=2)
+    conf = settings.updated(AI_MODEL_CONCURRENCY=2)
     model = {"model": "m", "base_url": "http://slots.test/v1"}
     holder = model_slots.open_slots(conf, model)
     other = model_slots.open_slots(conf, model)
@@ -116,7 +116,7 @@ def test_slots_of_a_dead_session_are_free_and_abort_stops_waiting(settings):
 
 
 def test_cap_zero_is_off(settings):
-    slots = model_slots.open_slots(dict(settings, AI_MODEL_CONCURRENCY=0), {"model": "m", "base_url": None})
+    slots = model_slots.open_slots(settings.updated(AI_MODEL_CONCURRENCY=0), {"model": "m", "base_url": None})
     assert slots.db is None and model_slots.acquire(slots) == -1
 
 
@@ -127,7 +127,7 @@ def test_one_run_holds_slots_on_several_sessions_and_never_counts_one_twice(sett
     dostaje go drugi raz - ``GET_LOCK`` jest re-entrant), a zwolnienie idzie przez sesję, która
     miejsce trzyma: po wszystkim żadna blokada nie zostaje zajęta.
     """
-    conf = dict(settings, AI_MODEL_CONCURRENCY=4)
+    conf = settings.updated(AI_MODEL_CONCURRENCY=4)
     model = {"model": "m", "base_url": "http://sessions.test/v1"}
     slots = model_slots.open_slots(conf, model)
     observer = connect_local(settings, autocommit=True)
@@ -168,7 +168,7 @@ def test_one_run_holds_slots_on_several_sessions_and_never_counts_one_twice(sett
 
 
 def test_run_keeps_its_slot_between_requests_and_returns_it_when_idle(settings):
-    conf = dict(settings, AI_MODEL_CONCURRENCY=2)
+    conf = settings.updated(AI_MODEL_CONCURRENCY=2)
     model = {"model": "m", "base_url": "http://idle.test/v1"}
     slots = model_slots.open_slots(conf, model)
     observer = connect_local(settings, autocommit=True)
@@ -195,7 +195,7 @@ def test_run_keeps_its_slot_between_requests_and_returns_it_when_idle(settings):
 
 def test_waiting_run_gets_a_slot_that_another_run_keeps_between_requests(settings):
     """Run A pracuje bez przerwy na jedynym miejscu; run B czeka na nie - dostaje je po ``HOLD_S``."""
-    conf = dict(settings, AI_MODEL_CONCURRENCY=1)
+    conf = settings.updated(AI_MODEL_CONCURRENCY=1)
     model = {"model": "m", "base_url": "http://fair.test/v1"}
     first = model_slots.open_slots(conf, model)
     second = model_slots.open_slots(conf, model)
@@ -246,7 +246,7 @@ def test_waiting_run_gets_a_slot_that_another_run_keeps_between_requests(setting
 
 def test_slot_whose_lock_vanished_is_not_used_again(settings):
     """Numer trzymany między zapytaniami, którego blokady run już nie ma (np. zabita sesja), przepada."""
-    conf = dict(settings, AI_MODEL_CONCURRENCY=1)
+    conf = settings.updated(AI_MODEL_CONCURRENCY=1)
     model = {"model": "m", "base_url": "http://vanish.test/v1"}
     first = model_slots.open_slots(conf, model)
     second = model_slots.open_slots(conf, model)

@@ -26,13 +26,14 @@ from tests.helpers import (
 pytestmark = pytest.mark.slow
 
 DAGSTER_YAML = """
-run_queue:
-  max_concurrent_runs: 4
-  tag_concurrency_limits:
-    - key: "ailexia/connection"
-      value:
-        applyLimitPerUniqueValue: true
-      limit: 1
+concurrency:
+  runs:
+    max_concurrent_runs: 4
+    tag_concurrency_limits:
+      - key: "ailexia/connection"
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
 python_logs:
   managed_python_loggers:
     - ailexia

@@ -1,6 +1,8 @@
 """Postęp długich etapów (``lib/runtime/progress.py``): liczby, linie dla ludzi, rytm linii i pasek."""
 
 import io
+import logging
+import sys
 import time
 
 from lib.runtime import progress
@@ -85,3 +87,31 @@ def test_terminal_bar_only_on_a_tty():
     assert not progress.bar_active()
     drawn = screen.getvalue()
     assert "sync zadania 4" in drawn and "200/200" in drawn and "100%" in drawn
+
+
+def test_console_log_goes_above_the_bar_and_handlers_come_back(monkeypatch):
+    """Log konsoli w czasie paska idzie linią nad paskiem (tqdm.write), plik logu bez zmian; potem powrót."""
+
+    class FakeTty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = FakeTty()
+    monkeypatch.setattr(sys, "stderr", screen)
+    logger = logging.getLogger("ailexia")
+    console, kept = logging.StreamHandler(), logging.StreamHandler(io.StringIO())
+    monkeypatch.setattr(logger, "handlers", [console, kept])
+    monkeypatch.setattr(logger, "propagate", False)
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    with progress.terminal() as active:
+        assert active
+        with progress.tracking("sync", 5, None, every_s=5) as report:
+            report({"scanned": 10, "records_total": 100, "fetched": 10})
+            assert console not in logger.handlers and kept in logger.handlers
+            logger.info("linia w czasie paska")
+            report({"scanned": 100, "records_total": 100, "fetched": 100})
+        assert logger.handlers == [console, kept]
+    drawn = screen.getvalue()
+    assert "linia w czasie paska\n" in kept.stream.getvalue()
+    lines = [line for line in drawn.replace("\r", "\n").split("\n") if "linia w czasie paska" in line]
+    assert lines == ["linia w czasie paska"], drawn

@@ -266,7 +266,7 @@ def test_every_write_route_refuses_without_csrf(server, wdb, seeded):
     """Każdy POST aplikacji (poza logowaniem tokenem) odmawia bez tokenu CSRF i niczego nie zmienia."""
     from starlette.routing import Route
 
-    from lib.review.web.app import create_app
+    from lib.web.app import create_app
 
     id_task, ids = seeded
     client = logged_in(server)
@@ -380,9 +380,9 @@ def test_accept_shown_takes_only_rendered_unchanged_items(server, wdb, seeded):
 
 def test_handler_parts_work_alone_without_http(server, wdb, seeded):
     """Akcje decyzji i stan eksportu działają bez serwera HTTP: na bazie i na ``app.state.review``."""
-    from lib.review.web import exports, routes
-    from lib.review.web.app import create_app
-    from lib.review.web.state import with_db
+    from lib.web import exports, routes
+    from lib.web.app import create_app
+    from lib.web.state import with_db
 
     id_task, ids = seeded
     settings = server["settings"]

@@ -14,8 +14,8 @@ from dagster import (
     DagsterRunStatus,
     DeleteDynamicPartitionsRequest,
     build_sensor_context,
+    instance_for_test,
 )
-from dagster._core.test_utils import create_run_for_test, instance_for_test
 
 from ailexia_dagster.constants import (
     AI_JOB,
@@ -31,7 +31,7 @@ from ailexia_dagster.resources import AilexiaResource
 from ailexia_dagster.sensors import ai_after_sync_sensor, task_sensor
 from lib.runtime.locks import lock_name
 from tests.conftest import MYSQL_SERVER
-from tests.helpers import add_connection, add_model, add_task
+from tests.helpers import add_connection, add_model, add_task, record_run
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def apply_tick(
             "dagster/partition": request.partition_key,
             "dagster/run_key": request.run_key,
         }
-        runs.append(create_run_for_test(instance, job_name=job_name, status=status, tags=tags))
+        runs.append(record_run(instance, job_name=job_name, status=status, tags=tags))
     return runs
 
 
@@ -157,7 +157,7 @@ def test_resync_runs_existing_partition_with_new_key(db, instance, conn_id):
     runs = apply_tick(instance, first)
     # Run się zakończył, zadanie completed; operator zleca resync.
     instance.delete_run(runs[0].run_id)
-    create_run_for_test(
+    record_run(
         instance,
         job_name=SYNC_JOB,
         status=DagsterRunStatus.SUCCESS,
@@ -253,7 +253,7 @@ def test_orphan_in_progress_resumed_only_when_dead(db, instance, conn_id):
     # Run STARTED, wiersz bez zmian od 2 min (mniej niż SENSOR_STALE_QUEUED_S): run uznajemy za żywy.
     db.execute("UPDATE task SET updated_at=NOW() - INTERVAL 2 MINUTE WHERE id_task=%s", (alive_run,))
     db.execute("UPDATE task SET updated_at=NOW() WHERE id_task=%s", (fresh,))
-    create_run_for_test(
+    record_run(
         instance,
         job_name=SYNC_JOB,
         status=DagsterRunStatus.STARTED,
@@ -359,14 +359,14 @@ def test_dead_started_run_replaced(db, instance, conn_id, monkeypatch):
     db.execute(
         "UPDATE task SET updated_at=NOW() - INTERVAL 10 MINUTE WHERE id_task IN (%s,%s)", (id_task, ai_busy)
     )
-    zombie = create_run_for_test(
+    zombie = record_run(
         instance,
         job_name=SYNC_JOB,
         status=DagsterRunStatus.STARTED,
         tags={TAG_ID_TASK: str(id_task), TAG_KIND: "sync", "dagster/partition": str(id_task)},
     )
     # Żywy run innego rodzaju (AI) nie jest uznawany za martwy na podstawie postępu synchronizacji.
-    create_run_for_test(
+    record_run(
         instance,
         job_name=AI_JOB,
         status=DagsterRunStatus.STARTED,
@@ -398,16 +398,16 @@ def test_sensor_closes_started_runs_of_dead_scripts(db, instance, conn_id):
     dead_token = process_token(finished.pid)
     finished.wait()
     tags = {TAG_ID_TASK: str(id_task), TAG_KIND: "ai", "dagster/partition": str(id_task)}
-    dead = create_run_for_test(
+    dead = record_run(
         instance, job_name=AI_JOB, status=DagsterRunStatus.STARTED, tags={**tags, TAG_PROCESS: dead_token}
     )
-    alive = create_run_for_test(
+    alive = record_run(
         instance,
         job_name=AI_JOB,
         status=DagsterRunStatus.STARTED,
         tags={**tags, TAG_PROCESS: process_token()},
     )
-    elsewhere = create_run_for_test(
+    elsewhere = record_run(
         instance,
         job_name=AI_JOB,
         status=DagsterRunStatus.STARTED,

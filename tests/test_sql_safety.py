@@ -363,10 +363,10 @@ def test_texts_survive_every_path(case, fake_openai):
     originals = [second[key] for key in active]
     answers = dict(zip(originals, rotated(originals, 3), strict=True))
     fake_openai["answers"] = answers
-    conf = {**settings, **AI_SETTINGS}
-    single = ai_worker.run_ai({**conf, "AI_PACK_ITEMS": 1, "AI_CLAIM_BATCH": 2}, id_task, limit=4)
+    conf = settings.updated(**AI_SETTINGS)
+    single = ai_worker.run_ai(conf.updated(AI_PACK_ITEMS=1, AI_CLAIM_BATCH=2), id_task, limit=4)
     assert (single["processed"], single["failed"], fake_openai["total"], fake_openai["packs"]) == (4, 0, 4, 0)
-    packed = ai_worker.run_ai({**conf, "AI_PACK_ITEMS": 20, "AI_CLAIM_BATCH": 50}, id_task)
+    packed = ai_worker.run_ai(conf.updated(AI_PACK_ITEMS=20, AI_CLAIM_BATCH=50), id_task)
     assert (packed["processed"], packed["failed"]) == (len(active) - 4, 0)
     assert fake_openai["packs"] >= 1
     assert sorted(fake_openai["per_text"]) == sorted(originals)  # każdy tekst wysłany dokładnie raz

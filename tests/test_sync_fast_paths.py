@@ -108,9 +108,7 @@ def any_source(request):
 
 @pytest.fixture
 def small_batches(monkeypatch, settings):
-    settings["BATCH_SIZE"] = 3
-    settings["COMMIT_ROWS"] = 20
-    return settings
+    return settings.updated(BATCH_SIZE=3, COMMIT_ROWS=20)
 
 
 def test_first_sync_is_byte_for_byte_the_source(small_batches, db, any_source, monkeypatch):
@@ -342,7 +340,7 @@ def _prefix_state(db, id_task: int) -> tuple[int, int, int]:
 
 def test_parallel_writers_commit_a_prefix_on_error(small_batches, db, pg_source):
     """Dwóch pisarzy: błąd w późniejszej partii (powtórzony klucz) zostawia zatwierdzony początek źródła."""
-    settings = {**small_batches, "SYNC_WRITERS": 2}
+    settings = small_batches.updated(SYNC_WRITERS=2)
     source_execute(pg_source, "CREATE TABLE items (id int PRIMARY KEY, body text)")
     rows = [(i, f"tekst {i}") for i in range(1, 131)]
     source_execute(pg_source, "INSERT INTO items SELECT i, 'tekst ' || i FROM generate_series(1, 130) i")
@@ -371,7 +369,7 @@ def test_parallel_writers_commit_a_prefix_on_error(small_batches, db, pg_source)
 
 def test_parallel_writers_pause_and_resume_to_the_same_state(small_batches, db, pg_source, monkeypatch):
     """Pauza po pierwszej zatwierdzonej partii: partia drugiego pisarza wycofana, wznowienie = czysta synchronizacja."""
-    settings = {**small_batches, "SYNC_WRITERS": 2}
+    settings = small_batches.updated(SYNC_WRITERS=2)
     create_text_table(pg_source, rows=[(i, f"wiersz {i} ż 😀") for i in range(1, 201)])
     connection = add_connection(db, pg_source)
     paused, clean = add_task(db, connection), add_task(db, connection)
@@ -541,7 +539,7 @@ def test_parallel_writers_deadlock_at_the_task_lock_rewrites_the_part(
     """
     import pymysql
 
-    settings = {**small_batches, "SYNC_WRITERS": 2}
+    settings = small_batches.updated(SYNC_WRITERS=2)
     create_text_table(pg_source, rows=[(i, f"wiersz {i}") for i in range(1, 101)])
     id_task = add_task(db, add_connection(db, pg_source))
     real_lock = sync.lock_task_row

@@ -243,7 +243,7 @@ def test_any_key_sync_resync_export(request, settings, db, name):
     source = request.getfixturevalue(case["source"])
     source_execute(source, case["ddl"])
     insert_rows(source, case, case["initial"])
-    cfg = {**settings, **FAST}
+    cfg = settings.updated(**FAST)
     id_task = add_task(db, add_connection(db, source), "items", "body", key_column=case.get("key_column"))
 
     sync.sync_task(cfg, id_task)
@@ -339,9 +339,9 @@ def test_ci_source_renaming_case_is_delete_plus_insert(settings, db, mysql_sourc
     )
     source_executemany(mysql_source, "INSERT INTO items VALUES (%s, %s)", [("apple", "x"), ("Banana", "y")])
     id_task = add_task(db, add_connection(db, mysql_source), "items", "body")
-    sync.sync_task({**settings, **FAST}, id_task)
+    sync.sync_task(settings.updated(**FAST), id_task)
     source_execute(mysql_source, "UPDATE items SET code='Apple' WHERE code='apple'")
-    sync.sync_task({**settings, **FAST}, id_task)
+    sync.sync_task(settings.updated(**FAST), id_task)
     assert counters(db, id_task) == ("completed", 1, 0, 1)
     live = {k for k, r in local_items(db, id_task).items() if r["live"]}
     assert live == {'["Apple"]', '["Banana"]'}
@@ -354,7 +354,7 @@ def test_many_inserts_between_two_keys_shift_positions(settings, db, pg_source, 
     case = {"cols": ("code",), "kinds": ("text",)}
     insert_rows(pg_source, case, [("a",), ("b",), ("c",)])
     id_task = add_task(db, add_connection(db, pg_source), "items", "body")
-    cfg = {**settings, **FAST}
+    cfg = settings.updated(**FAST)
     sync.sync_task(cfg, id_task)
     between = [(f"b{n:03d}",) for n in range(40)]
     insert_rows(pg_source, case, between)
@@ -376,7 +376,7 @@ def test_source_order_change_renumbers_and_stays_exact(settings, db, pg_source, 
     keys = [(k,) for k in ("B", "a", "C", "b", "A", "c", "Z", "z", "Ł", "ł")]
     insert_rows(pg_source, case, keys)
     id_task = add_task(db, add_connection(db, pg_source), "items", "body")
-    cfg = {**settings, **FAST}
+    cfg = settings.updated(**FAST)
     sync.sync_task(cfg, id_task)
     source_execute(pg_source, 'ALTER TABLE items ALTER COLUMN code TYPE text COLLATE "pl-x-icu"')
     source_execute(pg_source, "DELETE FROM items WHERE code = 'C'")
@@ -473,6 +473,7 @@ def test_init_db_backfills_remote_key_for_existing_items(settings, db):
     """Baza sprzed kluczy dowolnych: ``--init-db`` uzupełnia ``remote_key`` i pozycję z ``remote_id``."""
     from lib.schema import init_db
 
+    db.execute("DROP TABLE schema_migrations")  # baza sprzed migracji: --init-db ją przejmuje
     db.execute("ALTER TABLE task_item DROP INDEX idx_task_item_key, DROP INDEX idx_task_item_order")
     db.execute("ALTER TABLE task_item DROP COLUMN remote_key, DROP COLUMN source_ord")
     db.execute(
@@ -506,7 +507,7 @@ def test_sigkill_mid_scan_composite_key_equals_uninterrupted(local_env, settings
     conn = add_connection(db, pg_source)
     killed, twin = add_task(db, conn, "items", "body"), add_task(db, conn, "items", "body")
     env = {**local_env, "BATCH_SIZE": "1000", "COMMIT_ROWS": "5000"}
-    cfg = {**settings, "BATCH_SIZE": 1000, "COMMIT_ROWS": 5000}
+    cfg = settings.updated(BATCH_SIZE=1000, COMMIT_ROWS=5000)
 
     def run(fault: str | None) -> int:
         full = {**os.environ, **env}

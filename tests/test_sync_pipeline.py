@@ -302,7 +302,7 @@ def test_progress_moves_and_is_visible_from_another_connection(settings, db, pg_
         seen.append((row["sync_stage"], float(row["sync_progress"]), row["records_fetched"]))
         return None
 
-    sync.sync_task({**settings, "BATCH_SIZE": 250, "COMMIT_ROWS": 500}, id_task, should_stop=observe)
+    sync.sync_task(settings.updated(BATCH_SIZE=250, COMMIT_ROWS=500), id_task, should_stop=observe)
     assert len(seen) >= 9
     progress = [p for _s, p, _f in seen]
     assert progress == sorted(progress) and 5 < progress[0] < progress[-1] <= 90

@@ -23,7 +23,7 @@ from lib.ai import prompts
 from lib.ai.cost import compute_cost  # noqa: F401 - dawne miejsce funkcji (importy zewnętrzne)
 from lib.db_utils import get_logger, mask_secrets, register_secrets
 from lib.errors import AiError, AiItemError
-from lib.load_config import get_env_value
+from lib.load_config import Settings, get_env_value
 
 log = get_logger("ai_client")
 
@@ -197,7 +197,7 @@ def request_body(
     model_row: dict[str, Any],
     messages: list[dict[str, str]],
     mode: str,
-    settings: dict[str, Any],
+    settings: Settings,
     shape: Shape = SINGLE,
     max_tokens: int | None = None,
 ) -> dict[str, Any]:
@@ -221,9 +221,7 @@ def request_body(
     if limit:
         # api.openai.com zna już tylko max_completion_tokens dla nowych modeli; serwery zgodne - max_tokens.
         key = (
-            "max_tokens"
-            if model_row.get("base_url") or settings["OPENAI_BASE_URL"]
-            else "max_completion_tokens"
+            "max_tokens" if model_row.get("base_url") or settings.openai_base_url else "max_completion_tokens"
         )
         kwargs[key] = int(limit)
     if mode == "json_schema":
@@ -241,7 +239,7 @@ def _request(
     model_row: dict[str, Any],
     messages: list[dict[str, str]],
     mode: str,
-    settings: dict[str, Any],
+    settings: Settings,
     state: dict[str, Any],
     counter: list[int],
     shape: Shape = SINGLE,
@@ -277,8 +275,8 @@ def _request(
         )
 
     retrying = Retrying(
-        stop=stop_after_attempt(int(settings["AI_MAX_RETRIES"]) + 1),
-        wait=_make_wait(float(settings["AI_BACKOFF_S"])),
+        stop=stop_after_attempt(settings.ai_max_retries + 1),
+        wait=_make_wait(settings.ai_backoff_s),
         retry=retry_if_exception(_is_transient),
         before_sleep=before_sleep,
         reraise=True,
@@ -286,10 +284,10 @@ def _request(
     return retrying(send)
 
 
-def _fatal_error(exc: BaseException, model_row: dict[str, Any], settings: dict[str, Any]) -> AiError | None:
+def _fatal_error(exc: BaseException, model_row: dict[str, Any], settings: Settings) -> AiError | None:
     """Zamienia błąd API, który dotyczy całego runu (klucz, model, limit konta), na ``AiError``."""
     status = _status(exc)
-    server = model_row.get("base_url") or settings["OPENAI_BASE_URL"] or "api.openai.com"
+    server = model_row.get("base_url") or settings.openai_base_url or "api.openai.com"
     key_env = model_row.get("api_key_env") or "OPENAI_API_KEY"
     if status == 401:
         return AiError(f"klucz API odrzucony (401) przez {server}: sprawdź zmienną {key_env}")
@@ -341,7 +339,7 @@ def _first_response(
     client: openai.OpenAI,
     model_row: dict[str, Any],
     messages: list[dict[str, str]],
-    settings: dict[str, Any],
+    settings: Settings,
     state: dict[str, Any],
     counter: list[int],
     shape: Shape,
@@ -380,7 +378,7 @@ def _first_response(
 
 
 def _format_rejected(
-    exc: openai.APIStatusError, mode: str, model_row: dict[str, Any], settings: dict[str, Any]
+    exc: openai.APIStatusError, mode: str, model_row: dict[str, Any], settings: Settings
 ) -> bool:
     """Czy błąd to odrzucenie formatu ``mode`` przez serwer (400/415/422, 5xx), a nie błąd całego runu."""
     status = _status(exc) or 0
@@ -389,7 +387,7 @@ def _format_rejected(
 
 
 def _api_errors(
-    client: openai.OpenAI, model_row: dict[str, Any], settings: dict[str, Any], counter: list[int], call
+    client: openai.OpenAI, model_row: dict[str, Any], settings: Settings, counter: list[int], call
 ):
     """Wywołuje ``call()``; błędy API zamienia na ``AiError`` (cały run) albo ``AiItemError`` (te pozycje)."""
     try:
@@ -445,7 +443,7 @@ def complete(
     client: openai.OpenAI,
     model_row: dict[str, Any],
     messages: list[dict[str, str]],
-    settings: dict[str, Any],
+    settings: Settings,
     capability_state: dict[str, Any],
     original_text: str | None = None,
     max_tokens: int | None = None,
@@ -498,7 +496,7 @@ def request_pack(
     client: openai.OpenAI,
     model_row: dict[str, Any],
     messages: list[dict[str, str]],
-    settings: dict[str, Any],
+    settings: Settings,
     capability_state: dict[str, Any],
     max_tokens: int | None = None,
 ) -> RawResult:
@@ -533,7 +531,7 @@ def _probe(
     client: openai.OpenAI,
     model_row: dict[str, Any],
     messages: list[dict[str, str]],
-    settings: dict[str, Any],
+    settings: Settings,
     state: dict[str, Any],
     counter: list[int],
     shape: Shape = SINGLE,
@@ -563,7 +561,7 @@ def _finish(
     client: openai.OpenAI,
     model_row: dict[str, Any],
     messages: list[dict[str, str]],
-    settings: dict[str, Any],
+    settings: Settings,
     state: dict[str, Any],
     mode: str,
     response: Any,
@@ -615,7 +613,7 @@ def _finish(
     )
 
 
-def resolve_endpoint(settings: dict[str, Any], model_row: dict[str, Any]) -> tuple[str | None, str]:
+def resolve_endpoint(settings: Settings, model_row: dict[str, Any]) -> tuple[str | None, str]:
     """Ustala adres serwera i klucz API modelu (klucz z ``ai_model.api_key_env``).
 
     Args:
@@ -629,7 +627,7 @@ def resolve_endpoint(settings: dict[str, Any], model_row: dict[str, Any]) -> tup
     Raises:
         AiError: Brak klucza dla api.openai.com.
     """
-    base_url = model_row.get("base_url") or settings["OPENAI_BASE_URL"] or None
+    base_url = model_row.get("base_url") or settings.openai_base_url or None
     key_env = model_row.get("api_key_env") or "OPENAI_API_KEY"
     api_key = get_env_value(settings, key_env)
     if not api_key:

@@ -25,6 +25,7 @@ from lib.ai.quality.evalset import EvalItem, load_eval_set
 from lib.db_local import MySQL, connect_local
 from lib.db_utils import get_logger
 from lib.errors import AiItemError, UsageError
+from lib.load_config import Settings
 
 log = get_logger("ai")
 
@@ -43,7 +44,7 @@ def _group_key(item: EvalItem) -> tuple[str, str | None, str | None]:
     return item.action, item.source_lang, item.target_lang
 
 
-def _send_alone(client: Any, model: dict, settings: dict, state: dict, item: EvalItem) -> _Answer:
+def _send_alone(client: Any, model: dict, settings: Settings, state: dict, item: EvalItem) -> _Answer:
     """Jeden tekst jednym zapytaniem (``ai_client.complete``, z próbą naprawy)."""
     messages = prompts.build_messages(
         item.text, item.action, model.get("system_prompt"), item.source_lang, item.target_lang
@@ -58,7 +59,9 @@ def _send_alone(client: Any, model: dict, settings: dict, state: dict, item: Eva
     return _Answer(result.text, cost, time.monotonic() - started)
 
 
-def _send_pack(client: Any, model: dict, settings: dict, state: dict, pack: list[EvalItem]) -> list[_Answer]:
+def _send_pack(
+    client: Any, model: dict, settings: Settings, state: dict, pack: list[EvalItem]
+) -> list[_Answer]:
     """Paczka tekstów jednym zapytaniem; rachunek dzielony po znakach, złe pozycje wysyłane same."""
     if len(pack) == 1:
         return [_send_alone(client, model, settings, state, pack[0])]
@@ -98,7 +101,7 @@ def _prompt_version(model: dict, items: list[EvalItem]) -> str:
 
 
 def evaluate_model(
-    settings: dict[str, Any],
+    settings: Settings,
     model: dict[str, Any],
     items: list[EvalItem],
     progress: Callable[[int, int], None] | None = None,
@@ -118,7 +121,7 @@ def evaluate_model(
         AiError: Błąd całego przebiegu (klucz odrzucony, nieznany model).
     """
     base_url, api_key = ai_client.resolve_endpoint(settings, model)
-    client = ai_client.make_client(base_url, api_key, float(settings["AI_TIMEOUT_S"]))
+    client = ai_client.make_client(base_url, api_key, float(settings.ai_timeout_s))
     state = ai_client.make_capability_state(None)
     max_items, max_chars = ai_pack.pack_limits(settings, model)
     groups: dict[tuple, list[int]] = {}
@@ -131,7 +134,7 @@ def evaluate_model(
     ]
     answers: dict[int, _Answer] = {}
     done = 0
-    with ThreadPoolExecutor(max_workers=max(1, int(settings["AI_CONCURRENCY"]))) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, settings.ai_concurrency)) as pool:
         futures = [
             (pack, pool.submit(_send_pack, client, model, settings, state, [items[i] for i in pack]))
             for pack in packs
@@ -206,7 +209,7 @@ def record_eval(
 
 
 def run_eval(
-    settings: dict[str, Any],
+    settings: Settings,
     path: str,
     model_names: list[str],
     limit: int | None = None,

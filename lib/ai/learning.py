@@ -23,6 +23,7 @@ from lib.ai.quality import score
 from lib.db_local import MySQL
 from lib.db_utils import get_logger
 from lib.errors import UsageError
+from lib.load_config import Settings
 from lib.task import get_task, lock_task_row
 
 log = get_logger("ai")
@@ -33,11 +34,11 @@ IN_LEARNING = "in_learning"
 _EDIT_ACTIONS = ("edit", "partial")
 
 
-def pilot_size(task: dict[str, Any], settings: dict[str, Any]) -> int:
+def pilot_size(task: dict[str, Any], settings: Settings) -> int:
     """Liczba pozycji pilota zadania: ``task.ai_pilot_items`` albo ``AI_PILOT_ITEMS``."""
     value = task.get("ai_pilot_items")
     if value is None:
-        value = settings.get("AI_PILOT_ITEMS") or 0
+        value = settings.ai_pilot_items
     return max(0, int(value))
 
 
@@ -64,9 +65,7 @@ def _insert_pilot(db: MySQL, id_task: int, id_model: int, version: str, texts: i
     return int(db.last_insert_id)
 
 
-def start_pilot(
-    db: MySQL, task: dict[str, Any], model: dict[str, Any], settings: dict[str, Any]
-) -> int | None:
+def start_pilot(db: MySQL, task: dict[str, Any], model: dict[str, Any], settings: Settings) -> int | None:
     """Zakłada pilota przy pierwszym runie AI zadania (gdy ma go mieć); zatwierdza transakcję.
 
     Pilot powstaje raz: gdy liczba pozycji pilota > 0, zadanie nie miało jeszcze pilota i żadna
@@ -78,7 +77,7 @@ def start_pilot(
     """
     id_task = int(task["id_task"])
     size = pilot_size(task, settings)
-    max_attempts = int(settings["AI_MAX_ATTEMPTS"])
+    max_attempts = settings.ai_max_attempts
     try:
         db.begin()
         lock_task_row(db, id_task)
@@ -122,7 +121,7 @@ def start_pilot(
     return id_pilot
 
 
-def finish_pilot(db: MySQL, id_task: int, settings: dict[str, Any]) -> str | None:
+def finish_pilot(db: MySQL, id_task: int, settings: Settings) -> str | None:
     """Po runie AI: gdy pozycje otwartego pilota są gotowe, zadanie przechodzi do ``in_learning``.
 
     Gotowe = żadna pozycja pilota nie czeka już na AI (przetworzona albo porzucona po
@@ -138,7 +137,7 @@ def finish_pilot(db: MySQL, id_task: int, settings: dict[str, Any]) -> str | Non
         return None
     if pilot["status"] == "running":
         waiting = task_item.count_pilot_waiting(
-            db, id_task, int(pilot["id_ai_pilot"]), int(settings["AI_MAX_ATTEMPTS"])
+            db, id_task, int(pilot["id_ai_pilot"]), settings.ai_max_attempts
         )
         if waiting:
             db.commit()
@@ -174,7 +173,7 @@ def _reviewer_edits(db: MySQL, ids: list[int], since: Any) -> dict[int, str]:
 
 
 def pilot_figures(
-    db: MySQL, id_task: int, settings: dict[str, Any], pilot: dict[str, Any] | None = None
+    db: MySQL, id_task: int, settings: Settings, pilot: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """Liczby pilota: pozycje, decyzje recenzentów, precyzja edycji, flagi, koszt i koszt prognozowany.
 
@@ -221,7 +220,7 @@ def pilot_figures(
             flags[code] = flags.get(code, 0) + 1
     cost = sum((Decimal(row["cost_usd"] or 0) for row in rows), Decimal(0))
     texts = len({row["original_hash"] for row in rows}) or int(pilot.get("texts") or 0)
-    remaining = task_item.count_waiting_texts(db, id_task, int(settings["AI_MAX_ATTEMPTS"]), id_pilot)
+    remaining = task_item.count_waiting_texts(db, id_task, settings.ai_max_attempts, id_pilot)
     per_text = cost / texts if texts else Decimal(0)
     model = db.query_one("SELECT name FROM ai_model WHERE id_ai_model=%s", (pilot["id_ai_model"],))
     return {
@@ -295,7 +294,7 @@ def _back_to_ai_flow(db: MySQL, id_task: int) -> None:
     )
 
 
-def approve_pilot(db: MySQL, id_task: int, by: str, settings: dict[str, Any]) -> dict[str, Any]:
+def approve_pilot(db: MySQL, id_task: int, by: str, settings: Settings) -> dict[str, Any]:
     """Zatwierdza pilota: reszta zadania idzie do AI (pozycje pilota nie są wysyłane drugi raz).
 
     Zadanie dostaje ``completed`` i nowe ``finished_at``, więc ``ai_after_sync_sensor`` zleca run AI
@@ -328,7 +327,7 @@ def approve_pilot(db: MySQL, id_task: int, by: str, settings: dict[str, Any]) ->
 
 
 def redo_pilot(
-    db: MySQL, id_task: int, by: str, settings: dict[str, Any], model_name: str | None = None
+    db: MySQL, id_task: int, by: str, settings: Settings, model_name: str | None = None
 ) -> dict[str, Any]:
     """Pilot od nowa: pozycje pilota wracają do ``pending`` (opcjonalnie z innym modelem zadania).
 
@@ -382,7 +381,7 @@ def redo_pilot(
     return {"previous": figures, "id_ai_pilot": id_new, "items": items, "model": model["name"]}
 
 
-def task_quality(db: MySQL, id_task: int, settings: dict[str, Any]) -> dict[str, Any]:
+def task_quality(db: MySQL, id_task: int, settings: Settings) -> dict[str, Any]:
     """Liczby jakości zadania do metadanych ``ai_corrections``: flagi, akceptacja, pilot.
 
     Returns:

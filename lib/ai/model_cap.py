@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lib.db_local import MySQL, connect_local
+from lib.load_config import Settings
 
 SLOT_PREFIX = "ailexia_ai_slot_"
 # Blokady runów czekających na miejsce (sygnał dla runów, które trzymają miejsca między zapytaniami).
@@ -88,7 +89,7 @@ class ModelSlots:
     held: set[int] = field(default_factory=set)
     wait_s: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
-    settings: dict[str, Any] | None = None
+    settings: Settings | None = None
     sessions: list[tuple[MySQL, threading.Lock]] = field(default_factory=list)
     owner: dict[int, int] = field(default_factory=dict)
     opening: int = 0
@@ -122,9 +123,9 @@ def slot_names(model_row: dict[str, Any], cap: int) -> list[str]:
     return _lock_names(SLOT_PREFIX, model_row, cap)
 
 
-def open_slots(settings: dict[str, Any], model_row: dict[str, Any]) -> ModelSlots:
+def open_slots(settings: Settings, model_row: dict[str, Any]) -> ModelSlots:
     """Przygotowuje miejsca runu (własne połączenie autocommit); ``AI_MODEL_CONCURRENCY=0`` = bez limitu."""
-    cap = int(settings["AI_MODEL_CONCURRENCY"])
+    cap = settings.ai_model_concurrency
     if cap <= 0:
         return ModelSlots(names=[])
     return ModelSlots(

@@ -51,8 +51,10 @@ from lib.ai.stats import AiStats
 from lib.db_local import MySQL, connect_local
 from lib.db_utils import get_logger, hash_function, hash_text, mask_secrets
 from lib.errors import AiError, AiItemError, TaskError, UsageError
+from lib.load_config import Settings
 from lib.runtime.control import StopCheck
 from lib.runtime.locks import operation_lock_held
+from lib.runtime.progress import Progress
 from lib.task import CLOSED_STATUSES, get_task
 
 log = get_logger("ai")
@@ -69,8 +71,6 @@ STORE_CONNECTIONS = 4
 SPARE_THREADS = 2
 # Narzut promptu systemowego i formatu JSON na jedno zapytanie (szacunek dla dry_run).
 OUTPUT_OVERHEAD_TOKENS = 40
-
-Progress = Callable[[dict[str, Any]], None]
 
 
 def _load_task(db: MySQL, id_task: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -155,7 +155,7 @@ class _Group:
 class _Run:
     """Stan jednego runu AI współdzielony przez wątek główny i wątki puli."""
 
-    settings: dict[str, Any]
+    settings: Settings
     task: dict[str, Any]
     model: dict[str, Any]
     client: Any
@@ -207,7 +207,7 @@ class _Run:
 
 
 def _make_run(
-    settings: dict[str, Any],
+    settings: Settings,
     task: dict[str, Any],
     model: dict[str, Any],
     client: Any,
@@ -218,7 +218,7 @@ def _make_run(
 ) -> _Run:
     """Buduje stan runu z ustawień i wiersza zadania."""
     action = task.get("ai_action") or "correct"
-    concurrency = max(1, int(settings["AI_CONCURRENCY"]))
+    concurrency = max(1, settings.ai_concurrency)
     pack_items, pack_chars = ai_pack.pack_limits(settings, model)
     return _Run(
         settings=settings,
@@ -231,12 +231,12 @@ def _make_run(
         stats=stats,
         id_task=int(task["id_task"]),
         concurrency=concurrency,
-        claim_batch=max(1, int(settings["AI_CLAIM_BATCH"])),
-        max_attempts=int(settings["AI_MAX_ATTEMPTS"]),
-        claim_timeout_s=int(settings["AI_CLAIM_TIMEOUT_S"]),
+        claim_batch=max(1, settings.ai_claim_batch),
+        max_attempts=settings.ai_max_attempts,
+        claim_timeout_s=settings.ai_claim_timeout_s,
         pack_items=pack_items,
         pack_chars=pack_chars,
-        max_cost=Decimal(str(settings["AI_MAX_COST_USD"] or 0)),
+        max_cost=settings.ai_max_cost_usd,
         hash_of=hash_function(task.get("hash_method") or "sha256"),
         action=action,
         note=prompts.change_note(task),
@@ -915,7 +915,7 @@ def _cancel_queued(run: _Run, active: dict[Future, Members]) -> None:
 
 def _finish_stats(
     db: MySQL,
-    settings: dict[str, Any],
+    settings: Settings,
     id_task: int,
     stats: AiStats,
     started: float,
@@ -929,7 +929,7 @@ def _finish_stats(
     stats.operation_uuid = operation
     try:
         db.rollback()
-        stats.given_up = task_item.count_given_up(db, id_task, int(settings["AI_MAX_ATTEMPTS"]))
+        stats.given_up = task_item.count_given_up(db, id_task, settings.ai_max_attempts)
         db.rollback()
     except Exception:
         if not quiet:
@@ -937,7 +937,7 @@ def _finish_stats(
 
 
 def run_ai(
-    settings: dict[str, Any],
+    settings: Settings,
     id_task: int,
     *,
     run_id: str | None = None,
@@ -1000,7 +1000,7 @@ def run_ai(
     base_url, api_key = ai_client.resolve_endpoint(settings, model)
     # Klient (kontekst TLS: ~20-40 ms) powstaje w tle, gdy run łączy się z bazą i zakłada blokady.
     maker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ai-{id_task}-client")
-    client_ready = maker.submit(ai_client.make_client, base_url, api_key, float(settings["AI_TIMEOUT_S"]))
+    client_ready = maker.submit(ai_client.make_client, base_url, api_key, settings.ai_timeout_s)
     maker.shutdown(wait=False)
 
     def body(control: MySQL, operation: str) -> AiStats:
@@ -1013,7 +1013,7 @@ def run_ai(
             id_task,
             operation,
             model["model"],
-            settings["AI_CONCURRENCY"],
+            settings.ai_concurrency,
         )
         run = _make_run(settings, task, model, client, control, operation, limit, stats)
         # Przed pierwszą rezerwacją: liczone w tle obok niej bywało zaniżone o wyniki zapisane wcześniej.
@@ -1074,7 +1074,7 @@ def _after_run(settings: dict[str, Any], id_task: int, result: dict[str, Any]) -
     return result
 
 
-def dry_run(settings: dict[str, Any], id_task: int) -> dict[str, Any]:
+def dry_run(settings: Settings, id_task: int) -> dict[str, Any]:
     """Szacuje pracę AI dla zadania bez wysyłania czegokolwiek do modelu.
 
     Duplikaty tekstów liczone są raz (tak jak w ``run_ai``).
@@ -1094,7 +1094,7 @@ def dry_run(settings: dict[str, Any], id_task: int) -> dict[str, Any]:
     """
     with connect_local(settings, autocommit=True) as db:
         task, model = _load_task(db, id_task)
-        work = task_item.ai_workload(db, id_task, int(settings["AI_MAX_ATTEMPTS"]))
+        work = task_item.ai_workload(db, id_task, settings.ai_max_attempts)
     distinct, characters = work["distinct_texts"], work["characters"]
     pack_items, pack_chars = ai_pack.pack_limits(settings, model)
     prompt = prompts.system_prompt(

@@ -9,6 +9,7 @@ from typing import Any
 
 from lib.ai.stats import AiStats
 from lib.db_local import MySQL
+from lib.load_config import Settings
 from lib.runtime.frames import run_with_operation_lock
 
 LOCK_PREFIX = "ailexia_ai_op_"
@@ -18,7 +19,7 @@ LOCK_PREFIXES = (LOCK_PREFIX, LIVENESS_PREFIX)
 
 
 def run_ai_operation(
-    settings: dict[str, Any],
+    settings: Settings,
     id_task: int,
     run_id: str | None,
     stats: AiStats,

@@ -18,11 +18,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from lib.ai import prompts
+from lib.load_config import Settings
 
 T = TypeVar("T")
 
 
-def pack_limits(settings: dict[str, Any], model_row: dict[str, Any]) -> tuple[int, int]:
+def pack_limits(settings: Settings, model_row: dict[str, Any]) -> tuple[int, int]:
     """Limity paczki: ``ai_model.pack_items`` / ``pack_chars`` albo ustawienia ``AI_PACK_*``.
 
     Returns:
@@ -30,8 +31,8 @@ def pack_limits(settings: dict[str, Any], model_row: dict[str, Any]) -> tuple[in
     """
     items = model_row.get("pack_items")
     chars = model_row.get("pack_chars")
-    max_items = int(items) if items is not None else int(settings["AI_PACK_ITEMS"])
-    max_chars = int(chars) if chars is not None else int(settings["AI_PACK_CHARS"])
+    max_items = int(items) if items is not None else settings.ai_pack_items
+    max_chars = int(chars) if chars is not None else settings.ai_pack_chars
     return max(1, max_items), max(1, max_chars)
 
 

@@ -18,6 +18,8 @@ from lib import mysql_connect
 from lib.db_remote.encodings import SQL_ASCII_HINT
 from lib.db_utils import get_logger, mask_secrets, register_secrets
 from lib.errors import RemoteError
+from lib.load_config import Settings
+from lib.passwords import connection_password
 
 log = get_logger("db_remote")
 
@@ -58,13 +60,11 @@ def _tcp_host(host: str | None) -> str:
 # --- połączenia (po jednej funkcji na dialekt) --------------------------------------------
 
 
-def _connect_mysql(row: dict[str, Any], settings: dict[str, Any]) -> Any:
+def _connect_mysql(row: dict[str, Any], settings: Settings) -> Any:
     """Łączy z MySQL/MariaDB przez PyMySQL (utf8mb4, bez autocommit)."""
-    options: dict[str, Any] = {}
-    if row.get("use_ssl"):
-        # Szyfrowanie wymagane, certyfikat nieweryfikowany (jak sslmode=require w PostgreSQL).
-        options["ssl"] = mysql_connect.required_unverified_context()
+    # use_ssl: szyfrowanie wymagane, certyfikat nieweryfikowany (jak sslmode=require w PostgreSQL).
     return mysql_connect.connect(
+        tls="required" if row.get("use_ssl") else "preferred",
         host=_tcp_host(row.get("host")),
         port=int(row.get("port") or 3306),
         user=row.get("db_user") or "",
@@ -72,8 +72,7 @@ def _connect_mysql(row: dict[str, Any], settings: dict[str, Any]) -> Any:
         database=row.get("db_name"),
         charset="utf8mb4",
         autocommit=False,
-        connect_timeout=settings["REMOTE_CONNECT_TIMEOUT"],
-        **options,
+        connect_timeout=settings.remote_connect_timeout,
     )
 
 
@@ -83,7 +82,7 @@ def _connect_mysql(row: dict[str, Any], settings: dict[str, Any]) -> Any:
 PGSQL_SESSION_OPTIONS = "-c standard_conforming_strings=on -c client_encoding=UTF8"
 
 
-def _connect_pgsql(row: dict[str, Any], settings: dict[str, Any]) -> Any:
+def _connect_pgsql(row: dict[str, Any], settings: Settings) -> Any:
     """Łączy z PostgreSQL przez psycopg2 (UTF8, sslmode=require przy ``use_ssl``)."""
     extra: dict[str, Any] = {}
     if row.get("use_ssl"):
@@ -94,7 +93,7 @@ def _connect_pgsql(row: dict[str, Any], settings: dict[str, Any]) -> Any:
         dbname=row.get("db_name"),
         user=row.get("db_user") or "",
         password=row.get("db_password") or "",
-        connect_timeout=settings["REMOTE_CONNECT_TIMEOUT"],
+        connect_timeout=settings.remote_connect_timeout,
         client_encoding="UTF8",
         application_name="ailexia",
         # Ustawienia sesji, na których polega SQL projektu, niezależnie od konfiguracji serwera i bazy.
@@ -103,7 +102,7 @@ def _connect_pgsql(row: dict[str, Any], settings: dict[str, Any]) -> Any:
     )
 
 
-def _connect_sqlite(row: dict[str, Any], settings: dict[str, Any]) -> Any:
+def _connect_sqlite(row: dict[str, Any], settings: Settings) -> Any:
     """Otwiera istniejący plik SQLite (``db_name`` to ścieżka) bez możliwości utworzenia pliku."""
     path = Path(row.get("db_name") or "")
     if not row.get("db_name") or not path.is_file():
@@ -117,7 +116,7 @@ def _connect_sqlite(row: dict[str, Any], settings: dict[str, Any]) -> Any:
         f"{path.resolve().as_uri()}?mode=rw",
         uri=True,
         isolation_level=None,
-        timeout=settings["REMOTE_CONNECT_TIMEOUT"],
+        timeout=settings.remote_connect_timeout,
         check_same_thread=False,
     )
 
@@ -139,7 +138,7 @@ def _import_pyodbc() -> Any:
     return pyodbc
 
 
-def mssql_connection_string(row: dict[str, Any], settings: dict[str, Any]) -> str:
+def mssql_connection_string(row: dict[str, Any], settings: Settings) -> str:
     """Buduje łańcuch połączenia ODBC dla SQL Server.
 
     Args:
@@ -151,7 +150,7 @@ def mssql_connection_string(row: dict[str, Any], settings: dict[str, Any]) -> st
     """
     encrypt = "yes" if row.get("use_ssl") else "no"
     parts = [
-        f"DRIVER={_odbc_escape(settings['MSSQL_ODBC_DRIVER'])}",
+        f"DRIVER={_odbc_escape(settings.mssql_odbc_driver)}",
         f"SERVER={_tcp_host(row.get('host'))},{int(row.get('port') or 1433)}",
         f"DATABASE={_odbc_escape(row.get('db_name') or '')}",
         f"UID={_odbc_escape(row.get('db_user') or '')}",
@@ -159,7 +158,7 @@ def mssql_connection_string(row: dict[str, Any], settings: dict[str, Any]) -> st
         f"Encrypt={encrypt}",
         # Jak w pozostałych dialektach: kanał szyfrowany, certyfikat serwera nieweryfikowany.
         "TrustServerCertificate=yes",
-        f"Connection Timeout={int(settings['REMOTE_CONNECT_TIMEOUT'])}",
+        f"Connection Timeout={settings.remote_connect_timeout}",
         "APP=ailexia",
     ]
     return ";".join(parts)
@@ -174,14 +173,14 @@ MSSQL_SESSION_SQL = (
 )
 
 
-def _connect_mssql(row: dict[str, Any], settings: dict[str, Any]) -> Any:
+def _connect_mssql(row: dict[str, Any], settings: Settings) -> Any:
     """Łączy z SQL Server przez pyodbc (TCP ``host,port``, bez autocommit)."""
     label = connection_label(row)
     try:
         pyodbc = _import_pyodbc()
     except RemoteError as exc:
         raise RemoteError(f"nie można połączyć ze źródłem {label}: {exc}") from None
-    driver = settings["MSSQL_ODBC_DRIVER"]
+    driver = settings.mssql_odbc_driver
     installed = pyodbc.drivers()
     if driver not in installed:
         raise RemoteError(
@@ -189,7 +188,7 @@ def _connect_mssql(row: dict[str, Any], settings: dict[str, Any]) -> Any:
             f"(zainstalowane: {', '.join(installed) or 'żaden'}); zainstaluj go albo ustaw MSSQL_ODBC_DRIVER"
         )
     conn = pyodbc.connect(
-        mssql_connection_string(row, settings), autocommit=False, timeout=settings["REMOTE_CONNECT_TIMEOUT"]
+        mssql_connection_string(row, settings), autocommit=False, timeout=settings.remote_connect_timeout
     )
     cursor = conn.cursor()
     cursor.execute(MSSQL_SESSION_SQL)
@@ -334,7 +333,15 @@ DIALECTS: dict[str, dict[str, Any]] = {
             "is_nullable, current_setting('server_encoding') FROM information_schema.columns "
             "WHERE table_schema = %s AND table_name = %s ORDER BY ordinal_position"
         ),
-        "sql_primary_key": _INFO_SCHEMA_PK.format(p="%s"),
+        # Z pg_catalog, nie z information_schema: table_constraints pokazuje ograniczenia tylko właścicielowi
+        # i rolom z prawem innym niż SELECT, więc rola tylko do odczytu nie widziałaby klucza głównego.
+        "sql_primary_key": (
+            "SELECT a.attname FROM pg_index x "
+            "JOIN pg_class c ON c.oid = x.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, pos) ON true "
+            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
+            "WHERE x.indisprimary AND n.nspname = %s AND c.relname = %s ORDER BY k.pos"
+        ),
         # Indeksy unikalne bez warunku i bez wyrażeń (kolumny w kolejności indeksu).
         "sql_unique_keys": (
             "SELECT ic.relname, a.attname FROM pg_index x "
@@ -465,7 +472,7 @@ def connection_label(row: dict[str, Any]) -> str:
     return f"{alias}/{db_type} {_tcp_host(row.get('host'))}:{row.get('port') or ''}/{row.get('db_name')}"
 
 
-def connect(connection_row: dict, settings: dict) -> RemoteConn:
+def connect(connection_row: dict, settings: Settings) -> RemoteConn:
     """Otwiera połączenie z bazą źródłową opisaną wierszem ``database_connection``.
 
     Zawsze po TCP (``localhost`` zamieniany na 127.0.0.1); dla sqlite ``db_name`` to ścieżka
@@ -473,7 +480,7 @@ def connect(connection_row: dict, settings: dict) -> RemoteConn:
 
     Args:
         connection_row: Wiersz ``database_connection`` jako słownik (db_type, host, port,
-            db_name, db_user, db_password, use_ssl, alias).
+            db_name, db_user, db_password albo password_env, use_ssl, alias).
         settings: Ustawienia (``REMOTE_CONNECT_TIMEOUT``, ``MSSQL_ODBC_DRIVER``).
 
     Returns:
@@ -483,15 +490,18 @@ def connect(connection_row: dict, settings: dict) -> RemoteConn:
     Raises:
         RemoteError: Złe hasło, nieosiągalny host, brak bazy lub pliku, brak sterownika;
             komunikat wskazuje alias, host i bazę, nigdy hasło.
+        ConfigError: Hasło zaszyfrowane bez klucza ``AILEXIA_SECRET_KEY`` albo brak zmiennej
+            ``password_env`` (``lib.passwords.connection_password``).
     """
     db_type = connection_row.get("db_type") or ""
     dialect = _dialect(db_type)
     label = connection_label(connection_row)
-    password = connection_row.get("db_password") or ""
+    # Jedyne miejsce, w którym powstaje hasło jawne (szyfrogram, zmienna środowiska albo stary wiersz jawny).
+    password = connection_password(connection_row, settings)
     if password:
         register_secrets([password])
     try:
-        conn = dialect["connect"](connection_row, settings)
+        conn = dialect["connect"]({**connection_row, "db_password": password}, settings)
     except RemoteError:
         raise
     except dialect["errors"]() as exc:

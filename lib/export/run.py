@@ -23,7 +23,10 @@ from typing import Any
 
 from lib import db_remote, faults, task_item
 from lib.db_local import MySQL, retry_on_deadlock
+from lib.db_remote import discovery
 from lib.db_utils import compute_hash, get_logger
+from lib.errors import RemoteError
+from lib.load_config import Settings
 from lib.runtime.control import StopCheck
 from lib.runtime.frames import run_with_task_lock
 from lib.source import open_source, resolve_task_target
@@ -187,7 +190,7 @@ def _export_batch(
 
 def _export(
     db: MySQL,
-    settings: dict[str, Any],
+    settings: Settings,
     task_row: dict[str, Any],
     should_stop: StopCheck | None,
     progress: Callable[[dict[str, Any]], None] | None,
@@ -196,7 +199,7 @@ def _export(
     hash_method = task_row["hash_method"] or "sha256"
     stats: dict[str, Any] = {"exported": 0, "already_exported": 0, "conflicts": 0, "skipped": 0, "batches": 0}
     stopped = None
-    rconn, _conn_row = open_source(db, task_row, settings)
+    rconn, conn_row = open_source(db, task_row, settings)
     try:
         target = resolve_task_target(rconn, task_row)
         write_column = None
@@ -204,6 +207,18 @@ def _export(
         if export_column and export_column != task_row["column_name"]:
             # Nazwa z katalogu źródła (sprawdzona przez resolve_target), nie surowa wartość z wiersza.
             write_column = target.extra_columns[0]
+        stats["items_total"] = task_item.count_for_export(db, id_task)
+        if stats["items_total"]:
+            # Użytkownik tylko do odczytu: odmowa przed pierwszym zapisem (pozycje zostają accepted).
+            refusal = discovery.update_refusal(
+                rconn,
+                target.quoted_table,
+                task_row["table_name"],
+                write_column or target.column,
+                conn_row["db_user"],
+            )
+            if refusal:
+                raise RemoteError(refusal)
         log.info(
             "zadanie %s: eksport do %s.%s (warunek: %s)",
             id_task,
@@ -211,10 +226,9 @@ def _export(
             write_column or target.column,
             target.column,
         )
-        stats["items_total"] = task_item.count_for_export(db, id_task)
         after = 0
         while True:
-            items = task_item.export_batch(db, id_task, after, settings["BATCH_SIZE"])
+            items = task_item.export_batch(db, id_task, after, settings.batch_size)
             if not items:
                 break
             after = int(items[-1]["id_task_item"])
@@ -254,7 +268,7 @@ def _export(
 
 
 def run_export(
-    settings: dict[str, Any],
+    settings: Settings,
     id_task: int,
     *,
     run_id: str | None = None,

@@ -14,6 +14,7 @@ from typing import Any
 
 from lib.db_local import connect_local
 from lib.db_utils import get_logger
+from lib.load_config import Settings
 
 log = get_logger("control")
 
@@ -25,7 +26,7 @@ PROCESS_STOP_EVENT = threading.Event()
 
 
 def make_stop_check(
-    settings: dict[str, Any],
+    settings: Settings,
     id_task: int,
     max_seconds: float | None = None,
     stop_event: threading.Event | None = None,

@@ -22,6 +22,7 @@ from typing import Any
 from lib.db_local import MySQL, connect_local, is_dropped
 from lib.db_utils import get_logger
 from lib.errors import AilexiaError, TaskError, UsageError
+from lib.load_config import Settings
 from lib.runtime.locks import acquire_task_lock, release_task_lock
 from lib.runtime.run_log import close_abandoned_runs, log_run_end, log_run_start
 from lib.task import CLOSED_STATUSES, get_task, mark_error
@@ -32,7 +33,7 @@ log = get_logger("runs")
 RUN_LOG_STATUSES = ("completed", "paused", "cancelled", "resync", "error")
 
 
-def run_outcome(stats: dict[str, Any], settings: dict[str, Any]) -> tuple[str, str | None]:
+def run_outcome(stats: dict[str, Any], settings: Settings) -> tuple[str, str | None]:
     """Status wpisu ``run_log`` i komunikat z wyniku runu silnika.
 
     Zatrzymanie (``stopped``) daje ``cancelled`` albo ``paused``; wyczerpany budżet AI daje
@@ -49,13 +50,13 @@ def run_outcome(stats: dict[str, Any], settings: dict[str, Any]) -> tuple[str, s
     if stopped:
         return ("cancelled" if stopped == "cancelled" else "paused"), f"zatrzymano: {stopped}"
     if stats.get("budget_reached"):
-        return "paused", f"osiągnięto limit kosztu AI_MAX_COST_USD={settings['AI_MAX_COST_USD']}"
+        return "paused", f"osiągnięto limit kosztu AI_MAX_COST_USD={settings.ai_max_cost_usd}"
     outcome = stats.get("outcome") or "completed"
     return (outcome if outcome in RUN_LOG_STATUSES else "completed"), None
 
 
 def run_with_task_lock(
-    settings: dict[str, Any],
+    settings: Settings,
     id_task: int,
     kind: str,
     run_id: str | None,
@@ -131,7 +132,7 @@ def run_with_task_lock(
 
 
 def run_with_operation_lock(
-    settings: dict[str, Any],
+    settings: Settings,
     id_task: int,
     kind: str,
     run_id: str | None,
@@ -205,7 +206,7 @@ def run_with_operation_lock(
         control.close()
 
 
-def _record_error(settings: dict[str, Any], db: MySQL, id_task: int, id_log: int, message: str) -> None:
+def _record_error(settings: Settings, db: MySQL, id_task: int, id_log: int, message: str) -> None:
     """Zapisuje błąd runu: ``error`` + ``error_log`` w zadaniu i wpis ``run_log``.
 
     Gdy połączenie runu zostało zerwane (np. ``KILL`` sesji, restart serwera), zapis idzie
@@ -232,7 +233,7 @@ def _record_error(settings: dict[str, Any], db: MySQL, id_task: int, id_log: int
         log.error("zadanie %s: nie udało się zapisać błędu runu (%s): %s", id_task, exc, message)
 
 
-def _record_interrupt(settings: dict[str, Any], db: MySQL, id_task: int, id_log: int) -> None:
+def _record_interrupt(settings: Settings, db: MySQL, id_task: int, id_log: int) -> None:
     """Zapisuje przerwanie runu jako pauzę (``signal``) świeżym połączeniem.
 
     Stare połączenie mogło zostać przerwane w połowie zapytania; zamknięcie go wycofuje

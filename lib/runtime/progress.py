@@ -137,6 +137,7 @@ class Display:
     bar: Any = None
     bar_key: tuple[str, int] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    redirect: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
 
 # Ekran jest jeden na proces: skrypt (sync.py/ai.py) uruchamia assety w swoim procesie
@@ -154,7 +155,8 @@ def terminal(stream: TextIO | None = None) -> Iterator[bool]:
     """Pasek postępu dla skryptu, gdy ``stream`` (domyślnie stderr) jest terminalem.
 
     Na terminalu: pasek tqdm dla każdego etapu, a logi konsoli ``ailexia`` idą w tym czasie
-    przez ``tqdm.write`` (nie rozrywają paska). Poza terminalem (cron, plik) nic się nie zmienia: linie postępu
+    przez ``tqdm.write`` (``tqdm.contrib.logging.logging_redirect_tqdm``; nie rozrywają paska).
+    Poza terminalem (cron, plik) nic się nie zmienia: linie postępu
     przychodzą co ``PROGRESS_EVERY_S`` z logu runu (konsola Dagstera) jak każdy inny log.
 
     Yields:
@@ -174,38 +176,11 @@ def terminal(stream: TextIO | None = None) -> Iterator[bool]:
             _close_bar(display)
 
 
-class _AboveBar:
-    """Strumień dla handlerów konsoli ``ailexia``: linia logu nad paskiem (``tqdm.write``)."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-
-    def write(self, text: str) -> None:
-        from tqdm import tqdm
-
-        if text.strip():
-            tqdm.write(text.rstrip("\n"), file=self.stream)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-
-def _console_handlers() -> list[logging.StreamHandler]:
-    """Handlery konsoli loggera ``ailexia`` (bez plików)."""
-    return [
-        handler
-        for handler in logging.getLogger("ailexia").handlers
-        if type(handler) is logging.StreamHandler or isinstance(getattr(handler, "stream", None), _AboveBar)
-    ]
-
-
 def _close_bar(display: Display) -> None:
     if display.bar is not None:
         display.bar.close()
         display.bar, display.bar_key = None, None
-        for handler in _console_handlers():
-            if isinstance(handler.stream, _AboveBar):
-                handler.setStream(handler.stream.stream)
+        display.redirect.close()
 
 
 def _show(kind: str, id_task: int, figs: dict[str, float], final: bool) -> None:
@@ -214,6 +189,7 @@ def _show(kind: str, id_task: int, figs: dict[str, float], final: bool) -> None:
     if display is None:
         return
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     with display.lock:
         name, unit, _rate_unit = KINDS[kind]
@@ -229,10 +205,9 @@ def _show(kind: str, id_task: int, figs: dict[str, float], final: bool) -> None:
                 mininterval=0.5,
             )
             display.bar_key = (kind, id_task)
-            # Logi ailexia w czasie paska nie rozrywają go: idą linią nad paskiem.
-            for handler in _console_handlers():
-                if not isinstance(handler.stream, _AboveBar):
-                    handler.setStream(_AboveBar(handler.stream))
+            # Logi konsoli ailexia w czasie paska nie rozrywają go: idą linią nad paskiem
+            # (tqdm.write); pliki logów bez zmian. Handlery wracają przy zamknięciu paska.
+            display.redirect.enter_context(logging_redirect_tqdm(loggers=[logging.getLogger("ailexia")]))
         bar = display.bar
         if figs["total"] and bar.total != int(figs["total"]):
             bar.total = int(figs["total"])

@@ -10,6 +10,7 @@ from lib import task_item
 from lib.db_local import connect_local
 from lib.db_utils import shorten
 from lib.errors import UsageError
+from lib.load_config import Settings
 
 # Kolumny zadania (t) i połączenia (c) w widoku stanu.
 _TASK_COLUMNS = (
@@ -38,7 +39,7 @@ _COLUMNS = [
 ]
 
 
-def collect_status(settings: dict[str, Any], id_task: int | None = None) -> list[dict[str, Any]]:
+def collect_status(settings: Settings, id_task: int | None = None) -> list[dict[str, Any]]:
     """Zbiera stan zadań jednym zapytaniem (zadanie + połączenie + agregaty pozycji).
 
     Args:

@@ -25,8 +25,10 @@ from lib.db_local import MySQL, connect_local, error_code, retry_on_deadlock
 from lib.db_remote import decode_key, encode_key
 from lib.db_utils import get_logger, hash_text
 from lib.errors import RemoteError, TaskError
+from lib.load_config import Settings
 from lib.runtime.control import StopCheck
 from lib.runtime.frames import run_with_task_lock
+from lib.runtime.progress import Progress
 from lib.source import exports_in_place, hasher, open_source, resolve_task_target
 from lib.sync import initial_load as sync_load
 from lib.sync.background import background_stream
@@ -50,8 +52,6 @@ log = get_logger("sync")
 _COMMIT_EVERY_S = 2.0
 # Ile stron źródła czyta naprzód wątek czytający (pamięć ograniczona).
 _PREFETCH_PAGES = 4
-
-Progress = Callable[[dict[str, Any]], None]
 
 
 def _prefetch(pages: Iterator[list], depth: int) -> Iterator[list]:
@@ -262,7 +262,7 @@ class _TextReader:
     """Teksty wierszy po kluczach, osobnym połączeniem ze źródłem (główne czyta wątek stron)."""
 
     def __init__(
-        self, conn_row: dict[str, Any], settings: dict[str, Any], target: db_remote.Target, hash_of
+        self, conn_row: dict[str, Any], settings: Settings, target: db_remote.Target, hash_of
     ) -> None:
         self.conn_row, self.settings, self.target, self.hash_of = conn_row, settings, target, hash_of
         self.rconn: db_remote.RemoteConn | None = None
@@ -849,7 +849,7 @@ def _scan_fingerprints(
 
 def _load_initial(
     scan: _Scan,
-    settings: dict[str, Any],
+    settings: Settings,
     rconn: db_remote.RemoteConn,
     target: db_remote.Target,
     hash_of,
@@ -893,7 +893,7 @@ def _load_initial(
         _flush(scan, False, progress, db, inserted=True)
         return should_stop() if should_stop else None
 
-    writers = [connect_local(settings) for _ in range(settings["SYNC_WRITERS"])]
+    writers = [connect_local(settings) for _ in range(settings.sync_writers)]
     try:
         # Błąd wstawiania pisarza wychodzi tutaj (z jego wątku), poza ``_write_batch``.
         with _duplicate_keys_are_task_errors():
@@ -906,7 +906,7 @@ def _load_initial(
 
 def _scan(
     db: MySQL,
-    settings: dict[str, Any],
+    settings: Settings,
     task_row: dict[str, Any],
     run_id: str | None,
     should_stop: StopCheck | None,
@@ -960,8 +960,8 @@ def _scan(
             total,
             "" if after is None else f", od klucza {encode_key(after)}",
         )
-        batch_size = settings["BATCH_SIZE"]
-        commit_rows = max(settings["COMMIT_ROWS"], batch_size)
+        batch_size = settings.batch_size
+        commit_rows = max(settings.commit_rows, batch_size)
         scan = _Scan(
             db,
             id_task,
@@ -1008,7 +1008,7 @@ def _scan(
                 if hashes and scan.mode == "key" and db_remote.can_fingerprint(rconn, target):
                     # Odciski stron liczy źródło (na SYNC_FINGERPRINT_READERS połączeniach naraz); wątek
                     # czyta je naprzód, porównanie w wątku głównym.
-                    while len(spare) < settings["SYNC_FINGERPRINT_READERS"] - 1:
+                    while len(spare) < settings.sync_fingerprint_readers - 1:
                         spare.append(db_remote.connect(conn_row, settings))
                     pages = _prefetch(
                         db_remote.iter_page_fingerprints(
@@ -1069,7 +1069,7 @@ def _scan(
 
 
 def run_scan(
-    settings: dict[str, Any],
+    settings: Settings,
     id_task: int,
     *,
     run_id: str | None = None,
@@ -1107,7 +1107,7 @@ def run_scan(
 
 
 def sync_task(
-    settings: dict[str, Any],
+    settings: Settings,
     id_task: int,
     *,
     run_id: str | None = None,

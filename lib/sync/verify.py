@@ -13,6 +13,7 @@ from lib import db_remote, faults, task_item
 from lib.db_local import MySQL
 from lib.db_utils import hash_text
 from lib.errors import TaskError
+from lib.load_config import Settings
 from lib.runtime.control import StopCheck
 from lib.runtime.frames import run_with_task_lock
 from lib.source import exports_in_place, hasher, open_source, resolve_task_target
@@ -46,7 +47,7 @@ def _sample_mismatches(db: MySQL, rconn, target, task_row: dict[str, Any]) -> in
 
 
 def _verify(
-    db: MySQL, settings: dict[str, Any], task_row: dict[str, Any], run_id: str | None, started: float
+    db: MySQL, settings: Settings, task_row: dict[str, Any], run_id: str | None, started: float
 ) -> dict:
     id_task = task_row["id_task"]
     marker = task_row.get("resume_marker") or ""
@@ -99,7 +100,7 @@ def _verify(
 
 
 def run_verify(
-    settings: dict[str, Any],
+    settings: Settings,
     id_task: int,
     *,
     run_id: str | None = None,

@@ -166,7 +166,7 @@ def test_sync_killed_at_checkpoint_then_rerun_equals_uninterrupted(
     transakcja (``sync.update``) zawiera więc prawdziwe INSERT-y i UPDATE-y.
     """
     victim, twin = sync_pair
-    cfg = {**settings, "BATCH_SIZE": 100, "COMMIT_ROWS": 300}
+    cfg = settings.updated(BATCH_SIZE=100, COMMIT_ROWS=300)
     env = {**local_env, **SYNC_ENV}
     if resync:
         for id_task in (victim, twin):
@@ -269,7 +269,9 @@ def test_ai_killed_at_checkpoint_then_rerun_pays_each_text_once(
         ai_task(db, fake_openai["base_url"], id_model),
         ai_task(db, fake_openai["base_url"], id_model),
     )
-    ai_worker.run_ai({**settings, **{k: float(v) if "." in v else int(v) for k, v in AI_ENV.items()}}, twin)
+    ai_worker.run_ai(
+        settings.updated(**{k: float(v) if "." in v else int(v) for k, v in AI_ENV.items()}), twin
+    )
     assert set(fake_openai["per_text"].values()) == {1}
     fake_openai["per_text"].clear()
     env = {**local_env, **AI_ENV}

@@ -22,6 +22,7 @@ from lib import db_remote
 from lib.ai import online as ai_worker
 from lib.errors import RemoteError
 from lib.export.run import run_export
+from lib.load_config import Settings
 from lib.review.decisions import set_decision
 from lib.sync import engine as sync
 from tests.fake_openai import correct_text, fake_openai_fixture  # noqa: F401
@@ -425,7 +426,7 @@ AI_FAST = {
 }
 
 
-def round_trip(settings_: dict, db, source: dict, base_url: str, texts: list[str]) -> None:
+def round_trip(settings_: Settings, db, source: dict, base_url: str, texts: list[str]) -> None:
     """Sync -> AI (serwer testowy) -> wynik "korekty" -> akceptacja -> eksport -> odczyt bajtów."""
     table = f"t_{next(_counter)}"
     create_source_table(source, table, texts)
@@ -446,7 +447,7 @@ def round_trip(settings_: dict, db, source: dict, base_url: str, texts: list[str
         assert rows[key]["original_hash"] == sha256(text)
 
     # Prawdziwe AI przez HTTP: serwer zwraca nieznany tekst bez zmian, znane błędy poprawia.
-    ai_worker.run_ai({**settings_, **AI_FAST}, id_task)
+    ai_worker.run_ai(settings_.updated(**AI_FAST), id_task)
     rows = {r["remote_id"]: r for r in db.query("SELECT * FROM task_item WHERE id_task=%s", (id_task,))}
     for key, text in enumerate(texts, start=1):
         row = rows[key]

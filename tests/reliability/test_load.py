@@ -29,13 +29,15 @@ WAIT_S = 600
 SENSOR_INTERVAL_S = "5"
 
 DAGSTER_YAML = f"""
+concurrency:
+  runs:
+    max_concurrent_runs: {MAX_CONCURRENT_RUNS}
+    tag_concurrency_limits:
+      - key: "{TAG_CONNECTION}"
+        value:
+          applyLimitPerUniqueValue: true
+        limit: {CONNECTION_LIMIT}
 run_queue:
-  max_concurrent_runs: {MAX_CONCURRENT_RUNS}
-  tag_concurrency_limits:
-    - key: "{TAG_CONNECTION}"
-      value:
-        applyLimitPerUniqueValue: true
-      limit: {CONNECTION_LIMIT}
   dequeue_use_threads: true
   dequeue_num_workers: 4
 python_logs:

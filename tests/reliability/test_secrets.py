@@ -108,8 +108,7 @@ def dagster_events_dump(dagster_home: str) -> tuple[str, int, int]:
     Returns:
         Krotka ``(tekst, liczba runów, liczba zdarzeń STEP_FAILURE)``.
     """
-    from dagster import DagsterInstance
-    from dagster._serdes import serialize_value
+    from dagster import DagsterInstance, serialize_value
 
     os.environ["DAGSTER_HOME"] = dagster_home
     parts = []

@@ -119,7 +119,7 @@ def test_source_connection_terminated_mid_sync(local_env, settings, db, big_sour
 
     rerun = run_sync(local_env, victim)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    sync.sync_task({**settings, "BATCH_SIZE": 2000, "COMMIT_ROWS": 20000}, twin)
+    sync.sync_task(settings.updated(BATCH_SIZE=2000, COMMIT_ROWS=20000), twin)
     assert _state(db, victim) == _state(db, twin)
     assert _state(db, victim)[1]["status"] == "completed"
 
@@ -180,6 +180,6 @@ def test_local_connection_killed_mid_sync(local_env, settings, db, big_source):
 
     rerun = run_sync(local_env, victim)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    sync.sync_task({**settings, "BATCH_SIZE": 2000, "COMMIT_ROWS": 20000}, twin)
+    sync.sync_task(settings.updated(BATCH_SIZE=2000, COMMIT_ROWS=20000), twin)
     assert _state(db, victim) == _state(db, twin)
     assert _state(db, victim)[1]["status"] == "completed"

@@ -38,6 +38,7 @@ from lib.ai.stats import AiStats
 from lib.db_local import MySQL, connect_local
 from lib.db_utils import get_logger, hash_function, hash_text
 from lib.errors import AiItemError, UsageError
+from lib.load_config import Settings
 
 log = get_logger("ai_batch")
 
@@ -111,7 +112,7 @@ def pending_work(db: MySQL, id_task: int | None = None) -> list[dict[str, Any]]:
     return work
 
 
-def poll_batches(settings: dict[str, Any], id_task: int | None = None) -> list[dict[str, Any]]:
+def poll_batches(settings: Settings, id_task: int | None = None) -> list[dict[str, Any]]:
     """Odpytuje wysłane batche (``batches.retrieve``) i zwraca pracę do zlecenia (``pending_work``).
 
     Args:
@@ -305,7 +306,7 @@ def _error_group(state: _Ingest, original_hash: str | None, message: str, count_
 
 def _ingest(
     db: MySQL,
-    settings: dict[str, Any],
+    settings: Settings,
     task: dict[str, Any],
     batch: dict[str, Any],
     operation: str,
@@ -363,7 +364,7 @@ def _ingest(
 
 
 def run_ingest(
-    settings: dict[str, Any], task: dict[str, Any], id_ai_batch: int, *, run_id: str | None = None
+    settings: Settings, task: dict[str, Any], id_ai_batch: int, *, run_id: str | None = None
 ) -> dict[str, Any]:
     """Run odbioru batcha: odpytanie (gdy jeszcze ``submitted``), przejęcie i zapis wyników.
 

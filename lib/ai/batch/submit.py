@@ -38,6 +38,7 @@ from lib.ai.stats import AiStats
 from lib.db_local import MySQL, connect_local, retry_on_deadlock
 from lib.db_utils import get_logger, hash_function, hash_text, mask_secrets
 from lib.errors import AiError, TaskError, UsageError
+from lib.load_config import Settings
 
 log = get_logger("ai_batch")
 
@@ -121,10 +122,10 @@ def load_model(db: MySQL, id_ai_model: int) -> dict[str, Any]:
     return model
 
 
-def make_client(settings: dict[str, Any], model: dict[str, Any]) -> openai.OpenAI:
+def make_client(settings: Settings, model: dict[str, Any]) -> openai.OpenAI:
     """Klient SDK dla serwera modelu (klucz z ``ai_model.api_key_env``)."""
     base_url, api_key = ai_client.resolve_endpoint(settings, model)
-    return ai_client.make_client(base_url, api_key, float(settings["AI_TIMEOUT_S"]))
+    return ai_client.make_client(base_url, api_key, settings.ai_timeout_s)
 
 
 def api_message(exc: BaseException, client: openai.OpenAI) -> str:
@@ -193,7 +194,7 @@ def abandon(db: MySQL, batch: dict[str, Any], message: str) -> int:
 
 def _open_batch(
     db: MySQL,
-    settings: dict[str, Any],
+    settings: Settings,
     task: dict[str, Any],
     model: dict[str, Any],
     operation: str,
@@ -224,8 +225,8 @@ def _open_batch(
             id_ai_batch,
             claim,
             count,
-            int(settings["AI_MAX_ATTEMPTS"]),
-            int(settings["AI_CLAIM_TIMEOUT_S"]),
+            settings.ai_max_attempts,
+            settings.ai_claim_timeout_s,
             ai_operation.LOCK_PREFIXES,
         )
         if not claimed:
@@ -286,7 +287,7 @@ def _store_reused(
 
 def write_requests(
     db: MySQL,
-    settings: dict[str, Any],
+    settings: Settings,
     task: dict[str, Any],
     model: dict[str, Any],
     batch: dict[str, Any],
@@ -354,7 +355,7 @@ def request_texts(line: dict[str, Any]) -> list[str]:
 def _submit(
     db: MySQL,
     client: openai.OpenAI,
-    settings: dict[str, Any],
+    settings: Settings,
     task: dict[str, Any],
     model: dict[str, Any],
     batch: dict[str, Any],
@@ -451,9 +452,7 @@ def _submit_failed(
     raise AiError(f"{message} - batch zostanie dokończony przez kolejny run zadania") from None
 
 
-def _recover(
-    db: MySQL, settings: dict[str, Any], task: dict[str, Any], operation: str, stats: AiStats
-) -> None:
+def _recover(db: MySQL, settings: Settings, task: dict[str, Any], operation: str, stats: AiStats) -> None:
     """Dokańcza batche zadania w ``preparing``/``uploaded``, których właściciel nie żyje."""
     rows = db.query(
         "SELECT id_ai_batch FROM ai_batch WHERE id_task=%s AND status IN ('preparing','uploaded') ORDER BY id_ai_batch",
@@ -475,7 +474,7 @@ def _recover(
 
 
 def run_submit(
-    settings: dict[str, Any],
+    settings: Settings,
     task: dict[str, Any],
     model: dict[str, Any],
     *,
@@ -502,7 +501,7 @@ def run_submit(
     """
     stats = AiStats(mode="batch")
     id_task = int(task["id_task"])
-    max_items = max(1, int(settings["AI_BATCH_MAX_ITEMS"]))
+    max_items = max(1, settings.ai_batch_max_items)
 
     def body(control: MySQL, operation: str) -> AiStats:
         _recover(control, settings, task, operation, stats)
@@ -536,7 +535,7 @@ def run_submit(
 # --- anulowanie ---------------------------------------------------------------------------
 
 
-def cancel_batch(settings: dict[str, Any], id_ai_batch: int) -> str:
+def cancel_batch(settings: Settings, id_ai_batch: int) -> str:
     """Anuluje batch na żądanie operatora.
 
     Batch wysłany: ``batches.cancel`` u dostawcy; gdy anulowanie się skończy, sensor (albo

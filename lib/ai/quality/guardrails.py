@@ -20,6 +20,7 @@ import unicodedata
 from collections import Counter
 
 from lib.ai.prompts import check_preserved
+from lib.load_config import Settings
 
 FLAG_CODES = ("numbers", "urls", "emails", "placeholders", "edit_ratio", "length", "language")
 DEFAULT_MAX_EDIT_RATIO = 0.3
@@ -216,14 +217,14 @@ def stored_flags(
     return json.dumps(flags) if flags else None
 
 
-def task_answer_flags(task: dict, settings: dict, original: str, answer: str) -> str | None:
+def task_answer_flags(task: dict, settings: Settings, original: str, answer: str) -> str | None:
     """``stored_flags`` dla odpowiedzi w zadaniu: akcja i język docelowy zadania, próg ``AI_MAX_EDIT_RATIO``."""
     return stored_flags(
         original,
         answer,
         task.get("ai_action") or "correct",
         task.get("target_lang"),
-        float(settings.get("AI_MAX_EDIT_RATIO") or DEFAULT_MAX_EDIT_RATIO),
+        settings.ai_max_edit_ratio,
     )
 
 

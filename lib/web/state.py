@@ -16,28 +16,12 @@ from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
 from lib.db_local import MySQL, connect_local
+from lib.load_config import Settings
 
 _T = TypeVar("_T")
 
 # Funkcja eksportu zadania: zwraca (sukces, komunikat jednej linii).
 ExportRunner = Callable[[int], tuple[bool, str]]
-
-
-@dataclass
-class PilotHooks:
-    """Faza nauki na stronie: funkcje silnika AI (``lib.ai.learning``) podane przez ``review.py``.
-
-    Strona nie importuje silnika AI (silniki są niezależne); skrypt składa te funkcje z ustawień.
-
-    Attributes:
-        figures: ``(db, id_task)`` -> liczby otwartego pilota albo ``None`` (zadanie bez pilota).
-        approve: ``(db, id_task, kto)`` -> liczby zatwierdzonego pilota.
-        redo: ``(db, id_task, kto, model albo None)`` -> opis nowego pilota.
-    """
-
-    figures: Callable[[MySQL, int], dict[str, Any] | None]
-    approve: Callable[[MySQL, int, str], dict[str, Any]]
-    redo: Callable[[MySQL, int, str, str | None], dict[str, Any]]
 
 
 @dataclass
@@ -50,19 +34,15 @@ class ReviewState:
         templates: Szablony Jinja2 strony.
         shown_signer: Podpis listy pozycji pokazanych w sesji ("Akceptuj pokazane").
         export_runner: Funkcja eksportu zadania albo ``None`` (przycisk eksportu niedostępny).
-        flag_reasons: Kod flagi zabezpieczeń AI -> powód słowami (``guardrails.REASONS``).
-        pilot: Funkcje fazy nauki albo ``None`` (panel pilota niedostępny).
         exports: Stan eksportów uruchomionych ze strony, po ``id_task``.
         exports_lock: Blokada ``exports`` (wątki eksportu i widoki).
     """
 
-    settings: dict[str, Any]
+    settings: Settings
     token: str
     templates: Jinja2Templates
     shown_signer: URLSafeTimedSerializer
     export_runner: ExportRunner | None = None
-    flag_reasons: dict[str, str] = field(default_factory=dict)
-    pilot: PilotHooks | None = None
     exports: dict[int, dict[str, Any]] = field(default_factory=dict)
     exports_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -72,7 +52,7 @@ def review_state(request: Request) -> ReviewState:
     return request.app.state.review
 
 
-def with_db(settings: dict[str, Any], function: Callable[[MySQL], _T]) -> _T:
+def with_db(settings: Settings, function: Callable[[MySQL], _T]) -> _T:
     """Wywołuje ``function`` na nowym połączeniu lokalnym (bez autocommit) i zamyka połączenie."""
     db = connect_local(settings, autocommit=False)
     try:

@@ -6,8 +6,6 @@ w modułach obok: ``routes`` (zadania, pozycje, decyzje), ``auth`` (token, sesja
 ``review.py``; moduł nie zna Dagstera (eksport dostaje jako funkcję).
 """
 
-from typing import Any
-
 from itsdangerous import URLSafeTimedSerializer
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -16,9 +14,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from lib.errors import UsageError
-from lib.review.web import auth, exports, pilot, routes
-from lib.review.web.state import ExportRunner, PilotHooks, ReviewState
-from lib.review.web.views import STATIC_DIR, make_templates
+from lib.load_config import Settings
+from lib.web import auth, exports, pilot, routes
+from lib.web.state import ExportRunner, ReviewState
+from lib.web.views import STATIC_DIR, make_templates
 
 ROUTES = [
     Route("/", routes.index),
@@ -38,11 +37,9 @@ ROUTES = [
 
 
 def create_app(
-    settings: dict[str, Any],
+    settings: Settings,
     token: str,
     export_runner: ExportRunner | None = None,
-    flag_reasons: dict[str, str] | None = None,
-    pilot_hooks: PilotHooks | None = None,
 ) -> Starlette:
     """Buduje aplikację ASGI strony przeglądu.
 
@@ -51,8 +48,6 @@ def create_app(
         token: Token dostępu (``REVIEW_TOKEN`` albo wylosowany przez skrypt).
         export_runner: Funkcja ``(id_task) -> (sukces, komunikat)`` uruchamiająca eksport
             zadania (ten sam co ``sync.py --export``); ``None`` = przycisk eksportu niedostępny.
-        flag_reasons: Powody flag zabezpieczeń AI słowami (kod -> zdanie).
-        pilot_hooks: Funkcje fazy nauki (panel pilota); ``None`` = panel niedostępny.
 
     Returns:
         Aplikacja Starlette gotowa dla uvicorn.
@@ -80,7 +75,5 @@ def create_app(
         templates=make_templates(),
         shown_signer=URLSafeTimedSerializer(secret, salt="ailexia-review-shown"),
         export_runner=export_runner,
-        flag_reasons=dict(flag_reasons or {}),
-        pilot=pilot_hooks,
     )
     return app

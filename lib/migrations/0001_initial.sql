@@ -1,8 +1,8 @@
--- ailexia worker: schemat lokalnej bazy MySQL/MariaDB.
--- Wersja schematu: zobacz SCHEMA_VERSION w lib/schema.py (tabela schema_version).
--- Stosowany przez `python sync.py --init-db`: tworzy brakujące tabele, dodaje brakujące
--- kolumny i indeksy, poszerza listy ENUM. Nigdy nie usuwa danych.
--- Format (czytany przez lib/schema.py): jedna kolumna lub jeden klucz w linii.
+-- 0001_initial: pełny schemat lokalnej bazy MySQL/MariaDB w chwili wprowadzenia migracji.
+-- Zastosowanej migracji nie wolno zmieniać (runner porównuje sumę kontrolną): zmiany schematu
+-- idą do kolejnego pliku lib/migrations/NNNN_nazwa.sql (docs/migrations.md).
+-- CREATE TABLE IF NOT EXISTS: przerwane zakładanie świeżej bazy można powtórzyć, a przy przejęciu
+-- bazy sprzed migracji ten plik zakłada tylko brakujące tabele (lib/migrations/legacy/to_0001.sql).
 
 CREATE TABLE IF NOT EXISTS `schema_version` (
   `version` INT UNSIGNED NOT NULL PRIMARY KEY,
@@ -65,8 +65,7 @@ CREATE TABLE IF NOT EXISTS `task` (
   `source_lang` VARCHAR(16) DEFAULT NULL,
   `target_lang` VARCHAR(16) DEFAULT NULL,
   `ai_batch_mode` TINYINT(1) DEFAULT NULL COMMENT 'Tryb batch AI: NULL = jak model (ai_model.batch_mode), 0/1 = nadpisanie',
-  `ai_pilot_items` INT DEFAULT NULL COMMENT 'Pozycje pilota (faza nauki): NULL = AI_PILOT_ITEMS, 0 = bez pilota',
-  `status` ENUM('new','queued','in_progress','paused','resync','verifying','completed','error','cancelled','archived','in_learning') DEFAULT 'new' COMMENT 'Etap przetwarzania zadania (in_learning = pilot czeka na ocenę)',
+  `status` ENUM('new','queued','in_progress','paused','resync','verifying','completed','error','cancelled','archived') DEFAULT 'new' COMMENT 'Etap przetwarzania zadania',
   `pause_reason` ENUM('manual','time_limit','signal') DEFAULT NULL COMMENT 'Powód wstrzymania',
   `records_total` INT UNSIGNED DEFAULT 0 COMMENT 'Liczba rekordów w tabeli źródłowej w momencie rozpoczęcia',
   `records_fetched` INT UNSIGNED DEFAULT 0 COMMENT 'Ilość rekordów pobranych ze źródła',
@@ -130,9 +129,6 @@ CREATE TABLE IF NOT EXISTS `task_item` (
   `tokens_input` INT UNSIGNED DEFAULT 0 COMMENT 'Liczba tokenów wejściowych (AI)',
   `tokens_output` INT UNSIGNED DEFAULT 0 COMMENT 'Liczba tokenów wyjściowych (AI)',
   `cost_usd` DECIMAL(10,6) DEFAULT 0 COMMENT 'Koszt przetworzenia AI dla tego rekordu',
-  `prompt_version` CHAR(12) CHARACTER SET ascii DEFAULT NULL COMMENT 'Wersja promptu wyniku AI (hash promptu, schematu odpowiedzi i parametrów modelu)',
-  `ai_flags` VARCHAR(255) CHARACTER SET ascii DEFAULT NULL COMMENT 'JSON: kody flag zabezpieczeń odpowiedzi AI (NULL = bez flag)',
-  `id_ai_pilot` BIGINT UNSIGNED DEFAULT NULL COMMENT 'Pilot (ai_pilot), do którego należy pozycja',
   `row_updated_at` DATETIME(6) DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6) COMMENT 'Wersja wiersza',
   `hash_missing` TINYINT(1) AS (`text_original` IS NOT NULL AND `original_hash` IS NULL) STORED COMMENT '1 = tekst bez hasha (weryfikacja)',
   `result_hash` CHAR(64) CHARACTER SET ascii COLLATE ascii_bin AS (IF(`status` IN ('processed','accepted','exported'), RTRIM(`original_hash`), NULL)) STORED COMMENT 'original_hash pozycji z wynikiem AI do ponownego użycia (task_item.REUSABLE_STATUSES), inaczej NULL; RTRIM: MariaDB nie przyjmuje kolumny CHAR wprost',
@@ -163,7 +159,6 @@ CREATE TABLE IF NOT EXISTS `ai_batch` (
   `tokens_input` BIGINT UNSIGNED DEFAULT 0 COMMENT 'Tokeny wejściowe z pliku wyników (po przetworzeniu)',
   `tokens_output` BIGINT UNSIGNED DEFAULT 0,
   `cost_usd` DECIMAL(12,6) DEFAULT 0 COMMENT 'Koszt po cenach batch modelu',
-  `prompt_version` CHAR(12) CHARACTER SET ascii DEFAULT NULL COMMENT 'Wersja promptu zapytań batcha (zapisywana przy wynikach)',
   `cancel_requested` TINYINT(1) DEFAULT 0 COMMENT '1 = operator anulował batch',
   `attempts` INT UNSIGNED DEFAULT 0 COMMENT 'Ile razy run przejął batch (dokończenie wysyłki, odbiór wyników)',
   `error` TEXT DEFAULT NULL COMMENT 'Ostatni błąd wysyłki, odpytywania albo przetwarzania',
@@ -214,48 +209,4 @@ CREATE TABLE IF NOT EXISTS `review_log` (
   `created_at` DATETIME(3) DEFAULT CURRENT_TIMESTAMP(3),
   KEY `idx_review_log_session` (`session`,`id_task`,`undone_at`),
   KEY `idx_review_log_item` (`id_task_item`)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
-
-CREATE TABLE IF NOT EXISTS `ai_pilot` (
-  `id_ai_pilot` BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
-  `id_task` INT UNSIGNED NOT NULL,
-  `id_ai_model` INT UNSIGNED DEFAULT NULL COMMENT 'Model pilota',
-  `prompt_version` CHAR(12) CHARACTER SET ascii DEFAULT NULL COMMENT 'Wersja promptu pilota',
-  `status` ENUM('running','in_learning','approved','redone') DEFAULT 'running' COMMENT 'running = pozycje pilota w pracy, in_learning = czeka na ocenę',
-  `items` INT UNSIGNED DEFAULT 0 COMMENT 'Pozycje pilota',
-  `texts` INT UNSIGNED DEFAULT 0 COMMENT 'Różne teksty pilota (wysyłane do modelu)',
-  `reviewed` INT UNSIGNED DEFAULT 0,
-  `accepted` INT UNSIGNED DEFAULT 0 COMMENT 'Przyjęte bez zmian',
-  `rejected` INT UNSIGNED DEFAULT 0,
-  `edited` INT UNSIGNED DEFAULT 0 COMMENT 'Przyjęte po poprawce recenzenta',
-  `flagged` INT UNSIGNED DEFAULT 0 COMMENT 'Pozycje z flagami zabezpieczeń',
-  `precision` DECIMAL(6,4) DEFAULT NULL COMMENT 'Precyzja edycji modelu względem tekstów końcowych recenzentów',
-  `cost_usd` DECIMAL(12,6) DEFAULT 0 COMMENT 'Koszt pilota',
-  `projected_cost_usd` DECIMAL(14,6) DEFAULT NULL COMMENT 'Koszt pilota na tekst x pozostałe różne teksty',
-  `started_at` DATETIME DEFAULT CURRENT_TIMESTAMP,
-  `finished_at` DATETIME DEFAULT NULL COMMENT 'Pozycje pilota przetworzone (in_learning)',
-  `approved_by` VARCHAR(64) DEFAULT NULL,
-  `approved_at` DATETIME DEFAULT NULL,
-  `redone_by` VARCHAR(64) DEFAULT NULL COMMENT 'Kto zlecił pilota od nowa',
-  `redone_at` DATETIME DEFAULT NULL,
-  KEY `idx_ai_pilot_task` (`id_task`,`status`)
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
-
-CREATE TABLE IF NOT EXISTS `ai_eval` (
-  `id_ai_eval` BIGINT UNSIGNED AUTO_INCREMENT PRIMARY KEY,
-  `set_name` VARCHAR(255) NOT NULL COMMENT 'Nazwa zestawu (plik bez .jsonl)',
-  `set_path` VARCHAR(1024) DEFAULT NULL,
-  `id_ai_model` INT UNSIGNED DEFAULT NULL,
-  `model_name` VARCHAR(64) NOT NULL COMMENT 'ai_model.name',
-  `model` VARCHAR(128) DEFAULT NULL COMMENT 'ai_model.model',
-  `prompt_version` CHAR(12) CHARACTER SET ascii DEFAULT NULL,
-  `items` INT UNSIGNED DEFAULT 0,
-  `failed` INT UNSIGNED DEFAULT 0,
-  `f05` DECIMAL(6,4) DEFAULT NULL,
-  `chrf` DECIMAL(7,3) DEFAULT NULL,
-  `cost_usd` DECIMAL(12,6) DEFAULT 0,
-  `figures` TEXT DEFAULT NULL COMMENT 'JSON: wynik modelu (kształt pliku wyników ai.py)',
-  `started_at` DATETIME(3) DEFAULT NULL,
-  `finished_at` DATETIME(3) DEFAULT NULL,
-  KEY `idx_ai_eval_model` (`model_name`,`started_at`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;

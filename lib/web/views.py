@@ -1,6 +1,6 @@
 """Widoki strony przeglądu: szablony, odpowiedzi HTML/JSON, różnica słów w HTML, karta pozycji.
 
-Szablony leżą w ``lib/review/web/templates``, pliki statyczne w ``lib/review/web/static``.
+Szablony leżą w ``lib/web/templates``, pliki statyczne w ``lib/web/static``.
 Odpowiedzi błędów są jednym zdaniem po polsku: JSON dla wywołań ``fetch`` i API, prosta
 strona dla przeglądarki.
 """
@@ -15,11 +15,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.templating import Jinja2Templates
 
+from lib.ai.quality.guardrails import flag_reasons
 from lib.errors import AilexiaError, UsageError
 from lib.review.diff import Segment, diff_segments, show_whitespace
 from lib.review.items import parse_summary
 from lib.review.rules import item_version
-from lib.review.web.state import review_state
+from lib.web.state import review_state
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 STATIC_DIR = Path(__file__).with_name("static")
@@ -77,13 +78,8 @@ def diff_markup(segments: list[Segment], pickable: bool) -> Markup:
     return Markup("".join(parts))
 
 
-def item_view(item: dict[str, Any], reasons: dict[str, str] | None = None) -> dict[str, Any]:
-    """Dane jednej pozycji do szablonu: różnica, zmiany modelu, flagi z powodami, wersja, decyzja.
-
-    Args:
-        item: Wiersz pozycji.
-        reasons: Kod flagi zabezpieczeń AI -> powód słowami (nieznany kod pokazywany jak jest).
-    """
+def item_view(item: dict[str, Any]) -> dict[str, Any]:
+    """Dane jednej pozycji do szablonu: różnica, zmiany modelu, flagi z powodami słowami, wersja, decyzja."""
     decidable = (
         item["status"] in DECIDABLE
         and item.get("deleted_at") is None
@@ -106,7 +102,7 @@ def item_view(item: dict[str, Any], reasons: dict[str, str] | None = None) -> di
         "version": item_version(item),
         "decidable": decidable,
         "flags": flags,
-        "flag_reasons": [(reasons or {}).get(code, code) for code in flags],
+        "flag_reasons": flag_reasons(flags),
     }
 
 
@@ -124,8 +120,7 @@ def _flag_codes(raw: Any) -> list[str]:
 def card_html(request: Request, item: dict[str, Any]) -> str:
     """HTML karty jednej pozycji (odpowiedź na decyzję podmienia nim kartę na stronie)."""
     template = review_state(request).templates.get_template("_item.html")
-    reasons = review_state(request).flag_reasons
-    return template.render({"item": item_view(item, reasons), "csrf": request.session["csrf"]})
+    return template.render({"item": item_view(item), "csrf": request.session["csrf"]})
 
 
 # --- odpowiedzi -------------------------------------------------------------------------------------

@@ -22,13 +22,13 @@ from lib.errors import AilexiaError, UsageError
 from lib.review.decisions import Outcome, accept_hunks, edit_and_accept, set_decision, undo_last
 from lib.review.items import FLAG_FILTERS, Page, get_item, page_items
 from lib.review.rules import DECISIONS, ITEM_STATUSES, describe_state
-from lib.review.web.auth import read_write
-from lib.review.web.pilot import pilot_panel
-from lib.review.web.state import call_db, review_state
-from lib.review.web.views import ask_name, card_html, error_response, item_view, refused, render
 from lib.runtime.status import collect_status
 from lib.task import get_task
 from lib.task_item import count_flagged
+from lib.web.auth import read_write
+from lib.web.pilot import pilot_panel
+from lib.web.state import call_db, review_state
+from lib.web.views import ask_name, card_html, error_response, item_view, refused, render
 
 log = get_logger("review_web")
 
@@ -92,13 +92,13 @@ async def task_items(request: Request) -> Response:
         first = "flagged" if flagged and status == "processed" else None
         shown_flags = None if flags == "all" else (flags or first)
         page = page_items(db, id_task, status, after=after, before=before, limit=limit, flags=shown_flags)
-        return task_row, page, flagged, shown_flags, pilot_panel(db, state, task_row)
+        return task_row, page, flagged, shown_flags, pilot_panel(db, state.settings, task_row)
 
     try:
         task_row, result, flagged, shown_flags, panel = await call_db(request, load)
     except (AilexiaError, pymysql.MySQLError) as exc:
         return error_response(request, exc)
-    items = [item_view(i, state.flag_reasons) for i in result.items]
+    items = [item_view(i) for i in result.items]
     # Lista do "Akceptuj pokazane": pozycje wyrenderowane tej sesji (z wersją), które można zaakceptować;
     # pozycje z flagami tylko pojedynczo (człowiek musi je obejrzeć).
     acceptable = [i for i in items if i["decidable"] and i["status"] != "accepted" and not i["flags"]]

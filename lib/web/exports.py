@@ -18,10 +18,10 @@ from lib.db_local import MySQL
 from lib.db_utils import get_logger
 from lib.errors import AilexiaError
 from lib.review.report import EXPORT_PROBLEMS_SHOWN, ExportReport, export_report
-from lib.review.web.auth import read_write
-from lib.review.web.state import ReviewState, call_db, review_state
-from lib.review.web.views import error_response, refused, render
 from lib.task import get_task
+from lib.web.auth import read_write
+from lib.web.state import ReviewState, call_db, review_state
+from lib.web.views import error_response, refused, render
 
 log = get_logger("review_web")
 

@@ -1,9 +1,9 @@
 """Panel pilota (faza nauki) na stronie pozycji zadania: liczby i dwie decyzje.
 
 Zadanie ``in_learning`` czeka na ocenę pilota. Strona pokazuje jego liczby (te same co
-``review.py pilot``) i dwa formularze: zatwierdzenie (reszta zadania idzie do AI) oraz pilot od
-nowa, opcjonalnie innym modelem. Funkcje fazy nauki należą do silnika AI; strona dostaje je od
-skryptu ``review.py`` (``ReviewState.pilot``). Zapis wymaga tokenu CSRF sesji i imienia recenzenta.
+``review.py pilot``, ``lib.ai.learning.pilot_figures``) i dwa formularze: zatwierdzenie (reszta
+zadania idzie do AI) oraz pilot od nowa, opcjonalnie innym modelem. Zapis wymaga tokenu CSRF sesji
+i imienia recenzenta, jak każdy zapis strony.
 """
 
 from typing import Any
@@ -12,25 +12,26 @@ import pymysql
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from lib.ai import learning
 from lib.db_local import MySQL
 from lib.db_utils import get_logger
 from lib.errors import AilexiaError
-from lib.review.web.auth import read_write
-from lib.review.web.state import ReviewState, call_db, review_state
-from lib.review.web.views import error_response, refused
+from lib.load_config import Settings
+from lib.web.auth import read_write
+from lib.web.state import call_db, review_state
+from lib.web.views import error_response, refused
 
 log = get_logger("review_web")
 
 PILOT_ACTIONS = ("approve", "redo")
 
 
-def pilot_panel(db: MySQL, state: ReviewState, task_row: dict[str, Any]) -> dict[str, Any] | None:
+def pilot_panel(db: MySQL, settings: Settings, task_row: dict[str, Any]) -> dict[str, Any] | None:
     """Dane panelu pilota zadania ``in_learning`` (liczby i aktywne modele) albo ``None``."""
-    if state.pilot is None or task_row.get("status") != "in_learning":
+    id_task = int(task_row["id_task"])
+    if task_row.get("status") != learning.IN_LEARNING or learning.open_pilot(db, id_task) is None:
         return None
-    figures = state.pilot.figures(db, int(task_row["id_task"]))
-    if figures is None:
-        return None
+    figures = learning.pilot_figures(db, id_task, settings)
     models = [
         row["name"] for row in db.query("SELECT name FROM ai_model WHERE status='active' ORDER BY name")
     ]
@@ -46,20 +47,17 @@ async def pilot_action(request: Request) -> Response:
     name = request.session.get("name")
     if not name:
         return refused(request, 400, "podaj najpierw swoje imię (odśwież stronę)")
-    state = review_state(request)
-    if state.pilot is None:
-        return refused(request, 503, "decyzje pilota są niedostępne na tym serwerze")
     id_task = int(request.path_params["id_task"])
     action = data.get("action")
     if action not in PILOT_ACTIONS:
         return refused(request, 400, f"nieznana decyzja pilota {action!r} (approve albo redo)")
     model = str(data.get("model") or "").strip() or None
-    hooks = state.pilot
+    settings = review_state(request).settings
 
     def work(db: MySQL) -> dict[str, Any]:
         if action == "approve":
-            return hooks.approve(db, id_task, name)
-        return hooks.redo(db, id_task, name, model)
+            return learning.approve_pilot(db, id_task, name, settings)
+        return learning.redo_pilot(db, id_task, name, settings, model)
 
     try:
         await call_db(request, work)

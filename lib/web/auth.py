@@ -20,8 +20,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lib.db_utils import get_logger
 from lib.errors import UsageError
 from lib.review.rules import check_reviewer
-from lib.review.web.state import review_state
-from lib.review.web.views import here_without_token, refused, render, safe_next, wants_json
+from lib.web.state import review_state
+from lib.web.views import here_without_token, refused, render, safe_next, wants_json
 
 log = get_logger("review_web")
 

@@ -1,0 +1,1 @@
+"""Polecenie konsoli ``ailexia`` (cienkie drzwi do ``lib.admin``)."""

@@ -1,1 +1,0 @@
-"""Strona przeglądu (Starlette): aplikacja, szablony, pliki statyczne."""
