@@ -56,3 +56,7 @@ CREATE TABLE IF NOT EXISTS `ai_eval` (
   `finished_at` DATETIME(3) DEFAULT NULL,
   KEY `idx_ai_eval_model` (`model_name`,`started_at`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci;
+
+-- Baza sprzed migracji z wcześniejszą wersją tej tabeli (inny opis kolumny): opis jak wyżej.
+ALTER TABLE `ai_eval`
+  MODIFY COLUMN `figures` TEXT DEFAULT NULL COMMENT 'JSON: wynik modelu (kształt pliku wyników ai.py)';
