@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_config(args.env_file)
         setup_logging(settings, "ai")
-        from lib.ai import online as ai_worker
+        from lib.ai import run as ai_worker
 
         if args.dry_run:
             estimate = ai_worker.dry_run(settings, args.id_task)

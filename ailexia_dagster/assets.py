@@ -300,8 +300,8 @@ def ai_corrections(
     context: AssetExecutionContext, ailexia: AilexiaResource, config: RunControlConfig
 ) -> Iterator[MaterializeResult]:
     """Przetwarza pozycje zadania modelem AI (albo wysyła / odbiera batch OpenAI)."""
-    # Import tutaj: lib.ai.online ładuje SDK openai (~0,7 s), a sync.py nie potrzebuje go wcale.
-    from lib.ai import online as ai_worker
+    # Import tutaj: lib.ai.run ładuje SDK openai (~0,7 s), a sync.py nie potrzebuje go wcale.
+    from lib.ai import run as ai_worker
 
     limit = int(context.run.tags.get(TAG_LIMIT, 0) or 0) or None
     id_ai_batch = int(context.run.tags.get(TAG_AI_BATCH, 0) or 0) or None

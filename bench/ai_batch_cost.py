@@ -20,7 +20,7 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from lib.ai import online as ai_worker  # noqa: E402
+from lib.ai import run as ai_worker  # noqa: E402
 from lib.ai.batch import ingest as ai_batch_ingest  # noqa: E402
 from lib.load_config import Settings  # noqa: E402
 

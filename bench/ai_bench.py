@@ -32,8 +32,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
 from lib.ai import client as ai_client  # noqa: E402
-from lib.ai import online as ai_worker  # noqa: E402
 from lib.ai import prompts  # noqa: E402
+from lib.ai import run as ai_worker  # noqa: E402
 from lib.db_local import connect_local  # noqa: E402
 from lib.db_utils import compute_hash  # noqa: E402
 from lib.load_config import Settings, load_config  # noqa: E402

@@ -26,8 +26,8 @@ from ailexia_dagster.runner import materialize_task
 from ailexia_dagster.sensors import ai_batch_sensor
 from lib.ai import client as ai_client
 from lib.ai import cost as ai_cost
-from lib.ai import online as ai_worker
 from lib.ai import prompts
+from lib.ai import run as ai_worker
 from lib.ai.batch import ingest as ai_batch_ingest
 from lib.ai.batch import submit as ai_batch
 from lib.errors import TaskError
@@ -332,7 +332,7 @@ def run_killed(local_env, settings, id_task, fault, extra_env=None, id_ai_batch=
     """Run AI zadania w podprocesie z ``AILEXIA_FAULT``; zwraca kod wyjścia."""
     env = {**os.environ, **local_env, "AILEXIA_FAULT": fault, **(extra_env or {})}
     code = (
-        "from lib.ai import online as ai_worker; from lib.load_config import load_config; "
+        "from lib.ai import run as ai_worker; from lib.load_config import load_config; "
         f"ai_worker.run_ai(load_config(), {id_task}, id_ai_batch={id_ai_batch!r})"
     )
     done = subprocess.run(

@@ -14,8 +14,8 @@ from decimal import Decimal
 import pymysql
 import pytest
 
-from lib.ai import online as ai_worker
 from lib.ai import operation as ai_operation
+from lib.ai import run as ai_worker
 from lib.db_utils import compute_hash
 from tests.conftest import MYSQL_SERVER, PROJECT_ROOT
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
@@ -128,7 +128,7 @@ def _lock_holder(db, operation: str) -> int | None:
 def test_killing_the_operation_lock_session_never_pays_twice(
     settings, db, fake_openai, pack_items, victim_session
 ):
-    """KILL tylko sesji z ``GET_LOCK('ailexia_ai_op_<uuid>')`` w chwili, gdy zapytania są w drodze.
+    """KILL tylko sesji z ``GET_LOCK('ailexia:ai_op:<uuid>')`` w chwili, gdy zapytania są w drodze.
 
     Drugi run startuje od razu: rezerwacje pierwszego nadal chroni jego druga blokada (sesja
     ``control``), więc ich nie przejmuje. Pierwszy run zauważa utratę blokady, nic już nie

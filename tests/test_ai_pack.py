@@ -13,9 +13,9 @@ from decimal import Decimal
 import pytest
 
 from lib.ai import cost as ai_cost
-from lib.ai import online as ai_worker
 from lib.ai import packs as ai_pack
 from lib.ai import prompts
+from lib.ai import run as ai_worker
 from lib.db_utils import compute_hash
 from tests.conftest import PROJECT_ROOT
 from tests.fake_openai import add_fault, correct_text, fake_openai_fixture  # noqa: F401
@@ -423,7 +423,7 @@ def _run_ai_process(local_env: dict, id_task: int, fault: str | None) -> subproc
     if fault:
         env["AILEXIA_FAULT"] = fault
     code = (
-        "import sys\nfrom lib.load_config import load_config\nfrom lib.ai.online import run_ai\n"
+        "import sys\nfrom lib.load_config import load_config\nfrom lib.ai.run import run_ai\n"
         f"run_ai(load_config(), {id_task})\n"
     )
     return subprocess.run(

@@ -13,9 +13,10 @@ import pytest
 
 from lib import task_item
 from lib.ai import cost as ai_cost
-from lib.ai import online as ai_worker
+from lib.ai import online as ai_online
 from lib.ai import operation as ai_operation
 from lib.ai import prompts
+from lib.ai import run as ai_worker
 from lib.db_local import connect_local
 from lib.db_utils import compute_hash
 from lib.errors import AiError, TaskError, UsageError
@@ -360,13 +361,13 @@ def test_run_forgets_stored_groups_and_late_duplicates_reuse_the_database(
     ids = add_items(db, id_task, [bad, *distinct, *distinct[:10], bad])
     add_fault(fake_openai, "malformed", times=2, text=bad)  # zapytanie + próba naprawy
     peak = []
-    claim_more = ai_worker._claim_more
+    claim_more = ai_online._claim_more
 
     def counting(run, *args):
         peak.append(len(run.groups))
         return claim_more(run, *args)
 
-    monkeypatch.setattr(ai_worker, "_claim_more", counting)
+    monkeypatch.setattr(ai_online, "_claim_more", counting)
     stats = ai_worker.run_ai(conf(settings, AI_CONCURRENCY=2), id_task)
     assert fake_openai["per_text"].pop(bad) == 2
     assert fake_openai["total"] == 62 and set(fake_openai["per_text"].values()) == {1}
@@ -526,7 +527,7 @@ def _spawn_run(id_task: int, extra: dict) -> subprocess.Popen:
     code = (
         "import json, sys\n"
         "from lib.load_config import load_config\n"
-        "from lib.ai.online import run_ai\n"
+        "from lib.ai.run import run_ai\n"
         "s = load_config(); s.update(json.loads(sys.argv[1]))\n"
         f"print(json.dumps(run_ai(s, {id_task})))\n"
     )

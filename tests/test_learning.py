@@ -10,7 +10,7 @@ import pytest
 import ai
 import review
 from lib.ai import learning, prompts
-from lib.ai import online as ai_worker
+from lib.ai import run as ai_worker
 from lib.ai.quality import guardrails
 from lib.db_utils import compute_hash
 from lib.review import decisions

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from lib.ai import online as ai_worker
+from lib.ai import run as ai_worker
 from lib.db_local import connect_local
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.helpers import add_model, running_review_server

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from lib.ai import model_cap as model_slots
-from lib.ai import online as ai_worker
+from lib.ai import run as ai_worker
 from lib.db_local import connect_local
 from tests import test_ai_worker as aiw
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
@@ -103,30 +103,29 @@ def test_slots_of_a_dead_session_are_free_and_abort_stops_waiting(settings):
         calls = []
         assert model_slots.acquire(other, abort=lambda: calls.append(1) or len(calls) > 3) is None
         assert time.monotonic() - started < 2
-        # Proces runu zginął: sesja trzymająca blokady znika, miejsca są wolne.
-        observer.execute("KILL %s", (holder.db.query_value("SELECT CONNECTION_ID()"),))
+        # Proces runu zginął: sesje trzymające blokady znikają, miejsca są wolne.
+        for session in list(holder.owner.values()):
+            observer.execute("KILL %s", (session.query_value("SELECT CONNECTION_ID()"),))
         deadline = time.monotonic() + 5
         while model_slots.holders(observer, model, 2) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert model_slots.acquire(other) in (0, 1)
     finally:
-        holder.db = None  # połączenie zabite powyżej
+        model_slots.close_slots(holder)  # połączenia zabite powyżej: zamknięcie bez błędu
         model_slots.close_slots(other)
         observer.close()
 
 
 def test_cap_zero_is_off(settings):
     slots = model_slots.open_slots(settings.updated(AI_MODEL_CONCURRENCY=0), {"model": "m", "base_url": None})
-    assert slots.db is None and model_slots.acquire(slots) == -1
+    assert model_slots.acquire(slots) == -1
+    model_slots.release(slots, -1)
 
 
-def test_one_run_holds_slots_on_several_sessions_and_never_counts_one_twice(settings):
-    """Wątki jednego runu biorą miejsca przez kilka sesji (``SESSIONS``) naraz.
-
-    Każdy numer trzyma naraz co najwyżej jeden wątek (sesja, która wzięła numer przed chwilą, nie
-    dostaje go drugi raz - ``GET_LOCK`` jest re-entrant), a zwolnienie idzie przez sesję, która
-    miejsce trzyma: po wszystkim żadna blokada nie zostaje zajęta.
-    """
+def test_one_run_never_counts_one_slot_twice_and_frees_each_after_its_request(settings):
+    """Wątki jednego runu biorą miejsca naraz: każdy numer trzyma naraz co najwyżej jeden wątek
+    (``GET_LOCK`` jest re-entrant w sesji - sesja trzyma najwyżej jedno miejsce), nigdy więcej niż
+    limit, a po zapytaniach żadna blokada nie zostaje zajęta."""
     conf = settings.updated(AI_MODEL_CONCURRENCY=4)
     model = {"model": "m", "base_url": "http://sessions.test/v1"}
     slots = model_slots.open_slots(conf, model)
@@ -156,45 +155,14 @@ def test_one_run_holds_slots_on_several_sessions_and_never_counts_one_twice(sett
         for thread in threads:
             thread.join(60)
         assert not problems, problems[:5]
-        assert len(slots.sessions) > 1  # zapytania szły przez kilka sesji, nie po kolei przez jedną
-        # Miejsca zostają w runie między zapytaniami; bezczynne wracają do serwera.
-        assert model_slots.holders(observer, model, 4) == len(slots.idle) > 0
-        assert model_slots.release_idle(slots, 0) > 0
-        assert slots.held == set() and slots.owner == {} and slots.idle == {}
         assert model_slots.holders(observer, model, 4) == 0
     finally:
         model_slots.close_slots(slots)
         observer.close()
 
 
-def test_run_keeps_its_slot_between_requests_and_returns_it_when_idle(settings):
-    conf = settings.updated(AI_MODEL_CONCURRENCY=2)
-    model = {"model": "m", "base_url": "http://idle.test/v1"}
-    slots = model_slots.open_slots(conf, model)
-    observer = connect_local(settings, autocommit=True)
-    try:
-        slot = model_slots.acquire(slots)
-        model_slots.release(slots, slot)
-        # Zakończone zapytanie nie oddaje blokady: następne zapytanie runu bierze ten sam numer
-        # bez GET_LOCK (jedyna sesja runu nie wykonała żadnego polecenia).
-        assert model_slots.holders(observer, model, 2) == 1
-        questions = int(slots.db.query_one("SHOW SESSION STATUS LIKE 'Questions'")["Value"])
-        assert model_slots.acquire(slots) == slot
-        model_slots.release(slots, slot)
-        after = int(slots.db.query_one("SHOW SESSION STATUS LIKE 'Questions'")["Value"])
-        assert after == questions + 1  # tylko samo SHOW STATUS
-        # Bezczynne krócej niż IDLE_S zostaje; dłużej - wraca do serwera.
-        assert model_slots.release_idle(slots) == 0
-        time.sleep(model_slots.IDLE_S + 0.05)
-        assert model_slots.release_idle(slots) == 1
-        assert model_slots.holders(observer, model, 2) == 0 and slots.held == set()
-    finally:
-        model_slots.close_slots(slots)
-        observer.close()
-
-
-def test_waiting_run_gets_a_slot_that_another_run_keeps_between_requests(settings):
-    """Run A pracuje bez przerwy na jedynym miejscu; run B czeka na nie - dostaje je po ``HOLD_S``."""
+def test_waiting_run_gets_a_slot_that_another_run_uses_without_pause(settings):
+    """Run A pracuje bez przerwy na jedynym miejscu; run B czeka na nie - i je dostaje."""
     conf = settings.updated(AI_MODEL_CONCURRENCY=1)
     model = {"model": "m", "base_url": "http://fair.test/v1"}
     first = model_slots.open_slots(conf, model)
@@ -232,36 +200,10 @@ def test_waiting_run_gets_a_slot_that_another_run_keeps_between_requests(setting
         got.append(time.monotonic() - started)
         use(0.05)
         model_slots.release(second, slot)
-        model_slots.release_idle(second, 0)
-        assert got[0] < 2 * model_slots.HOLD_S + 1.0, got  # bez oddawania: 5 s (abort) i błąd
-        # Czekanie się skończyło: blokada czekania drugiego runu zwolniona.
-        assert second.waiter is None and second.waiting == 0
+        assert got[0] < 1.0, got  # bez kolejki GET_LOCK: 5 s (abort) i błąd
     finally:
         stop.set()
         worker.join(10)
         model_slots.close_slots(first)
         model_slots.close_slots(second)
     assert not problems, problems
-
-
-def test_slot_whose_lock_vanished_is_not_used_again(settings):
-    """Numer trzymany między zapytaniami, którego blokady run już nie ma (np. zabita sesja), przepada."""
-    conf = settings.updated(AI_MODEL_CONCURRENCY=1)
-    model = {"model": "m", "base_url": "http://vanish.test/v1"}
-    first = model_slots.open_slots(conf, model)
-    second = model_slots.open_slots(conf, model)
-    try:
-        slot = model_slots.acquire(first)
-        model_slots.release(first, slot)
-        assert slot in first.idle
-        # Blokada znika z sesji runu (jak po KILL i ponownym połączeniu); inny run bierze numer.
-        first.db.query_value("SELECT RELEASE_LOCK(%s)", (first.names[slot],))
-        assert model_slots.acquire(second) == slot
-        time.sleep(model_slots.HOLD_S + 0.05)
-        calls: list[int] = []
-        # Pierwszy run nie może użyć numeru, który trzyma drugi: czeka (tu przerwane po kilku próbach).
-        assert model_slots.acquire(first, abort=lambda: calls.append(1) or len(calls) > 3) is None
-        assert first.held == set() and first.idle == {}
-    finally:
-        model_slots.close_slots(first)
-        model_slots.close_slots(second)

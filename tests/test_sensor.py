@@ -29,7 +29,7 @@ from ailexia_dagster.constants import (
 from ailexia_dagster.definitions import defs
 from ailexia_dagster.resources import AilexiaResource
 from ailexia_dagster.sensors import ai_after_sync_sensor, task_sensor
-from lib.runtime.locks import lock_name
+from lib.runtime.locks import task_lock_name
 from tests.conftest import MYSQL_SERVER
 from tests.helpers import add_connection, add_model, add_task, record_run
 
@@ -205,7 +205,7 @@ def test_stale_queued_task_recovered(db, instance, conn_id, monkeypatch):
     holder = pymysql.connect(**MYSQL_SERVER, database=db.database)
     try:
         with holder.cursor() as cursor:
-            cursor.execute("SELECT GET_LOCK(%s, 0)", (lock_name(db, id_task),))
+            cursor.execute("SELECT GET_LOCK(%s, 0)", (task_lock_name(db, id_task),))
         assert not tick(task_sensor, instance).run_requests
     finally:
         holder.close()
@@ -262,7 +262,7 @@ def test_orphan_in_progress_resumed_only_when_dead(db, instance, conn_id):
     holder = pymysql.connect(**MYSQL_SERVER, database=db.database)
     try:
         with holder.cursor() as cursor:
-            cursor.execute("SELECT GET_LOCK(%s, 0)", (lock_name(db, alive_lock),))
+            cursor.execute("SELECT GET_LOCK(%s, 0)", (task_lock_name(db, alive_lock),))
         data = tick(task_sensor, instance)
     finally:
         holder.close()
@@ -375,7 +375,7 @@ def test_dead_started_run_replaced(db, instance, conn_id, monkeypatch):
     holder = pymysql.connect(**MYSQL_SERVER, database=db.database)
     try:
         with holder.cursor() as cursor:
-            cursor.execute("SELECT GET_LOCK(%s, 0)", (lock_name(db, id_task),))
+            cursor.execute("SELECT GET_LOCK(%s, 0)", (task_lock_name(db, id_task),))
         # Blokada trzymana: run żyje, choć nie zapisuje postępu.
         assert not tick(task_sensor, instance).run_requests
     finally:

@@ -34,7 +34,7 @@ import pymysql
 import pytest
 
 from lib import db_remote
-from lib.ai import online as ai_worker
+from lib.ai import run as ai_worker
 from lib.db_local import connect_local, sql_literal
 from lib.errors import LocalDbError
 from lib.export.run import run_export

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from lib.db_local import connect_local
-from lib.runtime.locks import lock_name
+from lib.runtime.locks import task_lock_name
 from lib.sync import engine as sync
 from lib.sync import verify
 from tests.conftest import PROJECT_ROOT
@@ -262,7 +262,7 @@ def test_second_sync_of_same_task_exits_without_damage(local_env, settings, db, 
     id_task = add_task(db, add_connection(db, sqlite_source))
     holder = connect_local(settings, autocommit=True)
     try:
-        assert holder.query_value("SELECT GET_LOCK(%s, 0)", (lock_name(holder, id_task),)) == 1
+        assert holder.query_value("SELECT GET_LOCK(%s, 0)", (task_lock_name(holder, id_task),)) == 1
         result = run_cli(local_env, "--id_task", str(id_task))
         assert result.returncode == 1
         assert "przetwarzane przez inny run" in result.stderr

@@ -61,6 +61,16 @@ def make_client(base_url: str | None, api_key: str, timeout: float) -> openai.Op
     return openai.OpenAI(base_url=base_url or None, api_key=api_key, timeout=timeout, max_retries=0)
 
 
+def model_client(settings: Settings, model_row: dict[str, Any]) -> openai.OpenAI:
+    """Klient SDK dla serwera modelu z wiersza ``ai_model`` (adres i klucz z ``resolve_endpoint``).
+
+    Raises:
+        AiError: Brak klucza dla api.openai.com.
+    """
+    base_url, api_key = resolve_endpoint(settings, model_row)
+    return make_client(base_url, api_key, settings.ai_timeout_s)
+
+
 def make_capability_state(remembered: str | None = None) -> dict[str, Any]:
     """Tworzy stan runu: wykryty format odpowiedzi i licznik wysłanych zapytań.
 

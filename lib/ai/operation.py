@@ -11,10 +11,12 @@ from lib.ai.stats import AiStats
 from lib.db_local import MySQL
 from lib.load_config import Settings
 from lib.runtime.frames import run_with_operation_lock
+from lib.runtime.locks import lock_name
 
-LOCK_PREFIX = "ailexia_ai_op_"
+# Prefiksy nazw blokad (``ailexia:ai_op:`` + uuid); SQL rezerwacji dokleja do nich ``operation_uuid``.
+LOCK_PREFIX = lock_name("ai_op")
 # Druga blokada runu (na sesji ``control``): run jest martwy dla innych dopiero, gdy obie są wolne.
-LIVENESS_PREFIX = "ailexia_ai_live_"
+LIVENESS_PREFIX = lock_name("ai_live")
 LOCK_PREFIXES = (LOCK_PREFIX, LIVENESS_PREFIX)
 
 

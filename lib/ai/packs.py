@@ -5,8 +5,8 @@ znaków najwyżej; ``ai_model.pack_items`` / ``pack_chars`` nadpisują to dla mo
 systemowy paczki jest stały dla zadania i idzie pierwszy (cache prefiksu u dostawców), a
 wiadomość użytkownika to tablica JSON ``[{"id": "1", "text": "..."}, ...]`` z tekstami
 dosłownie. Odpowiedź to ``{"items": [{"id", "text", "edits"}, ...]}`` - każda pozycja
-sprawdzana osobno tymi samymi regułami co pojedynczy tekst (``prompts.answer_from_data``,
-``prompts.check_answer``). Pozycja brakująca, zdublowana albo niepoprawna jest zwracana jako
+sprawdzana osobno modelem ``prompts.PackItem`` (te same reguły co pojedynczy tekst) i
+``prompts.check_answer``. Pozycja brakująca, zdublowana albo niepoprawna jest zwracana jako
 problem: silnik (``lib/ai/online.py``) wysyła ją potem samą, a resztę paczki zapisuje.
 
 Tekst dłuższy niż połowa ``AI_PACK_CHARS`` jedzie sam; paczka z jednym tekstem to zwykłe
@@ -131,8 +131,8 @@ def parse_pack(content: str | None, originals: list[str]) -> tuple[dict[int, dic
         return {}, {n: f"paczka: {exc}" for n in range(len(originals))}
     found: dict[int, list[Any]] = {}
     for entry in entries:
-        key = entry.get("id") if isinstance(entry, dict) else None
-        position = index_of.get(str(key).strip()) if isinstance(key, str | int) else None
+        key = prompts.pack_item_id(entry)
+        position = index_of.get(key) if key is not None else None
         if position is not None:
             found.setdefault(position, []).append(entry)
     answers: dict[int, dict[str, Any]] = {}
@@ -146,7 +146,7 @@ def parse_pack(content: str | None, originals: list[str]) -> tuple[dict[int, dic
             problems[position] = f"paczka: {len(given)} odpowiedzi dla tej samej pozycji"
             continue
         try:
-            answer = prompts.answer_from_data(given[0])
+            answer = prompts.pack_item_from_data(given[0])
             prompts.check_answer(original, answer)
         except ValueError as exc:
             problems[position] = f"paczka: {exc}"

@@ -1,4 +1,4 @@
-"""Prompty systemowe, schemat odpowiedzi modelu i jej ścisłe parsowanie.
+"""Prompty systemowe, modele odpowiedzi (schemat JSON i walidacja w jednym) i ścisłe parsowanie.
 
 Model zwraca JSON ``{"text": str, "edits": [{"original", "replacement", "category",
 "explanation"}]}``. ``change_summary`` w ``task_item`` to
@@ -9,57 +9,117 @@ import hashlib
 import json
 import re
 from collections import Counter
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import orjson
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
 
 CATEGORIES = ("spelling", "grammar", "punctuation", "style", "typography", "other")
+Category = Literal["spelling", "grammar", "punctuation", "style", "typography", "other"]
 
-ANSWER_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "text": {"type": "string"},
-        "edits": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "original": {"type": "string"},
-                    "replacement": {"type": "string"},
-                    "category": {"type": "string", "enum": list(CATEGORIES)},
-                    "explanation": {"type": "string"},
-                },
-                "required": ["original", "replacement", "category", "explanation"],
-                "additionalProperties": False,
-            },
-        },
-    },
-    "required": ["text", "edits"],
-    "additionalProperties": False,
-}
 
-# Odpowiedź na paczkę tekstów (``lib/ai/packs.py``): obiekt z listą - OpenAI structured outputs
-# i ``json_object`` wymagają obiektu na szczycie, więc lista jest w polu ``items``.
-PACK_ANSWER_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "items": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "string"},
-                    "text": {"type": "string"},
-                    "edits": ANSWER_SCHEMA["properties"]["edits"],
-                },
-                "required": ["id", "text", "edits"],
-                "additionalProperties": False,
-            },
-        },
-    },
-    "required": ["items"],
-    "additionalProperties": False,
-}
+def _utf8(value: str) -> str:
+    """Tekst musi dać się zapisać w UTF-8: JSON dopuszcza ucieczkę pojedynczego surogatu (``\\ud83d``),
+    której nie przyjmie ani baza, ani JSON ``change_summary`` - taka odpowiedź to błąd pozycji, nie runu."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(_SURROGATE) from None
+    return value
+
+
+def _category(value: Any) -> str:
+    """Kategoria poprawki bez rozróżniania wielkości liter; nieznana (albo brak) to ``other``."""
+    category = str(value or "other").strip().lower()
+    return category if category in CATEGORIES else "other"
+
+
+def _pack_id(value: Any) -> Any:
+    """Identyfikator pozycji paczki: liczba albo tekst z odstępami to ten sam identyfikator."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value.strip() if isinstance(value, str) else value
+
+
+_SURROGATE = "niepoprawny znak Unicode (pojedynczy surogat)"
+Utf8 = Annotated[str, AfterValidator(_utf8)]
+
+
+class Edit(BaseModel):
+    """Jedna poprawka w odpowiedzi modelu.
+
+    Jedyne łagodności walidacji wobec schematu (wysyłanego modelowi): ``category`` spoza listy,
+    pisana wielkimi literami albo brak to ``other``, a ``explanation`` brak/``null`` to ``""`` - to
+    opis poprawki, nie jej treść, więc nie warto za niego płacić ponownym zapytaniem.
+    """
+
+    model_config = ConfigDict(strict=True, json_schema_serialization_defaults_required=True)
+
+    original: Utf8
+    replacement: Utf8
+    category: Annotated[Category, BeforeValidator(_category)] = "other"
+    explanation: Annotated[Utf8, BeforeValidator(lambda value: "" if value is None else value)] = ""
+
+
+class Answer(BaseModel):
+    """Odpowiedź modelu na jeden tekst: ``{"text", "edits"}`` (też treść każdej pozycji paczki)."""
+
+    model_config = ConfigDict(strict=True)
+
+    text: Utf8
+    edits: list[Edit]
+
+
+class PackItem(BaseModel):
+    """Jedna pozycja odpowiedzi na paczkę (``lib/ai/packs.py``): ``{"id", "text", "edits"}``."""
+
+    model_config = ConfigDict(strict=True)
+
+    id: Annotated[str, BeforeValidator(_pack_id)]
+    text: Utf8
+    edits: list[Edit]
+
+
+class PackAnswer(BaseModel):
+    """Odpowiedź na paczkę: OpenAI structured outputs i ``json_object`` wymagają obiektu na szczycie,
+    więc lista jest w polu ``items``. Pozycje sprawdzane są osobno (``PackItem``)."""
+
+    model_config = ConfigDict(strict=True)
+
+    items: list[PackItem]
+
+
+def wire_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """Schemat JSON modelu w postaci wysyłanej serwerowi (``response_format: json_schema``).
+
+    Tryb ``strict`` OpenAI: każde pole wymagane, bez dodatkowych pól, bez ``$ref`` (część serwerów
+    zgodnych z OpenAI ich nie rozwija); bez ``title``, ``default`` i ``description`` (docstringi
+    modeli są dla programisty, nie dla modelu).
+    """
+    schema = model.model_json_schema(mode="serialization")
+    defs = schema.pop("$defs", {})
+
+    def clean(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return clean(defs[node["$ref"].rsplit("/", 1)[-1]])
+            out = {
+                key: clean(value)
+                for key, value in node.items()
+                if key not in ("title", "default", "description")
+            }
+            if out.get("type") == "object":
+                out["additionalProperties"] = False
+            return out
+        if isinstance(node, list):
+            return [clean(value) for value in node]
+        return node
+
+    return clean(schema)
+
+
+ANSWER_SCHEMA: dict[str, Any] = wire_schema(Answer)
+PACK_ANSWER_SCHEMA: dict[str, Any] = wire_schema(PackAnswer)
 
 _PRESERVE_RULES = (
     "Preserve exactly: the meaning, formatting, HTML tags and attributes, placeholders such as "
@@ -297,19 +357,29 @@ def load_json(content: str) -> Any:
         raise ValueError(f"odpowiedź modelu nie jest poprawnym JSON ({exc.msg}, znak {exc.pos})") from None
 
 
-def _require_unicode(value: str, field: str) -> None:
-    """Tekst musi dać się zapisać w UTF-8: JSON dopuszcza ucieczkę pojedynczego surogatu (``\\ud83d``),
-    której nie przyjmie ani baza, ani JSON ``change_summary`` - taka odpowiedź to błąd pozycji, nie runu."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(
-            f"odpowiedź modelu ma niepoprawny znak Unicode (pojedynczy surogat) w polu {field}"
-        ) from None
+def validation_message(error: ValidationError, subject: str = "odpowiedź modelu") -> str:
+    """Pierwszy błąd walidacji odpowiedzi jako krótki komunikat po polsku (bez treści odpowiedzi)."""
+    first = error.errors(include_url=False)[0]
+    loc = first["loc"]
+    field = str(loc[-1]) if loc else ""
+    if first["type"] == "value_error" and _SURROGATE in first["msg"]:
+        where = f"poprawka nr {int(loc[1]) + 1}: {field}" if len(loc) == 3 else field
+        return f"{subject} ma {_SURROGATE} w polu {where}"
+    if not loc:
+        return f"{subject} nie jest obiektem JSON"
+    if len(loc) == 1:
+        kind = "listy" if field in ("edits", "items") else "pola"
+        suffix = "" if kind == "listy" else " typu tekst"
+        return f"{subject} nie ma {kind} '{field}'{suffix}"
+    if loc[0] == "edits" and len(loc) == 2:
+        return f"poprawka nr {int(loc[1]) + 1} nie jest obiektem"
+    if loc[0] == "edits":
+        return f"poprawka nr {int(loc[1]) + 1}: pole '{field}' nie jest tekstem"
+    return f"{subject}: pole {'.'.join(map(str, loc))} - {first['msg']}"
 
 
 def answer_from_data(data: Any) -> dict[str, Any]:
-    """Sprawdza strukturę jednej odpowiedzi (``{"text", "edits"}``) i ją normalizuje.
+    """Sprawdza strukturę jednej odpowiedzi (``{"text", "edits"}``) modelem ``Answer`` i ją normalizuje.
 
     Wspólne dla odpowiedzi na jeden tekst i dla każdej pozycji paczki (``lib/ai/packs.py``).
 
@@ -324,37 +394,31 @@ def answer_from_data(data: Any) -> dict[str, Any]:
     """
     if not isinstance(data, dict):
         raise ValueError("odpowiedź modelu nie jest obiektem JSON")
-    text = data.get("text")
-    if not isinstance(text, str):
-        raise ValueError("odpowiedź modelu nie ma pola 'text' typu tekst")
-    _require_unicode(text, "text")
-    raw_edits = data.get("edits")
-    if not isinstance(raw_edits, list):
-        raise ValueError("odpowiedź modelu nie ma listy 'edits'")
-    edits = []
-    for index, edit in enumerate(raw_edits):
-        if not isinstance(edit, dict):
-            raise ValueError(f"poprawka nr {index + 1} nie jest obiektem")
-        for field in ("original", "replacement"):
-            if not isinstance(edit.get(field), str):
-                raise ValueError(f"poprawka nr {index + 1}: pole '{field}' nie jest tekstem")
-            _require_unicode(edit[field], f"poprawka nr {index + 1}: {field}")
-        explanation = edit.get("explanation", "")
-        if explanation is None:
-            explanation = ""
-        if not isinstance(explanation, str):
-            raise ValueError(f"poprawka nr {index + 1}: pole 'explanation' nie jest tekstem")
-        _require_unicode(explanation, f"poprawka nr {index + 1}: explanation")
-        category = str(edit.get("category") or "other").strip().lower()
-        edits.append(
-            {
-                "original": edit["original"],
-                "replacement": edit["replacement"],
-                "category": category if category in CATEGORIES else "other",
-                "explanation": explanation,
-            }
-        )
-    return {"text": text, "edits": edits}
+    try:
+        return Answer.model_validate(data).model_dump()
+    except ValidationError as exc:
+        raise ValueError(validation_message(exc)) from None
+
+
+def pack_item_id(entry: Any) -> str | None:
+    """Identyfikator pozycji odpowiedzi na paczkę (jak ``PackItem.id``) albo ``None``, gdy go nie ma."""
+    key = entry.get("id") if isinstance(entry, dict) else None
+    return _pack_id(key) if isinstance(key, str | int) and not isinstance(key, bool) else None
+
+
+def pack_item_from_data(data: Any) -> dict[str, Any]:
+    """Sprawdza jedną pozycję odpowiedzi na paczkę modelem ``PackItem``; zwraca ``{"text", "edits"}``.
+
+    Raises:
+        ValueError: Gdy pozycja jest niepoprawna (komunikat po polsku).
+    """
+    if not isinstance(data, dict):
+        raise ValueError("odpowiedź modelu nie jest obiektem JSON")
+    try:
+        item = PackItem.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(validation_message(exc)) from None
+    return item.model_dump(exclude={"id"})
 
 
 def check_answer(original: str | None, answer: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import pytest
 
-from lib.ai import online as ai_worker
+from lib.ai import run as ai_worker
 from lib.db_utils import compute_hash
 from lib.review.decisions import set_decision
 from lib.runtime.run_log import ABANDONED_RUN_MESSAGE

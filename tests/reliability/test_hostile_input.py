@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from lib import db_remote
-from lib.ai import online as ai_worker
+from lib.ai import run as ai_worker
 from lib.errors import RemoteError
 from lib.export.run import run_export
 from lib.load_config import Settings

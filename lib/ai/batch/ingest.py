@@ -133,7 +133,7 @@ def poll_batches(settings: Settings, id_task: int | None = None) -> list[dict[st
             id_model = int(batch["id_ai_model"])
             try:
                 if id_model not in clients:
-                    clients[id_model] = ai_batch.make_client(settings, ai_batch.load_model(db, id_model))
+                    clients[id_model] = ai_client.model_client(settings, ai_batch.load_model(db, id_model))
             except Exception as exc:  # brak klucza, model usunięty - pozostałe batche odpytujemy dalej
                 ai_batch.update_batch(db, batch["id_ai_batch"], error=f"odpytanie: {exc}"[:4000])
                 continue
@@ -318,7 +318,7 @@ def _ingest(
     odbiór nie zależy od tego, co stało się z pozycjami po wysyłce.
     """
     model = ai_batch.load_model(db, batch["id_ai_model"])
-    client = ai_batch.make_client(settings, model)
+    client = ai_client.model_client(settings, model)
     state = _new_ingest(db, task, batch, model, operation, stats)
     state.task, state.settings = task, settings
     db.commit()
@@ -392,7 +392,7 @@ def run_ingest(
             raise UsageError(f"batch {id_ai_batch} nie istnieje albo nie należy do zadania {id_task}")
         if batch["status"] == "submitted":
             model = ai_batch.load_model(control, batch["id_ai_model"])
-            _refresh(control, ai_batch.make_client(settings, model), batch)
+            _refresh(control, ai_client.model_client(settings, model), batch)
             batch = ai_batch.get_batch(control, id_ai_batch) or batch
             control.commit()
         stats.provider_status = batch["provider_status"]

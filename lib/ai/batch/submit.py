@@ -122,12 +122,6 @@ def load_model(db: MySQL, id_ai_model: int) -> dict[str, Any]:
     return model
 
 
-def make_client(settings: Settings, model: dict[str, Any]) -> openai.OpenAI:
-    """Klient SDK dla serwera modelu (klucz z ``ai_model.api_key_env``)."""
-    base_url, api_key = ai_client.resolve_endpoint(settings, model)
-    return ai_client.make_client(base_url, api_key, settings.ai_timeout_s)
-
-
 def api_message(exc: BaseException, client: openai.OpenAI) -> str:
     """Krótki opis błędu API bez klucza."""
     status = getattr(exc, "status_code", None)
@@ -470,7 +464,7 @@ def _recover(db: MySQL, settings: Settings, task: dict[str, Any], operation: str
             "zadanie %s: dokańczam batch %s (%s)", task["id_task"], batch["id_ai_batch"], batch["status"]
         )
         stats.batches_recovered += 1
-        _submit(db, make_client(settings, model), settings, task, model, batch, operation, stats)
+        _submit(db, ai_client.model_client(settings, model), settings, task, model, batch, operation, stats)
 
 
 def run_submit(
@@ -505,7 +499,7 @@ def run_submit(
 
     def body(control: MySQL, operation: str) -> AiStats:
         _recover(control, settings, task, operation, stats)
-        client = make_client(settings, model)
+        client = ai_client.model_client(settings, model)
         while True:
             if should_stop is not None:
                 stats.stopped = should_stop()
@@ -565,7 +559,7 @@ def cancel_batch(settings: Settings, id_ai_batch: int) -> str:
         if batch["status"] in ("ended", "ingested", "abandoned"):
             return f"batch {id_ai_batch} już się skończył ({batch['status']}, {batch['provider_status']}) - nic do anulowania"
         model = load_model(db, batch["id_ai_model"])
-        client = make_client(settings, model)
+        client = ai_client.model_client(settings, model)
         if batch["status"] in ("preparing", "uploaded"):
             if not take_over(db, id_ai_batch, operation, ("preparing", "uploaded")):
                 raise UsageError(
