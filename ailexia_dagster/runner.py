@@ -3,8 +3,10 @@
 Runy ze skryptów trafiają do tej samej instancji co runy sensora, więc widać je obok siebie w UI.
 """
 
+import gc
 import os
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,28 @@ DAGSTER_PG_VARS = (
 )
 
 
+def _sqlite_storage_without_fsync() -> None:
+    """Magazyn SQLite instancji w procesie skryptu zapisuje zdarzenia runu bez ``fsync``.
+
+    Dagster otwiera osobne połączenie SQLite na każde zdarzenie runu i zatwierdza je z ``fsync``
+    (profil ``sync.py``: ~0,7 s z ~4 s resyncu bez zmian). ``PRAGMA synchronous=OFF`` tylko na
+    połączeniach tego procesu: zatwierdzony zapis przeżywa śmierć procesu (dane są w pamięci
+    podręcznej systemu), może zginąć tylko przy awarii całego systemu - a stan zadania i tak
+    trzyma MySQL. UI widzi te same runy i zdarzenia. Magazyn PostgreSQL/MySQL bez zmian.
+    """
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    if not event.contains(Engine, "connect", _no_fsync):
+        event.listen(Engine, "connect", _no_fsync)
+
+
+def _no_fsync(dbapi_connection: Any, _record: Any) -> None:
+    """Nowe połączenie SQLAlchemy: SQLite bez ``fsync`` (``_sqlite_storage_without_fsync``)."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.execute("PRAGMA synchronous=OFF")
+
+
 def get_instance(settings: Settings) -> DagsterInstance:
     """Zwraca instancję Dagstera z ``DAGSTER_HOME`` (tworzy katalog i ``dagster.yaml``, gdy brak).
 
@@ -54,6 +78,7 @@ def get_instance(settings: Settings) -> DagsterInstance:
         value = settings.file_value(name)
         if name not in os.environ and value is not None:
             os.environ[name] = value
+    _sqlite_storage_without_fsync()
     return DagsterInstance.get()
 
 
@@ -110,6 +135,9 @@ def materialize_task(
     run_config = (
         {"loggers": {"console": {"config": {"log_level": "WARNING"}}}} if progress.bar_active() else None
     )
+    # Obiekty po imporcie Dagstera (setki tysięcy) poza odśmiecaczem: każde pełne przejście GC
+    # przeglądało je wszystkie przy każdej stronie skanu (profil resyncu 1 %: ~0,5-0,9 s z ~4 s).
+    gc.freeze()
     result = materialize(
         assets,
         instance=instance,

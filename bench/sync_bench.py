@@ -66,10 +66,8 @@ Opcje:
 
 import argparse
 import importlib.util
-import io
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -81,144 +79,28 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import psycopg2
 import pymysql
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import sync_sources  # noqa: E402
 from bench.byte_proxy import bytes_read, start_proxy, stop_proxy  # noqa: E402
+from bench.sync_sources import (  # noqa: E402, F401 (generate_rows, copy_into_pg, source_fingerprint: testy)
+    MY_SERVER,
+    PG_SERVER,
+    TABLE,
+    copy_into_pg,
+    generate_rows,
+    make_corpus,
+    mariadb_fingerprint,
+    my_connect,
+    my_value,
+    pg_connect,
+    source_fingerprint,
+)
 
-PG_SERVER = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "password": ""}
-MY_SERVER = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
-TABLE = "texts"
 MIB = 2**20
-
-# Słownik generatora: polskie słowa z diakrytykami, trochę znaków 4-bajtowych i rzadka nowa linia.
-WORDS = (
-    "zażółć gęślą jaźń źdźbło łódź żółw chrząszcz brzmi w trzcinie szczebrzeszyn się ślimak "
-    "pójdź kińże tę chmurność w głąb flaszy książka miasto ulica rzeka dzień noc człowiek "
-    "urząd wniosek decyzja termin opłata faktura zamówienie dostawa reklamacja klient umowa "
-    "aneks pełnomocnictwo oświadczenie zaświadczenie wyjaśnienie odpowiedź pytanie prośba "
-    "że bo ale oraz lub więc jednak także również już jeszcze bardzo tylko który która które "
-    "był była było będzie można trzeba należy proszę dziękuję uprzejmie serdecznie pozdrawiam "
-    "Kraków Gdańsk Wrocław Łódź Poznań Szczecin Białystok Rzeszów Zielona Góra Częstochowa "
-    "napewno wogóle niewiem poprostu conajmniej narazie wziąść poszłem "
-    "😀 🙂 👍 𝄞 𠜎 ✓ № § – „ ” … ,"
-).split()
-WORDS += ["\n"] * 2
-
-
-def make_corpus(rng: random.Random, chars: int = 1 << 20) -> str:
-    """Buduje ciąg słów ze słownika, z którego tnie się teksty wierszy."""
-    parts, size = [], 0
-    while size < chars:
-        word = rng.choice(WORDS)
-        parts.append(word)
-        size += len(word) + 1
-    return " ".join(parts).replace(" \n ", "\n")
-
-
-def generate_rows(rng: random.Random, corpus: str, first_id: int, count: int) -> list[tuple[int, str]]:
-    """Zwraca ``count`` wierszy ``(id, tekst)`` o długości 50-600 znaków, kolejne id od ``first_id``."""
-    rows = []
-    span = len(corpus) - 601
-    for row_id in range(first_id, first_id + count):
-        length = rng.randint(50, 600)
-        start = rng.randrange(span)
-        text = corpus[start : start + length]
-        # Bez spacji na brzegach: to nie jest test przypadków brzegowych porównań z PAD SPACE.
-        if text[0].isspace():
-            text = "A" + text[1:]
-        if text[-1].isspace():
-            text = text[:-1] + "."
-        rows.append((row_id, text))
-    return rows
-
-
-def copy_into_pg(conn, rows: list[tuple[int, str]]) -> None:
-    """Ładuje wiersze do tabeli źródłowej przez ``COPY ... FROM STDIN`` (format tekstowy)."""
-    buffer = io.StringIO()
-    for row_id, text in rows:
-        buffer.write(f"{row_id}\t{text.replace(chr(92), chr(92) * 2).replace(chr(10), chr(92) + 'n')}\n")
-    buffer.seek(0)
-    with conn.cursor() as cur:
-        cur.copy_expert(f"COPY {TABLE} (id, body) FROM STDIN", buffer)
-
-
-def pg_connect(dbname: str):
-    """Połączenie bezpośrednio z PostgreSQL (z pominięciem proxy; nie wlicza się do bajtów)."""
-    conn = psycopg2.connect(dbname=dbname, **PG_SERVER)
-    conn.autocommit = True
-    return conn
-
-
-def my_connect(database: str | None = None):
-    """Połączenie z MariaDB (autocommit, utf8mb4)."""
-    return pymysql.connect(database=database, autocommit=True, charset="utf8mb4", **MY_SERVER)
-
-
-def my_value(database: str | None, sql: str, params: tuple = ()) -> Any:
-    """Pierwsza kolumna pierwszego wiersza zapytania do MariaDB."""
-    conn = my_connect(database)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, params)
-            row = cur.fetchone()
-            return row[0] if row else None
-    finally:
-        conn.close()
-
-
-def create_source(pg_db: str, rows: int, seed: int) -> dict[str, Any]:
-    """Zakłada bazę źródłową z tabelą ``texts`` i N wierszami; zwraca generator do dalszych wstawień."""
-    admin = pg_connect("postgres")
-    with admin.cursor() as cur:
-        cur.execute(f"CREATE DATABASE \"{pg_db}\" ENCODING 'UTF8' TEMPLATE template0")
-    admin.close()
-    rng = random.Random(seed)
-    corpus = make_corpus(rng)
-    conn = pg_connect(pg_db)
-    with conn.cursor() as cur:
-        cur.execute(f"CREATE TABLE {TABLE} (id BIGINT PRIMARY KEY, body TEXT)")
-    for first in range(1, rows + 1, 100_000):
-        copy_into_pg(conn, generate_rows(rng, corpus, first, min(100_000, rows + 1 - first)))
-    with conn.cursor() as cur:
-        cur.execute(f"VACUUM ANALYZE {TABLE}")
-    conn.close()
-    return {"rng": rng, "corpus": corpus}
-
-
-def source_fingerprint(pg_db: str) -> dict[str, int]:
-    """Liczba wierszy, bajty tekstów (UTF-8) i suma MD5 par ``id:tekst`` tabeli źródłowej."""
-    conn = pg_connect(pg_db)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                f"SELECT COUNT(*), COALESCE(SUM(octet_length(body)), 0), "
-                f"COALESCE(SUM(('x' || substr(md5(id::text || ':' || body), 1, 12))::bit(48)::bigint), 0) "
-                f"FROM {TABLE}"
-            )
-            count, text_bytes, digest = cur.fetchone()
-    finally:
-        conn.close()
-    return {"rows": int(count), "text_bytes": int(text_bytes), "digest": int(digest)}
-
-
-def mariadb_fingerprint(database: str, sql_from: str, key: str, text: str) -> dict[str, int]:
-    """To samo co ``source_fingerprint`` dla tabeli w MariaDB (``sql_from`` z ewentualnym WHERE)."""
-    conn = my_connect(database)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                f"SELECT COUNT(*), COALESCE(SUM(OCTET_LENGTH({text})), 0), "
-                f"COALESCE(SUM(CAST(CONV(SUBSTR(MD5(CONCAT({key}, ':', {text})), 1, 12), 16, 10) AS UNSIGNED)), 0) "
-                f"FROM {sql_from}"
-            )
-            count, text_bytes, digest = cur.fetchone()
-    finally:
-        conn.close()
-    return {"rows": int(count), "text_bytes": int(text_bytes), "digest": int(digest)}
 
 
 def check_same(label: str, expected: dict[str, int], got: dict[str, int]) -> None:
@@ -337,21 +219,16 @@ def peers_available(skip: bool) -> dict[str, str | None]:
 
 
 def run_raw(ctx: dict[str, Any]) -> dict[str, Any]:
-    """``raw copy``: ``psql \\copy`` do pliku + ``LOAD DATA LOCAL INFILE`` do ``plain``, mierzone razem."""
-    peers_db = ctx["peers_db"]
+    """``raw copy``: klient źródła do pliku TSV + ``LOAD DATA LOCAL INFILE`` do ``plain``, mierzone razem."""
+    peers_db, src = ctx["peers_db"], ctx["src"]
     conn = my_connect(peers_db)
     with conn.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS plain")
-        cur.execute("CREATE TABLE plain (id BIGINT PRIMARY KEY, body TEXT) CHARACTER SET utf8mb4")
+        key = sync_sources.KINDS[src["kind"]]["plain_key"]
+        cur.execute(f"CREATE TABLE plain (id {key} PRIMARY KEY, body TEXT) CHARACTER SET utf8mb4")
     conn.close()
     path = os.path.join(ctx["workdir"], "raw_copy.tsv")
-    client = shutil.which("mariadb") or shutil.which("mysql")
-    script = (
-        f"psql -q -X -h 127.0.0.1 -p {ctx['pg_port']} -U postgres -d {ctx['pg_db']} "
-        f"-c \"\\copy {TABLE} TO '{path}'\" && "
-        f"{client} -h 127.0.0.1 -P 3306 -u root --local-infile=1 --default-character-set=utf8mb4 {peers_db} "
-        f"-e \"LOAD DATA LOCAL INFILE '{path}' INTO TABLE plain CHARACTER SET utf8mb4\""
-    )
+    script = sync_sources.raw_copy_script(src, ctx["src_port"], path, peers_db)
     result = run_measured(["bash", "-c", script], ctx["env"], ROOT, ctx["proxy"])
     os.unlink(path)
     check_same("raw copy", ctx["expected"], mariadb_fingerprint(peers_db, "plain", "id", "body"))
@@ -379,7 +256,7 @@ print(info)
 def run_dlt(ctx: dict[str, Any]) -> dict[str, Any]:
     """dlt 1.x: ``sql_table`` (pyarrow, 50 000 wierszy na porcję) -> sqlalchemy (MariaDB, PyMySQL)."""
     dataset = f"{ctx['peers_db']}_dlt"
-    pg_url = f"postgresql+psycopg2://postgres@127.0.0.1:{ctx['pg_port']}/{ctx['pg_db']}"
+    pg_url = f"postgresql+psycopg2://postgres@127.0.0.1:{ctx['src_port']}/{ctx['src']['db']}"
     my_url = f"mysql+pymysql://root@127.0.0.1:3306/{ctx['peers_db']}?charset=utf8mb4"
     workdir = os.path.join(ctx["workdir"], "dlt")
     env = dict(ctx["env"], RUNTIME__DLTHUB_TELEMETRY="false", DLT_DATA_DIR=workdir)
@@ -405,7 +282,7 @@ def run_sling(ctx: dict[str, Any]) -> dict[str, Any]:
         find_sling(),
         "run",
         "--src-conn",
-        f"postgresql://postgres@127.0.0.1:{ctx['pg_port']}/{ctx['pg_db']}?sslmode=disable",
+        f"postgresql://postgres@127.0.0.1:{ctx['src_port']}/{ctx['src']['db']}?sslmode=disable",
         "--src-stream",
         f"public.{TABLE}",
         "--tgt-conn",
@@ -431,13 +308,15 @@ def register_task(ctx: dict[str, Any], engine: dict[str, Any]) -> int:
         check=True,
         capture_output=True,
     )
+    db_type, host, port, db_name = sync_sources.connection_row(ctx["src"], ctx["src_port"])
+    user = "root" if db_type == "mysql" else "postgres"
     conn = my_connect(engine["local_db"])
     try:
         with conn.cursor() as cur:
             cur.execute(
                 "INSERT INTO database_connection (id_user, alias, db_type, host, port, db_name, db_user, "
-                "db_password, status) VALUES (1, 'bench', 'pgsql', '127.0.0.1', %s, %s, 'postgres', '', 'active')",
-                (ctx["pg_port"], ctx["pg_db"]),
+                "db_password, status) VALUES (1, 'bench', %s, %s, %s, %s, %s, '', 'active')",
+                (db_type, host, port, db_name, user),
             )
             cur.execute(
                 "INSERT INTO task (id_user, id_database_connection, table_name, column_name) "
@@ -447,6 +326,18 @@ def register_task(ctx: dict[str, Any], engine: dict[str, Any]) -> int:
             return int(cur.lastrowid)
     finally:
         conn.close()
+
+
+def has_cursor_mode(engine: dict[str, Any]) -> bool:
+    """Czy schemat silnika ma tryb kursora (``task.cursor_column``)."""
+    return bool(my_value(engine["local_db"], "SHOW COLUMNS FROM task LIKE 'cursor_column'"))
+
+
+def set_cursor(engine: dict[str, Any], column: str | None) -> None:
+    """Ustawia (albo zdejmuje) kolumnę kursora zadania silnika."""
+    my_value(
+        engine["local_db"], "UPDATE task SET cursor_column=%s WHERE id_task=%s", (column, engine["id_task"])
+    )
 
 
 def run_sync(
@@ -477,10 +368,9 @@ def run_sync(
             f"oczekiwano completed i {expected_counters}"
         )
     items = f"task_item WHERE id_task={int(id_task)} AND deleted_at IS NULL"
+    key = sync_sources.local_key_sql(ctx["src"]["kind"])
     check_same(
-        "sync.py",
-        ctx["expected"],
-        mariadb_fingerprint(engine["local_db"], items, "remote_id", "text_original"),
+        "sync.py", ctx["expected"], mariadb_fingerprint(engine["local_db"], items, key, "text_original")
     )
     result["counters"] = counters
     result["engine_s"] = engine_seconds(engine["local_db"], id_task)
@@ -504,20 +394,24 @@ def engine_seconds(local_db: str, id_task: int) -> float | None:
     return None if total is None else int(total) / 1000
 
 
-def change_source(ctx: dict[str, Any], source: dict[str, Any], rows: int) -> dict[str, int]:
-    """Zmienia 1 % wierszy, usuwa 0,5 % i wstawia 0,5 % nowych; zwraca oczekiwane liczniki resyncu."""
-    conn = pg_connect(ctx["pg_db"])
-    with conn.cursor() as cur:
-        cur.execute(f"UPDATE {TABLE} SET body = body || ' — poprawka 🙂' WHERE id % 100 = 7")
-        updated = cur.rowcount
-        cur.execute(f"DELETE FROM {TABLE} WHERE id % 200 = 3")
-        deleted = cur.rowcount
-    inserted = rows // 200
-    copy_into_pg(conn, generate_rows(source["rng"], source["corpus"], rows + 1, inserted))
-    with conn.cursor() as cur:
-        cur.execute(f"VACUUM ANALYZE {TABLE}")
-    conn.close()
-    return {"records_new": inserted, "records_updated": updated, "records_deleted": deleted}
+# Przebiegi resyncu po kolei: (ścieżka, etykieta, zmiana źródła przed nim jako funkcja N).
+# Warunki na ``n`` się nie nakładają, więc liczniki każdego przebiegu są dokładnie znane.
+RESYNCS = (
+    ("resync_none", "no change", lambda rows: None),
+    ("resync_10", "10 rows", lambda rows: {"updated": f"n % {rows // 10} = 5"}),
+    ("resync_01pct", "0.1 %", lambda rows: {"updated": "n % 1000 = 11"}),
+    (
+        "resync_1pct",
+        "1 % (+0.5 % del, +0.5 % new)",
+        lambda rows: {"updated": "n % 100 = 7", "deleted": "n % 200 = 3", "inserted": rows // 200},
+    ),
+    (
+        "resync_1pct_cursor",
+        "1 % with a cursor",
+        lambda rows: {"updated": "n % 100 = 13", "deleted": "n % 200 = 9", "inserted": rows // 200},
+    ),
+)
+NO_CHANGE = {"records_new": 0, "records_updated": 0, "records_deleted": 0}
 
 
 def log(message: str) -> None:
@@ -565,18 +459,19 @@ def make_engines(projects: list[str], tag: str, workdir: str) -> list[dict[str, 
     return engines
 
 
-def bench_one(rows: int, args: argparse.Namespace, reasons: dict[str, str | None]) -> dict[str, Any]:
-    """Wszystkie przebiegi dla jednego N na świeżej tabeli źródłowej.
+def bench_one(
+    rows: int, kind: str, args: argparse.Namespace, reasons: dict[str, str | None]
+) -> dict[str, Any]:
+    """Wszystkie przebiegi dla jednego N i rodzaju źródła na świeżej tabeli źródłowej.
 
     Przy kilku silnikach (``--project A B``) fazy idą na przemian: pierwsza synchronizacja każdego,
-    potem jedna zmiana źródła, resync 1 % każdego, resync bez zmian każdego - ten sam stan źródła
-    i podobne obciążenie maszyny dla wszystkich.
+    potem jedna zmiana źródła i resync każdego - ten sam stan źródła i podobne obciążenie maszyny.
     """
     tag = uuid.uuid4().hex[:8]
     workdir = tempfile.mkdtemp(prefix="ailexia_sync_bench_")
     engines = make_engines(args.project or [str(ROOT)], tag, workdir)
     ctx: dict[str, Any] = {
-        "pg_db": f"ailexia_bench_src_{tag}",
+        "src": None,
         "local_dbs": [engine["local_db"] for engine in engines],
         "peers_db": f"ailexia_bench_peers_{tag}",
         "workdir": workdir,
@@ -587,49 +482,59 @@ def bench_one(rows: int, args: argparse.Namespace, reasons: dict[str, str | None
     runs: list[dict[str, Any]] = []
     skipped: dict[str, str] = {}
     suffix = len(engines) > 1
+    name_of = sync_sources.KINDS[kind]["label"]
 
-    def sync_phase(path: str, label: str, expected: dict[str, int]) -> None:
-        for engine in engines:
+    def sync_phase(path: str, label: str, expected: dict[str, int], only: list | None = None) -> None:
+        for engine in only or engines:
             name = f"{label} [{engine['name']}]" if suffix else label
-            log(f"N={rows}: {name}")
+            log(f"{name_of} N={rows}: {name}")
             result = run_sync(ctx, engine, expected)
             runs.append({"path": path, "label": name, "engine": engine["name"], **result})
 
     try:
-        log(f"N={rows}: generating source table {ctx['pg_db']}.{TABLE}")
-        source = create_source(ctx["pg_db"], rows, args.seed)
-        ctx["expected"] = source_fingerprint(ctx["pg_db"])
+        log(f"{name_of} N={rows}: generating source table")
+        ctx["src"] = sync_sources.create(kind, tag, workdir, rows, args.seed)
+        ctx["expected"] = sync_sources.fingerprint(ctx["src"])
         my_value(None, f"CREATE DATABASE `{ctx['peers_db']}` CHARACTER SET utf8mb4")
-        if not args.no_proxy:
-            ctx["proxy"] = start_proxy(PG_SERVER["host"], PG_SERVER["port"])
-        ctx["pg_port"] = ctx["proxy"]["port"] if ctx["proxy"] else PG_SERVER["port"]
+        engine_kind = ctx["src"]["engine"]
+        if not args.no_proxy and engine_kind != "sqlite":
+            server = PG_SERVER if engine_kind == "pgsql" else MY_SERVER
+            ctx["proxy"] = start_proxy(server["host"], server["port"])
+        default_port = PG_SERVER["port"] if engine_kind == "pgsql" else MY_SERVER["port"]
+        ctx["src_port"] = ctx["proxy"]["port"] if ctx["proxy"] else default_port
 
         for name, label, function in (
-            ("raw", "raw copy (psql \\copy + LOAD DATA)", run_raw),
+            ("raw", "raw copy (client dump + LOAD DATA)", run_raw),
             ("dlt", "dlt (pyarrow -> sqlalchemy)", run_dlt),
             ("sling", "Sling full-refresh", run_sling),
         ):
-            if reasons[name]:
-                skipped[name] = reasons[name]
-                log(f"N={rows}: {label}: {reasons[name]}")
+            reason = reasons[name] or (
+                None if name == "raw" or kind == "pg_bigint" else "peers: pg_bigint only"
+            )
+            if reason:
+                skipped[name] = reason
                 continue
-            log(f"N={rows}: {label}")
+            log(f"{name_of} N={rows}: {label}")
             runs.append({"path": name, "label": label, **function(ctx)})
 
         for engine in engines:
             engine["id_task"] = register_task(ctx, engine)
-        sync_phase(
-            "initial", "sync.py initial", {"records_new": rows, "records_updated": 0, "records_deleted": 0}
-        )
-        counters = change_source(ctx, source, rows)
-        ctx["expected"] = source_fingerprint(ctx["pg_db"])
-        log(f"N={rows}: source changed: 1 % changed / 0.5 % deleted / 0.5 % inserted {counters}")
-        sync_phase("resync_1pct", "sync.py resync 1 %", counters)
-        sync_phase(
-            "resync_none",
-            "sync.py resync no change",
-            {"records_new": 0, "records_updated": 0, "records_deleted": 0},
-        )
+        sync_phase("initial", "initial", {"records_new": rows, "records_updated": 0, "records_deleted": 0})
+        for path, label, plan in RESYNCS:
+            only = None
+            if path == "resync_1pct_cursor":
+                only = [engine for engine in engines if has_cursor_mode(engine)]
+                if not only:
+                    skipped[path] = "engine has no task.cursor_column"
+                    continue
+                for engine in only:
+                    set_cursor(engine, "updated_at")
+                # Run bez zmian zapamiętuje wartość kursora; mierzony jest dopiero następny.
+                sync_phase("cursor_prime", "cursor prime (not a target)", NO_CHANGE, only)
+            change = plan(rows)
+            counters = NO_CHANGE if change is None else sync_sources.change(ctx["src"], **change)
+            ctx["expected"] = sync_sources.fingerprint(ctx["src"])
+            sync_phase(path, label, counters, only)
     finally:
         if ctx["proxy"]:
             stop_proxy(ctx["proxy"])
@@ -640,6 +545,8 @@ def bench_one(rows: int, args: argparse.Namespace, reasons: dict[str, str | None
         run["rows_per_s"] = rows / run["seconds"]
     return {
         "rows": rows,
+        "kind": kind,
+        "kind_label": name_of,
         "source_text_mib": ctx["expected"]["text_bytes"] / MIB,
         "runs": runs,
         "skipped": skipped,
@@ -653,74 +560,88 @@ def bench_one(rows: int, args: argparse.Namespace, reasons: dict[str, str | None
 def teardown(ctx: dict[str, Any]) -> None:
     """Usuwa bazy i katalog roboczy (albo, z ``--keep``, wypisuje ich nazwy)."""
     if ctx["keep"]:
+        src = ctx["src"]["db"] if ctx["src"] else "-"
         log(
-            f"kept: PostgreSQL {ctx['pg_db']}, MariaDB {', '.join(ctx['local_dbs'])}, {ctx['peers_db']}, "
-            f"dir {ctx['workdir']}"
+            f"kept: source {src}, MariaDB {', '.join(ctx['local_dbs'])}, {ctx['peers_db']}, dir {ctx['workdir']}"
         )
         return
+    if ctx["src"]:
+        sync_sources.drop(ctx["src"])
     shutil.rmtree(ctx["workdir"], ignore_errors=True)
-    admin = pg_connect("postgres")
-    with admin.cursor() as cur:
-        cur.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname=%s AND pid<>pg_backend_pid()",
-            (ctx["pg_db"],),
-        )
-        cur.execute(f'DROP DATABASE IF EXISTS "{ctx["pg_db"]}"')
-    admin.close()
     for name in (*ctx["local_dbs"], ctx["peers_db"], f"{ctx['peers_db']}_dlt"):
         my_value(None, f"DROP DATABASE IF EXISTS `{name}`")
 
 
+# Cele issue 28 na rodzaj źródła: (nazwa, licznik, mianownik, relacja, próg); czas/czas przebiegów.
+# ``raw/initial >= 0.5`` = wiersze/s pierwszej synchronizacji >= 0,5x ``raw copy``.
+TARGETS: dict[str, list[tuple[str, str, str, str, float]]] = {
+    "pg_bigint": [
+        ("initial rows/s >= 0.5x raw copy", "raw", "initial", ">=", 0.5),
+        ("initial rows/s >= 1.5x dlt", "dlt", "initial", ">=", 1.5),
+        ("initial faster than Sling", "sling", "initial", ">", 1.0),
+        ("no change <= 0.35x raw copy", "resync_none", "raw", "<=", 0.35),
+        ("10 rows <= 1.1x no change", "resync_10", "resync_none", "<=", 1.1),
+        ("0.1 % <= 0.15x initial", "resync_01pct", "initial", "<=", 0.15),
+        ("1 % <= 0.3x initial", "resync_1pct", "initial", "<=", 0.3),
+        ("1 % with a cursor <= 0.15x initial", "resync_1pct_cursor", "initial", "<=", 0.15),
+    ],
+    "pg_uuid": [
+        ("no change <= 0.35x initial", "resync_none", "initial", "<=", 0.35),
+        ("1 % <= 0.45x initial", "resync_1pct", "initial", "<=", 0.45),
+    ],
+    "mariadb_int": [
+        ("no change <= 0.35x initial", "resync_none", "initial", "<=", 0.35),
+        ("1 % <= 0.45x initial", "resync_1pct", "initial", "<=", 0.45),
+    ],
+    "sqlite": [("no change <= 0.5x initial", "resync_none", "initial", "<=", 0.5)],
+}
+
+
+def _met(value: float | None, op: str, limit: float) -> bool | None:
+    if not value:
+        return None
+    return {">=": value >= limit, ">": value > limit, "<=": value <= limit}[op]
+
+
 def evaluate_targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Oblicza cele z issue 13 dla każdego N i silnika oraz cel pamięci między najmniejszym a największym N."""
+    """Cele issue 28 dla każdego N, rodzaju źródła i silnika oraz cel pamięci między najmniejszym a największym N."""
     targets = []
     engines = [e["name"] for e in results[0]["engines"]]
     for engine in engines:
         prefix = f"[{engine}] " if len(engines) > 1 else ""
         for result in results:
             by = {run["path"]: run for run in result["runs"] if run.get("engine") in (None, engine)}
-            initial, none, one = by["initial"], by["resync_none"], by["resync_1pct"]
-            raw, dlt = by.get("raw"), by.get("dlt")
-            checks = [
-                (
-                    "initial sync rows/s >= 0.5x raw copy",
-                    raw and raw["seconds"] / initial["seconds"],
-                    ">=",
-                    0.5,
-                ),
-                ("initial sync rows/s >= 1.5x dlt", dlt and dlt["seconds"] / initial["seconds"], ">=", 1.5),
-                (
-                    "no-change resync time <= 0.5x raw copy",
-                    raw and none["seconds"] / raw["seconds"],
-                    "<=",
-                    0.5,
-                ),
-                ("no-change resync time <= 0.35x initial", none["seconds"] / initial["seconds"], "<=", 0.35),
-                ("1 % resync time <= 0.5x initial (aim)", one["seconds"] / initial["seconds"], "<=", 0.5),
-            ]
-            for name, value, op, limit in checks:
-                met = None if not value else (value >= limit if op == ">=" else value <= limit)
+            for name, top, bottom, op, limit in TARGETS[result["kind"]]:
+                value = by[top]["seconds"] / by[bottom]["seconds"] if top in by and bottom in by else None
                 targets.append(
                     {
                         "rows": result["rows"],
+                        "kind": result["kind"],
                         "engine": engine,
-                        "target": prefix + name,
-                        "value": value or None,
-                        "met": met,
+                        "target": f"{prefix}{result['kind']}: {name}",
+                        "value": value,
+                        "met": _met(value, op, limit),
                     }
                 )
-        if len(results) > 1:
-            ordered = sorted(results, key=lambda r: r["rows"])
+        sizes = sorted({r["rows"] for r in results})
+        if len(sizes) > 1:
 
-            def sync_peak(result: dict[str, Any], engine: str = engine) -> float:
-                return max(r["peak_mib"] for r in result["runs"] if r.get("engine") == engine)
+            def sync_peak(rows: int, engine: str = engine) -> float:
+                return max(
+                    run["peak_mib"]
+                    for r in results
+                    if r["rows"] == rows
+                    for run in r["runs"]
+                    if run.get("engine") == engine
+                )
 
-            low, high = sync_peak(ordered[0]), sync_peak(ordered[-1])
+            low, high = sync_peak(sizes[0]), sync_peak(sizes[-1])
             targets.append(
                 {
-                    "rows": ordered[-1]["rows"],
+                    "rows": sizes[-1],
+                    "kind": "all",
                     "engine": engine,
-                    "target": f"{prefix}sync.py peak RSS at N={ordered[-1]['rows']} <= 1.2x N={ordered[0]['rows']}",
+                    "target": f"{prefix}sync.py peak RSS at N={sizes[-1]} <= 1.2x N={sizes[0]}",
                     "value": high / low,
                     "met": high / low <= 1.2,
                     "detail": f"{high:.1f} MiB / {low:.1f} MiB",
@@ -729,9 +650,9 @@ def evaluate_targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return targets
 
 
-def _ratio(by: dict[str, dict[str, Any]], peer: str, run: dict[str, Any]) -> str:
-    """Czas ścieżki ``peer`` podzielony przez czas przebiegu ``run`` (albo ``-``, gdy jej nie mierzono)."""
-    return f"{by[peer]['seconds'] / run['seconds']:.2f}" if peer in by else "-"
+def _ratio(by: dict[str, dict[str, Any]], base: str, run: dict[str, Any]) -> str:
+    """Czas przebiegu ``run`` podzielony przez czas ścieżki ``base`` (albo ``-``, gdy jej nie mierzono)."""
+    return f"{run['seconds'] / by[base]['seconds']:.2f}" if base in by else "-"
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -745,33 +666,34 @@ def format_report(report: dict[str, Any]) -> str:
         "",
     ]
     header = (
-        f"{'path':<36}{'N':>9}{'s':>9}{'rows/s':>10}{'x raw':>7}{'x dlt':>7}{'x Sling':>8}"
-        f"{'src MiB':>9}{'peak MiB':>9}{'load':>6}{'engine s':>9}"
+        f"{'path':<36}{'N':>9}{'s':>8}{'x init':>7}{'x raw':>7}{'src MiB':>9}{'peak MiB':>9}"
+        f"{'load':>6}{'engine s':>9}"
     )
     for result in report["results"]:
-        by = {run["path"]: run for run in result["runs"] if "engine" not in run}
-        lines.append(f"N={result['rows']}: source texts {result['source_text_mib']:.1f} MiB (UTF-8)")
+        by = {run["path"]: run for run in result["runs"] if run["path"] in ("raw", "initial")}
+        lines.append(
+            f"{result['kind_label']}, N={result['rows']}: source texts {result['source_text_mib']:.1f} MiB (UTF-8)"
+        )
         lines.append(header)
         lines.append("-" * len(header))
         for run in result["runs"]:
-            src = "-" if run["source_bytes"] is None else f"{run['source_bytes'] / MIB:.1f}"
+            src = "-" if run["source_bytes"] is None else f"{run['source_bytes'] / MIB:.2f}"
             engine = "" if run.get("engine_s") is None else f"{run['engine_s']:.2f}"
             lines.append(
-                f"{run['label']:<36}{run['rows']:>9}{run['seconds']:>9.2f}{run['rows_per_s']:>10.0f}"
-                f"{_ratio(by, 'raw', run):>7}{_ratio(by, 'dlt', run):>7}{_ratio(by, 'sling', run):>8}{src:>9}{run['peak_mib']:>9.1f}"
-                f"{run['load1']:>6.2f}{engine:>9}"
+                f"{run['label']:<36}{run['rows']:>9}{run['seconds']:>8.2f}{_ratio(by, 'initial', run):>7}"
+                f"{_ratio(by, 'raw', run):>7}{src:>9}{run['peak_mib']:>9.1f}{run['load1']:>6.2f}{engine:>9}"
             )
         for name, reason in result["skipped"].items():
             lines.append(f"  ({name} not measured: {reason})")
         lines.append("")
     lines.append(
-        "x raw / x dlt / x Sling = that path's time / this row's time (= ratio of rows/s at the same N)"
+        "x init / x raw = this row's time / the initial sync's (raw copy's) time at the same N and source"
     )
     lines.append(
         "s = whole process (the targets use it); engine s = the sync run's own time from run_log, "
         "without process start-up (for information)"
     )
-    lines.append("targets (binding at the largest N):")
+    lines.append("targets (issue 28; binding at the largest N):")
     width = max(len(t["target"]) for t in report["targets"])
     for target in report["targets"]:
         mark = {True: "MET", False: "NOT MET", None: "n/a"}[target["met"]]
@@ -796,6 +718,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000])
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument(
+        "--kinds",
+        nargs="+",
+        choices=list(sync_sources.KINDS),
+        default=list(sync_sources.KINDS),
+        help="rodzaje źródeł",
+    )
     parser.add_argument("--skip-peers", action="store_true", help="bez dlt i Sling")
     parser.add_argument("--no-proxy", action="store_true", help="bez proxy liczącego bajty źródła")
     parser.add_argument(
@@ -806,8 +735,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="nie usuwaj baz benchmarku")
     args = parser.parse_args(argv)
-    if any(n < 400 for n in args.rows):
-        parser.error("--rows: co najmniej 400 wierszy (1 % zmian musi coś zmienić)")
+    if any(n < 1000 for n in args.rows):
+        parser.error("--rows: co najmniej 1000 wierszy (0,1 % zmian musi coś zmienić)")
 
     report: dict[str, Any] = {"cores": os.cpu_count(), "uptime_start": uptime()}
     reasons = peers_available(args.skip_peers)
@@ -815,10 +744,10 @@ def main(argv: list[str] | None = None) -> int:
     report["bytes_note"] = (
         "not measured (--no-proxy)"
         if args.no_proxy
-        else "server->client bytes through a splice() byte-counting TCP proxy in front of PostgreSQL, "
-        "used by every measured run (same path for all, so the timings stay comparable)"
+        else "server->client bytes through a splice() byte-counting TCP proxy in front of the source server "
+        "(PostgreSQL or MariaDB; SQLite is a file: not measured), used by every measured run"
     )
-    report["results"] = [bench_one(rows, args, reasons) for rows in args.rows]
+    report["results"] = [bench_one(rows, kind, args, reasons) for rows in args.rows for kind in args.kinds]
     report["uptime_end"] = uptime()
     report["targets"] = evaluate_targets(report["results"])
     if args.json == "-":

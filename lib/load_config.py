@@ -85,6 +85,11 @@ class Settings(BaseSettings):
         2,
         description="Ile połączeń ze źródłem liczy naraz odciski stron przy resyncu (PostgreSQL; 1 = jedno, po kolei)",
     )
+    sync_cursor_lag_s: Seconds = Field(
+        60.0,
+        description="Tryb kursora (task.cursor_column): resync czyta wiersze z kursorem >= ostatni "
+        "minus tyle sekund",
+    )
     log_level: LogLevel = Field("INFO", description="DEBUG, INFO, WARNING, ERROR, CRITICAL")
     log_format: str = Field(DEFAULT_LOG_FORMAT, description="Format linii logu (logging)")
     log_sql_queries: Flag = Field(

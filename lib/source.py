@@ -73,10 +73,15 @@ def exports_in_place(task_row: dict[str, Any]) -> bool:
 
 
 def resolve_task_target(rconn: db_remote.RemoteConn, task_row: dict[str, Any]) -> db_remote.Target:
-    """Sprawdza w katalogu źródła tabelę, kolumnę, klucz i kolumnę eksportu zadania."""
+    """Sprawdza w katalogu źródła tabelę, kolumnę, klucz, kolumnę eksportu i kolumnę kursora zadania."""
     extra = [task_row["export_column"]] if task_row.get("export_column") else []
     return db_remote.resolve_target(
-        rconn, task_row["table_name"], task_row["column_name"], task_row.get("key_column"), extra
+        rconn,
+        task_row["table_name"],
+        task_row["column_name"],
+        task_row.get("key_column"),
+        extra,
+        task_row.get("cursor_column"),
     )
 
 

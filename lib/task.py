@@ -221,6 +221,12 @@ def restart_scan_position(db: MySQL, id_task: int, marker: str) -> None:
     db.commit()
 
 
+def set_cursor_value(db: MySQL, id_task: int, value: str | None) -> None:
+    """Zapamiętuje wartość kursora resyncu (największy kursor źródła na starcie zakończonego skanu)."""
+    db.execute("UPDATE task SET cursor_value=%s WHERE id_task=%s", (value, id_task))
+    db.commit()
+
+
 def set_resume_marker(db: MySQL, id_task: int, marker: str) -> None:
     """Zapisuje znacznik operacji (``scan:…`` w trakcie skanu, ``verify:…`` po zatwierdzonym skanie)."""
     db.execute("UPDATE task SET resume_marker=%s WHERE id_task=%s", (marker, id_task))

@@ -181,8 +181,10 @@ def items_by_keys(db: MySQL, id_task: int, remote_keys: list[str]) -> dict[str, 
     return {r["remote_key"]: tuple(list(r.values())[1:]) for r in rows}
 
 
-def items_after(db: MySQL, id_task: int, after: int | None, count: int) -> list[tuple]:
-    """Do ``count`` kolejnych pozycji (także usuniętych) za pozycją ``after`` w porządku źródła.
+def items_after(
+    db: MySQL, id_task: int, after: int | None, count: int, high: int | None = None
+) -> list[tuple]:
+    """Do ``count`` kolejnych pozycji (także usuniętych) za pozycją ``after`` (do ``high`` włącznie) w porządku źródła.
 
     Jeden odczyt zakresu pokrywającego indeksu ``idx_task_item_order`` zamiast wyszukiwania każdego
     klucza strony osobno (``items_by_keys``) i osobnego zapytania o zakres (``active_in_range``).
@@ -191,7 +193,7 @@ def items_after(db: MySQL, id_task: int, after: int | None, count: int) -> list[
         Krotki ``(remote_key, id_task_item, source_ord, original_hash, local_hash, status, deleted)``
         rosnąco po ``source_ord`` (od drugiej pozycji: kształt wartości ``items_by_keys``).
     """
-    bound, params = _ord_range(after, None)
+    bound, params = _ord_range(after, high)
     # Jeden napis zamiast wierszy: sterownik w Pythonie parsuje każde pole osobno (~10 µs na wiersz),
     # a linie rozdzielone tabulatorem dzieli str.split. remote_key (JSON) nie zawiera tabulatora ani
     # nowej linii; brak hasha to pusty napis (hash nigdy nie jest pusty).
@@ -229,6 +231,27 @@ def items_after(db: MySQL, id_task: int, after: int | None, count: int) -> list[
             )
         )
     return items
+
+
+def nth_active_after(db: MySQL, id_task: int, after: int | None, count: int) -> tuple[str, int] | None:
+    """``(remote_key, source_ord)`` ``count``-tej aktywnej pozycji za ``after`` albo ``None``, gdy jest ich mniej.
+
+    Granica strony resyncu zakresami (``lib.sync``): sam pokrywający indeks ``idx_task_item_order``.
+    """
+    bound, params = _ord_range(after, None)
+    row = db.query_one(
+        f"SELECT remote_key, source_ord FROM task_item FORCE INDEX ({ORDER_INDEX}) WHERE id_task=%s "
+        f"AND deleted_at IS NULL AND {bound} ORDER BY source_ord LIMIT 1 OFFSET %s",
+        (id_task, *params, count - 1),
+    )
+    return None if row is None else (row["remote_key"], int(row["source_ord"]))
+
+
+def key_at_ord(db: MySQL, id_task: int, ordinal: int) -> str | None:
+    """``remote_key`` pozycji o pozycji ``ordinal`` w porządku źródła."""
+    return db.query_value(
+        "SELECT remote_key FROM task_item WHERE id_task=%s AND source_ord=%s", (id_task, ordinal)
+    )
 
 
 def active_in_range(db: MySQL, id_task: int, low: int | None, high: int) -> dict[int, str]:
@@ -278,9 +301,11 @@ ORDER_INDEX = "idx_task_item_order"
 _FINGERPRINT_SQL = (
     "SELECT COUNT(*) AS n, SHA2(GROUP_CONCAT(CONCAT(remote_key, '\\t', IFNULL(ref, '')) "
     "{order}SEPARATOR '\\n'), 256) AS fp, MAX(source_ord) AS last_ord FROM ("
-    f"SELECT remote_key, source_ord, {REFERENCE_HASH_SQL} AS ref FROM task_item{{index}} "
+    "SELECT remote_key, source_ord, {ref} AS ref FROM task_item{index} "
     "WHERE id_task=%s AND deleted_at IS NULL AND {bound}{limit}) page"
 )
+# Odcisk samych kluczy (tryb kursora): ``%s`` zostaje, żeby parametry były te same.
+_KEYS_ONLY_REF = "IF(%s, NULL, NULL)"
 
 
 def next_fingerprint(
@@ -297,14 +322,18 @@ def next_fingerprint(
     """
     bound, params = _ord_range(after, None)
     sql = _FINGERPRINT_SQL.format(
-        order="ORDER BY source_ord ", index="", bound=bound, limit=" ORDER BY source_ord LIMIT %s"
+        order="ORDER BY source_ord ",
+        ref=REFERENCE_HASH_SQL,
+        index="",
+        bound=bound,
+        limit=" ORDER BY source_ord LIMIT %s",
     )
     row = db.query_one(sql, (in_place, id_task, *params, count))
     return int(row["n"]), row["fp"], row["last_ord"]
 
 
 def range_fingerprint(
-    db: MySQL, id_task: int, low: int | None, high: int, in_place: bool
+    db: MySQL, id_task: int, low: int | None, high: int | None, in_place: bool, keys_only: bool = False
 ) -> tuple[int, str | None, int | None]:
     """Odcisk aktywnych pozycji z pozycją w ``(low, high]`` (jak ``next_fingerprint``, ten sam format).
 
@@ -318,12 +347,16 @@ def range_fingerprint(
     ``GROUP_CONCAT`` kosztowało ponad połowę czasu zapytania (185 ms wobec 81 ms na 100 000
     pozycji). Gdyby serwer podał wiersze w innej kolejności, odcisk byłby inny niż odcisk źródła -
     strona zostałaby przeczytana wiersz po wierszu (wolniej, ale dokładnie), nigdy uznana za równą.
+    ``keys_only``: odcisk samych kluczy (linie ``remote_key<TAB>``) - usunięte wiersze w trybie kursora.
 
     Returns:
         ``(liczba pozycji, odcisk, pozycja ostatniej)``.
     """
     bound, params = _ord_range(low, high)
-    sql = _FINGERPRINT_SQL.format(order="", index=f" FORCE INDEX ({ORDER_INDEX})", bound=bound, limit="")
+    ref = _KEYS_ONLY_REF if keys_only else REFERENCE_HASH_SQL
+    sql = _FINGERPRINT_SQL.format(
+        order="", ref=ref, index=f" FORCE INDEX ({ORDER_INDEX})", bound=bound, limit=""
+    )
     row = db.query_one(sql, (in_place, id_task, *params))
     return int(row["n"]), row["fp"], row["last_ord"]
 

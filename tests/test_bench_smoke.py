@@ -77,31 +77,59 @@ def test_ai_bench_small_run_prints_all_scenarios(settings):
 
 
 def test_sync_bench_small_run_checks_every_path():
-    """2 000 wierszy bez dlt i Sling: raw copy i trzy procesy ``sync.py`` z dokładnymi licznikami."""
-    result = _run(["bench/sync_bench.py", "--rows", "2000", "--skip-peers", "--json"], timeout=240)
+    """2 000 wierszy bez dlt i Sling, PostgreSQL (BIGINT) i SQLite: raw copy i procesy ``sync.py`` z dokładnymi licznikami."""
+    result = _run(
+        ["bench/sync_bench.py", "--rows", "2000", "--skip-peers", "--kinds", "pg_bigint", "sqlite", "--json"],
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
-    (only,) = report["results"]
-    runs = {run["path"]: run for run in only["runs"]}
-    assert list(runs) == ["raw", "initial", "resync_1pct", "resync_none"]
-    assert set(only["skipped"]) == {"dlt", "sling"}
-    # 1 % z 2 000 zmienionych, 0,5 % usuniętych, 0,5 % wstawionych - liczniki zadania co do sztuki.
-    assert runs["initial"]["counters"] == {"records_new": 2000, "records_updated": 0, "records_deleted": 0}
-    assert runs["resync_1pct"]["counters"] == {
-        "records_new": 10,
-        "records_updated": 20,
-        "records_deleted": 10,
-    }
-    assert runs["resync_none"]["counters"] == {"records_new": 0, "records_updated": 0, "records_deleted": 0}
-    text_bytes = only["source_text_mib"] * 2**20
-    # Proxy liczy bajty naprawdę: kopia i pierwsza synchronizacja muszą przeczytać wszystkie teksty.
-    assert runs["raw"]["source_bytes"] >= text_bytes
-    assert runs["initial"]["source_bytes"] >= text_bytes
-    for run in runs.values():
-        assert run["seconds"] > 0 and run["peak_mib"] > 1
-    targets = [t for t in report["targets"] if t["rows"] == 2000]
-    assert len(targets) == 5
-    assert [t["met"] is None for t in targets] == [False, True, False, False, False]  # tylko cel dlt bez dlt
+    by_kind = {r["kind"]: r for r in report["results"]}
+    assert set(by_kind) == {"pg_bigint", "sqlite"}
+    paths = ["raw", "initial", "resync_none", "resync_10", "resync_01pct", "resync_1pct"]
+    for kind, result_of in by_kind.items():
+        runs = {run["path"]: run for run in result_of["runs"]}
+        assert list(runs) == [*paths, "cursor_prime", "resync_1pct_cursor"], kind
+        assert {"dlt", "sling"} <= set(result_of["skipped"])
+        # 1 % z 2 000 zmienionych, 0,5 % usuniętych, 0,5 % wstawionych - liczniki zadania co do sztuki.
+        assert runs["initial"]["counters"] == {
+            "records_new": 2000,
+            "records_updated": 0,
+            "records_deleted": 0,
+        }
+        assert runs["resync_1pct"]["counters"] == {
+            "records_new": 10,
+            "records_updated": 20,
+            "records_deleted": 10,
+        }
+        assert runs["resync_10"]["counters"] == {
+            "records_new": 0,
+            "records_updated": 10,
+            "records_deleted": 0,
+        }
+        assert runs["resync_01pct"]["counters"] == {
+            "records_new": 0,
+            "records_updated": 2,
+            "records_deleted": 0,
+        }
+        assert runs["resync_none"]["counters"] == {
+            "records_new": 0,
+            "records_updated": 0,
+            "records_deleted": 0,
+        }
+        for run in runs.values():
+            assert run["seconds"] > 0 and run["peak_mib"] > 1
+    pg = {run["path"]: run for run in by_kind["pg_bigint"]["runs"]}
+    text_bytes = by_kind["pg_bigint"]["source_text_mib"] * 2**20
+    # Proxy liczy bajty naprawdę: kopia i pierwsza synchronizacja czytają wszystkie teksty, resync bez
+    # zmian - odciski (przy 2 000 wierszy przeważa stały koszt: katalog, sprawdzenie pierwszej strony).
+    assert pg["raw"]["source_bytes"] >= text_bytes and pg["initial"]["source_bytes"] >= text_bytes
+    assert pg["resync_none"]["source_bytes"] < pg["initial"]["source_bytes"] / 2
+    assert {run["source_bytes"] for run in by_kind["sqlite"]["runs"]} == {None}
+    targets = {t["target"]: t["met"] for t in report["targets"] if t["rows"] == 2000}
+    assert len(targets) == 9
+    assert targets["pg_bigint: initial rows/s >= 1.5x dlt"] is None  # bez dlt
+    assert all(met is not None for name, met in targets.items() if "dlt" not in name and "Sling" not in name)
 
 
 def test_sync_bench_fingerprints_see_one_changed_character(pg_source):

@@ -15,6 +15,7 @@ from lib import db_remote
 from lib.db_remote import encode_key
 from lib.db_utils import compute_hash
 from lib.sync import engine as sync
+from lib.sync import merge
 from tests.helpers import add_connection, add_task, create_text_table, source_execute, source_query
 
 # Teksty, które łatwo zepsuć w TSV/COPY/hashu: ucieczki, NULL i '', znaki 4-bajtowe, spacje na końcu.
@@ -245,9 +246,10 @@ def test_resync_source_hashes_match_text_path(small_batches, db, any_source, mon
     with monkeypatch.context() as patch:
         _text_path(patch)
         sync.sync_task(settings, slow)
-    hashes = any_source["db_type"] != "sqlite"
-    # PostgreSQL z kluczem całkowitym: odciski całych stron liczone przez źródło; MariaDB: hashe wierszy.
-    mode = {"pgsql": "fingerprints", "mysql": "hashes", "sqlite": "pages"}[any_source["db_type"]]
+    hashes = True  # SQLite też: funkcja ailexia_sha256 zarejestrowana na połączeniu
+    # PostgreSQL z kluczem całkowitym: odciski stron keyset liczone przez źródło; MariaDB i SQLite:
+    # odciski zakresów kluczy wyznaczonych z porządku kopii lokalnej.
+    mode = {"pgsql": "fingerprints", "mysql": "ranges", "sqlite": "ranges"}[any_source["db_type"]]
 
     quiet = sync.sync_task(settings, fast)
     assert quiet["read_mode"] == mode
@@ -305,7 +307,7 @@ def test_source_hash_unusable_falls_back_to_texts(small_batches, db, pg_source):
 def test_page_fingerprint_and_hash_range_on_postgres(settings, pg_source):
     """Odcisk strony z PostgreSQL = odcisk liczony w Pythonie; zakres (po, ostatni] czytany kilkoma stronami."""
     from lib.db_utils import hash_function
-    from lib.sync.engine import _page_fingerprint, _prepare_page
+    from lib.sync.merge import _page_fingerprint, _prepare_page
 
     create_text_table(pg_source, rows=[(i, None if i == 4 else f"tekst {i} 😀") for i in range(1, 51)])
     rconn = db_remote.connect(pg_source, settings)
@@ -430,13 +432,13 @@ def test_pages_equal_by_fingerprint_share_one_commit(small_batches, db, pg_sourc
     id_task = add_task(db, connection)
     sync.sync_task(settings, id_task)
     writes = []
-    real = sync._write_batch
+    real = merge._write_batch
 
     def counted(scan, final, *args, **kwargs):
         writes.append(final)
         return real(scan, final, *args, **kwargs)
 
-    monkeypatch.setattr(sync, "_write_batch", counted)
+    monkeypatch.setattr(merge, "_write_batch", counted)
     quiet = sync.sync_task(settings, id_task)
     assert quiet["read_mode"] == "fingerprints" and quiet["unchanged"] == 600
     assert writes == [True], writes  # tylko końcowy zapis pozycji i liczników
@@ -542,7 +544,7 @@ def test_parallel_writers_deadlock_at_the_task_lock_rewrites_the_part(
     settings = small_batches.updated(SYNC_WRITERS=2)
     create_text_table(pg_source, rows=[(i, f"wiersz {i}") for i in range(1, 101)])
     id_task = add_task(db, add_connection(db, pg_source))
-    real_lock = sync.lock_task_row
+    real_lock = merge.lock_task_row
     calls = []
 
     def deadlock_once(conn, task):
@@ -551,7 +553,7 @@ def test_parallel_writers_deadlock_at_the_task_lock_rewrites_the_part(
             raise pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock")
         return real_lock(conn, task)
 
-    monkeypatch.setattr(sync, "lock_task_row", deadlock_once)
+    monkeypatch.setattr(merge, "lock_task_row", deadlock_once)
     stats = sync.sync_task(settings, id_task)
     assert len(calls) > 1 and stats["verify"]["outcome"] == "completed"
     assert _prefix_state(db, id_task) == (100, 100, 100)

@@ -21,6 +21,7 @@ import pytest
 from lib.export import run as export
 from lib.review.decisions import set_decision
 from lib.sync import engine as sync
+from lib.sync import merge
 from tests.conftest import PROJECT_ROOT
 from tests.helpers import add_connection, add_task, source_execute, source_executemany, source_query
 
@@ -349,7 +350,8 @@ def test_ci_source_renaming_case_is_delete_plus_insert(settings, db, mysql_sourc
 
 def test_many_inserts_between_two_keys_shift_positions(settings, db, pg_source, monkeypatch):
     """Gdy między sąsiadami brakuje liczb na pozycje, dalsze pozycje są przesuwane - wynik bez zmian."""
-    monkeypatch.setattr(sync, "GAP", 4)
+    monkeypatch.setattr(sync, "GAP", 4)  # pierwsza synchronizacja
+    monkeypatch.setattr(merge, "GAP", 4)  # pozycje nowych wierszy przy resyncu
     source_execute(pg_source, 'CREATE TABLE items (code text COLLATE "C" PRIMARY KEY, body text)')
     case = {"cols": ("code",), "kinds": ("text",)}
     insert_rows(pg_source, case, [("a",), ("b",), ("c",)])

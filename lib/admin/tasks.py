@@ -1,8 +1,8 @@
 """Zadania (``task``) bez SQL-a operatora: dodanie ze sprawdzeniem w źródle, lista, stan, zmiany statusu.
 
 Zmiany statusu to te same zapisy, które dokumentacja opisuje jako ``UPDATE task SET status=...``:
-runy czytają status na granicy partii (``lib.control.make_stop_check``), a sensor podejmuje
-``new``/``resync`` (``lib.scheduling``). Każda zmiana jest warunkowa (``WHERE status IN ...``),
+runy czytają status na granicy partii (``lib.runtime.control.make_stop_check``), a sensor podejmuje
+``new``/``resync`` (``lib.runtime.scheduling``). Każda zmiana jest warunkowa (``WHERE status IN ...``),
 więc nie nadpisuje statusu, który run albo sensor właśnie ustawił.
 """
 

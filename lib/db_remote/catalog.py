@@ -66,6 +66,8 @@ class Target(NamedTuple):
     column_type: str = ""
     # Zestaw znaków kolumny tekstowej i kolumn dodatkowych (nazwa -> zestaw z katalogu; brak = Unicode).
     charsets: dict[str, str] = {}
+    # Zacytowana kolumna kursora resyncu (``task.cursor_column``) albo pusty napis.
+    quoted_cursor: str = ""
 
     def charset_of(self, column: str) -> str:
         """Zestaw znaków kolumny z katalogu (pusty, gdy kolumna przechowuje pełny Unicode albo nieznany)."""
@@ -245,8 +247,9 @@ def resolve_target(
     column_name: str,
     key_column: str | None = None,
     extra_columns: Sequence[str] = (),
+    cursor_column: str | None = None,
 ) -> Target:
-    """Sprawdza w katalogu źródła tabelę, kolumnę, klucz i kolumny dodatkowe.
+    """Sprawdza w katalogu źródła tabelę, kolumnę, klucz, kolumny dodatkowe i kolumnę kursora.
 
     Wszystkie wyszukiwania idą parametrami; do wyniku trafiają nazwy z katalogu, zacytowane
     według dialektu. Nazwa, której nie ma w katalogu (np. ``x; DROP TABLE t``), kończy się
@@ -259,6 +262,7 @@ def resolve_target(
         key_column: Kolumny klucza (``task.key_column``, po przecinku, w kolejności klucza) albo
             ``None`` = klucz główny, a bez niego indeks unikalny na kolumnach NOT NULL.
         extra_columns: Kolumny dodatkowe, np. kolumna eksportu.
+        cursor_column: Kolumna kursora resyncu (``task.cursor_column``) albo ``None``.
 
     Returns:
         ``Target`` z nazwami z katalogu i identyfikatorami gotowymi do SQL.
@@ -276,6 +280,7 @@ def resolve_target(
         ("table_name", table_name),
         ("column_name", column_name),
         ("key_column", key_column),
+        ("cursor_column", cursor_column),
         *(("export_column", extra) for extra in extra_columns),
     ):
         if name and "\x00" in name:
@@ -293,7 +298,11 @@ def resolve_target(
             extra.append(found)
     keys = _resolve_key(rconn, columns, schema, table, shown, key_column)
     charsets = {str(row[0]): str(row[3]) for row in columns if row[3] and str(row[0]) in (column, *extra)}
-    return build_target(db_type, schema, table, column, keys, extra, column_type, charsets)
+    target = build_target(db_type, schema, table, column, keys, extra, column_type, charsets)
+    if cursor_column:
+        cursor, _ = _find_column(columns, cursor_column, shown, rconn.label, "cursor_column")
+        target = target._replace(quoted_cursor=quote_identifier(db_type, cursor))
+    return target
 
 
 def _split_key_names(key_column: str) -> list[str]:

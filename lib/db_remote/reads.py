@@ -469,6 +469,159 @@ def fetch_hash_range(
         after_key = page[-1][0]
 
 
+# --- odciski zakresów kluczy (resync zawężany do zmienionych wierszy) ------------------------
+
+
+def can_fingerprint_ranges(rconn: RemoteConn, target: Target) -> bool:
+    """Czy źródło policzy odciski zakresów kluczy (``range_fingerprints``): dialekt z szablonem, klucz jednokolumnowy."""
+    return bool(rconn.dialect.get("range_fingerprints")) and len(target.key_columns) == 1
+
+
+def _range_where(
+    dialect: dict[str, Any], target: Target, low: Key | None, high: Key | None
+) -> tuple[str, list]:
+    """Warunek zakresu kluczy ``(low, high]`` w porządku źródła (``None`` = bez granicy) i jego parametry."""
+    mark = dialect["placeholder"]
+    parts, params = [_keys_not_null(target)], []
+    if low is not None:
+        parts.append(f"{target.quoted_key} > {mark}")
+        params.append(low)
+    if high is not None:
+        parts.append(f"{target.quoted_key} <= {mark}")
+        params.append(high)
+    return " AND ".join(parts), params
+
+
+def range_fingerprints(
+    rconn: RemoteConn, target: Target, hash_sql: str, low: Key | None, highs: Sequence[Key | None]
+) -> list[tuple[int, str | None]]:
+    """Odciski kolejnych zakresów kluczy ``(low, highs[0]]``, ``(highs[0], highs[1]]``, ... jednym zapytaniem.
+
+    Format odcisku jest ten sam, co ``task_item.next_fingerprint`` (sha256 z linii
+    ``remote_key<TAB>hash`` rozdzielonych ``\\n``, w porządku klucza źródła), więc równe liczby
+    i odciski znaczą te same klucze z tymi samymi hashami. Klucz w linii składa źródło (JSON),
+    a gdyby zapisało go inaczej niż ``encode_key``, zakres tylko wyda się różny i zostanie
+    przeczytany wierszami - nigdy nie będzie fałszywie równy.
+
+    Args:
+        rconn: Połączenie (``can_fingerprint_ranges``).
+        target: Wynik ``resolve_target`` z jedną kolumną klucza.
+        hash_sql: Wyrażenie ``source_hash_sql``.
+        low: Klucz przed pierwszym zakresem albo ``None`` (od początku).
+        highs: Ostatnie klucze kolejnych zakresów; ostatni może być ``None`` (do końca tabeli).
+
+    Returns:
+        ``(liczba wierszy, odcisk albo None)`` dla każdego zakresu, w kolejności ``highs``.
+
+    Raises:
+        RemoteError: Gdy źródło zwróci błąd.
+    """
+    dialect = rconn.dialect
+    mark = dialect["placeholder"]
+    kind = "int" if target.single_integer_key else "other"
+    line = dialect["key_line"][kind].format(key=target.quoted_key)
+    where, params = _range_where(dialect, target, low, highs[-1])
+    inner = list(highs[:-1])
+    whens = " ".join(f"WHEN {target.quoted_key} <= {mark} THEN {i}" for i in range(len(inner)))
+    bucket = f"CASE {whens} ELSE {len(inner)} END" if inner else "0"
+    sql = dialect["range_fingerprints"].format(
+        key=target.quoted_key, line=line, hash=hash_sql, bucket=bucket, table=target.quoted_table, where=where
+    )
+    if rconn.db_type == "mysql":
+        # GROUP_CONCAT zakresu: do kilkudziesięciu tysięcy linii po ~100 bajtów.
+        with _driver_errors(rconn, "odciski zakresów"):
+            with rconn.conn.cursor() as cursor:
+                cursor.execute("SET SESSION group_concat_max_len = 1073741824")
+    found = {
+        int(row[0]): (int(row[1]), row[2]) for row in _read(rconn, "odciski zakresów", sql, [*inner, *params])
+    }
+    return [found.get(i, (0, None)) for i in range(len(highs))]
+
+
+def fetch_hash_between(
+    rconn: RemoteConn, target: Target, low: Key | None, high: Key | None, limit: int, hash_sql: str
+) -> list[tuple[Key, str | None]]:
+    """Najwyżej ``limit`` pierwszych wierszy ``(klucz, hash)`` z kluczem w ``(low, high]``, w porządku źródła."""
+    dialect = rconn.dialect
+    where, params = _range_where(dialect, target, low, high)
+    sql = dialect["page"].format(
+        key=target.quoted_key, column=hash_sql, table=target.quoted_table, where=where, limit=int(limit)
+    )
+    with _driver_errors(rconn, "odczyt hashy zakresu"):
+        return [
+            (canonical_key(target, row[:1]), None if row[1] is None else str(row[1]).lower())
+            for row in _read(rconn, "odczyt hashy zakresu", sql, params)
+        ]
+
+
+def max_cursor(rconn: RemoteConn, target: Target) -> Any:
+    """Największa wartość kolumny kursora (``target.quoted_cursor``) albo ``None`` dla pustej tabeli."""
+    sql = f"SELECT MAX({target.quoted_cursor}) FROM {target.quoted_table}"
+    return _read(rconn, "odczyt kursora", sql)[0][0]
+
+
+def fetch_cursor_page(
+    rconn: RemoteConn, target: Target, since: Any, after_key: Key | None, limit: int
+) -> list[tuple[Key, str | None]]:
+    """Strona keyset wierszy ``(klucz, tekst)`` z kursorem ``>= since`` (``since`` None: wszystkie z kursorem)."""
+    dialect = rconn.dialect
+    mark = dialect["placeholder"]
+    where, params = _range_where(dialect, target, after_key, None)
+    if since is None:
+        where += f" AND {target.quoted_cursor} IS NOT NULL"
+    else:
+        where += f" AND {target.quoted_cursor} >= {mark}"
+        params.append(since)
+    sql = dialect["page"].format(
+        key=target.quoted_key,
+        column=target.quoted_column,
+        table=target.quoted_table,
+        where=where,
+        limit=int(limit),
+    )
+    with _driver_errors(rconn, "odczyt wierszy po kursorze"):
+        return [
+            (canonical_key(target, row[:1]), _to_text(row[1]))
+            for row in _read(rconn, "odczyt wierszy po kursorze", sql, params)
+        ]
+
+
+# Ile zakresów najwyżej w jednym zapytaniu ``fetch_hash_ranges`` (parametry: 4 na zakres).
+RANGES_PER_QUERY = 200
+
+
+def fetch_hash_ranges(
+    rconn: RemoteConn, target: Target, ranges: Sequence[tuple[Key | None, Key | None]], hash_sql: str
+) -> list[list[tuple[Key, str | None]]]:
+    """Wiersze ``(klucz, hash)`` kilku rozłącznych zakresów kluczy ``(low, high]`` - jedno zapytanie na ``RANGES_PER_QUERY``.
+
+    Zakresy podaje się rosnąco w porządku źródła; wynik to lista wierszy (w porządku źródła) dla
+    każdego zakresu. Numer zakresu wiersza liczy źródło (``CASE``), bo porządek kluczy źródła
+    (sortowanie, UUID) nie musi być porządkiem Pythona.
+    """
+    result: list[list[tuple[Key, str | None]]] = []
+    for start in range(0, len(ranges), RANGES_PER_QUERY):
+        chunk = ranges[start : start + RANGES_PER_QUERY]
+        conditions, params = [], []
+        for low, high in chunk:
+            where, values = _range_where(rconn.dialect, target, low, high)
+            conditions.append(f"({where})")
+            params.extend(values)
+        whens = " ".join(f"WHEN {condition} THEN {i}" for i, condition in enumerate(conditions))
+        sql = (
+            f"SELECT {target.quoted_key}, {hash_sql}, CASE {whens} END FROM {target.quoted_table} "
+            f"WHERE {' OR '.join(conditions)} ORDER BY {target.quoted_key}"
+        )
+        found: list[list[tuple[Key, str | None]]] = [[] for _ in chunk]
+        with _driver_errors(rconn, "odczyt hashy zakresów"):
+            for row in _read(rconn, "odczyt hashy zakresów", sql, [*params, *params]):
+                found[int(row[2])].append(
+                    (canonical_key(target, row[:1]), None if row[1] is None else str(row[1]).lower())
+                )
+        result.extend(found)
+    return result
+
+
 # --- strumień całej tabeli (COPY) -----------------------------------------------------------
 
 COPY_NULL = b"\\N"

@@ -17,6 +17,7 @@ from lib.load_config import Settings
 from lib.runtime.control import StopCheck
 from lib.runtime.frames import run_with_task_lock
 from lib.source import exports_in_place, hasher, open_source, resolve_task_target
+from lib.sync import markers
 from lib.task import finish_sync, raise_progress, start_verify
 
 # Próbka weryfikacji: tyle porcji po tyle pozycji, rozłożonych po zakresie kluczy.
@@ -50,8 +51,7 @@ def _verify(
     db: MySQL, settings: Settings, task_row: dict[str, Any], run_id: str | None, started: float
 ) -> dict:
     id_task = task_row["id_task"]
-    marker = task_row.get("resume_marker") or ""
-    if marker.startswith("scan:") or task_row["status"] == "paused":
+    if markers.parse(task_row.get("resume_marker")).stage == "scan" or task_row["status"] == "paused":
         return {
             "outcome": "skipped",
             "reason": "skan źródła nie został dokończony (wstrzymany lub przerwany)",
