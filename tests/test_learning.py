@@ -16,6 +16,7 @@ from lib.db_utils import compute_hash
 from lib.review import decisions
 from lib.review.dump import dump_items
 from lib.runtime import scheduling
+from lib.task import finish_sync
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.helpers import add_model, add_task
 
@@ -84,6 +85,10 @@ def test_pilot_end_to_end(settings, db, fake_openai, capsys):
     assert scheduling.tasks_with_pending_ai(db, 3) == []
     assert all(not row["eligible"] for row in scheduling.completed_since(db, None, 3, settle_s=0))
     assert fake_openai["total"] == total
+    # Synchronizacja w fazie nauki kończy się w in_learning, nie w completed (sensor AI nic nie zleca).
+    db.execute("UPDATE task SET status='verifying' WHERE id_task=%s", (id_task,))
+    finish_sync(db, id_task, 0)
+    assert db.query_value("SELECT status FROM task WHERE id_task=%s", (id_task,)) == "in_learning"
 
     # Ocena: przyjęta, poprawiona (recenzent dopisał kropkę), odrzucona.
     decisions.set_decision(db, id_task, [ids[0]], "accepted", "anna")
