@@ -8,6 +8,7 @@ Przykłady:
     python ai.py --id_task 7 --queue [--wait]  # wstaw run do kolejki Dagstera zamiast pracy w tym procesie
     python ai.py --collect [--id_task 7]     # tryb batch: odpytaj batche OpenAI i odbierz zakończone
     python ai.py --cancel-batch 12           # tryb batch: anuluj batch 12 (pozycje wrócą do kolejki)
+    python ai.py --eval evals/pl_correction.jsonl --model mini --model big [--json out.json] [--limit 50]
 
 Kody wyjścia jak w sync.py: 0 sukces (też pauza na żądanie), 1 błąd runu, 2 błąd użycia/konfiguracji.
 """
@@ -48,8 +49,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--cancel-batch", type=int, default=None, metavar="ID", help="tryb batch: anuluj batch (ai_batch.id)"
     )
+    parser.add_argument(
+        "--eval", default=None, metavar="FILE.jsonl", help="ewaluacja zestawu (bez zapisu w task/task_item)"
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="z --eval: model (ai_model.name), można powtórzyć",
+    )
+    parser.add_argument("--json", default=None, metavar="OUT", help="z --eval: plik wyników JSON")
     parser.add_argument("--env-file", default=None, help="ścieżka pliku .env")
     args = parser.parse_args(argv)
+    if args.eval and not args.model:
+        parser.error("--eval wymaga co najmniej jednego --model")
+    if (args.model or args.json) and not args.eval:
+        parser.error("--model i --json działają tylko z --eval")
     if args.wait and not args.queue:
         parser.error("--wait działa tylko z --queue")
     if args.queue and args.dry_run:
@@ -146,6 +162,50 @@ def collect(settings: Settings, instance, id_task: int | None, env_file: str | N
     return worst
 
 
+def in_learning(settings: Settings, id_task: int) -> bool:
+    """Czy zadanie jest w fazie nauki; wtedy wypisuje jedną linię (nic nie jest wysyłane)."""
+    db = connect_local(settings, autocommit=True)
+    try:
+        # Nieznane zadanie: zwykła ścieżka runu zgłosi je swoim komunikatem.
+        status = db.query_value("SELECT status FROM task WHERE id_task=%s", (id_task,))
+    finally:
+        db.close()
+    if status != "in_learning":
+        return False
+    print(
+        f"ai: zadanie {id_task}: faza nauki (in_learning) - pilot czeka na ocenę, nic nie wysłano; "
+        f"python review.py pilot --id_task {id_task}"
+    )
+    return True
+
+
+def run_eval(settings: Settings, args: argparse.Namespace) -> int:
+    """``--eval``: tabela wyników na standardowe wyjście, plik ``--json``, obserwacje ``ai_quality``."""
+    import json
+
+    from lib.ai import evaluate
+
+    def show(model: str, done: int, total: int) -> None:
+        print(f"ai: eval {model}: {done}/{total}", file=sys.stderr, flush=True)
+
+    report = evaluate.run_eval(settings, args.eval, args.model, args.limit, show)
+    print(evaluate.format_table(report))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as out:
+            json.dump({"set": report["set"], "results": [
+                {k: v for k, v in r.items() if k != "id_ai_eval"} for r in report["results"]
+            ]}, out, ensure_ascii=False, indent=2)  # fmt: skip
+        print(f"ai: wyniki zapisane w {args.json}")
+    try:
+        from ailexia_dagster.quality import observe_eval
+        from ailexia_dagster.runner import get_instance
+
+        observe_eval(get_instance(settings), report)
+    except Exception as exc:  # wynik jest już w ai_eval; brak instancji Dagstera nie psuje ewaluacji
+        print(f"ai: obserwacja ai_quality w Dagsterze nie zapisana: {exc}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Punkt wejścia: zwraca kod wyjścia."""
     args = parse_args(argv)
@@ -158,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
             estimate = ai_worker.dry_run(settings, args.id_task)
             for key, value in estimate.items():
                 print(f"{key}: {value}")
+            return 0
+        if args.eval:
+            return run_eval(settings, args)
+        if args.id_task is not None and not args.collect and in_learning(settings, args.id_task):
             return 0
         if args.cancel_batch is not None:
             from lib.ai.batch import submit as ai_batch

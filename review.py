@@ -10,6 +10,10 @@ Przykłady:
     python review.py dump --id_task 7 --format csv [--status accepted] [--output plik.csv]
     python review.py edit 123 --by anna          # poprawka w $EDITOR, zapis = akceptacja
     python review.py serve [--host 127.0.0.1] [--port 8765]   # strona przeglądu w przeglądarce
+    python review.py dump --id_task 7 --format eval --output moje.jsonl   # decyzje jako zestaw ewaluacyjny
+    python review.py pilot --id_task 7 [--json]              # liczby pilota (faza nauki)
+    python review.py pilot --id_task 7 --approve --by anna   # reszta zadania do AI
+    python review.py pilot --id_task 7 --redo [--model inny] --by anna   # pilot od nowa
 
 Kody wyjścia: 0 sukces, 1 błąd (także: część pozycji odmówiona przy accept/reject),
 2 błąd użycia lub konfiguracji, nieznane zadanie lub pozycja.
@@ -77,6 +81,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     dump.add_argument("--output", help="plik wynikowy (domyślnie standardowe wyjście)")
 
+    pilot = commands.add_parser("pilot", help="faza nauki: liczby pilota, zatwierdzenie albo pilot od nowa")
+    pilot.add_argument("--id_task", "--id-task", type=int, required=True)
+    pilot.add_argument("--json", action="store_true", help="liczby jako JSON")
+    action = pilot.add_mutually_exclusive_group()
+    action.add_argument("--approve", action="store_true", help="zatwierdź pilota: reszta zadania idzie do AI")
+    action.add_argument(
+        "--redo", action="store_true", help="pilot od nowa (pozycje pilota wracają do pending)"
+    )
+    pilot.add_argument("--model", default=None, help="z --redo: inny model (ai_model.name)")
+    pilot.add_argument("--by", default=None, help="kto decyduje (z --approve/--redo)")
+
     edit = commands.add_parser("edit", help="popraw tekst pozycji w $EDITOR i zaakceptuj")
     edit.add_argument("id", type=int, help="id_task_item")
     edit.add_argument("--by", required=True, help="kto decyduje (approved_by)")
@@ -84,7 +99,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     serve = commands.add_parser("serve", help="strona przeglądu w przeglądarce (token jak w Jupyterze)")
     serve.add_argument("--host", default="127.0.0.1", help="adres nasłuchu (domyślnie 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8765, help="port (domyślnie 8765; 0 = wolny port)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.command == "pilot":
+        if (args.approve or args.redo) and not args.by:
+            parser.error("--approve i --redo wymagają --by")
+        if args.model and not args.redo:
+            parser.error("--model działa tylko z --redo")
+    return args
 
 
 def _print_item(item: dict[str, Any], color: bool) -> None:
@@ -216,6 +237,73 @@ def cmd_edit(db, args: argparse.Namespace) -> int:
     return 0
 
 
+# Kolejność i podpisy liczb pilota w wydruku ``review.py pilot``.
+_PILOT_LINES = (
+    ("status", "status"),
+    ("model", "model"),
+    ("prompt_version", "prompt_version"),
+    ("items", "pozycje"),
+    ("texts", "różne teksty"),
+    ("processed", "przetworzone"),
+    ("reviewed", "ocenione"),
+    ("accepted", "przyjęte bez zmian"),
+    ("rejected", "odrzucone"),
+    ("edited", "poprawione przez recenzenta"),
+    ("acceptance_rate", "akceptacja"),
+    ("precision", "precyzja edycji"),
+    ("flagged", "z flagami"),
+    ("cost_usd", "koszt pilota USD"),
+    ("cost_per_text_usd", "koszt na tekst USD"),
+    ("remaining_texts", "pozostałe różne teksty"),
+    ("projected_cost_usd", "koszt prognozowany USD"),
+)
+
+
+def print_pilot(figures: dict[str, Any]) -> None:
+    """Wypisuje liczby pilota, jedna w linii."""
+    print(f"pilot {figures['id_ai_pilot']} zadania {figures['id_task']}")
+    for key, label in _PILOT_LINES:
+        value = figures.get(key)
+        if value is None:
+            value = "-"
+        elif key.endswith("_usd"):
+            value = f"{value:.6f}"
+        print(f"  {label + ':':<30} {value}")
+    if figures.get("flags"):
+        print("  flagi: " + ", ".join(f"{code}={n}" for code, n in figures["flags"].items()))
+
+
+def cmd_pilot(db, settings: Settings, args: argparse.Namespace) -> int:
+    """Liczby pilota zadania albo decyzja: zatwierdzenie lub pilot od nowa."""
+    import json
+
+    from lib.ai import learning
+
+    if args.approve:
+        figures = learning.approve_pilot(db, args.id_task, args.by, settings)
+        print(
+            f"pilot: zadanie {args.id_task}: pilot {figures['id_ai_pilot']} zatwierdzony przez {figures['approved_by']}"
+            f" - reszta ({figures['remaining_texts']} różnych tekstów, prognoza {figures['projected_cost_usd']} USD) "
+            "idzie do AI (sensor albo python ai.py --id_task N)"
+        )
+        return 0
+    if args.redo:
+        done = learning.redo_pilot(db, args.id_task, args.by, settings, args.model)
+        print(
+            f"pilot: zadanie {args.id_task}: pilot {done['previous']['id_ai_pilot']} w historii; nowy pilot "
+            f"{done['id_ai_pilot']}: {done['items']} pozycji wraca do pending, model {done['model']} "
+            "(sensor albo python ai.py --id_task N)"
+        )
+        return 0
+    figures = learning.pilot_figures(db, args.id_task, settings)
+    db.commit()
+    if args.json:
+        print(json.dumps(figures, ensure_ascii=False, indent=2))
+    else:
+        print_pilot(figures)
+    return 0
+
+
 def make_export_runner(env_file: str | None) -> Callable[[int], tuple[bool, str]]:
     """Buduje funkcję eksportu dla strony przeglądu: ``sync.py --export --id_task N`` w podprocesie.
 
@@ -296,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
                 return cmd_show(db, args, color)
             if args.command in ("accept", "reject"):
                 return cmd_decide(db, args)
+            if args.command == "pilot":
+                return cmd_pilot(db, settings, args)
             return cmd_dump(db, args)
         finally:
             db.close()

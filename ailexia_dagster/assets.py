@@ -78,6 +78,9 @@ def _outcome(stats: dict[str, Any], done: str) -> str:
         return "cancelled" if stopped == "cancelled" else f"paused ({stopped})"
     if stats.get("budget_reached"):
         return "paused (budget)"
+    if stats.get("outcome") == "in_learning":
+        # Faza nauki: run niczego nie wysłał (pilot czeka na ocenę) - obserwacja, nie materializacja.
+        return "in_learning"
     return done
 
 

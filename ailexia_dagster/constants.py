@@ -29,3 +29,7 @@ TAG_AI_BATCH = "ailexia/ai_batch"
 TASK_SENSOR = "task_sensor"
 AI_AFTER_SYNC_SENSOR = "ai_after_sync_sensor"
 AI_BATCH_SENSOR = "ai_batch_sensor"
+
+# Jakość modeli: obserwacje przebiegów ``ai.py --eval`` (partycja = ai_model.name).
+AI_QUALITY = "ai_quality"
+MODEL_PARTITION_NAME = "ai_model"

@@ -10,11 +10,12 @@ from dagster import Definitions, in_process_executor
 
 from ailexia_dagster.assets import ALL_ASSETS
 from ailexia_dagster.jobs import ALL_JOBS
+from ailexia_dagster.quality import ai_quality
 from ailexia_dagster.resources import AilexiaResource
 from ailexia_dagster.sensors import ALL_SENSORS
 
 defs = Definitions(
-    assets=ALL_ASSETS,
+    assets=[*ALL_ASSETS, ai_quality],
     jobs=ALL_JOBS,
     sensors=ALL_SENSORS,
     resources={"ailexia": AilexiaResource()},

@@ -137,6 +137,13 @@ class Settings(BaseSettings):
         description="Najwięcej znaków tekstów w jednym zapytaniu; tekst dłuższy niż połowa limitu jedzie sam; "
         "ai_model.pack_chars nadpisuje",
     )
+    ai_pilot_items: Count = Field(
+        0, description="Pozycje pilota (faza nauki) zadania bez task.ai_pilot_items; 0 = bez pilota"
+    )
+    ai_max_edit_ratio: Annotated[float, Field(gt=0)] = Field(
+        0.3,
+        description="Zabezpieczenie korekty: odpowiedź zmieniająca większy udział słów dostaje flagę edit_ratio",
+    )
     ai_batch_max_items: Count = Field(
         20000, description="Tryb batch: najwięcej pozycji w jednym batchu OpenAI"
     )

@@ -259,11 +259,12 @@ def finish_sync(db: MySQL, id_task: int, work_ms: int, resync_reason: str | None
         id_task: Zadanie.
         work_ms: Czas pracy weryfikacji do dopisania do ``total_time_ms``.
         resync_reason: ``None`` = zgodna kopia (``completed``, o ile operator nie zmienił statusu
-            w trakcie); inaczej źródło zmieniło się w trakcie i zadanie czeka na kolejny run.
+            w trakcie; ``in_learning``, gdy pilot zadania czeka na ocenę); inaczej źródło zmieniło się w trakcie i zadanie czeka na kolejny run.
     """
     if resync_reason is None:
         db.execute(
-            "UPDATE task SET status=IF(status='verifying','completed',status), sync_stage='done', sync_progress=100, "
+            "UPDATE task SET status=IF(status='verifying',IF(EXISTS(SELECT 1 FROM ai_pilot p WHERE p.id_task=task.id_task "
+            "AND p.status='in_learning'),'in_learning','completed'),status), sync_stage='done', sync_progress=100, "
             "resume_marker=NULL, finished_at=NOW(), total_time_ms=total_time_ms+%s, error_log=NULL WHERE id_task=%s",
             (work_ms, id_task),
         )

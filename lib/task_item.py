@@ -24,11 +24,21 @@ from lib.errors import LocalDbError
 # Tekst bez hasha (``hash_missing``, stan zgłaszany przez weryfikację; synchronizacja zawsze liczy
 # hash) też nie: hash jest kluczem identycznych tekstów (jedno zapytanie na tekst, ``custom_id``
 # batcha, liczba różnych tekstów), a zapis wyniku i eksport porównują go ze źródłem.
-_AI_CANDIDATE = (
+_AI_WAITING = (
     "{a}status IN ('pending','outdated') AND {a}deleted_at IS NULL "
     "AND {a}text_original IS NOT NULL AND {a}text_original <> '' AND {a}original_hash IS NOT NULL "
     "AND {a}id_ai_batch IS NULL"
 )
+# Faza nauki: dopóki zadanie ma otwartego pilota (``ai_pilot.status`` running/in_learning), AI bierze
+# tylko pozycje tego pilota (``task_item.id_ai_pilot``); reszta czeka na zatwierdzenie pilota.
+# Ta sama reguła działa w rezerwacjach, w sensorze i w trybie cron ``ai.py`` (``ai_work_exists_sql``).
+PILOT_OPEN_STATUSES = ("running", "in_learning")
+_PILOT_HOLD = (
+    " AND NOT EXISTS (SELECT 1 FROM ai_pilot p WHERE p.id_task={t}id_task "
+    "AND p.status IN (" + ",".join(f"'{status}'" for status in PILOT_OPEN_STATUSES) + ") "
+    "AND NOT p.id_ai_pilot <=> {t}id_ai_pilot)"
+)
+_AI_CANDIDATE = _AI_WAITING + _PILOT_HOLD
 
 
 def owner_dead_sql(column: str, locks: int) -> str:
@@ -76,7 +86,16 @@ def ai_eligible_sql(alias: str = "") -> str:
         Fragment ``WHERE`` (bez ``AND`` na początku).
     """
     prefix = f"{alias}." if alias else ""
-    return _AI_CANDIDATE.format(a=prefix) + f" AND {prefix}ai_attempts < %s"
+    return _AI_CANDIDATE.format(a=prefix, t=prefix or "task_item.") + f" AND {prefix}ai_attempts < %s"
+
+
+def ai_waiting_sql(alias: str = "") -> str:
+    """Jak ``ai_eligible_sql``, ale bez wstrzymania przez pilota: pozycje, które AI weźmie kiedyś.
+
+    Jeden parametr ``%s`` = ``AI_MAX_ATTEMPTS`` (wybór pozycji pilota, koszt prognozowany).
+    """
+    prefix = f"{alias}." if alias else ""
+    return _AI_WAITING.format(a=prefix) + f" AND {prefix}ai_attempts < %s"
 
 
 def ai_work_exists_sql(task_alias: str) -> str:
@@ -96,7 +115,7 @@ def ai_work_exists_sql(task_alias: str) -> str:
 def ai_given_up_sql(alias: str = "") -> str:
     """Warunek SQL "AI się poddało" (ta sama pozycja co w ``ai_eligible_sql``, ale prób >= limit)."""
     prefix = f"{alias}." if alias else ""
-    return _AI_CANDIDATE.format(a=prefix) + f" AND {prefix}ai_attempts >= %s"
+    return _AI_WAITING.format(a=prefix) + f" AND {prefix}ai_attempts >= %s"
 
 
 # Który hash pozycji odpowiada tekstowi w źródle: po eksporcie do synchronizowanej kolumny źródło
@@ -685,6 +704,8 @@ def store_ai_result(
     tokens_output: int,
     cost: Any,
     claim: str | None = None,
+    prompt_version: str | None = None,
+    flags: str | None = None,
 ) -> int:
     """Zapisuje wynik AI pozycji (status ``processed``), warunkowo: rezerwacja naszej operacji
     i niezmieniony tekst źródła (``original_hash``). Zapis kończy rezerwację (``claim_uuid``),
@@ -704,6 +725,8 @@ def store_ai_result(
         cost: Koszt tej pozycji (USD).
         claim: Rezerwacja, pod którą pozycja czeka, gdy inna niż ``operation`` (batch: ``claim_uuid``
             batcha, a ``operation`` to run, który zapisuje wyniki); zapis zwalnia też ``id_ai_batch``.
+        prompt_version: Wersja promptu wyniku (``prompts.prompt_version``).
+        flags: Flagi zabezpieczeń odpowiedzi (tablica JSON) albo ``None``.
 
     Returns:
         Liczba zapisanych pozycji (mniej niż ``len(ids)``, gdy tekst części zmienił się w międzyczasie).
@@ -711,7 +734,7 @@ def store_ai_result(
     return db.execute(
         "UPDATE task_item SET text_corrected=%s, local_hash=%s, change_summary=%s, processed_at=NOW(), "
         "status='processed', is_changed=0, tokens_input=%s, tokens_output=%s, cost_usd=%s, ai_error=NULL, "
-        "operation_uuid=%s, claim_uuid=NULL, claimed_at=NULL, id_ai_batch=NULL "
+        "prompt_version=%s, ai_flags=%s, operation_uuid=%s, claim_uuid=NULL, claimed_at=NULL, id_ai_batch=NULL "
         f"WHERE id_task_item IN ({_marks(ids)}) AND claim_uuid=%s AND original_hash <=> %s",
         (
             text,
@@ -720,6 +743,8 @@ def store_ai_result(
             tokens_input,
             tokens_output,
             cost,
+            prompt_version,
+            flags,
             operation,
             *ids,
             claim or operation,
@@ -736,6 +761,8 @@ _STORE_COLUMNS = (
     (b"tokens_input", "tokens_input"),
     (b"tokens_output", "tokens_output"),
     (b"cost_usd", "cost"),
+    (b"prompt_version", "prompt_version"),
+    (b"ai_flags", "flags"),
 )
 _STORE_KEYS = (*(key for _column, key in _STORE_COLUMNS), "original_hash")
 
@@ -761,7 +788,8 @@ def store_ai_results(db: MySQL, operation: str, results: list[dict[str, Any]]) -
         db: Połączenie w trybie autocommit (każde polecenie to osobna transakcja).
         operation: Identyfikator operacji, która trzyma rezerwacje.
         results: Słowniki z kluczami argumentów ``store_ai_result``: ``ids``, ``original_hash``,
-            ``text``, ``text_hash``, ``summary``, ``tokens_input``, ``tokens_output``, ``cost``.
+            ``text``, ``text_hash``, ``summary``, ``tokens_input``, ``tokens_output``, ``cost``,
+            ``prompt_version``, ``flags``.
 
     Returns:
         Liczby zapisanych pozycji, w kolejności ``results``.
@@ -784,7 +812,7 @@ def store_ai_results(db: MySQL, operation: str, results: list[dict[str, Any]]) -
     for result in results:
         copies = len(result["ids"])
         for key, values in columns.items():
-            values.extend([_store_literal(key, result[key])] * copies)
+            values.extend([_store_literal(key, result.get(key))] * copies)
     position = b"FIELD(id_task_item,%b)" % id_list
     operation_literal = sql_literal(operation.encode("ascii"))
     update = (
@@ -1054,7 +1082,7 @@ REVIEW_COLUMNS = (
 PAGE_COLUMNS = (
     "id_task_item, id_task, remote_id, remote_key, status, text_original, text_corrected, change_summary, is_changed, "
     "processed_at, verified_at, approved_by, approved_at, exported_at, export_error, deleted_at, row_updated_at, "
-    "tokens_input, tokens_output, cost_usd"
+    "tokens_input, tokens_output, cost_usd, ai_flags"
 )
 
 
@@ -1065,6 +1093,9 @@ STATUS_PAGE_INDEX = "idx_task_item_task_status"
 # Dodatkowe warunki stron po statusie (stałe, bez parametrów).
 ONLY_CORRECTED = "text_corrected IS NOT NULL"
 ONLY_EXPORT_ERRORS = "export_error IS NOT NULL"
+# Strona przeglądu: pozycje z flagami zabezpieczeń AI najpierw (osobna lista), potem bez flag.
+ONLY_FLAGGED = "ai_flags IS NOT NULL"
+ONLY_UNFLAGGED = "ai_flags IS NULL"
 
 
 def status_page_query(
@@ -1122,13 +1153,35 @@ def status_page_query(
 
 
 def review_page(
-    db: MySQL, id_task: int, status: str, key: int | None, limit: int, backwards: bool = False
+    db: MySQL,
+    id_task: int,
+    status: str,
+    key: int | None,
+    limit: int,
+    backwards: bool = False,
+    condition: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Strona pozycji do przeglądu w kolejności zapytania (wstecz: malejąco); zatwierdza odczyt."""
-    sql, params = status_page_query(PAGE_COLUMNS, id_task, status, key, limit, backwards=backwards)
+    """Strona pozycji do przeglądu w kolejności zapytania (wstecz: malejąco); zatwierdza odczyt.
+
+    ``condition``: ``ONLY_FLAGGED``, ``ONLY_UNFLAGGED`` albo ``None`` (wszystkie).
+    """
+    sql, params = status_page_query(
+        PAGE_COLUMNS, id_task, status, key, limit, backwards=backwards, condition=condition
+    )
     rows = db.query(sql, params)
     db.commit()
     return rows
+
+
+def count_flagged(db: MySQL, id_task: int, status: str) -> int:
+    """Nieusunięte pozycje zadania o statusie ``status`` z flagami zabezpieczeń AI; zatwierdza odczyt."""
+    count = db.query_value(
+        f"SELECT COUNT(*) FROM task_item FORCE INDEX ({STATUS_PAGE_INDEX}) "
+        f"WHERE id_task=%s AND status=%s AND deleted_at IS NULL AND {ONLY_FLAGGED}",
+        (id_task, status),
+    )
+    db.commit()
+    return int(count or 0)
 
 
 def list_for_review(db: MySQL, id_task: int, status: str | None, limit: int) -> list[dict[str, Any]]:
@@ -1291,6 +1344,8 @@ _REVIEW_COUNTERS = (
 # w indeksie (id_task, status, deleted_at), a nie wszystkie pozycje zadania (po synchronizacji
 # miliona pozycji ``pending`` nie czyta żadnego wiersza).
 _REVIEW_STATUSES = ("accepted", "exported", "conflict", "rejected")
+# Pozycje ocenione przez człowieka (przyjęte, wyeksportowane, w konflikcie eksportu, odrzucone).
+REVIEWED_STATUSES = _REVIEW_STATUSES
 _COUNTER_SUMS = ", ".join(f"COALESCE(SUM({rule}),0) AS {column}" for column, rule in _REVIEW_COUNTERS)
 
 
@@ -1424,3 +1479,103 @@ def task_counts(db: MySQL, task_columns: str, id_task: int | None = None) -> lis
                 cost_usd=sums["cost_usd"],
             )
     return rows
+
+
+# --- faza nauki: pozycje pilota (lib/ai/learning.py) -----------------------------------------
+
+
+def pilot_hashes(db: MySQL, id_task: int, size: int, max_attempts: int) -> tuple[list[str], int]:
+    """Wybiera teksty pilota: co k-ty różny tekst czekający na AI, w kolejności źródła.
+
+    Teksty (``original_hash``) ustawione są według pierwszego wystąpienia (``source_ord``, potem
+    ``id_task_item``); przy ``d`` różnych tekstach ``k = max(1, d // size)`` i brane są pozycje
+    0, k, 2k, ... - najwyżej ``size``. Wybór jest deterministyczny.
+
+    Returns:
+        ``(hashe wybranych tekstów, liczba różnych tekstów czekających)``.
+    """
+    distinct = int(
+        db.query_value(
+            f"SELECT COUNT(DISTINCT original_hash) FROM task_item WHERE id_task=%s AND {ai_waiting_sql()}",
+            (id_task, max_attempts),
+        )
+        or 0
+    )
+    if not distinct or size < 1:
+        return [], distinct
+    step = max(1, distinct // size)
+    rows = db.query(
+        "SELECT original_hash FROM (SELECT original_hash, "
+        "ROW_NUMBER() OVER (ORDER BY first_ord, first_id) - 1 AS n FROM ("
+        "SELECT original_hash, MIN(source_ord) AS first_ord, MIN(id_task_item) AS first_id FROM task_item "
+        f"WHERE id_task=%s AND {ai_waiting_sql()} GROUP BY original_hash) g) r "
+        "WHERE MOD(n, %s) = 0 ORDER BY n LIMIT %s",
+        (id_task, max_attempts, step, size),
+    )
+    return [row["original_hash"] for row in rows], distinct
+
+
+def mark_pilot_items(db: MySQL, id_task: int, id_ai_pilot: int, hashes: list[str], max_attempts: int) -> int:
+    """Oznacza pozycje czekające z podanymi tekstami jako pozycje pilota; zwraca ich liczbę."""
+    if not hashes:
+        return 0
+    return db.execute(
+        f"UPDATE task_item SET id_ai_pilot=%s WHERE id_task=%s AND {ai_waiting_sql()} "
+        f"AND original_hash IN ({_marks(hashes)})",
+        (id_ai_pilot, id_task, max_attempts, *hashes),
+    )
+
+
+def count_pilot_waiting(db: MySQL, id_task: int, id_ai_pilot: int, max_attempts: int) -> int:
+    """Pozycje pilota, które jeszcze czekają na AI (też w batchu albo zarezerwowane przez run)."""
+    return int(
+        db.query_value(
+            "SELECT COUNT(*) FROM task_item WHERE id_task=%s AND id_ai_pilot=%s "
+            "AND status IN ('pending','outdated') AND deleted_at IS NULL AND text_original IS NOT NULL "
+            "AND text_original <> '' AND ai_attempts < %s",
+            (id_task, id_ai_pilot, max_attempts),
+        )
+        or 0
+    )
+
+
+def pilot_items(db: MySQL, id_task: int, id_ai_pilot: int) -> list[dict[str, Any]]:
+    """Pozycje pilota z tekstami, statusem, flagami i kosztem (do liczb pilota)."""
+    return db.query(
+        "SELECT id_task_item, status, text_original, text_corrected, original_hash, ai_flags, cost_usd, "
+        "prompt_version FROM task_item WHERE id_task=%s AND id_ai_pilot=%s ORDER BY id_task_item",
+        (id_task, id_ai_pilot),
+    )
+
+
+def count_waiting_texts(db: MySQL, id_task: int, max_attempts: int, id_ai_pilot: int | None) -> int:
+    """Różne teksty czekające na AI poza pilotem ``id_ai_pilot`` (bez wstrzymania przez pilota)."""
+    return int(
+        db.query_value(
+            "SELECT COUNT(DISTINCT original_hash) FROM task_item "
+            f"WHERE id_task=%s AND {ai_waiting_sql()} AND NOT id_ai_pilot <=> %s",
+            (id_task, max_attempts, id_ai_pilot),
+        )
+        or 0
+    )
+
+
+def reset_pilot_items(db: MySQL, id_task: int, id_ai_pilot: int, new_pilot: int) -> int:
+    """Pilot od nowa: pozycje pilota z wynikiem AI wracają do ``pending`` i przechodzą do ``new_pilot``.
+
+    Wynik AI, decyzja recenzenta, flagi, tokeny i koszt pozycji są czyszczone (historia decyzji
+    zostaje w ``review_log``, liczby poprzedniego pilota w ``ai_pilot``). Pozycje wyeksportowane
+    albo z konfliktem eksportu nie są ruszane (ich tekst jest już w źródle albo w sporze).
+
+    Returns:
+        Liczba pozycji oddanych do ponownego przetworzenia.
+    """
+    changed = db.execute(
+        "UPDATE task_item SET status='pending', text_corrected=NULL, local_hash=NULL, change_summary=NULL, "
+        "processed_at=NULL, approved_at=NULL, approved_by=NULL, ai_flags=NULL, prompt_version=NULL, "
+        "ai_error=NULL, ai_attempts=0, tokens_input=0, tokens_output=0, cost_usd=0, operation_uuid=NULL, "
+        "id_ai_pilot=%s WHERE id_task=%s AND id_ai_pilot=%s AND status IN ('pending','outdated','processed',"
+        "'accepted','rejected') AND claim_uuid IS NULL AND id_ai_batch IS NULL",
+        (new_pilot, id_task, id_ai_pilot),
+    )
+    return changed

@@ -38,7 +38,7 @@ def test_defs_contents(monkeypatch):
 
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"remote_snapshot", "task_item_hashes", "ai_corrections", "source_export"}
+    assert keys == {"remote_snapshot", "task_item_hashes", "ai_corrections", "source_export", "ai_quality"}
     for name in ("sync_job", "ai_job", "export_job"):
         assert defs.resolve_job_def(name).partitions_def is not None
     repo = defs.get_repository_def()

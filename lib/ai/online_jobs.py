@@ -17,6 +17,7 @@ from lib.ai import model_cap as model_slots
 from lib.ai import packs as ai_pack
 from lib.ai import prompts
 from lib.ai.online_state import Group, Members, Run
+from lib.ai.quality import guardrails
 from lib.db_local import MySQL, connect_local
 from lib.db_utils import get_logger, hash_text
 from lib.errors import AiError, AiItemError
@@ -54,6 +55,16 @@ def _add(run: Run, **values: Any) -> None:
         run.stats.add(**values)
 
 
+def _group_flags(run: Run, original: str | None, group: Group) -> str | None:
+    """Flagi zabezpieczeń wyniku grupy (liczone raz na tekst; duplikaty dostają te same)."""
+    if not group.flags_checked and group.text is not None:
+        group.flags = guardrails.task_answer_flags(run.task, run.settings, original or "", group.text)
+        group.flags_checked = True
+        if group.flags:
+            _add(run, flagged=1)
+    return group.flags
+
+
 def _store_ok(
     run: Run,
     item: dict[str, Any],
@@ -79,6 +90,8 @@ def _store_ok(
             tokens_input,
             tokens_output,
             cost,
+            prompt_version=run.prompt_version,
+            flags=_group_flags(run, item["text_original"], group),
         )
     if changed:
         group.stored = True
@@ -133,6 +146,8 @@ def _store_followers(run: Run, followers: list[dict[str, Any]], group: Group) ->
             0,
             0,
             0,
+            prompt_version=run.prompt_version,
+            flags=_group_flags(run, followers[0]["text_original"], group),
         )
     if changed:
         group.stored = True
@@ -367,6 +382,8 @@ def _send_pack(run: Run, members: list[tuple[dict[str, Any], Group]]) -> None:
                 "tokens_input": share.tokens_input,
                 "tokens_output": share.tokens_output,
                 "cost": share.cost,
+                "prompt_version": run.prompt_version,
+                "flags": _group_flags(run, item["text_original"], group),
             }
         )
         stored.append((item, group))

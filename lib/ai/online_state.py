@@ -47,6 +47,9 @@ class Group:
     error: str | None = None
     abandoned: bool = False
     stored: bool = False
+    # Flagi zabezpieczeń wyniku (JSON albo None); ``flags_checked`` = już policzone dla ``text``.
+    flags: str | None = None
+    flags_checked: bool = False
 
 
 @dataclass
@@ -80,6 +83,8 @@ class Run:
     hash_of: Any = None
     action: str = "correct"
     note: str | None = None
+    # Wersja promptu zapisywana przy każdym wyniku (``prompts.prompt_version``).
+    prompt_version: str | None = None
     capability: dict[str, Any] = field(default_factory=ai_client.make_capability_state)
     lock: threading.Lock = field(default_factory=threading.Lock)
     groups: dict[str, Group] = field(default_factory=dict)
@@ -136,6 +141,9 @@ def make_run(
         hash_of=hash_function(task.get("hash_method") or "sha256"),
         action=action,
         note=prompts.change_note(task),
+        prompt_version=prompts.prompt_version(
+            action, model, task.get("source_lang"), task.get("target_lang")
+        ),
         # AI_CONCURRENCY ogranicza zapytania do modelu (semafor); kilka wątków więcej pozwala
         # zapisywać wynik (commit) równolegle z kolejnym zapytaniem.
         api_slots=threading.BoundedSemaphore(concurrency),

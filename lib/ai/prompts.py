@@ -5,6 +5,7 @@ Model zwraca JSON ``{"text": str, "edits": [{"original", "replacement", "categor
 ``{"edits": [...], "counts": {kategoria: n}}`` (dla tłumaczenia dodatkowo ``note``).
 """
 
+import hashlib
 import json
 import re
 from collections import Counter
@@ -229,6 +230,47 @@ def system_prompt(
         "{target_lang}", target_lang or "English"
     )
     return f"{prompt}\n\n{_PACK_FORMAT_RULES if pack else _FORMAT_RULES}"
+
+
+PROMPT_VERSION_LENGTH = 12
+
+
+def prompt_version(
+    action: str,
+    model_row: dict[str, Any],
+    source_lang: str | None = None,
+    target_lang: str | None = None,
+) -> str:
+    """Krótki hash tego, co decyduje o odpowiedzi modelu: promptów, schematów odpowiedzi i parametrów.
+
+    Liczony z promptu systemowego pojedynczego tekstu i paczki (po podstawieniu języków), obu
+    schematów odpowiedzi oraz ``model``, ``temperature`` i ``max_output_tokens`` wiersza
+    ``ai_model``. Zmiana promptu wbudowanego, ``ai_model.system_prompt`` albo parametrów daje
+    nową wersję, więc widać ją w liczbach (``task_item.prompt_version``, ``ai_pilot``, ``ai_eval``).
+
+    Args:
+        action: ``correct`` albo ``translate``.
+        model_row: Wiersz ``ai_model``.
+        source_lang: Język źródłowy zadania.
+        target_lang: Język docelowy zadania.
+
+    Returns:
+        ``PROMPT_VERSION_LENGTH`` znaków szesnastkowych (początek SHA-256).
+    """
+    temperature = model_row.get("temperature")
+    parts = {
+        "system": system_prompt(action, model_row.get("system_prompt"), source_lang, target_lang),
+        "system_pack": system_prompt(
+            action, model_row.get("system_prompt"), source_lang, target_lang, pack=True
+        ),
+        "schema": ANSWER_SCHEMA,
+        "schema_pack": PACK_ANSWER_SCHEMA,
+        "model": model_row.get("model"),
+        "temperature": None if temperature is None else format(float(temperature), "g"),
+        "max_output_tokens": model_row.get("max_output_tokens"),
+    }
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+    return digest.hexdigest()[:PROMPT_VERSION_LENGTH]
 
 
 def build_messages(

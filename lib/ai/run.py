@@ -9,17 +9,21 @@ from typing import Any
 
 from lib import task_item
 from lib.ai import cost as ai_cost
+from lib.ai import learning, prompts
 from lib.ai import packs as ai_pack
-from lib.ai import prompts
 from lib.ai.batch import ingest as ai_batch_ingest
 from lib.ai.batch import submit as ai_batch
 from lib.ai.online import run_online
+from lib.ai.stats import AiStats
 from lib.db_local import MySQL, connect_local
+from lib.db_utils import get_logger
 from lib.errors import TaskError, UsageError
 from lib.load_config import Settings
 from lib.runtime.control import StopCheck
 from lib.runtime.progress import Progress
 from lib.task import CLOSED_STATUSES, get_task
+
+log = get_logger("ai")
 
 # Narzut promptu systemowego i formatu JSON na jedno zapytanie (szacunek dla dry_run).
 OUTPUT_OVERHEAD_TOKENS = 40
@@ -92,14 +96,35 @@ def run_ai(
         # mógł zostać wyłączony albo zmieniony po wysyłce; ceny i serwer bierze się z ai_batch).
         with connect_local(settings, autocommit=True) as db:
             task = get_task(db, id_task)
-        return ai_batch_ingest.run_ingest(settings, task, id_ai_batch, run_id=run_id)
+        return _after_run(
+            settings, id_task, ai_batch_ingest.run_ingest(settings, task, id_ai_batch, run_id=run_id)
+        )
     with connect_local(settings, autocommit=True) as db:
         task, model = load_task(db, id_task)
+        if task["status"] == learning.IN_LEARNING:
+            # Faza nauki: nic nie jest wysyłane, dopóki człowiek nie oceni pilota (review.py pilot).
+            log.info("zadanie %s: faza nauki (in_learning) - czeka na ocenę pilota, nic nie wysyłam", id_task)
+            stats = AiStats()
+            stats.pilot = stats.outcome = learning.IN_LEARNING
+            return stats.as_dict()
+        learning.start_pilot(db, task, model, settings)
     if ai_batch.is_batch_mode(task, model):
-        return ai_batch.run_submit(settings, task, model, run_id=run_id, should_stop=should_stop, limit=limit)
-    return run_online(
+        submitted = ai_batch.run_submit(
+            settings, task, model, run_id=run_id, should_stop=should_stop, limit=limit
+        )
+        return _after_run(settings, id_task, submitted)
+    done = run_online(
         settings, task, model, run_id=run_id, should_stop=should_stop, progress=progress, limit=limit
     )
+    return _after_run(settings, id_task, done)
+
+
+def _after_run(settings: Settings, id_task: int, result: dict[str, Any]) -> dict[str, Any]:
+    """Po runie: pilot gotowy -> ``in_learning``; do wyniku stan pilota i liczby jakości zadania."""
+    with connect_local(settings, autocommit=True) as db:
+        result["pilot"] = learning.finish_pilot(db, id_task, settings)
+        result["quality"] = learning.task_quality(db, id_task, settings)
+    return result
 
 
 def dry_run(settings: Settings, id_task: int) -> dict[str, Any]:

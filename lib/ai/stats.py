@@ -40,6 +40,11 @@ class AiStats:
     model_slot_wait_s: float = 0.0
     operation_uuid: str | None = None
     outcome: str | None = None
+    # Jakość: teksty z flagami zabezpieczeń w tym runie, stan pilota po runie, liczby zadania
+    # (``learning.task_quality``: flagi, akceptacja recenzentów, liczby pilota).
+    flagged: int = 0
+    pilot: str | None = None
+    quality: dict[str, Any] | None = None
     # Batch: wysyłka i odbiór.
     id_ai_batch: int | None = None
     batches_submitted: int = 0

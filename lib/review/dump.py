@@ -19,7 +19,9 @@ from lib.review.items import parse_summary
 from lib.review.rules import ITEM_STATUSES, check_status
 from lib.task import get_task
 
-DUMP_FORMATS = ("csv", "json")
+DUMP_FORMATS = ("csv", "json", "eval")
+# Format ``eval``: pozycje ocenione przez człowieka jako linie zestawu ewaluacyjnego (``ai.py --eval``).
+EVAL_STATUSES = ("accepted", "exported", "conflict", "rejected")
 
 # Kolumny zrzutu (kolejność kolumn CSV i kluczy JSON).
 DUMP_COLUMNS = (
@@ -90,11 +92,12 @@ def dump_items(
 
     Bez ``statuses`` zrzut obejmuje każdą nieusuniętą pozycję z korektą (``text_corrected``).
     W JSON ``change_summary`` jest obiektem, w CSV - tekstem JSON. Plik powstaje strumieniowo.
+    Format ``eval``: linie JSONL zestawu ewaluacyjnego z decyzji recenzentów (``_dump_eval``).
 
     Args:
         db: Połączenie lokalne.
         id_task: Zadanie.
-        fmt: ``csv`` albo ``json``.
+        fmt: ``csv``, ``json`` albo ``eval``.
         out: Otwarty plik tekstowy (albo ``sys.stdout``).
         statuses: Statusy pozycji do zrzutu albo ``None``.
         progress: Wołana co ``_DUMP_PROGRESS_ROWS`` pozycji z ``{"done": zapisane}`` (pasek skryptu).
@@ -109,8 +112,10 @@ def dump_items(
         raise UsageError(f"nieznany format {fmt!r} (dozwolone: {', '.join(DUMP_FORMATS)})")
     for status in statuses or []:
         check_status(status)
-    get_task(db, id_task)
+    task = get_task(db, id_task)
     db.commit()
+    if fmt == "eval":
+        return _dump_eval(db, task, out, statuses, progress)
     count = 0
     if fmt == "csv":
         writer = csv.writer(out, lineterminator="\n")
@@ -131,4 +136,48 @@ def dump_items(
         if progress is not None and count % _DUMP_PROGRESS_ROWS == 0:
             progress({"done": count})
     out.write("\n]\n" if count else "]\n")
+    return count
+
+
+def _dump_eval(
+    db: MySQL,
+    task: dict[str, Any],
+    out: TextIO,
+    statuses: list[str] | None,
+    progress: Callable[[dict[str, Any]], None] | None,
+) -> int:
+    """Pozycje ocenione przez człowieka jako linie zestawu ewaluacyjnego (JSONL).
+
+    Wzorzec (``reference``): przyjęta pozycja - tekst przyjęty (odpowiedź modelu albo tekst
+    recenzenta po poprawce, ``text_corrected``); odrzucona - tekst oryginalny (w korekcie
+    odrzucenie znaczy "nic nie zmieniać"; w tłumaczeniu nie wiadomo, co byłoby dobre, więc
+    odrzucone pozycje tłumaczenia są pomijane). Identyfikator linii = ``id_task_item``.
+
+    Returns:
+        Liczba zapisanych linii.
+    """
+    translate = (task.get("ai_action") or "correct") == "translate"
+    wanted = [s for s in statuses or EVAL_STATUSES if s in EVAL_STATUSES]
+    count = 0
+    for row in _iter_dump_rows(db, int(task["id_task"]), wanted):
+        original = row["text_original"]
+        if not original or not original.strip():
+            continue
+        if row["status"] == "rejected":
+            if translate:
+                continue
+            reference = original
+        else:
+            reference = row["text_corrected"]
+        if not reference:
+            continue
+        line: dict[str, Any] = {"id": str(row["id_task_item"]), "text": original, "reference": reference}
+        if translate:
+            line.update(action="translate", target_lang=task.get("target_lang"))
+            if task.get("source_lang"):
+                line["source_lang"] = task["source_lang"]
+        out.write(json.dumps(line, ensure_ascii=False) + "\n")
+        count += 1
+        if progress is not None and count % _DUMP_PROGRESS_ROWS == 0:
+            progress({"done": count})
     return count

@@ -17,6 +17,10 @@ from lib.task import get_task
 PAGE_LIMIT_MAX = 200
 
 
+# Filtr flag strony przeglądu -> warunek zapytania strony.
+FLAG_FILTERS = {None: None, "flagged": task_item.ONLY_FLAGGED, "unflagged": task_item.ONLY_UNFLAGGED}
+
+
 class Page(NamedTuple):
     """Strona pozycji: wiersze rosnąco po ``id_task_item`` i czy istnieją strony obok."""
 
@@ -69,6 +73,7 @@ def page_items(
     after: int | None = None,
     before: int | None = None,
     limit: int = 20,
+    flags: str | None = None,
 ) -> Page:
     """Zwraca jedną stronę nieusuniętych pozycji zadania o danym statusie (keyset, bez OFFSET).
 
@@ -82,6 +87,8 @@ def page_items(
         after: Pozycje o ``id_task_item`` większym niż ten (następna strona).
         before: Pozycje o ``id_task_item`` mniejszym niż ten (poprzednia strona).
         limit: Liczba pozycji na stronie (1..``PAGE_LIMIT_MAX``).
+        flags: ``flagged`` (tylko z flagami zabezpieczeń AI), ``unflagged`` (tylko bez) albo
+            ``None`` (wszystkie).
 
     Returns:
         ``Page`` z pozycjami rosnąco po ``id_task_item``.
@@ -92,8 +99,12 @@ def page_items(
     check_status(status)
     if not 1 <= limit <= PAGE_LIMIT_MAX:
         raise UsageError(f"liczba pozycji na stronie musi być w zakresie 1..{PAGE_LIMIT_MAX} (jest {limit})")
+    if flags not in FLAG_FILTERS:
+        raise UsageError(f"nieznany filtr flag {flags!r} (dozwolone: flagged, unflagged)")
     backwards = before is not None
-    rows = task_item.review_page(db, id_task, status, before if backwards else after, limit + 1, backwards)
+    rows = task_item.review_page(
+        db, id_task, status, before if backwards else after, limit + 1, backwards, FLAG_FILTERS[flags]
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     if backwards:

@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 from lib.errors import UsageError
 from lib.load_config import Settings
-from lib.web import auth, exports, operator, operator_tasks, routes
+from lib.web import auth, exports, operator, operator_tasks, pilot, routes
 from lib.web.state import ExportRunner, ReviewState
 from lib.web.views import STATIC_DIR, make_templates
 
@@ -40,6 +40,7 @@ ROUTES = [
     Route("/models", operator.models_page),
     Route("/models", operator.model_add, methods=["POST"]),
     Route("/models/{name:path}/test", operator.model_test, methods=["POST"]),
+    Route("/tasks/{id_task:int}/pilot", pilot.pilot_action, methods=["POST"]),
     Route("/login", auth.login, methods=["POST"]),
     Route("/reviewer", auth.set_name, methods=["POST"]),
     Route("/logout", auth.logout, methods=["POST"]),

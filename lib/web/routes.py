@@ -20,11 +20,13 @@ from lib.db_local import MySQL
 from lib.db_utils import get_logger
 from lib.errors import AilexiaError, UsageError
 from lib.review.decisions import Outcome, accept_hunks, edit_and_accept, set_decision, undo_last
-from lib.review.items import Page, get_item, page_items
+from lib.review.items import FLAG_FILTERS, Page, get_item, page_items
 from lib.review.rules import DECISIONS, ITEM_STATUSES, describe_state
 from lib.runtime.status import collect_status
 from lib.task import get_task
+from lib.task_item import count_flagged
 from lib.web.auth import read_write
+from lib.web.pilot import pilot_panel
 from lib.web.state import call_db, review_state
 from lib.web.views import ask_name, card_html, error_response, item_view, refused, render
 
@@ -74,21 +76,32 @@ async def task_items(request: Request) -> Response:
     except (KeyError, ValueError):
         return refused(request, 400, "niepoprawny parametr adresu (id_task, after, before, limit)")
     status = request.query_params.get("status") or "processed"
+    flags = request.query_params.get("flags") or None
+    if flags not in FLAG_FILTERS and flags != "all":
+        return refused(request, 400, "niepoprawny parametr adresu flags (flagged, unflagged, all)")
     if not request.session.get("name"):
         return ask_name(request)
+    state = review_state(request)
 
-    def load(db: MySQL) -> tuple[dict[str, Any], Page]:
+    def load(db: MySQL) -> tuple[dict[str, Any], Page, int, str | None, dict[str, Any] | None]:
         task_row = get_task(db, id_task)
         db.commit()
-        return task_row, page_items(db, id_task, status, after=after, before=before, limit=limit)
+        flagged = count_flagged(db, id_task, status)
+        # Pozycje z flagami zabezpieczeń najpierw: dopóki czekają na decyzję (processed), domyślna
+        # lista pokazuje tylko je; reszta i wszystkie - linkami (``flags=unflagged``, ``flags=all``).
+        first = "flagged" if flagged and status == "processed" else None
+        shown_flags = None if flags == "all" else (flags or first)
+        page = page_items(db, id_task, status, after=after, before=before, limit=limit, flags=shown_flags)
+        return task_row, page, flagged, shown_flags, pilot_panel(db, state.settings, task_row)
 
     try:
-        task_row, result = await call_db(request, load)
+        task_row, result, flagged, shown_flags, panel = await call_db(request, load)
     except (AilexiaError, pymysql.MySQLError) as exc:
         return error_response(request, exc)
     items = [item_view(i) for i in result.items]
-    # Lista do "Akceptuj pokazane": pozycje wyrenderowane tej sesji (z wersją), które można zaakceptować.
-    acceptable = [i for i in items if i["decidable"] and i["status"] != "accepted"]
+    # Lista do "Akceptuj pokazane": pozycje wyrenderowane tej sesji (z wersją), które można zaakceptować;
+    # pozycje z flagami tylko pojedynczo (człowiek musi je obejrzeć).
+    acceptable = [i for i in items if i["decidable"] and i["status"] != "accepted" and not i["flags"]]
     shown = review_state(request).shown_signer.dumps(
         {
             "sid": request.session["sid"],
@@ -98,7 +111,12 @@ async def task_items(request: Request) -> Response:
     )
 
     def link(**params: Any) -> str:
-        query = {"status": status, **({"limit": limit} if limit != PAGE_DEFAULT else {}), **params}
+        query = {
+            "status": status,
+            **({"flags": flags} if flags else {}),
+            **({"limit": limit} if limit != PAGE_DEFAULT else {}),
+            **params,
+        }
         return f"/tasks/{id_task}?{urlencode(query)}"
 
     return render(
@@ -115,7 +133,14 @@ async def task_items(request: Request) -> Response:
             "next_url": link(after=items[-1]["id_task_item"]) if items and result.has_next else None,
             "first_url": link() if result.has_prev else None,
             "canonical": link(**({"after": after} if after is not None else {})),
-            "export_enabled": review_state(request).export_runner is not None,
+            "export_enabled": state.export_runner is not None,
+            "flagged": flagged,
+            "flags": shown_flags,
+            "flags_links": {
+                name: f"/tasks/{id_task}?{urlencode({'status': status, 'flags': name})}"
+                for name in ("flagged", "unflagged", "all")
+            },
+            "pilot": panel,
         },
     )
 

@@ -5,6 +5,7 @@ Odpowiedzi błędów są jednym zdaniem po polsku: JSON dla wywołań ``fetch`` 
 strona dla przeglądarki.
 """
 
+import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -14,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.templating import Jinja2Templates
 
+from lib.ai.quality.guardrails import flag_reasons
 from lib.errors import AilexiaError, UsageError
 from lib.review.diff import Segment, diff_segments, show_whitespace
 from lib.review.items import parse_summary
@@ -77,7 +79,7 @@ def diff_markup(segments: list[Segment], pickable: bool) -> Markup:
 
 
 def item_view(item: dict[str, Any]) -> dict[str, Any]:
-    """Dane jednej pozycji do szablonu: różnica, zmiany modelu, wersja, czy można decydować."""
+    """Dane jednej pozycji do szablonu: różnica, zmiany modelu, flagi z powodami słowami, wersja, decyzja."""
     decidable = (
         item["status"] in DECIDABLE
         and item.get("deleted_at") is None
@@ -87,6 +89,7 @@ def item_view(item: dict[str, Any]) -> dict[str, Any]:
     hunks = sum(1 for s in segments if s.hunk is not None)
     summary = parse_summary(item.get("change_summary"))
     edits = [e for e in summary["edits"] if isinstance(e, dict)]
+    flags = _flag_codes(item.get("ai_flags"))
     return {
         **item,
         "diff": diff_markup(segments, pickable=decidable and hunks > 1)
@@ -98,7 +101,20 @@ def item_view(item: dict[str, Any]) -> dict[str, Any]:
         "summary_invalid": summary.get("invalid"),
         "version": item_version(item),
         "decidable": decidable,
+        "flags": flags,
+        "flag_reasons": flag_reasons(flags),
     }
+
+
+def _flag_codes(raw: Any) -> list[str]:
+    """Kody flag z ``task_item.ai_flags`` (tablica JSON); zły JSON pokazany jako jeden kod."""
+    if not raw:
+        return []
+    try:
+        codes = json.loads(raw)
+    except ValueError:
+        return [str(raw)]
+    return [str(code) for code in codes] if isinstance(codes, list) else [str(codes)]
 
 
 def card_html(request: Request, item: dict[str, Any]) -> str:

@@ -33,6 +33,7 @@ from lib.ai import operation as ai_operation
 from lib.ai import packs as ai_pack
 from lib.ai import prompts
 from lib.ai.batch import submit as ai_batch
+from lib.ai.quality import guardrails
 from lib.ai.stats import AiStats
 from lib.db_local import MySQL, connect_local
 from lib.db_utils import get_logger, hash_function, hash_text
@@ -183,6 +184,9 @@ class _Ingest:
     hash_of: Any
     note: str | None
     waiting: dict[str | None, list[int]]
+    # Zadanie i ustawienia: flagi zabezpieczeń odpowiedzi (``guardrails.task_answer_flags``).
+    task: dict[str, Any]
+    settings: Settings
     totals: dict[str, Any] = field(
         default_factory=lambda: {"tokens_input": 0, "tokens_output": 0, "cost_usd": Decimal(0)}
     )
@@ -190,6 +194,7 @@ class _Ingest:
 
 def _new_ingest(
     db: MySQL,
+    settings: Settings,
     task: dict[str, Any],
     batch: dict[str, Any],
     model: dict[str, Any],
@@ -209,6 +214,8 @@ def _new_ingest(
         hash_of=hash_function(task.get("hash_method") or "sha256"),
         note=prompts.change_note(task),
         waiting=waiting,
+        task=task,
+        settings=settings,
     )
 
 
@@ -242,13 +249,13 @@ def _ingest_line(state: _Ingest, texts: list[str], entry: dict[str, Any]) -> Non
         )
     for position, original_hash in enumerate(hashes):
         if position in answers:
-            _store_group(state, original_hash, answers[position], shares[position])
+            _store_group(state, original_hash, answers[position], shares[position], texts[position])
         else:
             _error_group(state, original_hash, f"batch: {problems[position]}", True)
 
 
 def _store_group(
-    state: _Ingest, original_hash: str | None, answer: dict[str, Any], share: ai_cost.Share
+    state: _Ingest, original_hash: str | None, answer: dict[str, Any], share: ai_cost.Share, original: str
 ) -> None:
     """Zapisuje wynik pozycjom tego tekstu: pierwsza zapisana dostaje udział w rachunku, duplikaty 0."""
     ids = state.waiting.pop(original_hash, [])
@@ -257,10 +264,16 @@ def _store_group(
     summary = prompts.build_change_summary(answer["edits"], state.note)
     text_hash = hash_text(answer["text"], state.hash_of)
     claim = state.batch["claim_uuid"]
+    marks = {
+        "prompt_version": state.batch.get("prompt_version"),
+        "flags": guardrails.task_answer_flags(state.task, state.settings, original, answer["text"]),
+    }
+    if marks["flags"]:
+        state.stats.flagged += 1
     for index, id_item in enumerate(ids):
         changed = task_item.store_ai_result(
             state.db, [id_item], state.operation, original_hash, answer["text"], text_hash, summary,
-            share.tokens_input, share.tokens_output, share.cost, claim=claim,
+            share.tokens_input, share.tokens_output, share.cost, claim=claim, **marks,
         )  # fmt: skip
         if not changed:
             continue
@@ -273,7 +286,7 @@ def _store_group(
             # Duplikaty tego samego tekstu: ten sam wynik, koszt 0 (jak online).
             reused = task_item.store_ai_result(
                 state.db, ids[index + 1 :], state.operation, original_hash, answer["text"], text_hash,
-                summary, 0, 0, 0, claim=claim,
+                summary, 0, 0, 0, claim=claim, **marks,
             )  # fmt: skip
             state.stats.reused += reused
             state.stats.skipped += reused
@@ -309,7 +322,7 @@ def _ingest(
     """
     model = ai_batch.load_model(db, batch["id_ai_model"])
     client = ai_client.model_client(settings, model)
-    state = _new_ingest(db, task, batch, model, operation, stats)
+    state = _new_ingest(db, settings, task, batch, model, operation, stats)
     db.commit()
     requests = {
         line["custom_id"]: ai_batch.request_texts(line) for line in _lines(client, batch["input_file_id"])

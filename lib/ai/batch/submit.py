@@ -33,6 +33,7 @@ from lib.ai import client as ai_client
 from lib.ai import operation as ai_operation
 from lib.ai import packs as ai_pack
 from lib.ai import prompts
+from lib.ai.quality import guardrails
 from lib.ai.stats import AiStats
 from lib.db_local import MySQL, connect_local, retry_on_deadlock
 from lib.db_utils import get_logger, hash_function, hash_text, mask_secrets
@@ -200,13 +201,16 @@ def _open_batch(
         Wiersz batcha albo ``None``, gdy nie było czego zarezerwować (nic nie zostaje zapisane).
     """
     claim = str(uuid.uuid4())
+    version = prompts.prompt_version(
+        task.get("ai_action") or "correct", model, task.get("source_lang"), task.get("target_lang")
+    )
 
     def work() -> int | None:
         db.rollback()
         db.execute(
-            "INSERT INTO ai_batch (id_task, id_ai_model, claim_uuid, operation_uuid, run_id, status) "
-            "VALUES (%s, %s, %s, %s, %s, 'preparing')",
-            (task["id_task"], model["id_ai_model"], claim, operation, run_id),
+            "INSERT INTO ai_batch (id_task, id_ai_model, claim_uuid, operation_uuid, run_id, status, prompt_version) "
+            "VALUES (%s, %s, %s, %s, %s, 'preparing', %s)",
+            (task["id_task"], model["id_ai_model"], claim, operation, run_id, version),
         )
         id_ai_batch = int(db.last_insert_id)
         claimed = task_item.claim_for_batch(
@@ -234,7 +238,12 @@ def _open_batch(
 
 
 def _store_reused(
-    db: MySQL, task: dict[str, Any], batch: dict[str, Any], operation: str, stats: AiStats
+    db: MySQL,
+    settings: Settings,
+    task: dict[str, Any],
+    batch: dict[str, Any],
+    operation: str,
+    stats: AiStats,
 ) -> None:
     """Pozycje, których tekst ma już wynik w zadaniu, dostają go od razu (koszt 0) i wychodzą z batcha."""
     by_hash: dict[str | None, list[int]] = {}
@@ -249,6 +258,7 @@ def _store_reused(
     hash_of = hash_function(task.get("hash_method") or "sha256")
     for original_hash, (text, summary) in reusable.items():
         ids = by_hash[original_hash]
+        original = task_item.item_texts(db, ids[:1]).get(ids[0]) or ""
         changed = task_item.store_ai_result(
             db,
             ids,
@@ -261,6 +271,8 @@ def _store_reused(
             0,
             0,
             claim=batch["claim_uuid"],
+            prompt_version=batch.get("prompt_version"),
+            flags=guardrails.task_answer_flags(task, settings, original, text),
         )
         stats.reused += changed
         stats.skipped += changed
@@ -360,7 +372,7 @@ def _submit(
                 stats.orphan_files_deleted += delete_orphan_uploads(client, batch["claim_uuid"])
             except openai.APIError as exc:
                 _submit_failed(db, client, batch, exc, "sprzątanie osieroconego pliku")
-        _store_reused(db, task, batch, operation, stats)
+        _store_reused(db, settings, task, batch, operation, stats)
         with tempfile.TemporaryFile() as handle:
             lines = write_requests(db, settings, task, model, batch, handle)
             if lines == 0:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import re
 import unicodedata
 from collections import Counter
 
 from lib.ai.prompts import check_preserved
+from lib.load_config import Settings
 
 FLAG_CODES = ("numbers", "urls", "emails", "placeholders", "edit_ratio", "length", "language")
 DEFAULT_MAX_EDIT_RATIO = 0.3
@@ -194,6 +196,36 @@ def answer_flags(
         if found and found != expected:
             flags.append("language")
     return flags
+
+
+def stored_flags(
+    original: str,
+    answer: str,
+    action: str = "correct",
+    target_lang: str | None = None,
+    max_edit_ratio: float = DEFAULT_MAX_EDIT_RATIO,
+) -> str | None:
+    """Flagi odpowiedzi zadania w postaci zapisywanej w ``task_item.ai_flags``.
+
+    Oczekiwany język: ``target_lang`` dla tłumaczenia, dla korekty język oryginału.
+
+    Returns:
+        Tablica JSON kodów (np. ``["numbers"]``) albo ``None``, gdy odpowiedź nie ma flag.
+    """
+    expected = target_lang if action == "translate" else None
+    flags = answer_flags(original, answer, action, expected, max_edit_ratio)
+    return json.dumps(flags) if flags else None
+
+
+def task_answer_flags(task: dict, settings: Settings, original: str, answer: str) -> str | None:
+    """``stored_flags`` dla odpowiedzi w zadaniu: akcja i język docelowy zadania, próg ``AI_MAX_EDIT_RATIO``."""
+    return stored_flags(
+        original,
+        answer,
+        task.get("ai_action") or "correct",
+        task.get("target_lang"),
+        settings.ai_max_edit_ratio,
+    )
 
 
 def flag_reasons(flags: list[str]) -> list[str]:
