@@ -252,6 +252,7 @@ def cmd_task_add(db: MySQL, settings: Settings, args: argparse.Namespace) -> int
         target_lang=args.target_lang,
         export_column=args.export_column,
         pilot=args.pilot,
+        cursor_column=args.cursor_column,
         id_user=args.id_user,
     )
     if args.json:

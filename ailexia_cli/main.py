@@ -147,6 +147,11 @@ def _task_parsers(root: Any) -> None:
     add.add_argument("--to", dest="target_lang", metavar="JĘZYK", help="język docelowy tłumaczenia (np. en)")
     add.add_argument("--export-column", metavar="KOLUMNA", help="kolumna zapisu eksportu (domyślnie ta sama)")
     add.add_argument("--pilot", type=int, metavar="N", help="najpierw N pozycji pilotażu do oceny")
+    add.add_argument(
+        "--cursor-column",
+        metavar="KOLUMNA",
+        help="kolumna kursora resyncu (np. updated_at): resync czyta tylko wiersze o nowszym kursorze",
+    )
     add.add_argument("--id-user", type=int, default=1, help="właściciel zadania (id_user, domyślnie 1)")
     _leaf(sub, "list", "stan wszystkich zadań", commands.cmd_task_list)
     show = _leaf(

@@ -232,6 +232,10 @@ def test_wrong_names_exit_2_naming_them_and_insert_nothing(request, cli_env, db,
         ailexia(cli_env, *base, "--table", "articles", "--column", "body", "--export-column", "body_en"),
         "'body_en'",
     )
+    refused(
+        ailexia(cli_env, *base, "--table", "articles", "--column", "body", "--cursor-column", "zmieniono"),
+        "'zmieniono'",
+    )
     refused(ailexia(cli_env, *base, "--table", "nokey", "--column", "body"), "nokey'", "klucza")
     refused(ailexia(cli_env, *base, "--table", "articles", "--column", "body", "--model", "brak"), "'brak'")
     refused(
@@ -251,6 +255,8 @@ def test_wrong_names_exit_2_naming_them_and_insert_nothing(request, cli_env, db,
             "id",
             "--export-column",
             "note",
+            "--cursor-column",
+            "id",
         )
     )
     row = db.query_one("SELECT * FROM task WHERE id_task=%s", (int(id_task),))
@@ -259,12 +265,14 @@ def test_wrong_names_exit_2_naming_them_and_insert_nothing(request, cli_env, db,
         row["column_name"],
         row["key_column"],
         row["export_column"],
+        row["cursor_column"],
         row["status"],
     ) == (
         "articles",
         "body",
         "id",
         "note",
+        "id",
         "new",
     )
 

@@ -92,6 +92,7 @@ def add_task(
     target_lang: str | None = None,
     export_column: str | None = None,
     pilot: int | None = None,
+    cursor_column: str | None = None,
     id_user: int = 1,
 ) -> int:
     """Dodaje zadanie po sprawdzeniu tabeli, kolumny, klucza i kolumny eksportu w źródle.
@@ -113,6 +114,8 @@ def add_task(
         target_lang: Język docelowy (wymagany przy tłumaczeniu).
         export_column: Kolumna zapisu eksportu (``None`` = ta sama kolumna).
         pilot: Liczba pozycji pilotażu (``task.ai_pilot_items``) albo ``None``.
+        cursor_column: Kolumna kursora resyncu (``task.cursor_column``, np. ``updated_at``) albo
+            ``None`` (resync porównuje odciski zakresów kluczy).
         id_user: Właściciel zadania.
 
     Returns:
@@ -145,7 +148,7 @@ def add_task(
     try:
         extra_columns = [export_column] if export_column else []
         try:
-            target = db_remote.resolve_target(rconn, table, column, key, extra_columns)
+            target = db_remote.resolve_target(rconn, table, column, key, extra_columns, cursor_column)
         except RemoteError as exc:
             raise ConfigError(str(exc)) from None
         table_name = _table_name(rconn, target)
@@ -162,6 +165,7 @@ def add_task(
         "ai_action": action,
         "source_lang": source_lang,
         "target_lang": target_lang,
+        "cursor_column": cursor_column,
         **extra,
     }
     names = ", ".join(f"`{name}`" for name in columns)
