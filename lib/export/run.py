@@ -18,7 +18,6 @@ Status zadania się nie zmienia (poza ``error`` po błędzie i ``paused`` po zat
 
 import time
 import unicodedata
-from collections.abc import Callable
 from typing import Any
 
 from lib import db_remote, faults, task_item
@@ -29,6 +28,7 @@ from lib.errors import RemoteError
 from lib.load_config import Settings
 from lib.runtime.control import StopCheck
 from lib.runtime.frames import run_with_task_lock
+from lib.runtime.progress import Progress
 from lib.source import open_source, resolve_task_target
 from lib.task import lock_task_row, mark_paused
 
@@ -193,7 +193,7 @@ def _export(
     settings: Settings,
     task_row: dict[str, Any],
     should_stop: StopCheck | None,
-    progress: Callable[[dict[str, Any]], None] | None,
+    progress: Progress | None,
 ) -> dict[str, Any]:
     id_task = task_row["id_task"]
     hash_method = task_row["hash_method"] or "sha256"
@@ -273,7 +273,7 @@ def run_export(
     *,
     run_id: str | None = None,
     should_stop: StopCheck | None = None,
-    progress: Callable[[dict[str, Any]], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Zapisuje zaakceptowane pozycje zadania do źródła (compare-and-set, partiami).
 

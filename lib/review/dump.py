@@ -9,7 +9,7 @@ import datetime as dt
 import decimal
 import heapq
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, TextIO
 
 from lib import task_item
@@ -17,6 +17,7 @@ from lib.db_local import MySQL
 from lib.errors import UsageError
 from lib.review.items import parse_summary
 from lib.review.rules import ITEM_STATUSES, check_status
+from lib.runtime.progress import Progress
 from lib.task import get_task
 
 DUMP_FORMATS = ("csv", "json", "eval")
@@ -86,7 +87,7 @@ def dump_items(
     fmt: str,
     out: TextIO,
     statuses: list[str] | None = None,
-    progress: Callable[[dict[str, Any]], None] | None = None,
+    progress: Progress | None = None,
 ) -> int:
     """Zapisuje pozycje zadania do CSV albo JSON (dla osób, które przeglądają poza systemem).
 
@@ -144,7 +145,7 @@ def _dump_eval(
     task: dict[str, Any],
     out: TextIO,
     statuses: list[str] | None,
-    progress: Callable[[dict[str, Any]], None] | None,
+    progress: Progress | None,
 ) -> int:
     """Pozycje ocenione przez człowieka jako linie zestawu ewaluacyjnego (JSONL).
 

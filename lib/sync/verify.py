@@ -6,7 +6,6 @@ też są tutaj.
 """
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 from lib import db_remote, faults, task_item
@@ -16,6 +15,7 @@ from lib.errors import TaskError
 from lib.load_config import Settings
 from lib.runtime.control import StopCheck
 from lib.runtime.frames import run_with_task_lock
+from lib.runtime.progress import Progress
 from lib.source import exports_in_place, hasher, open_source, resolve_task_target
 from lib.sync import markers
 from lib.task import finish_sync, raise_progress, start_verify
@@ -105,7 +105,7 @@ def run_verify(
     *,
     run_id: str | None = None,
     should_stop: StopCheck | None = None,
-    progress: Callable[[dict[str, Any]], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Etap verify: liczby i próbka hashy kopii lokalnej wobec źródła, potem ``done``.
 
