@@ -897,13 +897,22 @@ def claim_for_batch(
     return len(ids)
 
 
-def batch_items(db: MySQL, id_ai_batch: int, claim: str) -> list[dict[str, Any]]:
-    """Pozycje wciąż czekające w batchu: ``(id_task_item, original_hash)`` rosnąco po id."""
-    return db.query(
+def batch_items_by_hash(db: MySQL, id_ai_batch: int, claim: str) -> dict[str | None, list[int]]:
+    """Pozycje wciąż czekające w batchu, pogrupowane po ``original_hash``.
+
+    Returns:
+        ``original_hash -> [id_task_item, ...]`` rosnąco po id; hashe w kolejności pierwszej
+        pozycji (pierwsze id grupy to jej lider).
+    """
+    rows = db.query(
         "SELECT id_task_item, original_hash FROM task_item WHERE id_ai_batch=%s AND claim_uuid=%s "
         "ORDER BY id_task_item",
         (id_ai_batch, claim),
     )
+    by_hash: dict[str | None, list[int]] = {}
+    for row in rows:
+        by_hash.setdefault(row["original_hash"], []).append(int(row["id_task_item"]))
+    return by_hash
 
 
 def item_texts(db: MySQL, ids: list[int]) -> dict[int, str]:

@@ -202,9 +202,7 @@ def _new_ingest(
     stats: AiStats,
 ) -> _Ingest:
     """Stan odbioru: ceny batch modelu, notatka tłumaczenia i pozycje batcha czekające po hashu tekstu."""
-    waiting: dict[str | None, list[int]] = {}
-    for row in task_item.batch_items(db, batch["id_ai_batch"], batch["claim_uuid"]):
-        waiting.setdefault(row["original_hash"], []).append(int(row["id_task_item"]))
+    waiting = task_item.batch_items_by_hash(db, batch["id_ai_batch"], batch["claim_uuid"])
     return _Ingest(
         db=db,
         batch=batch,

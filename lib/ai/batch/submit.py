@@ -246,9 +246,7 @@ def _store_reused(
     stats: AiStats,
 ) -> None:
     """Pozycje, których tekst ma już wynik w zadaniu, dostają go od razu (koszt 0) i wychodzą z batcha."""
-    by_hash: dict[str | None, list[int]] = {}
-    for row in task_item.batch_items(db, batch["id_ai_batch"], batch["claim_uuid"]):
-        by_hash.setdefault(row["original_hash"], []).append(row["id_task_item"])
+    by_hash = task_item.batch_items_by_hash(db, batch["id_ai_batch"], batch["claim_uuid"])
     hashes = sorted(h for h in by_hash if h)
     reusable: dict[str, tuple[str, str | None]] = {}
     for start in range(0, len(hashes), TEXT_CHUNK):
@@ -305,9 +303,8 @@ def write_requests(
     Returns:
         Liczba linii (zapytań).
     """
-    leaders: dict[str | None, int] = {}
-    for row in task_item.batch_items(db, batch["id_ai_batch"], batch["claim_uuid"]):
-        leaders.setdefault(row["original_hash"], row["id_task_item"])
+    by_hash = task_item.batch_items_by_hash(db, batch["id_ai_batch"], batch["claim_uuid"])
+    leaders = {original_hash: ids[0] for original_hash, ids in by_hash.items()}
     action = task.get("ai_action") or "correct"
     language = (model.get("system_prompt"), task.get("source_lang"), task.get("target_lang"))
     max_items, max_chars = ai_pack.pack_limits(settings, model)
