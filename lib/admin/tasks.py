@@ -67,17 +67,6 @@ def _table_name(rconn: db_remote.RemoteConn, target: db_remote.Target) -> str:
     return f"{target.schema}.{target.table}"
 
 
-def _has_column(db: MySQL, table: str, column: str) -> bool:
-    """Czy lokalna tabela ma kolumnę (funkcje dodane przez inne migracje, np. ``ai_pilot_items``)."""
-    return bool(
-        db.query_value(
-            "SELECT COUNT(*) FROM information_schema.columns "
-            "WHERE table_schema=DATABASE() AND table_name=%s AND column_name=%s",
-            (table, column),
-        )
-    )
-
-
 def add_task(
     db: MySQL,
     settings: Settings,
@@ -138,10 +127,6 @@ def add_task(
     if pilot is not None:
         if pilot < 0:
             raise ConfigError(f"--pilot: liczba pozycji nie może być ujemna (jest {pilot})")
-        if not _has_column(db, "task", "ai_pilot_items"):
-            raise ConfigError(
-                "--pilot: ta baza nie ma kolumny task.ai_pilot_items (etap pilotażu); uruchom python sync.py --init-db"
-            )
         extra["ai_pilot_items"] = pilot
     id_model = int(get_model(db, model)["id_ai_model"]) if model else None
     rconn, conn_row = open_source_by_alias(db, settings, source)
