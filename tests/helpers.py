@@ -347,3 +347,13 @@ def as_pre_migration_database(db: MySQL) -> None:
     db.execute(f"USE `{name}`")
     initial = MIGRATIONS_DIR / "0001_initial.sql"
     run_sql(db, initial.read_text(encoding="utf-8"), initial.name)
+
+
+def task_counters(db: MySQL, id_task: int) -> tuple:
+    """Status i liczniki synchronizacji zadania (do porównania dwóch zadań na tych samych danych)."""
+    row = db.query_one(
+        "SELECT status, records_total, records_fetched, records_new, records_updated, records_deleted "
+        "FROM task WHERE id_task=%s",
+        (id_task,),
+    )
+    return tuple(row.values())

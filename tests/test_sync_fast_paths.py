@@ -16,7 +16,14 @@ from lib.db_remote import encode_key
 from lib.db_utils import compute_hash
 from lib.sync import engine as sync
 from lib.sync import merge
-from tests.helpers import add_connection, add_task, create_text_table, source_execute, source_query
+from tests.helpers import (
+    add_connection,
+    add_task,
+    create_text_table,
+    source_execute,
+    source_query,
+    task_counters,
+)
 
 # Teksty, które łatwo zepsuć w TSV/COPY/hashu: ucieczki, NULL i '', znaki 4-bajtowe, spacje na końcu.
 TRICKY = [
@@ -62,15 +69,6 @@ def _items(db, id_task: int) -> list[tuple]:
             (id_task,),
         )
     ]
-
-
-def _counters(db, id_task: int) -> tuple:
-    row = db.query_one(
-        "SELECT status, records_total, records_fetched, records_new, records_updated, records_deleted "
-        "FROM task WHERE id_task=%s",
-        (id_task,),
-    )
-    return tuple(row.values())
 
 
 def _text_path(monkeypatch) -> None:
@@ -131,8 +129,8 @@ def test_first_sync_is_byte_for_byte_the_source(small_batches, db, any_source, m
     assert _items(db, fast) == expected
     assert _items(db, slow) == expected
     assert (
-        _counters(db, fast)
-        == _counters(db, slow)
+        task_counters(db, fast)
+        == task_counters(db, slow)
         == ("completed", len(source), len(source), len(source), 0, 0)
     )
     # Bajty UTF-8 w MariaDB (nie tylko napis po stronie Pythona): długość w bajtach jak w źródle.
@@ -162,7 +160,7 @@ def test_first_sync_text_key_loads_like_pages(small_batches, db, pg_source, monk
         sync.sync_task(settings, slow)
     assert _items(db, fast) == _items(db, slow)
     assert {row[0] for row in _items(db, fast)} == {encode_key(code) for code in codes}
-    assert _counters(db, fast) == _counters(db, slow)
+    assert task_counters(db, fast) == task_counters(db, slow)
 
 
 @pytest.mark.parametrize("key_column", ["grp", "tag"])
@@ -268,7 +266,7 @@ def test_resync_source_hashes_match_text_path(small_batches, db, any_source, mon
         # Teksty tylko wierszy nowych i zmienionych (NULL znany bez czytania).
         assert stats["texts_read"] <= expected["updated"] + expected["new"]
     assert _items(db, fast) == _items(db, slow)
-    assert _counters(db, fast) == _counters(db, slow)
+    assert task_counters(db, fast) == task_counters(db, slow)
     # Zmiana tylko wielkości liter i tylko spacji na końcu jest wykryta mimo sortowania _ci.
     changed = {
         r["remote_id"]: r["text_original"]
@@ -387,7 +385,7 @@ def test_parallel_writers_pause_and_resume_to_the_same_state(small_batches, db, 
     sync.sync_task(settings, paused)
     sync.sync_task(settings, clean)
     assert _items(db, paused) == _items(db, clean)
-    assert _counters(db, paused) == _counters(db, clean) == ("completed", 200, 200, 200, 0, 0)
+    assert task_counters(db, paused) == task_counters(db, clean) == ("completed", 200, 200, 200, 0, 0)
 
 
 def test_range_fingerprint_equals_the_source_page_and_next_fingerprint(settings, db, pg_source):

@@ -15,7 +15,14 @@ import pytest
 from lib import db_remote
 from lib.sync import engine as sync
 from lib.sync import leaves
-from tests.helpers import add_connection, add_task, source_execute, source_executemany, source_query
+from tests.helpers import (
+    add_connection,
+    add_task,
+    source_execute,
+    source_executemany,
+    source_query,
+    task_counters,
+)
 from tests.reliability.test_crash_matrix import KILLED, duplicates, run_script
 
 ROWS = 400
@@ -64,15 +71,6 @@ def _items(db, id_task: int) -> list[tuple]:
     return [tuple(r.values()) for r in rows]
 
 
-def _counters(db, id_task: int) -> tuple:
-    row = db.query_one(
-        "SELECT status, records_total, records_fetched, records_new, records_updated, records_deleted "
-        "FROM task WHERE id_task=%s",
-        (id_task,),
-    )
-    return tuple(row.values())
-
-
 def _in_source_order(db, source: dict, id_task: int) -> bool:
     """Aktywne pozycje po ``source_ord`` mają klucze w porządku źródła (numeracja zgodna ze źródłem)."""
     local = [
@@ -95,7 +93,7 @@ def _sync_pair(settings, db, fast: int, slow: int, monkeypatch) -> tuple[dict, d
         slow_stats = sync.sync_task(settings, slow)
     assert slow_stats["read_mode"] in ("pages", "copy")
     assert _items(db, fast) == _items(db, slow)
-    assert _counters(db, fast) == _counters(db, slow)
+    assert task_counters(db, fast) == task_counters(db, slow)
     return stats, slow_stats
 
 
@@ -193,6 +191,6 @@ def test_crash_in_split_resync_resumes_to_identical_state(local_env, settings, d
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     sync.sync_task(cfg, twin)
     assert _items(db, victim) == _items(db, twin)
-    assert _counters(db, victim) == _counters(db, twin)
+    assert task_counters(db, victim) == task_counters(db, twin)
     updated, deleted = set(range(3, ROWS, 37)), set(range(10, ROWS, 53))
-    assert _counters(db, victim)[3:] == (3, len(updated - deleted), len(deleted))
+    assert task_counters(db, victim)[3:] == (3, len(updated - deleted), len(deleted))
