@@ -172,3 +172,11 @@ def pytest_collection_modifyitems(config, items):
     niedokończone ogony: długie testy zaczęte najpierw nie zostają na sam koniec jednego workera.
     """
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture
+def wdb(server):
+    """Połączenie z lokalną bazą serwera strony (fikstura ``server`` modułu testów strony)."""
+    conn = connect_local(server["settings"], autocommit=True)
+    yield conn
+    conn.close()

@@ -299,8 +299,10 @@ UNUSED_SOURCE = {
 }
 
 
-def running_review_server(tmp_dir, token: str):
+def running_review_server(tmp_dir, token: str, extra: dict | None = None):
     """Kontekst: świeża lokalna baza + ``review.py serve`` z tokenem; na końcu serwer stop, baza usunięta.
+
+    ``extra``: dodatkowe zmienne środowiska serwera (np. ``AILEXIA_SECRET_KEY``).
 
     Zwraca (w ``with``) słownik: ``env``, ``base`` (adres), ``settings``, ``tmp``.
     """
@@ -310,7 +312,7 @@ def running_review_server(tmp_dir, token: str):
 
     @contextlib.contextmanager
     def context():
-        env = module_local_env(tmp_dir, {"REVIEW_TOKEN": token})
+        env = module_local_env(tmp_dir, {"REVIEW_TOKEN": token, **(extra or {})})
         try:
             process, base = start_review_server(env, tmp_dir / "serve.log")
             try:

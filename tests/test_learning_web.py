@@ -7,7 +7,6 @@ import uuid
 import pytest
 
 from lib.ai import run as ai_worker
-from lib.db_local import connect_local
 from tests.fake_openai import fake_openai_fixture  # noqa: F401
 from tests.helpers import add_model, running_review_server
 from tests.test_learning import GUARDED, add_items, conf, make_task
@@ -20,13 +19,6 @@ NUMBERS_TEXT, NUMBERS_ANSWER = GUARDED["numbers"]
 def server(tmp_path_factory):
     with running_review_server(tmp_path_factory.mktemp("learning_web"), TOKEN) as running:
         yield running
-
-
-@pytest.fixture
-def wdb(server):
-    conn = connect_local(server["settings"], autocommit=True)
-    yield conn
-    conn.close()
 
 
 def in_learning_task(server, wdb, fake):

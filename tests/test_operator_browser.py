@@ -12,17 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lib.db_local import connect_local
-from lib.load_config import load_config
 from lib.passwords import new_key
-from tests.helpers import (
-    create_text_table,
-    drop_local_database,
-    module_local_env,
-    source_execute,
-    start_review_server,
-    stop_process_group,
-)
+from tests.helpers import create_text_table, running_review_server, source_execute
 from tests.test_review_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.slow
@@ -35,15 +26,8 @@ SHOTS = Path(os.environ.get("AILEXIA_OPERATOR_SHOTS", "/tmp/operator_shots"))
 def server(tmp_path_factory):
     """``review.py serve`` z tokenem i kluczem ``AILEXIA_SECRET_KEY`` na świeżej lokalnej bazie."""
     tmp = tmp_path_factory.mktemp("operator_browser")
-    env = module_local_env(tmp, {"REVIEW_TOKEN": TOKEN, "AILEXIA_SECRET_KEY": new_key()})
-    try:
-        process, base = start_review_server(env, tmp / "serve.log")
-        try:
-            yield {"env": env, "base": base, "settings": load_config(environ=env), "tmp": tmp}
-        finally:
-            stop_process_group(process)
-    finally:
-        drop_local_database(env)
+    with running_review_server(tmp, TOKEN, {"AILEXIA_SECRET_KEY": new_key()}) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -79,13 +63,6 @@ def page(server, browser):
     yield tab
     context.close()
     assert errors == [], errors
-
-
-@pytest.fixture
-def wdb(server):
-    conn = connect_local(server["settings"], autocommit=True)
-    yield conn
-    conn.close()
 
 
 def shot(tab, name: str) -> Path:

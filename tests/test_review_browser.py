@@ -12,7 +12,6 @@ import uuid
 
 import pytest
 
-from lib.db_local import connect_local
 from tests.helpers import (
     UNUSED_SOURCE,
     add_connection,
@@ -164,13 +163,6 @@ def page(server, browser):
     yield tab
     context.close()
     assert errors == [], errors
-
-
-@pytest.fixture
-def wdb(server):
-    conn = connect_local(server["settings"], autocommit=True)
-    yield conn
-    conn.close()
 
 
 def _task(db, texts, source=None):

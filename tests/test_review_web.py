@@ -15,7 +15,6 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from lib import task_item
-from lib.db_local import connect_local
 from lib.errors import UsageError
 from lib.review.decisions import Outcome
 from lib.review.items import get_item, page_items
@@ -38,13 +37,6 @@ def server(tmp_path_factory):
     """Jeden serwer strony przeglądu na moduł, na własnej lokalnej bazie."""
     with running_review_server(tmp_path_factory.mktemp("review_web"), TOKEN) as running:
         yield running
-
-
-@pytest.fixture
-def wdb(server):
-    conn = connect_local(server["settings"], autocommit=True)
-    yield conn
-    conn.close()
 
 
 @pytest.fixture
